@@ -1,0 +1,1 @@
+"""Alerts: named rules, the alert lifecycle (open → acknowledged → resolved), notifiers."""

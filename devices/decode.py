@@ -1,0 +1,79 @@
+"""One MQTT message (topic + raw bytes) to a typed record and its InfluxDB points.
+
+Never raise anything but PayloadError for bad input, and never touch I/O: the caller owns it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from devices.errors import PayloadError
+from devices.families import FAMILIES
+from devices.family import DecodeContext
+from devices.points import Point
+from devices.timeparse import DEFAULT_MAX_FUTURE_S, NS_PER_S, format_ts
+from devices.topics import Topic, parse_topic
+
+DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+@dataclass(slots=True)
+class Decoded:
+    topic: Topic
+    record: Any
+    points: list[Point]
+
+    @property
+    def family(self) -> str:
+        return self.topic.family
+
+    @property
+    def kind(self) -> str:
+        return self.topic.kind
+
+
+def decode(
+    topic: str,
+    payload: bytes,
+    ctx: DecodeContext,
+    *,
+    now_ns: int,
+    max_future_s: float = DEFAULT_MAX_FUTURE_S,
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+) -> Decoded:
+    """Decode and validate one message; points with no device time get `now_ns`."""
+    if len(payload) > max_payload_bytes:
+        raise PayloadError(
+            f"payload is {len(payload)} bytes, over the {max_payload_bytes}-byte limit",
+            reason="too_large",
+        )
+    parsed = parse_topic(topic)
+    family = FAMILIES.get(parsed.family)
+    if family is None:
+        raise PayloadError(
+            f"unknown device family {parsed.family!r} (known: {', '.join(sorted(FAMILIES))})",
+            reason="unknown_family",
+        )
+    spec = family.kinds.get(parsed.kind)
+    if spec is None:
+        raise PayloadError(
+            f"unknown kind {parsed.kind!r} for family {parsed.family!r} "
+            f"(known: {', '.join(sorted(family.kinds))})",
+            reason="unknown_kind",
+        )
+    record = spec.parse(payload, parsed, ctx)
+    points = spec.to_points(record, parsed, ctx)
+    limit_ns = now_ns + int(max_future_s * NS_PER_S)
+    for point in points:
+        if point.ts_ns == 0:
+            point.ts_ns = now_ns
+        elif point.ts_ns > limit_ns:
+            ahead_s = (point.ts_ns - now_ns) / NS_PER_S
+            raise PayloadError(
+                f"ts {format_ts(point.ts_ns)} is {ahead_s:.0f} s ahead of the receiver's clock "
+                f"(more than {max_future_s:.0f} s: device clock wrong?)",
+                reason="future_ts",
+                field="ts",
+            )
+    return Decoded(parsed, record, points)

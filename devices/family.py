@@ -1,0 +1,74 @@
+"""What a device family is to hazwatch: its topic kinds, how each is parsed and becomes points.
+
+Never look anything up here but through the DecodeContext the caller passes in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from devices.points import Point
+from devices.topics import Topic
+
+
+class DecodeContext(Protocol):
+    """What decoding may ask of the outside world (the device registry, custody state)."""
+
+    def reader_location(self, site: str, reader: str) -> str | None:
+        """Location kind of an RFID reader, or None when the registry does not know it."""
+        ...
+
+    def scale_location(self, site: str, scale: str) -> str | None: ...
+
+    def batch_of(self, epc: str) -> str | None:
+        """The batch a tag belongs to, when custody knows it."""
+        ...
+
+    def station_mn(self, site: str, station: str) -> str | None:
+        """The HJ 212 MN the registry gives a station, or None."""
+        ...
+
+    def station_zone_h(self, site: str, station: str) -> float:
+        """The station's UTC offset in hours for HJ 212 DataTime (China: 8)."""
+        ...
+
+
+class NoRegistry:
+    """A context with an empty registry: every reader unknown, every station in UTC+8."""
+
+    def reader_location(self, site: str, reader: str) -> str | None:
+        return None
+
+    def scale_location(self, site: str, scale: str) -> str | None:
+        return None
+
+    def batch_of(self, epc: str) -> str | None:
+        return None
+
+    def station_mn(self, site: str, station: str) -> str | None:
+        return None
+
+    def station_zone_h(self, site: str, station: str) -> float:
+        return 8.0
+
+
+# parse(raw payload, topic, context) -> one record, or several (an HJ 212 packet may hold many)
+Parse = Callable[[bytes, Topic, DecodeContext], Any]
+ToPoints = Callable[[Any, Topic, DecodeContext], list[Point]]
+
+
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    name: str
+    parse: Parse
+    to_points: ToPoints
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    name: str
+    kinds: dict[str, KindSpec] = field(default_factory=dict)
+    description: str = ""

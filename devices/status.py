@@ -1,0 +1,44 @@
+"""`{family}/{device}/status`: online/offline, battery, signal, firmware; the MQTT last will.
+
+Never invent a device time: a status without `ts` is stamped with the time it was received.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+from devices.family import DecodeContext, KindSpec
+from devices.points import Point
+from devices.schema import Payload, TimestampNs, clean_fields, validator
+from devices.topics import Topic
+
+KIND = "status"
+
+
+class DeviceStatus(Payload):
+    online: bool
+    ts: TimestampNs | None = None
+    battery: Annotated[float, Field(ge=0, le=100)] | None = None
+    rssi: Annotated[float, Field(ge=-150, le=0)] | None = None
+    fw: Annotated[str, Field(max_length=64)] | None = None
+
+
+_validate = validator(DeviceStatus)
+
+
+def parse(raw: bytes, topic: Topic, ctx: DecodeContext) -> DeviceStatus:
+    return _validate(raw)
+
+
+def to_points(status: DeviceStatus, topic: Topic, ctx: DecodeContext) -> list[Point]:
+    ts_ns = status.ts if status.ts is not None else 0  # 0: the consumer stamps receive time
+    fields = clean_fields(
+        {"online": status.online, "battery": status.battery, "rssi": status.rssi, "fw": status.fw}
+    )
+    tags = {"site": topic.site, "family": topic.family, "device": topic.device}
+    return [Point("device_status", tags, fields, ts_ns)]
+
+
+SPEC = KindSpec(KIND, parse, to_points, "device status / last will (retained)")

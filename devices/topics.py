@@ -1,0 +1,48 @@
+"""The topic scheme hw/{site}/{family}/{device_id}/{kind}, parsed and built.
+
+Never trust where a device claims to stand from its payload; the topic names the device only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from devices.errors import TopicError
+
+ROOT = "hw"
+SUBSCRIPTION = "hw/+/+/+/+"
+ALERT_ROOT = "hw/alerts"
+DEADLETTER_ROOT = "hw/deadletter"
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+RESERVED_SITES = frozenset({"alerts", "deadletter"})
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    site: str
+    family: str
+    device: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{ROOT}/{self.site}/{self.family}/{self.device}/{self.kind}"
+
+
+def parse_topic(topic: str) -> Topic:
+    parts = topic.split("/")
+    if len(parts) != 5 or parts[0] != ROOT:
+        raise TopicError(
+            f"topic must be hw/{{site}}/{{family}}/{{device_id}}/{{kind}}, got {topic!r}"
+        )
+    _, site, family, device, kind = parts
+    for name, value in (("site", site), ("family", family), ("device_id", device), ("kind", kind)):
+        if not _SEGMENT.match(value):
+            raise TopicError(f"topic {name} {value!r} is not a valid identifier in {topic!r}")
+    if site in RESERVED_SITES:
+        raise TopicError(f"topic {topic!r} is under a hazwatch output root, not a device topic")
+    return Topic(site, family, device, kind)
+
+
+def build_topic(site: str, family: str, device: str, kind: str) -> str:
+    return str(Topic(site, family, device, kind))

@@ -1,0 +1,70 @@
+"""The `hazwatch` command line (Typer): one entry point, one module per command area.
+
+Never print a traceback for a user's mistake: a HazwatchError becomes one line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devices.errors import HazwatchError
+from hazwatch import __version__
+from hazwatch.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="hazwatch",
+    help="hazwatch: hazardous waste, air quality and video IoT ingestion for a solid-waste center.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML settings file (env HAZWATCH_* wins over it)."),
+]
+
+
+class State:
+    config: Path | None = None
+
+
+def settings(**overrides: object) -> Settings:
+    """The settings for this invocation (from --config and the environment)."""
+    return load_settings(State.config, **overrides)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hazwatch {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    config: ConfigOption = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    State.config = config
+
+
+def _register() -> None:
+    from hazwatch.commands import ingest
+
+    for module in (ingest,):
+        module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register()
+    try:
+        app(args=argv, standalone_mode=True)
+    except HazwatchError as exc:
+        typer.secho(f"hazwatch: {exc}", err=True, fg="red")
+        sys.exit(2)

@@ -1,0 +1,157 @@
+"""All of hazwatch's settings in one pydantic-settings class: env HAZWATCH_*, an optional TOML file.
+
+Never read os.environ for a setting anywhere else; a wrong value fails here with one clear line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from devices.errors import ConfigError
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hazwatch"
+
+
+class Settings(BaseSettings):
+    """hazwatch settings; every field is also env var HAZWATCH_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="HAZWATCH_", extra="forbid")
+
+    # where things are
+    data_dir: Path = Field(default_factory=default_data_dir)
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_client_id: str = "hazwatch-ingest"
+    mqtt_subscription: str = "hw/+/+/+/+"
+    mqtt_shared_group: str = ""  # e.g. "hazwatch": subscribe $share/hazwatch/hw/+/+/+/+
+    mqtt_session_expiry_s: int = 7 * 24 * 3600
+    mqtt_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    mqtt_protocol: Literal["5", "3.1.1"] = "5"
+    mqtt_keepalive_s: int = 30
+    influx_url: str = ""  # empty: the embedded point store under data_dir
+    influx_api: Literal["v1", "v2"] = "v1"
+    influx_db: str = "hazwatch"
+    influx_token: str = ""
+    influx_org: str = "hazwatch"
+    influx_bucket: str = "hazwatch"
+    influx_user: str = ""
+    influx_password: str = ""
+    influx_timeout_s: float = 10.0
+    state_url: str = ""  # empty: sqlite:///{data_dir}/state.db
+
+    # ingest behaviour
+    batch_max_points: int = Field(default=5000, ge=1)
+    batch_max_messages: int = Field(default=1000, ge=1)
+    batch_max_wait_ms: int = Field(default=50, ge=1, le=4000)
+    max_payload_bytes: int = Field(default=64 * 1024, ge=64)
+    max_future_s: float = 300.0
+    spool_max_mb: int = Field(default=512, ge=1)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8080, ge=0, le=65535)
+    api_token: str = ""  # required for write endpoints (snapshots, alert acks) when set
+    lang: Literal["zh", "en"] = "zh"
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"must be mqtt://host:port or mqtts://host:port, got {value!r}")
+        try:
+            parts.port  # noqa: B018  (raises on a bad port)
+        except ValueError:
+            raise ValueError(f"has a bad port: {value!r}") from None
+        return value
+
+    @field_validator("influx_url")
+    @classmethod
+    def _influx_url(cls, value: str) -> str:
+        if value and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError(f"must be http(s)://host:port, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ValueError(f"must be sqlite:///path or postgresql://..., got {value!r}")
+        return value
+
+    # derived values
+    @property
+    def mqtt(self) -> MqttTarget:
+        parts = urlsplit(self.mqtt_url)
+        tls = parts.scheme == "mqtts"
+        return MqttTarget(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8883 if tls else 1883),
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    @property
+    def state_dsn(self) -> str:
+        return self.state_url or f"sqlite:///{self.data_dir / 'state.db'}"
+
+    @property
+    def points_path(self) -> Path:
+        return self.data_dir / "points.db"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
+
+    @property
+    def subscription(self) -> str:
+        if self.mqtt_shared_group:
+            return f"$share/{self.mqtt_shared_group}/{self.mqtt_subscription}"
+        return self.mqtt_subscription
+
+
+class MqttTarget:
+    __slots__ = ("host", "password", "port", "tls", "username")
+
+    def __init__(
+        self, host: str, port: int, tls: bool, username: str | None, password: str | None
+    ) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.username, self.password = username, password
+
+
+def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from env and an optional TOML file (env wins); ConfigError on anything wrong."""
+    file_values: dict[str, Any] = {}
+    if config is not None:
+        try:
+            with config.open("rb") as fh:
+                loaded = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {config} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {config} is not valid TOML: {exc}") from None
+        table = loaded.get("hazwatch", loaded)
+        env_names = {k[len("HAZWATCH_") :].lower() for k in os.environ if k.startswith("HAZWATCH_")}
+        file_values = {k: v for k, v in table.items() if k not in env_names}
+    try:
+        return Settings(**file_values, **overrides)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        name = ".".join(str(p) for p in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            raise ConfigError(f"unknown setting {name!r}") from None
+        raise ConfigError(f"setting HAZWATCH_{name.upper()}: {msg}") from None

@@ -1,0 +1,1 @@
+"""Ingest: MQTT consumers, decode/validate, dead letters, the InfluxDB writers, durability."""

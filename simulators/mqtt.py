@@ -1,0 +1,45 @@
+"""The MQTT connection every simulator uses (aiomqtt), with the device's status as last will.
+
+Never publish below QoS 1: tests count what the broker acknowledged.
+"""
+
+from __future__ import annotations
+
+import ssl
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import orjson
+
+from devices.topics import build_topic
+
+
+def status_topic(site: str, family: str, device: str) -> str:
+    return build_topic(site, family, device, "status")
+
+
+def device_client(
+    url: str, site: str, family: str, device: str, *, client_id: str | None = None
+) -> aiomqtt.Client:
+    """An aiomqtt client for one device whose last will is a retained `{"online": false}`."""
+    parts = urlsplit(url)
+    tls = ssl.create_default_context() if parts.scheme == "mqtts" else None
+    will = aiomqtt.Will(
+        status_topic(site, family, device), orjson.dumps({"online": False}), qos=1, retain=True
+    )
+    return aiomqtt.Client(
+        parts.hostname or "127.0.0.1",
+        parts.port or (8883 if tls else 1883),
+        identifier=client_id or f"sim-{site}-{family}-{device}",
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        tls_context=tls,
+        will=will,
+        max_queued_outgoing_messages=None,
+    )
+
+
+async def announce_online(client: aiomqtt.Client, site: str, family: str, device: str) -> None:
+    await client.publish(
+        status_topic(site, family, device), orjson.dumps({"online": True}), qos=1, retain=True
+    )
