@@ -1,0 +1,23 @@
+"""Wiring of the custody part: its stream processors, API routers and decode context.
+
+hazwatch.app calls these; nothing else imports this module.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from alerts.model import AlertSink
+from devices.statedb import StateDB
+from hazwatch.settings import Settings
+from ingest.interfaces import StreamProcessor
+
+
+def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
+    """Stream processors fed every ingested batch (built once per ingest worker)."""
+    return []
+
+
+def routers() -> list[APIRouter]:
+    """API routers of this part, included by api.app."""
+    return []
