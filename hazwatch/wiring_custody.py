@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from alerts.model import AlertSink
+from devices.family import DecodeContext, NoRegistry
 from devices.statedb import StateDB
 from hazwatch.settings import Settings
 from ingest.interfaces import StreamProcessor
@@ -21,3 +22,8 @@ def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[Strea
 def routers() -> list[APIRouter]:
     """API routers of this part, included by api.app."""
     return []
+
+
+def decode_context(settings: Settings, db: StateDB) -> DecodeContext:
+    """What decoding asks of the device registry and custody state (reader locations, batches)."""
+    return NoRegistry()
