@@ -32,20 +32,29 @@ class Point:
         return to_line(self.measurement, self.tags, self.fields, self.ts_ns)
 
 
+_ESCAPED: dict[str, str] = {}
+_ESCAPED_MAX = 200_000
+
+
 def escape_tag(value: str) -> str:
-    return value.translate(_TAG_ESCAPE)
+    """Escape a tag key or value (cached: the same few thousand tags recur on the hot path)."""
+    escaped = _ESCAPED.get(value)
+    if escaped is None:
+        escaped = value.translate(_TAG_ESCAPE)
+        if len(_ESCAPED) < _ESCAPED_MAX:
+            _ESCAPED[value] = escaped
+    return escaped
 
 
 def _field(value: FieldValue) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return f"{value}i"
-    if isinstance(value, float):
+    kind = type(value)
+    if kind is float:
         return repr(value)
-    text = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return f"{value}i"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
 
 
@@ -53,19 +62,16 @@ def to_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
 ) -> str:
     """Line protocol for one point; tags sorted, empty tag values and None fields left out."""
-    parts = [measurement.translate(_MEAS_ESCAPE)]
-    for key in sorted(tags):
-        value = tags[key]
-        if value:
-            parts.append(f",{key.translate(_TAG_ESCAPE)}={value.translate(_TAG_ESCAPE)}")
+    esc = escape_tag
+    head = measurement.translate(_MEAS_ESCAPE) + "".join(
+        [f",{esc(key)}={esc(tags[key])}" for key in sorted(tags) if tags[key]]
+    )
     body = ",".join(
-        f"{key.translate(_TAG_ESCAPE)}={_field(value)}"
-        for key, value in fields.items()
-        if value is not None
+        [f"{esc(key)}={_field(value)}" for key, value in fields.items() if value is not None]
     )
     if not body:
         raise ValueError(f"point {measurement} at {ts_ns} has no fields")
-    return f"{''.join(parts)} {body} {ts_ns}"
+    return f"{head} {body} {ts_ns}"
 
 
 def parse_line(line: str) -> Point:

@@ -6,7 +6,7 @@ Never accept a naive time (no zone) or guess a zone: a wrong time is a wrong rec
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from devices.errors import PayloadError
 
@@ -16,6 +16,8 @@ NS_PER_S = 1_000_000_000
 EARLIEST_NS = 946_684_800 * NS_PER_S
 # A device clock ahead of the receiver by more than this is refused.
 DEFAULT_MAX_FUTURE_S = 300.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def parse_ts(
@@ -83,8 +85,9 @@ def _parse_rfc3339(text: str, field: str) -> int:
     if parsed.tzinfo is None:
         raise PayloadError(f"{field} has no time zone, got {text!r}", reason="bad_ts", field=field)
     # datetime keeps microseconds; recover nanoseconds from the text when it has them.
-    seconds = int(parsed.replace(microsecond=0).timestamp())
-    frac_ns = parsed.microsecond * 1000
+    micros = (parsed - _EPOCH) // _MICROSECOND
+    seconds, frac_ns = divmod(micros, 1_000_000)
+    frac_ns *= 1000
     dot = raw.find(".", 19)
     if dot == 19:
         end = dot + 1

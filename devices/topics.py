@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from devices.errors import TopicError
 
@@ -29,7 +30,9 @@ class Topic:
         return f"{ROOT}/{self.site}/{self.family}/{self.device}/{self.kind}"
 
 
+@lru_cache(maxsize=65536)
 def parse_topic(topic: str) -> Topic:
+    """Split and check a device topic (cached: a fleet has a bounded set of topics)."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != ROOT:
         raise TopicError(
