@@ -1,0 +1,1 @@
+"""Stateful stream processors: chain of custody, air aggregates (AQI), video continuity."""
