@@ -5,15 +5,17 @@ Never reach into ingest internals from a route; read the stores in the context.
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from collections.abc import Sequence
+
+from fastapi import APIRouter, FastAPI
 
 from api.deps import ApiContext
 from api.routes import health
 
 
-def create_app(ctx: ApiContext) -> FastAPI:
+def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:
     app = FastAPI(title="hazwatch", version="0.1.0")
     app.state.ctx = ctx
-    for module in (health,):
-        app.include_router(module.router)
+    for router in (health.router, *routers):
+        app.include_router(router)
     return app

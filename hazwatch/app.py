@@ -1,0 +1,203 @@
+"""The composition root: builds stores, writer, pipeline, consumer, API from Settings and runs them.
+
+Never put domain logic here; this only wires the parts and owns their start/stop order.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from types import ModuleType
+
+import orjson
+import uvicorn
+
+from alerts.model import Alert
+from alerts.store import AlertStore
+from api.app import create_app
+from api.deps import ApiContext
+from devices.points import Point
+from devices.statedb import StateDB
+from devices.topics import ALERT_ROOT
+from hazwatch import wiring_air, wiring_custody, wiring_video
+from hazwatch.settings import Settings
+from ingest.consumer import ConsumerConfig, MqttConsumer
+from ingest.deadletters import DeadLetterStore
+from ingest.interfaces import StreamProcessor
+from ingest.pipeline import IngestPipeline
+from ingest.spool import Spool
+from ingest.writers import make_reader, make_writer
+
+log = logging.getLogger("hazwatch.app")
+
+PARTS: tuple[ModuleType, ...] = (wiring_custody, wiring_air, wiring_video)
+
+
+def consumer_config(settings: Settings) -> ConsumerConfig:
+    target = settings.mqtt
+    return ConsumerConfig(
+        host=target.host,
+        port=target.port,
+        client_id=settings.mqtt_client_id,
+        subscription=settings.subscription,
+        tls=target.tls,
+        username=target.username,
+        password=target.password,
+        protocol=settings.mqtt_protocol,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        receive_maximum=settings.mqtt_receive_maximum,
+        keepalive_s=settings.mqtt_keepalive_s,
+        batch_max_messages=settings.batch_max_messages,
+        batch_max_wait_s=settings.batch_max_wait_ms / 1000,
+    )
+
+
+def alert_point(alert: Alert) -> Point:
+    tags = {
+        "site": alert.site,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "subject": alert.subject,
+    }
+    fields: dict[str, float | int | bool | str] = {
+        "alert_id": alert.alert_id,
+        "message": alert.message,
+        "state": alert.state.value,
+    }
+    return Point("alert", tags, fields, alert.updated_ns)
+
+
+class HazwatchService:
+    """One ingest worker: consumer → pipeline → stores, plus the API and periodic work."""
+
+    def __init__(self, settings: Settings, *, with_api: bool = True) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = StateDB(settings.state_dsn)
+        self.db.ping()
+        self.alerts = AlertStore(self.db)
+        self.deadletters = DeadLetterStore(self.db)
+        self.writer = make_writer(settings)
+        self.reader = make_reader(settings)
+        self.decode_ctx = wiring_custody.decode_context(settings, self.db)
+        processors: list[StreamProcessor] = []
+        for part in PARTS:
+            processors.extend(part.processors(settings, self.db, self.alerts))
+        self.spool = Spool(settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
+        self.pipeline = IngestPipeline(
+            ctx=self.decode_ctx,
+            writer=self.writer,
+            spool=self.spool,
+            deadletters=self.deadletters,
+            processors=processors,
+            max_future_s=settings.max_future_s,
+            max_payload_bytes=settings.max_payload_bytes,
+        )
+        self.consumer = MqttConsumer(consumer_config(settings), self.pipeline.handle)
+        self.pipeline.publish = self.consumer.publish
+        self.alerts.listeners.append(self._on_alert)
+        self.with_api = with_api
+        self._server: uvicorn.Server | None = None
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self.api_port = settings.api_port
+
+    def _on_alert(self, alert: Alert) -> None:
+        payload = orjson.dumps(
+            {
+                "alert_id": alert.alert_id,
+                "rule": alert.rule,
+                "subject": alert.subject,
+                "severity": alert.severity.value,
+                "state": alert.state.value,
+                "site": alert.site,
+                "message": alert.message,
+                "evidence": alert.evidence,
+                "at_ns": alert.updated_ns,
+            }
+        )
+        self.consumer.publish(f"{ALERT_ROOT}/{alert.site}/{alert.rule}", payload)
+        self.pipeline.add_points([alert_point(alert)])
+
+    def health_checks(self) -> dict[str, object]:
+        def broker() -> None:
+            if not self.consumer.connected.is_set():
+                raise ConnectionError(self.consumer.last_error or "not connected yet")
+
+        return {"broker": broker, "point_store": self.writer.ping, "state_store": self.db.ping}
+
+    def api_context(self) -> ApiContext:
+        return ApiContext(
+            db=self.db,
+            reader=self.reader,
+            alerts=self.alerts,
+            data_dir=self.settings.data_dir,
+            health_checks=self.health_checks(),  # type: ignore[arg-type]
+            api_token=self.settings.api_token,
+            lang=self.settings.lang,
+            parts={"service": self, "deadletters": self.deadletters},
+        )
+
+    # lifecycle
+    def start(self) -> None:
+        self.consumer.start()
+        self._spawn("hazwatch-periodic", self._periodic)
+        if self.with_api:
+            routers = [r for part in PARTS for r in part.routers()]
+            app = create_app(self.api_context(), routers)
+            config = uvicorn.Config(
+                app,
+                host=self.settings.api_host,
+                port=self.settings.api_port,
+                log_level="warning",
+                access_log=False,
+            )
+            self._server = uvicorn.Server(config)
+            self._spawn("hazwatch-api", self._server.run)
+            deadline = time.monotonic() + 10
+            while not self._server.started and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if self._server.started and self._server.servers:
+                sockets = self._server.servers[0].sockets
+                if sockets:
+                    self.api_port = sockets[0].getsockname()[1]
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _periodic(self) -> None:
+        last_tick = 0.0
+        while not self._stop.wait(0.5):
+            try:
+                if len(self.spool):
+                    self.pipeline.replay_spool()
+                if time.monotonic() - last_tick >= 5.0:
+                    last_tick = time.monotonic()
+                    self.pipeline.tick()
+            except Exception:
+                log.exception("periodic work failed; trying again")
+
+    def close(self) -> None:
+        """Stop in order: no new messages, last batch made durable and acked, then the rest."""
+        self.consumer.close()
+        self._stop.set()
+        if self._server is not None:
+            self._server.should_exit = True
+        for thread in self._threads:
+            thread.join(timeout=10)
+        try:
+            self.pipeline.tick()
+        except Exception:
+            log.exception("final tick failed")
+        self.writer.close()
+        self.db.close()
+
+    def __enter__(self) -> HazwatchService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
