@@ -1,0 +1,107 @@
+"""Simulator payloads decode cleanly, and each injected fault gets the reason it promises.
+
+Never talk to a broker here: these check the generators and fault injection as pure functions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from devices.decode import decode
+from devices.errors import PayloadError
+from devices.family import NoRegistry
+from simulators.faults import EXPECTED_REASON, FaultPlan, inject
+from simulators.payloads import FAMILIES, DeviceGenerator, device_ids
+
+NOW_NS = 1_764_050_000_000_000_000  # 2025-11-25T05:53:20Z
+CTX = NoRegistry()
+
+
+def generators(seed: int = 7, per_family: int = 3) -> list[DeviceGenerator]:
+    return [
+        DeviceGenerator("jy-0012", family, device, seed=seed, clock_ns=lambda: NOW_NS)
+        for family in FAMILIES
+        for device in device_ids(family, per_family)
+    ]
+
+
+def test_thousands_of_generated_messages_all_decode() -> None:
+    kinds: Counter[str] = Counter()
+    identities = set()
+    for gen in generators():
+        for _ in range(400):
+            message = gen.next()
+            decoded = decode(message.topic, message.payload, CTX, now_ns=NOW_NS)
+            assert decoded.points, message.topic
+            assert decoded.points[0].ts_ns == message.ts_ns
+            identities.add(message.identity())
+            kinds[message.kind] += 1
+        status = gen.status()
+        assert decode(status.topic, status.payload, CTX, now_ns=NOW_NS).record.online
+    assert sum(kinds.values()) == 15 * 400 == len(identities)
+    assert set(kinds) == {"read", "weight", "batch", "manifest", "reading", "frame"}
+
+
+def test_generation_is_deterministic_from_the_seed() -> None:
+    first = [gen.next().payload for gen in generators(seed=1)]
+    again = [gen.next().payload for gen in generators(seed=1)]
+    other = [gen.next().payload for gen in generators(seed=2)]
+    assert first == again
+    assert first != other
+
+
+def test_air_readings_follow_the_day() -> None:
+    hour_ns = 3600 * 1_000_000_000
+    day_start = NOW_NS - (NOW_NS + 8 * hour_ns) % (24 * hour_ns)  # local midnight, UTC+8
+    clock = [day_start]
+    gen = DeviceGenerator("jy-0012", "air", "aq-01", seed=3, clock_ns=lambda: clock[0])
+    by_hour = {}
+    for hour in range(24):
+        clock[0] = day_start + hour * hour_ns
+        by_hour[hour] = gen.next().body
+    assert by_hour[13]["o3"] > 2 * by_hour[1]["o3"]  # ozone is made by sunlight
+    assert by_hour[15]["temp"] > by_hour[4]["temp"]
+    assert all(body["pm10"] >= body["pm25"] for body in by_hour.values())
+
+
+@pytest.mark.parametrize("kind", [k for k, reason in EXPECTED_REASON.items() if reason])
+def test_each_fault_gives_its_dead_letter_reason(kind: str) -> None:
+    rng = random.Random(5)
+    plan = FaultPlan()
+    applied = 0
+    for gen in generators(per_family=1):
+        for _ in range(30):
+            fault = inject(kind, gen.next(), rng, plan)
+            if fault.kind == "clean":
+                continue
+            applied += 1
+            with pytest.raises(PayloadError) as caught:
+                decode(fault.message.topic, fault.message.payload, CTX, now_ns=NOW_NS)
+            assert caught.value.reason == fault.expected_reason == kind, fault.detail
+    assert applied >= 60
+
+
+@pytest.mark.parametrize("kind", [k for k, reason in EXPECTED_REASON.items() if not reason])
+def test_accepted_faults_still_decode(kind: str) -> None:
+    rng = random.Random(5)
+    for gen in generators(per_family=1):
+        message = gen.next()
+        fault = inject(kind, message, rng, FaultPlan())
+        decoded = decode(fault.message.topic, fault.message.payload, CTX, now_ns=NOW_NS)
+        assert decoded.points[0].ts_ns == fault.message.ts_ns
+        if fault.kind == "clock_behind":
+            assert fault.message.ts_ns == message.ts_ns - 3600 * 1_000_000_000
+
+
+def test_fault_plan_parses_and_draws_deterministically() -> None:
+    plan = FaultPlan.parse("bad_json:0.1, duplicate:0.2,outage")
+    assert dict(plan.rates) == {"bad_json": 0.1, "duplicate": 0.2, "outage": 0.01}
+    rng = random.Random(9)
+    draws = Counter(plan.choose(rng) for _ in range(10_000))
+    assert 800 < draws["bad_json"] < 1200 and 1700 < draws["duplicate"] < 2300
+    for bad in ("nonsense:0.1", "bad_json:x", "bad_json:1.5", "bad_json:0.6,duplicate:0.6"):
+        with pytest.raises(ValueError):
+            FaultPlan.parse(bad)
