@@ -1,0 +1,358 @@
+"""InfluxDB 1.x over its v1 HTTP API: a PointWriter on /write and a PointReader on /query (InfluxQL).
+
+Never drop a line silently: a line the server refuses comes back as RejectedLine, an outage as
+StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import gzip
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+import orjson
+
+from devices.errors import StoreUnavailable
+from ingest.interfaces import RejectedLine
+
+# Status codes that say "this batch holds lines the server will never accept": split it.
+SPLIT_STATUSES = frozenset({400, 413, 422})
+# Status codes worth another try after a pause (the server is busy, restarting or overloaded).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class LinesRefused(Exception):
+    """The server refused the lines sent (4xx): split the batch to find the bad ones."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TryAgain(Exception):
+    """A transient failure (5xx, connection refused, timeout): retry after a pause."""
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+class RetryPolicy:
+    """Exponential backoff bounded in total time: `max_s` after the first failure, then give up."""
+
+    __slots__ = ("first_delay_s", "max_delay_s", "max_s")
+
+    def __init__(
+        self, *, max_s: float = 10.0, first_delay_s: float = 0.1, max_delay_s: float = 2.0
+    ) -> None:
+        self.max_s, self.first_delay_s, self.max_delay_s = max_s, first_delay_s, max_delay_s
+
+
+def write_splitting(
+    send: Callable[[Sequence[str]], None],
+    lines: Sequence[str],
+    retry: RetryPolicy,
+    store: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[RejectedLine]:
+    """Send `lines` with retries; on LinesRefused bisect until each refused line stands alone.
+
+    `send` raises LinesRefused (the lines are wrong), TryAgain (the store is not well now) or
+    StoreUnavailable (give up at once). Every line not returned as rejected has been accepted.
+    Resending accepted lines is harmless: a point's identity makes the write idempotent.
+    """
+    rejected: list[RejectedLine] = []
+    if not lines:
+        return rejected
+    state = {"failing_since": None}
+    # An explicit stack (first half on top) keeps the lines in order and the depth flat.
+    stack: list[tuple[int, int]] = [(0, len(lines))]
+    while stack:
+        lo, hi = stack.pop()
+        try:
+            _send_retrying(send, lines[lo:hi], retry, store, sleep, state)
+        except LinesRefused as exc:
+            if hi - lo == 1:
+                rejected.append(RejectedLine(lo, exc.reason))
+            else:
+                mid = (lo + hi) // 2
+                stack.append((mid, hi))
+                stack.append((lo, mid))
+    rejected.sort(key=lambda line: line.index)
+    return rejected
+
+
+def _send_retrying(
+    send: Callable[[Sequence[str]], None],
+    chunk: Sequence[str],
+    retry: RetryPolicy,
+    store: str,
+    sleep: Callable[[float], None],
+    state: dict[str, Any],
+) -> None:
+    delay = retry.first_delay_s
+    while True:
+        try:
+            send(chunk)
+            state["failing_since"] = None
+            return
+        except TryAgain as exc:
+            now = time.monotonic()
+            if state["failing_since"] is None:
+                state["failing_since"] = now
+            pause = max(delay, exc.retry_after_s or 0.0)
+            if now + pause - state["failing_since"] > retry.max_s:
+                waited = now - state["failing_since"]
+                raise StoreUnavailable(
+                    f"{store}: {exc.reason} (gave up after {waited:.1f} s of retries)"
+                ) from None
+            sleep(pause)
+            delay = min(delay * 2, retry.max_delay_s)
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's own error message: the `error` (1.x) or `message` (2.x) of its JSON body."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error", "message"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return response.text.strip()
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes, with backslash and quote escaped."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def quote_string(value: str) -> str:
+    """An InfluxQL string literal in single quotes, with backslash and quote escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
+
+
+class InfluxV1Writer:
+    """PointWriter for InfluxDB 1.x: `POST /write?db=&precision=ns` on one kept-alive connection.
+
+    A batch goes in one request (gzip-compressed from `gzip_min_bytes`). 5xx, timeouts and
+    refused connections are retried with exponential backoff for at most `retry.max_s`, then
+    StoreUnavailable. A 400/413/422 bisects the batch: each line the server still refuses alone
+    is returned as RejectedLine with InfluxDB's own error text, every other line is written.
+    A missing database is created on the first 404 (CREATE DATABASE is idempotent).
+    """
+
+    name = "influxdb-v1"
+
+    def __init__(
+        self,
+        url: str,
+        db: str,
+        *,
+        username: str = "",
+        password: str = "",
+        token: str = "",
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        gzip_min_bytes: int | None = 64 * 1024,
+        create_database: bool = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.db = db
+        self.retry = retry or RetryPolicy()
+        self.gzip_min_bytes = gzip_min_bytes
+        self.create_database = create_database
+        self._params = {"db": db, "precision": "ns"}
+        if username:
+            self._params.update(u=username, p=password)
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if token:  # InfluxDB 1.8+ and 2.x's v1-compatible API
+            headers["Authorization"] = f"Token {token}"
+        self._client = httpx.Client(
+            base_url=self.url,
+            headers=headers,
+            timeout=timeout_s,
+            limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=60),
+        )
+        self._db_created = False
+
+    def write(self, lines: Sequence[str]) -> list[RejectedLine]:
+        return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
+
+    def _send(self, chunk: Sequence[str]) -> None:
+        body = "\n".join(chunk).encode()
+        headers = None
+        if self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes:
+            body = gzip.compress(body, compresslevel=1)
+            headers = {"Content-Encoding": "gzip"}
+        response = self._post("/write", body, headers)
+        if response.status_code == 404 and self.create_database and not self._db_created:
+            self._create_database()
+            response = self._post("/write", body, headers)
+        self._check(response)
+
+    def _post(self, path: str, body: bytes, headers: dict[str, str] | None) -> httpx.Response:
+        try:
+            return self._client.post(path, params=self._params, content=body, headers=headers)
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+
+    def _check(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        reason = error_text(response)
+        if status in SPLIT_STATUSES:
+            raise LinesRefused(reason)
+        if status in RETRY_STATUSES:
+            raise TryAgain(f"HTTP {status}: {reason}", _retry_after(response))
+        # 401/403/404 and the like: the batch is fine, the configuration is not.
+        raise StoreUnavailable(f"InfluxDB at {self.url} answered HTTP {status}: {reason}")
+
+    def _create_database(self) -> None:
+        query = {"q": f"CREATE DATABASE {quote_ident(self.db)}"}
+        auth = {k: v for k, v in self._params.items() if k in ("u", "p")}
+        try:
+            response = self._client.post("/query", params={**auth, **query})
+        except (httpx.TimeoutException, httpx.TransportError) as exc:
+            raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+        if response.status_code >= 300:
+            raise StoreUnavailable(
+                f"InfluxDB at {self.url}: database {self.db!r} does not exist and creating it"
+                f" failed: HTTP {response.status_code}: {error_text(response)}"
+            )
+        self._db_created = True
+
+    def ping(self) -> None:
+        ping(self._client, self.url)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def ping(client: httpx.Client, url: str) -> None:
+    """GET /ping (InfluxDB 1.x and 2.x answer 204); StoreUnavailable with the reason if not."""
+    try:
+        response = client.get("/ping")
+    except httpx.HTTPError as exc:
+        raise StoreUnavailable(f"InfluxDB at {url} is not reachable: {exc}") from None
+    if response.status_code >= 300:
+        raise StoreUnavailable(
+            f"InfluxDB at {url} /ping answered HTTP {response.status_code}: {error_text(response)}"
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+class InfluxQLReader:
+    """PointReader over InfluxQL on `/query` (epoch=ns), for InfluxDB 1.x, 2.x and 3.x.
+
+    Time range is [start_ns, end_ns). A row holds `time`, the point's tags and the requested
+    fields it has (fields it lacks are left out, not None).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        db: str,
+        *,
+        username: str = "",
+        password: str = "",
+        token: str = "",
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.db = db
+        self._params = {"db": db, "epoch": "ns"}
+        if username:
+            self._params.update(u=username, p=password)
+        headers = {"Authorization": f"Token {token}"} if token else {}
+        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
+        self._tag_keys: dict[str, list[str]] = {}
+
+    def query(self, influxql: str) -> list[dict[str, Any]]:
+        """The series of the first statement's result; StoreUnavailable or ValueError on errors."""
+        try:
+            response = self._client.post("/query", params={**self._params, "q": influxql})
+        except httpx.HTTPError as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} is not reachable: {exc}") from None
+        if response.status_code >= 500 or response.status_code in (401, 403, 404):
+            raise StoreUnavailable(
+                f"InfluxDB at {self.url} /query answered HTTP {response.status_code}:"
+                f" {error_text(response)}"
+            )
+        if response.status_code >= 300:
+            raise ValueError(f"InfluxQL {influxql!r} refused: {error_text(response)}")
+        results = orjson.loads(response.content).get("results") or [{}]
+        first = results[0]
+        if "error" in first:
+            raise ValueError(f"InfluxQL {influxql!r} failed: {first['error']}")
+        return list(first.get("series") or [])
+
+    def tag_keys(self, measurement: str) -> list[str]:
+        keys = self._tag_keys.get(measurement)
+        if keys is None:
+            series = self.query(f"SHOW TAG KEYS FROM {quote_ident(measurement)}")
+            keys = [row[0] for s in series for row in s.get("values") or []]
+            if keys:  # a measurement without points yet may get tags later
+                self._tag_keys[measurement] = keys
+        return keys
+
+    def select(
+        self,
+        measurement: str,
+        *,
+        tags: dict[str, str] | None = None,
+        fields: Sequence[str] | None = None,
+        start_ns: int | None = None,
+        end_ns: int | None = None,
+        limit: int = 1000,
+        newest_first: bool = False,
+    ) -> list[dict[str, Any]]:
+        if fields:
+            tag_keys = self.tag_keys(measurement)
+            # Listing the tag keys returns them as columns (SELECT of fields alone would not).
+            columns = ",".join(quote_ident(name) for name in [*fields, *tag_keys])
+        else:
+            tag_keys, columns = [], "*"
+        where = [
+            f"{quote_ident(key)} = {quote_string(value)}" for key, value in (tags or {}).items()
+        ]
+        if start_ns is not None:
+            where.append(f"time >= {int(start_ns)}")
+        if end_ns is not None:
+            where.append(f"time < {int(end_ns)}")
+        text = f"SELECT {columns} FROM {quote_ident(measurement)}"
+        if where:
+            text += " WHERE " + " AND ".join(where)
+        if newest_first:
+            text += " ORDER BY time DESC"
+        text += f" LIMIT {int(limit)}"
+        rows: list[dict[str, Any]] = []
+        requested = set(fields or ())
+        for series in self.query(text):
+            names = series["columns"]
+            for values in series.get("values") or []:
+                row = {name: value for name, value in zip(names, values, strict=True)}
+                if requested and not any(row.get(name) is not None for name in requested):
+                    continue
+                rows.append({k: v for k, v in row.items() if v is not None})
+        return rows
+
+    def tag_values(self, measurement: str, tag: str) -> list[str]:
+        series = self.query(
+            f"SHOW TAG VALUES FROM {quote_ident(measurement)} WITH KEY = {quote_ident(tag)}"
+        )
+        return sorted({row[1] for s in series for row in s.get("values") or []})
+
+    def close(self) -> None:
+        self._client.close()
