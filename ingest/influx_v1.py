@@ -1,7 +1,6 @@
-"""InfluxDB 1.x over its v1 HTTP API: a PointWriter on /write and a PointReader on /query (InfluxQL).
+"""InfluxDB 1.x over the v1 HTTP API: PointWriter on /write, PointReader on /query (InfluxQL).
 
-Never drop a line silently: a line the server refuses comes back as RejectedLine, an outage as
-StoreUnavailable.
+Never drop a line silently: a refused line is returned as RejectedLine, an outage raised.
 """
 
 from __future__ import annotations
