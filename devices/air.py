@@ -91,8 +91,22 @@ def to_points(reading: AirReading, topic: Topic, ctx: DecodeContext) -> list[Poi
     return [Point("air", tags, clean_fields(fields), reading.ts)]
 
 
+def _parse_hj212(raw: bytes, topic: Topic, ctx: DecodeContext) -> object:
+    from devices import hj212  # imported here: hj212 uses this module's bounds and flags
+
+    return hj212.parse(raw, topic, ctx)
+
+
+def _hj212_points(message: object, topic: Topic, ctx: DecodeContext) -> list[Point]:
+    from devices import hj212
+
+    assert isinstance(message, hj212.Hj212Message)
+    return hj212.to_points(message, topic, ctx)
+
+
 KINDS: dict[str, KindSpec] = {
     "reading": KindSpec("reading", parse, to_points, "JSON real-time reading"),
+    "hj212": KindSpec("hj212", _parse_hj212, _hj212_points, "HJ 212-2017 packet (devices.hj212)"),
     "status": status.SPEC,
 }
 FAMILY_SPEC = Family(FAMILY, KINDS, "air micro-station")

@@ -1,0 +1,401 @@
+"""Hourly and 24-h means per air station from its real-time/minute data, with AQI: `air_hourly`.
+
+Never count a reading twice (its identity is station, source, time) and never read a clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from alerts.model import AlertSignal, AlertSink, Severity
+from devices.decode import Decoded
+from devices.points import Point
+from devices.statedb import StateDB
+from streams import aqi
+
+NS_PER_MIN = 60 * 1_000_000_000
+NS_PER_HOUR = 60 * NS_PER_MIN
+MEASUREMENT = "air_hourly"
+SOURCES = ("minute", "rtd")  # preferred first: a station's minute data, else its real-time data
+RULE_EXCEEDANCE = "air_exceedance"
+RULE_AQI = "aqi_level"
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE air_reading (
+        site TEXT NOT NULL, station TEXT NOT NULL, source TEXT NOT NULL,
+        ts_ns BIGINT NOT NULL, pollutant TEXT NOT NULL, value DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (site, station, source, ts_ns, pollutant));
+    CREATE TABLE air_hour (
+        site TEXT NOT NULL, station TEXT NOT NULL, hour_ns BIGINT NOT NULL,
+        pollutant TEXT NOT NULL, mean DOUBLE PRECISION, minutes INTEGER NOT NULL,
+        PRIMARY KEY (site, station, hour_ns, pollutant));
+    CREATE TABLE air_hour_open (
+        site TEXT NOT NULL, station TEXT NOT NULL, hour_ns BIGINT NOT NULL,
+        PRIMARY KEY (site, station, hour_ns));
+    CREATE TABLE air_station (
+        site TEXT NOT NULL, station TEXT NOT NULL, newest_ns BIGINT NOT NULL,
+        closed_ns BIGINT NOT NULL,
+        PRIMARY KEY (site, station))
+    """,
+    """
+    CREATE TABLE air_hour_result (
+        site TEXT NOT NULL, station TEXT NOT NULL, hour_ns BIGINT NOT NULL,
+        aqi INTEGER, level INTEGER, primary_pollutant TEXT NOT NULL, fields TEXT NOT NULL,
+        PRIMARY KEY (site, station, hour_ns))
+    """,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class HourlySettings:
+    # An hour closes once the station's own data reaches this far past its end (event time) ...
+    close_after_data_s: float = 300.0
+    # ... or the receiver's clock does (a station that went quiet).
+    close_after_clock_s: float = 900.0
+    min_valid_minutes: int = aqi.MIN_MINUTES_PER_HOUR
+    # Raw readings older than this behind a station's newest are pruned on tick.
+    keep_readings_h: float = 48.0
+
+
+@dataclass(slots=True)
+class HourResult:
+    site: str
+    station: str
+    hour_ns: int
+    means: dict[str, float]  # valid 1-h means
+    minutes: dict[str, int]  # valid minutes per pollutant
+    moving: dict[str, float] = field(default_factory=dict)  # so2_24h, …, o3_8h
+    result: aqi.AqiResult | None = None
+
+    def point(self) -> Point:
+        fields: dict[str, float | int | str] = {}
+        for name, mean in self.means.items():
+            fields[name] = round(mean, 6)
+        for name, minutes in self.minutes.items():
+            fields[f"{name}_minutes"] = minutes
+        for name, value in self.moving.items():
+            fields[name] = round(value, 6)
+        if self.result is not None and self.result.aqi is not None:
+            for item, value in self.result.iaqi.items():
+                fields[f"iaqi_{item}"] = value
+            fields["aqi"] = self.result.aqi
+            assert self.result.level is not None
+            fields["level"] = self.result.level.number
+            fields["primary"] = self.result.primary_text
+        tags = {"site": self.site, "station": self.station}
+        return Point(MEASUREMENT, tags, fields, self.hour_ns)
+
+
+def readings_of(batch: Iterable[Decoded]) -> list[tuple[str, str, str, int, str, float]]:
+    """(site, station, source, ts_ns, pollutant, value) of every valid pollutant value."""
+    rows: list[tuple[str, str, str, int, str, float]] = []
+    for decoded in batch:
+        if decoded.topic.family != "air":
+            continue
+        for point in decoded.points:
+            if point.measurement != "air":
+                continue
+            source = point.tags.get("interval", "rtd")
+            if source not in SOURCES:
+                continue
+            site, station = point.tags["site"], point.tags["station"]
+            common_flag = point.fields.get("flag", "N")
+            for name in aqi.POLLUTANTS:
+                value = point.fields.get(name)
+                if value is None or isinstance(value, (bool, str)):
+                    continue
+                flag = point.fields.get(f"{name}_flag", common_flag)
+                if flag != "N":  # HJ 212 data flag: only normal data counts (HJ 633 validity)
+                    continue
+                rows.append((site, station, source, point.ts_ns, name, float(value)))
+    return rows
+
+
+class AirHourly:
+    """StreamProcessor: keeps readings in the state store, closes hours, writes `air_hourly`."""
+
+    name = "air_hourly"
+
+    def __init__(
+        self, db: StateDB, alerts: AlertSink | None = None, settings: HourlySettings | None = None
+    ) -> None:
+        self.db = db
+        self.alerts = alerts
+        self.settings = settings or HourlySettings()
+        self._lock = threading.Lock()
+        db.migrate("air_hourly", MIGRATIONS)
+
+    # StreamProcessor
+    def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
+        rows = readings_of(batch)
+        if not rows:
+            return []
+        hours = {(r[0], r[1], r[3] - r[3] % NS_PER_HOUR) for r in rows}
+        newest: dict[tuple[str, str], int] = {}
+        for site, station, _, ts_ns, _, _ in rows:
+            key = (site, station)
+            newest[key] = max(newest.get(key, 0), ts_ns)
+        with self._lock, self.db.transaction() as db:
+            db.executemany(
+                "INSERT INTO air_reading (site, station, source, ts_ns, pollutant, value) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                rows,
+            )
+            db.executemany(
+                "INSERT INTO air_hour_open (site, station, hour_ns) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
+                sorted(hours),
+            )
+            db.executemany(
+                "INSERT INTO air_station (site, station, newest_ns, closed_ns) VALUES (?, ?, ?, 0) "
+                "ON CONFLICT (site, station) DO UPDATE SET newest_ns = "
+                "CASE WHEN excluded.newest_ns > air_station.newest_ns "
+                "THEN excluded.newest_ns ELSE air_station.newest_ns END",
+                [(site, station, ts) for (site, station), ts in newest.items()],
+            )
+            return self._close(db, now_ns, set(newest))
+
+    def tick(self, now_ns: int) -> list[Point]:
+        with self._lock, self.db.transaction() as db:
+            points = self._close(db, now_ns, None)
+            keep_ns = int(self.settings.keep_readings_h * 3600 * 1e9)
+            db.execute(
+                "DELETE FROM air_reading WHERE ts_ns < (SELECT s.newest_ns FROM air_station s "
+                "WHERE s.site = air_reading.site AND s.station = air_reading.station) - ?",
+                (keep_ns,),
+            )
+            return points
+
+    # closing hours
+    def _close(
+        self, db: StateDB, now_ns: int, stations: set[tuple[str, str]] | None
+    ) -> list[Point]:
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        after_clock = int(self.settings.close_after_clock_s * 1e9)
+        points: list[Point] = []
+        for _ in range(100):  # re-opened later hours (late data) are closed in the next round
+            rows = db.query(
+                "SELECT o.site, o.station, o.hour_ns, s.closed_ns FROM air_hour_open o "
+                "JOIN air_station s ON s.site = o.site AND s.station = o.station "
+                "WHERE o.hour_ns + ? <= s.newest_ns - ? OR o.hour_ns + ? <= ? "
+                "ORDER BY o.site, o.station, o.hour_ns",
+                (NS_PER_HOUR, after_data, NS_PER_HOUR, now_ns - after_clock),
+            )
+            if stations is not None:
+                rows = [r for r in rows if (r[0], r[1]) in stations]
+            if not rows:
+                break
+            for site, station, hour_ns, closed_ns in rows:
+                result = self._close_hour(db, site, station, int(hour_ns))
+                points.append(result.point())
+                if int(hour_ns) >= int(closed_ns):
+                    db.execute(
+                        "UPDATE air_station SET closed_ns = ? WHERE site = ? AND station = ?",
+                        (int(hour_ns), site, station),
+                    )
+                    self._alert(result, int(hour_ns) + NS_PER_HOUR)
+        return points
+
+    def _close_hour(self, db: StateDB, site: str, station: str, hour_ns: int) -> HourResult:
+        readings = db.query(
+            "SELECT source, ts_ns, pollutant, value FROM air_reading "
+            "WHERE site = ? AND station = ? AND ts_ns >= ? AND ts_ns < ?",
+            (site, station, hour_ns, hour_ns + NS_PER_HOUR),
+        )
+        means, minutes = hour_means(
+            [(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in readings],
+            self.settings.min_valid_minutes,
+        )
+        old = {
+            str(r[0]): (r[1], int(r[2]))
+            for r in db.query(
+                "SELECT pollutant, mean, minutes FROM air_hour "
+                "WHERE site = ? AND station = ? AND hour_ns = ?",
+                (site, station, hour_ns),
+            )
+        }
+        new = {p: (means.get(p), m) for p, m in minutes.items()}
+        db.execute(
+            "DELETE FROM air_hour WHERE site = ? AND station = ? AND hour_ns = ?",
+            (site, station, hour_ns),
+        )
+        db.executemany(
+            "INSERT INTO air_hour (site, station, hour_ns, pollutant, mean, minutes) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            [(site, station, hour_ns, p, mean, m) for p, (mean, m) in new.items()],
+        )
+        db.execute(
+            "DELETE FROM air_hour_open WHERE site = ? AND station = ? AND hour_ns = ?",
+            (site, station, hour_ns),
+        )
+        if old and old != new:
+            # Later hours' moving means used this hour: compute them again.
+            db.execute(
+                "INSERT INTO air_hour_open (site, station, hour_ns) "
+                "SELECT DISTINCT site, station, hour_ns FROM air_hour "
+                "WHERE site = ? AND station = ? AND hour_ns > ? AND hour_ns <= ? "
+                "ON CONFLICT DO NOTHING",
+                (site, station, hour_ns, hour_ns + 23 * NS_PER_HOUR),
+            )
+        history = db.query(
+            "SELECT hour_ns, pollutant, mean FROM air_hour "
+            "WHERE site = ? AND station = ? AND hour_ns > ? AND hour_ns <= ?",
+            (site, station, hour_ns - 24 * NS_PER_HOUR, hour_ns),
+        )
+        series = hourly_series(
+            [(int(r[0]), str(r[1]), None if r[2] is None else float(r[2])) for r in history],
+            hour_ns,
+        )
+        moving = moving_means(series)
+        result = aqi.hourly_aqi(means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"))
+        hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
+        db.execute(
+            "INSERT INTO air_hour_result (site, station, hour_ns, aqi, level, primary_pollutant, "
+            "fields) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, station, hour_ns) DO UPDATE "
+            "SET aqi = excluded.aqi, level = excluded.level, "
+            "primary_pollutant = excluded.primary_pollutant, fields = excluded.fields",
+            (
+                site,
+                station,
+                hour_ns,
+                result.aqi,
+                result.level.number if result.level else None,
+                result.primary_text,
+                orjson.dumps(hour.point().fields).decode(),
+            ),
+        )
+        return hour
+
+    # alerts
+    def _alert(self, hour: HourResult, at_ns: int) -> None:
+        if self.alerts is None:
+            return
+        subject = f"{hour.site}/{hour.station}"
+        checked = {f"{p}_1h": hour.means.get(p) for p in ("so2", "no2", "co", "o3")}
+        checked.update(hour.moving)
+        over = aqi.exceedances(checked)
+        for key in aqi.LIMITS_CLASS_II:
+            if key not in checked or checked[key] is None:
+                continue
+            if key in over:
+                value, limit = over[key]
+                unit = "mg/m³" if key.startswith("co") else "µg/m³"
+                self.alerts.raise_alert(
+                    AlertSignal(
+                        RULE_EXCEEDANCE,
+                        f"{subject}/{key}",
+                        Severity.WARNING,
+                        f"{key} {value:.1f} {unit} over the GB 3095-2012 class II limit {limit:g}",
+                        hour.site,
+                        at_ns,
+                        {"value": value, "limit": limit, "hour_ns": hour.hour_ns},
+                    )
+                )
+            else:
+                self.alerts.clear(RULE_EXCEEDANCE, f"{subject}/{key}", at_ns)
+        result = hour.result
+        if result is None or result.aqi is None or result.level is None:
+            return
+        if result.aqi > 100:
+            severity = {3: Severity.WARNING, 4: Severity.MAJOR}.get(
+                result.level.number, Severity.CRITICAL
+            )
+            self.alerts.raise_alert(
+                AlertSignal(
+                    RULE_AQI,
+                    subject,
+                    severity,
+                    f"AQI {result.aqi} ({result.level.category_zh} {result.level.category_en}), "
+                    f"primary {result.primary_text}",
+                    hour.site,
+                    at_ns,
+                    {"aqi": result.aqi, "level": result.level.number, "hour_ns": hour.hour_ns},
+                )
+            )
+        else:
+            self.alerts.clear(RULE_AQI, subject, at_ns)
+
+    # reading back (API)
+    def stations(self) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT s.site, s.station, s.newest_ns, r.hour_ns, r.aqi, r.level, r.primary_pollutant "
+            "FROM air_station s LEFT JOIN air_hour_result r ON r.site = s.site "
+            "AND r.station = s.station AND r.hour_ns = s.closed_ns ORDER BY s.site, s.station"
+        )
+        return [
+            {
+                "site": r[0],
+                "station": r[1],
+                "newest_ns": int(r[2]),
+                "hour_ns": None if r[3] is None else int(r[3]),
+                "aqi": r[4],
+                "level": r[5],
+                "primary": r[6] or "",
+            }
+            for r in rows
+        ]
+
+    def hourly(self, station: str, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+        rows = self.db.query(
+            "SELECT site, station, hour_ns, fields FROM air_hour_result "
+            "WHERE station = ? AND hour_ns >= ? AND hour_ns < ? ORDER BY hour_ns",
+            (station, start_ns, end_ns),
+        )
+        return [
+            {"site": r[0], "station": r[1], "time": int(r[2]), **orjson.loads(r[3])} for r in rows
+        ]
+
+
+def hour_means(
+    readings: Sequence[tuple[str, int, str, float]], min_valid_minutes: int
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Per pollutant: the hour's mean when valid, and its number of minutes with valid data.
+
+    A station's minute data is used when it sent any for the pollutant in that hour, otherwise
+    its real-time data. The mean is valid with ≥ `min_valid_minutes` distinct minutes of data.
+    """
+    by: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for source, ts_ns, pollutant, value in readings:
+        by.setdefault((pollutant, source), []).append((ts_ns, value))
+    means: dict[str, float] = {}
+    minutes: dict[str, int] = {}
+    for pollutant in aqi.POLLUTANTS:
+        values = next((by[(pollutant, s)] for s in SOURCES if (pollutant, s) in by), None)
+        if values is None:
+            continue
+        covered = len({ts // NS_PER_MIN for ts, _ in values})
+        minutes[pollutant] = covered
+        if covered >= min_valid_minutes:
+            means[pollutant] = sum(v for _, v in values) / len(values)
+    return means, minutes
+
+
+def hourly_series(
+    rows: Sequence[tuple[int, str, float | None]], hour_ns: int
+) -> dict[str, list[float | None]]:
+    """Per pollutant, the 24 hourly means ending with `hour_ns` (None where missing/invalid)."""
+    series: dict[str, list[float | None]] = {p: [None] * 24 for p in aqi.POLLUTANTS}
+    for row_hour, pollutant, mean in rows:
+        index = 23 - (hour_ns - row_hour) // NS_PER_HOUR
+        if pollutant in series and 0 <= index < 24:
+            series[pollutant][index] = mean
+    return series
+
+
+def moving_means(series: dict[str, list[float | None]]) -> dict[str, float]:
+    """24-h moving means (≥ 20 valid hours) and the O3 8-h moving mean (≥ 6 of 8)."""
+    moving: dict[str, float] = {}
+    for pollutant, values in series.items():
+        mean = aqi.mean_24h(values)
+        if mean is not None:
+            moving[f"{pollutant}_24h"] = mean
+    o3 = aqi.o3_8h_moving(series.get("o3", []))
+    if o3 is not None:
+        moving["o3_8h"] = o3
+    return moving
