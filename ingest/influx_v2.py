@@ -1,0 +1,129 @@
+"""InfluxDB 2.x/3.x/1.8+ through influxdb-client's v2 write API, and InfluxQL reading on /query.
+
+Never drop a line silently: a refused line is returned as RejectedLine, an outage raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import urllib3
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+from influxdb_client.service.ping_service import PingService
+
+from devices.errors import StoreUnavailable
+from ingest.influx_v1 import (
+    RETRY_STATUSES,
+    SPLIT_STATUSES,
+    InfluxQLReader,
+    LinesRefused,
+    RetryPolicy,
+    TryAgain,
+    write_splitting,
+)
+from ingest.interfaces import RejectedLine
+
+
+class InfluxV2Writer:
+    """PointWriter over `/api/v2/write` (token, org, bucket, precision ns) via influxdb-client.
+
+    One synchronous write per batch on the client's kept-alive urllib3 pool; the lines are
+    joined and encoded once. Same semantics as InfluxV1Writer: retries with backoff on 5xx and
+    connection errors for at most `retry.max_s` then StoreUnavailable; a 400/413/422 bisects the
+    batch and returns each line the server refuses alone as RejectedLine with its message.
+    `gzip` compresses every write (influxdb-client has no size threshold).
+    """
+
+    name = "influxdb-v2"
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        org: str,
+        bucket: str,
+        *,
+        timeout_s: float = 10.0,
+        retry: RetryPolicy | None = None,
+        gzip: bool = False,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.org, self.bucket = org, bucket
+        self.retry = retry or RetryPolicy()
+        # retries=False: urllib3 must not retry on its own, the backoff here is bounded.
+        self._client = InfluxDBClient(
+            url=self.url,
+            token=token,
+            org=org,
+            timeout=int(timeout_s * 1000),
+            enable_gzip=gzip,
+            retries=False,
+        )
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        # A refused connection would otherwise be logged by the client as well as raised.
+        logging.getLogger("influxdb_client.client.write_api").setLevel(logging.CRITICAL)
+
+    def write(self, lines: Sequence[str]) -> list[RejectedLine]:
+        return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
+
+    def _send(self, chunk: Sequence[str]) -> None:
+        body = "\n".join(chunk).encode()
+        try:
+            self._write_api.write(
+                self.bucket, self.org, record=body, write_precision=WritePrecision.NS
+            )
+        except ApiException as exc:
+            status = int(exc.status or 0)
+            reason = _message(exc)
+            if status in SPLIT_STATUSES:
+                raise LinesRefused(reason) from None
+            if status in RETRY_STATUSES or status == 0:
+                raise TryAgain(f"HTTP {status}: {reason}", _retry_after(exc)) from None
+            raise StoreUnavailable(
+                f"InfluxDB at {self.url} answered HTTP {status}: {reason}"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+
+    def ping(self) -> None:
+        try:
+            PingService(self._client.api_client).get_ping()
+        except ApiException as exc:
+            raise StoreUnavailable(
+                f"InfluxDB at {self.url} /ping answered HTTP {exc.status}: {_message(exc)}"
+            ) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StoreUnavailable(f"InfluxDB at {self.url} is not reachable: {exc}") from None
+
+    def close(self) -> None:
+        self._write_api.close()
+        self._client.close()
+
+
+def _message(exc: ApiException) -> str:
+    message = getattr(exc, "message", None)
+    if isinstance(message, bytes):
+        message = message.decode(errors="replace")
+    if message:
+        return str(message).strip()
+    return str(exc.reason or "")
+
+
+def _retry_after(exc: ApiException) -> float | None:
+    try:
+        return float(getattr(exc, "retry_after", None) or "")
+    except ValueError:
+        return None
+
+
+def v2_reader(url: str, token: str, bucket: str, *, timeout_s: float = 10.0) -> InfluxQLReader:
+    """PointReader for a v2 server: InfluxQL on its v1-compatible `/query` with the token.
+
+    InfluxDB 2.x and 3.x answer `/query?db=` only for a database name that has a DBRP mapping
+    to the bucket (`influx v1 dbrp create --db BUCKET --rp autogen --bucket-id ...`; 3.x maps
+    a database of the same name by itself). Here `db` is the bucket name.
+    """
+    return InfluxQLReader(url, bucket, token=token, timeout_s=timeout_s)

@@ -1,0 +1,122 @@
+"""Chooses the point writer and reader from the settings: InfluxDB v1, v2, or the embedded store.
+
+Never guess on a wrong combination of settings: raise ConfigError with one line saying what to set.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from devices.errors import ConfigError
+from ingest.interfaces import PointReader, PointWriter
+
+if TYPE_CHECKING:
+    from hazwatch.settings import Settings
+
+
+def make_writer(settings: Settings) -> PointWriter:
+    """InfluxV1Writer, InfluxV2Writer, or PointStore at settings.points_path (no influx_url)."""
+    check_influx_settings(settings)
+    if not settings.influx_url:
+        from ingest.pointstore import PointStore
+
+        return PointStore(settings.points_path)
+    if settings.influx_api == "v2":
+        from ingest.influx_v2 import InfluxV2Writer
+
+        return InfluxV2Writer(
+            settings.influx_url,
+            settings.influx_token,
+            settings.influx_org,
+            settings.influx_bucket,
+            timeout_s=settings.influx_timeout_s,
+        )
+    from ingest.influx_v1 import InfluxV1Writer
+
+    return InfluxV1Writer(
+        settings.influx_url,
+        settings.influx_db,
+        username=settings.influx_user,
+        password=settings.influx_password,
+        token=settings.influx_token,
+        timeout_s=settings.influx_timeout_s,
+    )
+
+
+def make_reader(settings: Settings) -> PointReader:
+    """InfluxQL on /query for v1 and v2 servers, or the embedded store (its own connection)."""
+    check_influx_settings(settings)
+    if not settings.influx_url:
+        from ingest.pointstore import PointStore
+
+        return PointStore(settings.points_path)
+    from ingest.influx_v1 import InfluxQLReader
+
+    if settings.influx_api == "v2":
+        from ingest.influx_v2 import v2_reader
+
+        return v2_reader(
+            settings.influx_url,
+            settings.influx_token,
+            settings.influx_bucket,
+            timeout_s=settings.influx_timeout_s,
+        )
+    return InfluxQLReader(
+        settings.influx_url,
+        settings.influx_db,
+        username=settings.influx_user,
+        password=settings.influx_password,
+        token=settings.influx_token,
+        timeout_s=settings.influx_timeout_s,
+    )
+
+
+def check_influx_settings(settings: Settings) -> None:
+    """ConfigError, one line, when the influx_* settings cannot work together."""
+    credentials = [
+        name
+        for name, value in (
+            ("HAZWATCH_INFLUX_TOKEN", settings.influx_token),
+            ("HAZWATCH_INFLUX_USER", settings.influx_user),
+            ("HAZWATCH_INFLUX_PASSWORD", settings.influx_password),
+        )
+        if value
+    ]
+    if not settings.influx_url:
+        if credentials:
+            raise ConfigError(
+                f"{credentials[0]} is set but HAZWATCH_INFLUX_URL is empty: set the URL of"
+                " InfluxDB, or unset it to use the embedded point store"
+            )
+        return
+    if settings.influx_api == "v2":
+        missing = [
+            name
+            for name, value in (
+                ("HAZWATCH_INFLUX_TOKEN", settings.influx_token),
+                ("HAZWATCH_INFLUX_ORG", settings.influx_org),
+                ("HAZWATCH_INFLUX_BUCKET", settings.influx_bucket),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(
+                f"HAZWATCH_INFLUX_API=v2 needs {', '.join(missing)}"
+                " (on InfluxDB 1.8 use the token 'user:password')"
+            )
+        if settings.influx_user or settings.influx_password:
+            raise ConfigError(
+                "HAZWATCH_INFLUX_USER/_PASSWORD are for HAZWATCH_INFLUX_API=v1; v2 authenticates"
+                " with HAZWATCH_INFLUX_TOKEN (on InfluxDB 1.8 use the token 'user:password')"
+            )
+        return
+    if not settings.influx_db:
+        raise ConfigError("HAZWATCH_INFLUX_API=v1 needs HAZWATCH_INFLUX_DB (the database name)")
+    if bool(settings.influx_user) != bool(settings.influx_password):
+        raise ConfigError(
+            "set both HAZWATCH_INFLUX_USER and HAZWATCH_INFLUX_PASSWORD for v1, or neither"
+        )
+    if settings.influx_user and settings.influx_token:
+        raise ConfigError(
+            "set either HAZWATCH_INFLUX_USER/_PASSWORD or HAZWATCH_INFLUX_TOKEN for v1, not both"
+        )
