@@ -59,6 +59,8 @@ def _register() -> None:
 
     for module in (ingest,):
         module.register(app)
+    __import__("hazwatch.commands.video", fromlist=["register"]).register(app)
+    __import__("hazwatch.commands.simulate", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

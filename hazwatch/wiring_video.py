@@ -13,11 +13,29 @@ from hazwatch.settings import Settings
 from ingest.interfaces import StreamProcessor
 
 
+def watched_readers_from(db: StateDB):  # type: ignore[no-untyped-def]
+    """(site, camera) -> the RFID readers at the door the camera sees, from the stored registry."""
+    from devices.registry import RegistryContext
+
+    registry = RegistryContext(db)
+
+    def watched(site: str, camera: str) -> list[str]:
+        registry.refresh()
+        entry = registry.registry.cameras.get((site, camera))
+        return list(entry.watches) if entry else []
+
+    return watched
+
+
 def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
     """Stream processors fed every ingested batch (built once per ingest worker)."""
-    return []
+    from streams.video_processor import VideoProcessor
+
+    return [VideoProcessor(alerts, watched_readers=watched_readers_from(db))]
 
 
 def routers() -> list[APIRouter]:
     """API routers of this part, included by api.app."""
-    return []
+    from api.routes import snapshots
+
+    return [snapshots.router]

@@ -1,0 +1,90 @@
+"""`/api/snapshots`: camera evidence JPEGs uploaded by edge agents, and served to officers.
+
+Never store a file whose name, type, size or sha256 does not check out, nor overwrite one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+
+from api.deps import ApiContext, Ctx, require_token
+
+router = APIRouter()
+
+MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
+NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,123}\.jpg$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def snapshot_dir(ctx: ApiContext) -> Path:
+    return Path(ctx.data_dir) / "snapshots"
+
+
+def _check_name(name: str) -> str:
+    if not NAME.match(name) or ".." in name:
+        raise HTTPException(status_code=400, detail=f"bad snapshot name {name!r}")
+    return name
+
+
+@router.post("/api/snapshots", dependencies=[Depends(require_token)])
+async def upload_snapshot(
+    request: Request,
+    ctx: Ctx,
+    name: Annotated[str, Query(max_length=128)],
+    sha256: Annotated[str, Query(min_length=64, max_length=64)],
+) -> JSONResponse:
+    """Body: the JPEG itself (`Content-Type: image/jpeg`); `name` and `sha256` in the query."""
+    _check_name(name)
+    if not SHA256.match(sha256):
+        raise HTTPException(status_code=400, detail="sha256 must be 64 lowercase hex digits")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "image/jpeg":
+        raise HTTPException(
+            status_code=415, detail=f"content type must be image/jpeg, got {ctype!r}"
+        )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_SNAPSHOT_BYTES:
+        raise HTTPException(status_code=413, detail=f"snapshot over {MAX_SNAPSHOT_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_SNAPSHOT_BYTES:
+            raise HTTPException(status_code=413, detail=f"snapshot over {MAX_SNAPSHOT_BYTES} bytes")
+    if not body.startswith(b"\xff\xd8\xff"):
+        raise HTTPException(status_code=415, detail="body is not a JPEG (no SOI marker)")
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != sha256:
+        raise HTTPException(status_code=400, detail=f"sha256 mismatch: body is {actual}")
+    folder = snapshot_dir(ctx)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    if target.exists():
+        if hashlib.sha256(target.read_bytes()).hexdigest() == actual:
+            return JSONResponse(
+                {"name": name, "sha256": actual, "bytes": len(body)}, status_code=200
+            )
+        raise HTTPException(status_code=409, detail=f"{name} exists with other content")
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    tmp.write_bytes(bytes(body))
+    tmp.replace(target)
+    return JSONResponse({"name": name, "sha256": actual, "bytes": len(body)}, status_code=201)
+
+
+@router.get("/api/snapshots/{name}")
+def get_snapshot(name: str, ctx: Ctx) -> FileResponse:
+    path = snapshot_dir(ctx) / _check_name(name)
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail=f"no snapshot {name!r}")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return FileResponse(
+        path,
+        media_type="image/jpeg",
+        headers={"X-Snapshot-Sha256": digest, "Cache-Control": "private, max-age=3600"},
+    )

@@ -1,0 +1,197 @@
+"""CLI: `camera` (the OpenCV edge agent for one camera), `scene` (write a synthetic scene file).
+
+Never let the agent die on a dropped stream or broker: it reconnects; Ctrl-C/SIGTERM flush and exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from devices.camera_agent import (
+    AgentConfig,
+    CameraAgent,
+    CaptureSource,
+    EvidenceFolder,
+    FramePublisher,
+    FrameSource,
+    MotionBlobDetector,
+    ObjectDetector,
+    SnapshotUploader,
+    SourceFrame,
+    StreamDown,
+)
+from devices.errors import ConfigError
+
+SYNTHETIC = "synthetic:"
+
+
+class SceneSource:
+    """A synthetic scene as a live camera: frames generated on the fly, paced at its fps."""
+
+    def __init__(self, scene_name: str, width: int, height: int, fps: float, seconds: float | None):
+        from simulators.video_scenes import Scene
+
+        self.scene = Scene(scene_name, width, height, fps, event_s=5.0)
+        self.name = f"{SYNTHETIC}{scene_name}"
+        self.live = False  # timed by frame index, paced by the agent (realtime)
+        self.fps = fps
+        self._limit = None if seconds is None else round(seconds * fps)
+        self._index = 0
+
+    def read(self) -> SourceFrame | None:
+        if self._limit is not None and self._index >= self._limit:
+            return None
+        image = self.scene.frame(self._index)
+        self._index += 1
+        return SourceFrame(image, self._index / self.fps)
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(spec: str, size: tuple[int, int], seconds: float | None) -> FrameSource:
+    if spec.startswith(SYNTHETIC):
+        from simulators.video_scenes import SCENES
+
+        name = spec[len(SYNTHETIC) :] or "person"
+        if name not in SCENES:
+            raise ConfigError(f"unknown synthetic scene {name!r} (known: {', '.join(SCENES)})")
+        return SceneSource(name, size[0], size[1], 25.0, seconds)
+    if "://" not in spec and not spec.isdigit() and not Path(spec).exists():
+        raise ConfigError(f"video source {spec!r} is not a file, a URL or a device index")
+    try:
+        return CaptureSource(spec)  # a live source that is down is retried by the agent
+    except StreamDown as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def camera(
+    source: Annotated[
+        str,
+        typer.Option(
+            "--source",
+            help="Video file, rtsp://… / http://… URL, device index (0), or synthetic:<scene>.",
+        ),
+    ],
+    camera_id: Annotated[str, typer.Option("--camera", help="Camera id (topic device id).")],
+    site: Annotated[str, typer.Option("--site", help="Site id (topic site).")],
+    rate: Annotated[float, typer.Option("--rate", min=0.05, max=50, help="Messages/s.")] = 2.0,
+    mqtt_url: Annotated[str | None, typer.Option("--mqtt-url", help="Broker URL.")] = None,
+    api_url: Annotated[
+        str | None, typer.Option("--api-url", help="hazwatch API for snapshot upload.")
+    ] = None,
+    token: Annotated[
+        str | None, typer.Option("--token", envvar="HAZWATCH_API_TOKEN", help="API token.")
+    ] = None,
+    evidence_dir: Annotated[
+        Path | None, typer.Option("--evidence-dir", help="Local snapshot folder.")
+    ] = None,
+    evidence_mb: Annotated[int, typer.Option("--evidence-mb", min=1)] = 256,
+    realtime: Annotated[
+        bool | None, typer.Option("--realtime/--fast", help="Pace a recording at its fps.")
+    ] = None,
+    seconds: Annotated[
+        float | None, typer.Option("--seconds", help="Stop after this much video.")
+    ] = None,
+    detector: Annotated[
+        str, typer.Option("--detector", help="none | blobs (moving blobs, no model).")
+    ] = "none",
+    synthetic_size: Annotated[str, typer.Option("--synthetic-size")] = "640x360",
+) -> None:
+    """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
+    from hazwatch.cli import settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    cfg = settings()
+    try:
+        w, h = (int(v) for v in synthetic_size.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--synthetic-size must be WxH, got {synthetic_size!r}") from None
+    src = open_source(source, (w, h), seconds)
+    if seconds is not None and isinstance(src, CaptureSource):
+        max_frames: int | None = round(seconds * src.fps)
+    else:
+        max_frames = None
+    is_synthetic = source.startswith(SYNTHETIC)
+    config = AgentConfig(
+        site=site,
+        camera=camera_id,
+        rate_hz=rate,
+        evidence_dir=evidence_dir or cfg.data_dir / "evidence" / f"{site}_{camera_id}",
+        evidence_max_bytes=evidence_mb * 1024 * 1024,
+        realtime=is_synthetic if realtime is None else realtime,
+        max_frames=max_frames,
+    )
+    evidence = EvidenceFolder(config.evidence_dir, config.evidence_max_bytes)
+    api = api_url or f"http://{cfg.api_host}:{cfg.api_port}"
+    uploader = SnapshotUploader(evidence, api, token if token is not None else cfg.api_token)
+    publisher = FramePublisher(mqtt_url or cfg.mqtt_url, site, camera_id)
+    found: ObjectDetector | None = None
+    if detector == "blobs":
+        found = MotionBlobDetector()
+    elif detector != "none":
+        raise ConfigError(f"--detector must be none or blobs, got {detector!r}")
+    reopen = None
+    if isinstance(src, CaptureSource) and src.live:
+        spec = source
+
+        def reopen() -> FrameSource:
+            return CaptureSource(spec)
+
+    agent = CameraAgent(
+        config, src, publisher, evidence=evidence, uploader=uploader, detector=found, reopen=reopen
+    )
+
+    def stop(*_: Any) -> None:
+        agent.stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
+    publisher.start()
+    uploader.start()
+    started = time.monotonic()
+    try:
+        stats = agent.run()
+    finally:
+        agent.source.close()
+        publisher.close()
+        uploader.close()
+    wall = max(1e-9, time.monotonic() - started)
+    typer.echo(
+        f"camera {site}/{camera_id}: {stats.frames} frames analysed "
+        f"({stats.frames / wall:.1f}/s; decode {stats.decode_s:.1f} s, "
+        f"analysis {stats.analysis_s:.1f} s), {stats.messages} messages, "
+        f"{stats.snapshots} snapshots ({uploader.uploaded} uploaded, "
+        f"{len(evidence.pending())} pending), {stats.gaps} frames lost, "
+        f"{stats.reconnects} reconnects, events {stats.events}",
+        err=True,
+    )
+
+
+def scene(
+    name: Annotated[str, typer.Argument(help="Scene name.")],
+    out: Annotated[Path, typer.Argument(help="Output file (.mp4 → mp4v, .avi → MJPG).")],
+    size: Annotated[str, typer.Option("--size")] = "640x360",
+    seconds: Annotated[float, typer.Option("--seconds")] = 10.0,
+    event_s: Annotated[float, typer.Option("--event-at", help="When the tamper starts.")] = 3.0,
+) -> None:
+    """Write a synthetic storage-room scene to a video file (for the agent or a demo)."""
+    from simulators.video_scenes import SCENES, write_scene
+
+    if name not in SCENES:
+        raise ConfigError(f"unknown scene {name!r} (known: {', '.join(SCENES)})")
+    w, h = (int(v) for v in size.lower().split("x"))
+    write_scene(out, name, width=w, height=h, seconds=seconds, event_s=event_s)
+    typer.echo(str(out))
+
+
+def register(app: typer.Typer) -> None:
+    """Registered by hazwatch.cli."""
+    app.command("camera")(camera)
+    app.command("scene")(scene)
