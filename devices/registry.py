@@ -1,0 +1,436 @@
+"""The device registry: which reader, scale, station and camera stands at which site, and the sites.
+
+Never query the state store per message: lookups are dict reads on a cached snapshot.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devices.errors import ConfigError
+from devices.statedb import StateDB
+
+ROLES = ("producer", "transporter", "receiver")
+READER_LOCATIONS = (
+    "generation",
+    "storage_in",
+    "storage_out",
+    "vehicle",
+    "receiver_gate",
+    "disposal",
+)
+SCALE_LOCATIONS = ("generation", "receiver_gate")
+DEFAULT_STORAGE_LIMIT_KG = 3000.0  # GB 18597-2023: a 贮存点 holds at most 3 t
+DEFAULT_STORAGE_LIMIT_DAYS = 365.0  # Solid Waste Law: one year for licensed storers
+DEFAULT_ZONE_H = 8.0
+
+MIGRATIONS = [
+    "CREATE TABLE registry_doc (version {id}, loaded_ns BIGINT NOT NULL, "
+    "source {text} NOT NULL, body {text} NOT NULL)",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    name: str = ""
+    role: str = "producer"
+    lat: float | None = None
+    lon: float | None = None
+    storage_limit_kg: float = DEFAULT_STORAGE_LIMIT_KG
+    storage_limit_days: float = DEFAULT_STORAGE_LIMIT_DAYS
+
+
+@dataclass(frozen=True, slots=True)
+class Reader:
+    id: str
+    site: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    id: str
+    site: str
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class Station:
+    id: str
+    site: str
+    mn: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    zone_h: float = DEFAULT_ZONE_H
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    id: str
+    site: str
+    watches: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyLimits:
+    """Tolerances of the custody rules (the registry's optional [custody] table)."""
+
+    weight_tolerance_pct: float = 5.0
+    weight_tolerance_kg: float = 2.0
+    transit_limit_h: float = 24.0
+    max_speed_kmh: float = 120.0
+    manifest_window_h: float = 2.0
+    unknown_tag_grace_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    sites: dict[str, Site] = field(default_factory=dict)
+    readers: dict[tuple[str, str], Reader] = field(default_factory=dict)
+    scales: dict[tuple[str, str], Scale] = field(default_factory=dict)
+    stations: dict[tuple[str, str], Station] = field(default_factory=dict)
+    cameras: dict[tuple[str, str], Camera] = field(default_factory=dict)
+    custody: CustodyLimits = field(default_factory=CustodyLimits)
+
+    def to_document(self) -> dict[str, Any]:
+        """The TOML shape again (tables of entries), for storing and `registry show`."""
+        return {
+            "site": [asdict(s) for s in self.sites.values()],
+            "reader": [asdict(r) for r in self.readers.values()],
+            "scale": [asdict(s) for s in self.scales.values()],
+            "station": [asdict(s) for s in self.stations.values()],
+            "camera": [{**asdict(c), "watches": list(c.watches)} for c in self.cameras.values()],
+            "custody": asdict(self.custody),
+        }
+
+    def distance_km(self, site_a: str, site_b: str) -> float | None:
+        a, b = self.sites.get(site_a), self.sites.get(site_b)
+        if a is None or b is None or None in (a.lat, a.lon, b.lat, b.lon):
+            return None
+        assert a.lat is not None and a.lon is not None and b.lat is not None and b.lon is not None
+        return haversine_km(a.lat, a.lon, b.lat, b.lon)
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6371.0 * math.asin(min(1.0, math.sqrt(h)))
+
+
+# ---------------------------------------------------------------- parsing and validation
+
+
+class _Entry:
+    """Reads one [[table]] entry, raising ConfigError naming file, entry and field."""
+
+    def __init__(self, source: str, table: str, index: int, raw: object) -> None:
+        self.where = f"{source}: [[{table}]] #{index + 1}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{self.where}: must be a table, got {type(raw).__name__}")
+        self.raw = raw
+        ident = raw.get("id")
+        if isinstance(ident, str) and ident:
+            self.where += f" (id {ident!r})"
+
+    def fail(self, name: str, why: str) -> ConfigError:
+        return ConfigError(f"{self.where}: field {name!r} {why}")
+
+    def text(self, name: str, *, required: bool = True, default: str = "") -> str:
+        value = self.raw.get(name)
+        if value is None:
+            if required:
+                raise self.fail(name, "is required")
+            return default
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(name, f"must be a non-empty string, got {value!r}")
+        return value.strip()
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str | None = None) -> str:
+        value = self.text(name, required=default is None, default=default or "")
+        if value not in allowed:
+            raise self.fail(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    def number(
+        self, name: str, default: float | None, lo: float, hi: float, *, strict_lo: bool = False
+    ) -> float | None:
+        value = self.raw.get(name)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(name, f"must be a number, got {value!r}")
+        number = float(value)
+        if not (lo < number if strict_lo else lo <= number) or number > hi:
+            raise self.fail(name, f"must be between {lo:g} and {hi:g}, got {value!r}")
+        return number
+
+    def required_number(self, name: str, default: float, lo: float, hi: float) -> float:
+        value = self.number(name, default, lo, hi)
+        assert value is not None
+        return value
+
+
+def _tables(doc: Mapping[str, Any], source: str, name: str) -> list[Any]:
+    value = doc.get(name, [])
+    if not isinstance(value, list):
+        raise ConfigError(f"{source}: {name!r} must be an array of tables ([[{name}]])")
+    return value
+
+
+def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry:
+    """Validate a registry document (the parsed TOML); every problem names file, entry, field."""
+    known = {"site", "reader", "scale", "station", "camera", "custody"}
+    for key in doc:
+        if key not in known:
+            raise ConfigError(
+                f"{source}: unknown table {key!r} (known: {', '.join(sorted(known))})"
+            )
+    sites: dict[str, Site] = {}
+    for i, raw in enumerate(_tables(doc, source, "site")):
+        e = _Entry(source, "site", i, raw)
+        ident = e.text("id")
+        if ident in sites:
+            raise e.fail("id", f"repeats site {ident!r}")
+        lat, lon = e.number("lat", None, -90, 90), e.number("lon", None, -180, 180)
+        if (lat is None) != (lon is None):
+            raise e.fail("lat" if lat is None else "lon", "must be given with its partner")
+        sites[ident] = Site(
+            id=ident,
+            name=e.text("name", required=False),
+            role=e.choice("role", ROLES, "producer"),
+            lat=lat,
+            lon=lon,
+            storage_limit_kg=e.required_number(
+                "storage_limit_kg", DEFAULT_STORAGE_LIMIT_KG, 0, 1e9
+            ),
+            storage_limit_days=e.required_number(
+                "storage_limit_days", DEFAULT_STORAGE_LIMIT_DAYS, 0, 36500
+            ),
+        )
+
+    def site_of(e: _Entry) -> str:
+        site = e.text("site")
+        if site not in sites:
+            raise e.fail("site", f"names site {site!r}, which no [[site]] entry declares")
+        return site
+
+    readers: dict[tuple[str, str], Reader] = {}
+    for i, raw in enumerate(_tables(doc, source, "reader")):
+        e = _Entry(source, "reader", i, raw)
+        reader = Reader(e.text("id"), site_of(e), e.choice("location", READER_LOCATIONS))
+        if (reader.site, reader.id) in readers:
+            raise e.fail("id", f"repeats reader {reader.id!r} at site {reader.site!r}")
+        readers[(reader.site, reader.id)] = reader
+    scales: dict[tuple[str, str], Scale] = {}
+    for i, raw in enumerate(_tables(doc, source, "scale")):
+        e = _Entry(source, "scale", i, raw)
+        scale = Scale(e.text("id"), site_of(e), e.choice("location", SCALE_LOCATIONS))
+        if (scale.site, scale.id) in scales:
+            raise e.fail("id", f"repeats scale {scale.id!r} at site {scale.site!r}")
+        scales[(scale.site, scale.id)] = scale
+    stations: dict[tuple[str, str], Station] = {}
+    mns: dict[str, str] = {}
+    for i, raw in enumerate(_tables(doc, source, "station")):
+        e = _Entry(source, "station", i, raw)
+        mn = e.text("mn", required=False) or None
+        if mn is not None and (not mn.isalnum() or len(mn) > 24):
+            raise e.fail("mn", f"must be up to 24 letters/digits (HJ 212 MN), got {mn!r}")
+        station = Station(
+            e.text("id"),
+            site_of(e),
+            mn,
+            e.number("lat", None, -90, 90),
+            e.number("lon", None, -180, 180),
+            e.required_number("zone_h", DEFAULT_ZONE_H, -12, 14),
+        )
+        if (station.site, station.id) in stations:
+            raise e.fail("id", f"repeats station {station.id!r} at site {station.site!r}")
+        if mn is not None:
+            if mn in mns:
+                raise e.fail("mn", f"{mn} is already the MN of station {mns[mn]!r}")
+            mns[mn] = station.id
+        stations[(station.site, station.id)] = station
+    cameras: dict[tuple[str, str], Camera] = {}
+    for i, raw in enumerate(_tables(doc, source, "camera")):
+        e = _Entry(source, "camera", i, raw)
+        site = site_of(e)
+        watches = e.raw.get("watches", [])
+        if not isinstance(watches, list) or not all(isinstance(w, str) for w in watches):
+            raise e.fail("watches", "must be a list of reader ids")
+        for reader_id in watches:
+            if (site, reader_id) not in readers:
+                raise e.fail("watches", f"names reader {reader_id!r}, not a reader of {site!r}")
+        camera = Camera(e.text("id"), site, tuple(watches))
+        if (site, camera.id) in cameras:
+            raise e.fail("id", f"repeats camera {camera.id!r} at site {site!r}")
+        cameras[(site, camera.id)] = camera
+    custody = CustodyLimits()
+    raw_custody = doc.get("custody")
+    if raw_custody is not None:
+        e = _Entry(source, "custody", 0, raw_custody)
+        e.where = f"{source}: [custody]"
+        allowed = set(CustodyLimits.__dataclass_fields__)
+        for key in e.raw:
+            if key not in allowed:
+                raise e.fail(key, f"is not a custody setting (known: {', '.join(sorted(allowed))})")
+        d = CustodyLimits()
+        custody = CustodyLimits(
+            weight_tolerance_pct=e.required_number(
+                "weight_tolerance_pct", d.weight_tolerance_pct, 0, 100
+            ),
+            weight_tolerance_kg=e.required_number(
+                "weight_tolerance_kg", d.weight_tolerance_kg, 0, 1e6
+            ),
+            transit_limit_h=e.required_number("transit_limit_h", d.transit_limit_h, 0.01, 24 * 365),
+            max_speed_kmh=e.required_number("max_speed_kmh", d.max_speed_kmh, 1, 2000),
+            manifest_window_h=e.required_number(
+                "manifest_window_h", d.manifest_window_h, 0, 24 * 365
+            ),
+            unknown_tag_grace_s=e.required_number(
+                "unknown_tag_grace_s", d.unknown_tag_grace_s, 0, 86400 * 30
+            ),
+        )
+    return Registry(sites, readers, scales, stations, cameras, custody)
+
+
+def load_file(path: Path) -> Registry:
+    """Read and validate a registry TOML file."""
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"registry file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    return parse_registry(doc, str(path))
+
+
+# ---------------------------------------------------------------- persistence
+
+
+def migrate(db: StateDB) -> None:
+    db.migrate("registry", MIGRATIONS)
+
+
+def save(db: StateDB, registry: Registry, source: str, now_ns: int) -> int:
+    """Store a registry as the new current version; returns its version number."""
+    migrate(db)
+    body = json.dumps(registry.to_document(), ensure_ascii=False, sort_keys=True)
+    with db.transaction():
+        db.execute(
+            "INSERT INTO registry_doc (loaded_ns, source, body) VALUES (?, ?, ?)",
+            (now_ns, source, body),
+        )
+        rows = db.query("SELECT MAX(version) FROM registry_doc")
+    return int(rows[0][0])
+
+
+def current_version(db: StateDB) -> int:
+    rows = db.query("SELECT MAX(version) FROM registry_doc")
+    return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+
+def load_stored(db: StateDB) -> tuple[int, Registry]:
+    """The current stored registry and its version (0 and an empty registry when none)."""
+    migrate(db)
+    rows = db.query("SELECT version, body FROM registry_doc ORDER BY version DESC LIMIT 1")
+    if not rows:
+        return 0, Registry()
+    return int(rows[0][0]), parse_registry(json.loads(rows[0][1]), "state store")
+
+
+# ---------------------------------------------------------------- decode context
+
+
+class RegistryContext:
+    """A DecodeContext over the stored registry, refreshed at most every `refresh_s` seconds.
+
+    `batches` is the custody tracker's live EPC → batch map (shared, never copied).
+    """
+
+    def __init__(
+        self,
+        db: StateDB | None,
+        registry: Registry | None = None,
+        *,
+        batches: Mapping[str, str] | None = None,
+        refresh_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._db = db
+        self.version = 0
+        self.registry = registry or Registry()
+        self.batches: Mapping[str, str] = batches if batches is not None else {}
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._next_check = 0.0
+        self._by_mn: dict[str, tuple[str, str]] = {}
+        self._set(self.registry)
+        if db is not None and registry is None:
+            self.refresh(force=True)
+
+    def _set(self, registry: Registry) -> None:
+        self.registry = registry
+        self._by_mn = {st.mn: key for key, st in registry.stations.items() if st.mn}
+
+    def refresh(self, *, force: bool = False) -> None:
+        """Reload when the stored version changed (one cheap query, at most every refresh_s)."""
+        now = self._clock()
+        if self._db is None or (not force and now < self._next_check):
+            return
+        self._next_check = now + self._refresh_s
+        migrate(self._db)
+        version = current_version(self._db)
+        if version != self.version:
+            self.version, registry = load_stored(self._db)
+            self._set(registry)
+
+    def _fresh(self) -> Registry:
+        if self._db is not None and self._clock() >= self._next_check:
+            self.refresh()
+        return self.registry
+
+    def reader_location(self, site: str, reader: str) -> str | None:
+        entry = self._fresh().readers.get((site, reader))
+        return entry.location if entry else None
+
+    def scale_location(self, site: str, scale: str) -> str | None:
+        entry = self._fresh().scales.get((site, scale))
+        return entry.location if entry else None
+
+    def batch_of(self, epc: str) -> str | None:
+        return self.batches.get(epc)
+
+    def station_mn(self, site: str, station: str) -> str | None:
+        entry = self._fresh().stations.get((site, station))
+        return entry.mn if entry else None
+
+    def station_zone_h(self, site: str, station: str) -> float:
+        entry = self._fresh().stations.get((site, station))
+        return entry.zone_h if entry else DEFAULT_ZONE_H
+
+    def station_by_mn(self, mn: str) -> tuple[str, str] | None:
+        """(site, station) of the station with this HJ 212 MN (for the TCP gateway)."""
+        self._fresh()
+        return self._by_mn.get(mn)
+
+
+_CURRENT: list[RegistryContext] = []
+
+
+def activate(ctx: RegistryContext) -> None:
+    """Make `ctx` the registry that module-level lookups (station_by_mn) answer from."""
+    _CURRENT[:] = [ctx]
+
+
+def station_by_mn(mn: str) -> tuple[str, str] | None:
+    """(site, station) of the station with this HJ 212 MN in the active registry, or None."""
+    return _CURRENT[0].station_by_mn(mn) if _CURRENT else None

@@ -1,0 +1,752 @@
+"""The chain-of-custody state machine: registrations, manifests, reads, weighings → verdicts.
+
+Never do I/O or read a clock here: time comes in as an argument, and each verdict is a pure
+function of the inputs seen so far, whatever order they arrived in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from devices.registry import CustodyLimits
+
+NS_PER_S = 1_000_000_000
+NS_PER_H = 3600 * NS_PER_S
+NS_PER_DAY = 24 * NS_PER_H
+
+GENERATED, STORED, DISPATCHED, IN_TRANSIT, RECEIVED, DISPOSED = (
+    "GENERATED",
+    "STORED",
+    "DISPATCHED",
+    "IN_TRANSIT",
+    "RECEIVED",
+    "DISPOSED",
+)
+STAGES = (GENERATED, STORED, DISPATCHED, IN_TRANSIT, RECEIVED, DISPOSED)
+STAGE_INDEX = {stage: i for i, stage in enumerate(STAGES)}
+# Where a reader stands → the stage its read proves. A read at the generation point proves
+# nothing new (the terminal's registration is GENERATED).
+LOCATION_STAGE = {
+    "storage_in": STORED,
+    "storage_out": DISPATCHED,
+    "vehicle": IN_TRANSIT,
+    "receiver_gate": RECEIVED,
+    "disposal": DISPOSED,
+}
+
+RULES = (
+    "skipped_stage",
+    "backward_stage",
+    "unknown_tag",
+    "disposed_tag",
+    "weight_mismatch",
+    "storage_overdue",
+    "transit_overdue",
+    "wrong_receiver",
+    "cloned_tag",
+    "manifest_split",
+    "storage_over_capacity",
+)
+CLONE_SLACK_KM = 5.0  # site extent and coordinate error
+
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A producer's terminal registered a batch (becomes GENERATED)."""
+
+    event_id: str
+    batch: str
+    epc: str
+    waste_code: str
+    site: str
+    device: str
+    ts_ns: int
+    waste_name: str | None = None
+    category: str | None = None
+    container_type: str | None = None
+    handler: str | None = None
+    producer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestInfo:
+    """A transfer manifest (转移联单) listing batches for one receiver."""
+
+    manifest: str
+    batches: tuple[str, ...]
+    receiver: str
+    site: str
+    ts_ns: int
+    transit_limit_h: float | None = None
+    transporter: str | None = None
+    vehicle: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """A tag read at a reader whose location the registry knows."""
+
+    event_id: str
+    epc: str
+    site: str
+    device: str
+    location: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Weighing:
+    event_id: str
+    epc: str
+    site: str
+    device: str
+    location: str  # generation | receiver_gate
+    net_kg: float
+    ts_ns: int
+
+
+Input = Registration | ManifestInfo | Read | Weighing
+
+
+# ---------------------------------------------------------------- outputs
+
+
+@dataclass(frozen=True, slots=True)
+class CustodyEvent:
+    event_id: str
+    batch: str
+    epc: str
+    stage: str
+    ts_ns: int
+    site: str
+    device: str
+    net_kg: float | None = None
+    manifest: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    subject: str  # the batch, or the EPC for unknown_tag
+    event_id: str
+    at_ns: int
+    site: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """A batch's trace and verdict at one moment."""
+
+    batch: str
+    epc: str
+    waste_code: str
+    stage: str
+    since_ns: int
+    verdict: str  # complete | open | broken
+    events: tuple[CustodyEvent, ...]
+    violations: tuple[Violation, ...]
+    manifest: str | None
+    site: str  # where it is now (site of its last event)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What one call changed: to store, to write as points and to alert on."""
+
+    events: dict[str, CustodyEvent] = field(default_factory=dict)  # new or updated
+    batches: dict[str, Judgement] = field(default_factory=dict)
+    raised: list[Violation] = field(default_factory=list)
+    cleared: list[Violation] = field(default_factory=list)
+
+    def merge(self, other: Changes) -> None:
+        self.events.update(other.events)
+        self.batches.update(other.batches)
+        self.raised.extend(other.raised)
+        self.cleared.extend(other.cleared)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLimits:
+    storage_limit_kg: float
+    storage_limit_days: float
+
+
+@dataclass(frozen=True, slots=True)
+class Geography:
+    """What the rules need of the registry: site limits and distances (pure lookups)."""
+
+    limits: CustodyLimits = field(default_factory=CustodyLimits)
+    sites: Mapping[str, SiteLimits] = field(default_factory=dict)
+    distance_km: Callable[[str, str], float | None] = lambda a, b: None
+
+    def site(self, site: str) -> SiteLimits:
+        found = self.sites.get(site)
+        return found if found is not None else SiteLimits(3000.0, 365.0)
+
+
+# ---------------------------------------------------------------- per-batch state
+
+
+@dataclass(slots=True)
+class _Batch:
+    info: Registration
+    reads: dict[str, Read] = field(default_factory=dict)
+    weighings: dict[str, Weighing] = field(default_factory=dict)
+
+
+def _first_weight(batch: _Batch, location: str) -> float | None:
+    found = [w for w in batch.weighings.values() if w.location == location]
+    if not found:
+        return None
+    return min(found, key=lambda w: (w.ts_ns, w.event_id)).net_kg
+
+
+def _events(batch: _Batch, manifest: str | None) -> list[CustodyEvent]:
+    info = batch.info
+    events = [
+        CustodyEvent(
+            info.event_id,
+            info.batch,
+            info.epc,
+            GENERATED,
+            info.ts_ns,
+            info.site,
+            info.device,
+            _first_weight(batch, "generation"),
+        )
+    ]
+    received_kg = _first_weight(batch, "receiver_gate")
+    for read in batch.reads.values():
+        stage = LOCATION_STAGE[read.location]
+        events.append(
+            CustodyEvent(
+                read.event_id,
+                info.batch,
+                info.epc,
+                stage,
+                read.ts_ns,
+                read.site,
+                read.device,
+                received_kg if stage == RECEIVED else None,
+                manifest if stage == DISPATCHED else None,
+            )
+        )
+    events.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage], e.event_id))
+    # Only the first receipt carries the reweigh.
+    seen_receipt = False
+    for i, event in enumerate(events):
+        if event.stage == RECEIVED:
+            if seen_receipt and event.net_kg is not None:
+                events[i] = _with_kg(event, None)
+            seen_receipt = True
+    return events
+
+
+def _with_kg(event: CustodyEvent, net_kg: float | None) -> CustodyEvent:
+    return CustodyEvent(
+        event.event_id,
+        event.batch,
+        event.epc,
+        event.stage,
+        event.ts_ns,
+        event.site,
+        event.device,
+        net_kg,
+        event.manifest,
+    )
+
+
+def storage_interval(events: Iterable[CustodyEvent]) -> tuple[str, int, int | None, str] | None:
+    """(site, in_ns, out_ns or None, stored event id) of a batch's first stay in storage."""
+    stay: tuple[str, int, str] | None = None
+    for event in events:
+        if stay is None and event.stage == STORED:
+            stay = (event.site, event.ts_ns, event.event_id)
+        elif stay is not None and STAGE_INDEX[event.stage] > STAGE_INDEX[STORED]:
+            return stay[0], stay[1], event.ts_ns, stay[2]
+    return (stay[0], stay[1], None, stay[2]) if stay else None
+
+
+def judge(
+    info: Registration,
+    events: list[CustodyEvent],
+    manifest: ManifestInfo | None,
+    manifest_dispatches: Mapping[str, int],
+    capacity_hit: Violation | None,
+    geo: Geography,
+    now_ns: int,
+) -> Judgement:
+    """The verdict of one batch from its events sorted by their own time (pure)."""
+    subject = info.batch
+    found: list[Violation] = []
+
+    def violate(rule: str, event: CustodyEvent, message: str, at_ns: int | None = None) -> None:
+        at = event.ts_ns if at_ns is None else at_ns
+        found.append(Violation(rule, subject, event.event_id, at, event.site, message))
+
+    limits = geo.limits
+    top = -1
+    disposed: CustodyEvent | None = None
+    previous_fixed: CustodyEvent | None = None
+    for event in events:
+        index = STAGE_INDEX[event.stage]
+        if disposed is not None and event.stage != DISPOSED:
+            violate(
+                "disposed_tag",
+                event,
+                f"tag {event.epc} read at {event.site}/{event.device} ({event.stage}) after "
+                f"its batch was disposed at {disposed.site}",
+            )
+        elif index < top:
+            violate(
+                "backward_stage",
+                event,
+                f"{event.stage} at {event.site}/{event.device} after the batch "
+                f"reached {STAGES[top]}",
+            )
+        elif index > top + 1:
+            skipped = ", ".join(STAGES[top + 1 : index])
+            violate(
+                "skipped_stage",
+                event,
+                f"{event.stage} at {event.site}/{event.device} without {skipped}",
+            )
+        top = max(top, index)
+        if event.stage == DISPOSED and disposed is None:
+            disposed = event
+        if event.stage != IN_TRANSIT:  # a vehicle reader has no fixed place
+            if previous_fixed is not None and previous_fixed.site != event.site:
+                distance = geo.distance_km(previous_fixed.site, event.site)
+                hours = (event.ts_ns - previous_fixed.ts_ns) / NS_PER_H
+                if (
+                    distance is not None
+                    and distance > limits.max_speed_kmh * hours + CLONE_SLACK_KM
+                ):
+                    violate(
+                        "cloned_tag",
+                        event,
+                        f"tag {event.epc} read at {previous_fixed.site} and {event.site}, "
+                        f"{distance:.0f} km apart, {hours * 60:.0f} min between "
+                        f"(faster than {limits.max_speed_kmh:g} km/h)",
+                    )
+            previous_fixed = event
+
+    generated_kg = events[0].net_kg if events and events[0].stage == GENERATED else None
+    for event in events:
+        if event.stage == GENERATED and event.event_id == info.event_id:
+            generated_kg = event.net_kg
+    receipt = next((e for e in events if e.stage == RECEIVED), None)
+    if generated_kg is not None and receipt is not None and receipt.net_kg is not None:
+        tolerance = max(
+            generated_kg * limits.weight_tolerance_pct / 100, limits.weight_tolerance_kg
+        )
+        if abs(receipt.net_kg - generated_kg) > tolerance:
+            violate(
+                "weight_mismatch",
+                receipt,
+                f"received {receipt.net_kg:g} kg, generated {generated_kg:g} kg "
+                f"(tolerance {tolerance:.1f} kg)",
+            )
+
+    stay = storage_interval(events)
+    if stay is not None:
+        site, in_ns, out_ns, stored_id = stay
+        limit_ns = int(geo.site(site).storage_limit_days * NS_PER_DAY)
+        if out_ns is not None and out_ns - in_ns > limit_ns:
+            leave = next(e for e in events if e.ts_ns == out_ns and STAGE_INDEX[e.stage] > 1)
+            violate(
+                "storage_overdue",
+                leave,
+                f"left storage at {site} after {(out_ns - in_ns) / NS_PER_DAY:.0f} days "
+                f"(limit {geo.site(site).storage_limit_days:g})",
+            )
+        elif out_ns is None and now_ns - in_ns > limit_ns:
+            stored = next(e for e in events if e.event_id == stored_id)
+            violate(
+                "storage_overdue",
+                stored,
+                f"in storage at {site} for {(now_ns - in_ns) / NS_PER_DAY:.0f} days "
+                f"(limit {geo.site(site).storage_limit_days:g})",
+                in_ns + limit_ns,
+            )
+
+    dispatch = next((e for e in events if e.stage == DISPATCHED), None)
+    if dispatch is not None:
+        limit_h = limits.transit_limit_h
+        if manifest is not None and manifest.transit_limit_h is not None:
+            limit_h = manifest.transit_limit_h
+        limit_ns = int(limit_h * NS_PER_H)
+        arrival = next((e for e in events if STAGE_INDEX[e.stage] >= STAGE_INDEX[RECEIVED]), None)
+        if arrival is not None and arrival.ts_ns - dispatch.ts_ns > limit_ns:
+            violate(
+                "transit_overdue",
+                arrival,
+                f"arrived {(arrival.ts_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
+                f"(limit {limit_h:g} h)",
+            )
+        elif arrival is None and now_ns - dispatch.ts_ns > limit_ns:
+            violate(
+                "transit_overdue",
+                dispatch,
+                f"not received {(now_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
+                f"(limit {limit_h:g} h)",
+                dispatch.ts_ns + limit_ns,
+            )
+
+    if manifest is not None:
+        if receipt is not None and receipt.site != manifest.receiver:
+            violate(
+                "wrong_receiver",
+                receipt,
+                f"received at {receipt.site}, manifest {manifest.manifest} names "
+                f"{manifest.receiver}",
+            )
+        if len(manifest.batches) > 1 and manifest_dispatches:
+            first_ns = min(manifest_dispatches.values())
+            window_ns = int(limits.manifest_window_h * NS_PER_H)
+            own = manifest_dispatches.get(info.batch)
+            if own is not None and own - first_ns > window_ns:
+                assert dispatch is not None
+                violate(
+                    "manifest_split",
+                    dispatch,
+                    f"dispatched {(own - first_ns) / NS_PER_H:.1f} h after the first batch of "
+                    f"manifest {manifest.manifest}",
+                )
+            elif own is None and now_ns - first_ns > window_ns and events:
+                violate(
+                    "manifest_split",
+                    events[-1],
+                    f"not dispatched with the other batches of manifest {manifest.manifest}",
+                    first_ns + window_ns,
+                )
+    if capacity_hit is not None:
+        found.append(capacity_hit)
+
+    found.sort(key=lambda v: (v.at_ns, v.rule, v.event_id))
+    last = events[-1] if events else None
+    stage = last.stage if last else GENERATED
+    if found:
+        verdict = "broken"
+    elif top == STAGE_INDEX[DISPOSED]:
+        verdict = "complete"
+    else:
+        verdict = "open"
+    return Judgement(
+        info.batch,
+        info.epc,
+        info.waste_code,
+        stage,
+        last.ts_ns if last else info.ts_ns,
+        verdict,
+        tuple(events),
+        tuple(found),
+        manifest.manifest if manifest else None,
+        last.site if last else info.site,
+    )
+
+
+# ---------------------------------------------------------------- storage capacity per site
+
+
+@dataclass(slots=True)
+class _Stay:
+    batch: str
+    in_ns: int
+    out_ns: int | None
+    kg: float
+    event_id: str
+
+
+@dataclass(slots=True)
+class _Store:
+    """Everything ever stored at one site, and which stays pushed it over its limit."""
+
+    stays: dict[str, _Stay] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)  # batch → time it crossed the limit
+    max_in_ns: int = -1
+    open_kg: float = 0.0  # stays with no out time
+    recent: dict[str, _Stay] = field(default_factory=dict)  # closed at or after max_in_ns
+
+    def sweep(self, limit_kg: float) -> dict[str, int]:
+        marks: list[tuple[int, int, str, float]] = []
+        for stay in self.stays.values():
+            marks.append((stay.in_ns, 1, stay.batch, stay.kg))
+            if stay.out_ns is not None:
+                marks.append((stay.out_ns, 0, stay.batch, stay.kg))
+        marks.sort()
+        hits: dict[str, int] = {}
+        held = 0.0
+        for ts, entering, batch, kg in marks:
+            if entering:
+                before = held
+                held += kg
+                if before <= limit_kg < held:
+                    hits[batch] = ts
+            else:
+                held -= kg
+        self.max_in_ns = max((s.in_ns for s in self.stays.values()), default=-1)
+        self.open_kg = sum(s.kg for s in self.stays.values() if s.out_ns is None)
+        self.recent = {
+            b: s
+            for b, s in self.stays.items()
+            if s.out_ns is not None and s.out_ns > self.max_in_ns
+        }
+        return hits
+
+    def update(self, stay: _Stay | None, batch: str, limit_kg: float) -> set[str]:
+        """Record a batch's stay (None: it has none); returns batches whose hit changed."""
+        old = self.stays.get(batch)
+        if old == stay:
+            return set()
+        if stay is not None and old is None and stay.out_ns is None and stay.in_ns > self.max_in_ns:
+            # The common case: a new arrival later than everything before it.
+            recent = {b: s for b, s in self.recent.items() if (s.out_ns or 0) > stay.in_ns}
+            held = self.open_kg + sum(s.kg for s in recent.values())
+            self.stays[batch] = stay
+            self.max_in_ns = stay.in_ns
+            self.open_kg += stay.kg
+            self.recent = recent
+            if held <= limit_kg < held + stay.kg:
+                self.hits[batch] = stay.in_ns
+                return {batch}
+            return set()
+        if (
+            stay is not None
+            and old is not None
+            and old.out_ns is None
+            and stay.out_ns is not None
+            and (old.in_ns, old.kg) == (stay.in_ns, stay.kg)
+            and stay.out_ns >= self.max_in_ns
+        ):
+            # The other common case: it left, later than any arrival.
+            self.stays[batch] = stay
+            self.open_kg -= stay.kg
+            if stay.out_ns > self.max_in_ns:
+                self.recent[batch] = stay
+            return set()
+        if stay is None:
+            self.stays.pop(batch, None)
+        else:
+            self.stays[batch] = stay
+        hits = self.sweep(limit_kg)
+        changed = {b for b in set(hits) | set(self.hits) if hits.get(b) != self.hits.get(b)}
+        self.hits = hits
+        return changed
+
+
+# ---------------------------------------------------------------- the tracker
+
+
+class Tracker:
+    """All batches' custody state in memory; `apply` and `check` return what changed."""
+
+    def __init__(self, geo: Geography | None = None) -> None:
+        self.geo = geo or Geography()
+        self.batches: dict[str, _Batch] = {}
+        self.epc_batch: dict[str, str] = {}  # shared with the decode context (batch_of)
+        self.manifests: dict[str, ManifestInfo] = {}
+        self.manifest_of: dict[str, str] = {}
+        self.dispatches: dict[str, dict[str, int]] = {}  # manifest → batch → dispatch ns
+        self.orphans: dict[str, dict[str, tuple[Read, int]]] = {}  # epc → reads (+ arrival)
+        self.orphan_weighings: dict[str, dict[str, Weighing]] = {}
+        self.reported_orphans: set[str] = set()
+        self.seen: set[str] = set()
+        self.judged: dict[str, Judgement] = {}
+        self.stores: dict[str, _Store] = {}
+        self.stay_site: dict[str, str] = {}
+        self.open: set[str] = set()  # batches whose verdict may still change with time
+
+    # inputs --------------------------------------------------------------
+    def apply(self, inputs: Iterable[Input], now_ns: int) -> Changes:
+        """Take inputs in any order; a repeated event id changes nothing."""
+        dirty: set[str] = set()
+        changes = Changes()
+        for item in inputs:
+            if isinstance(item, ManifestInfo):
+                key = f"manifest:{item.manifest}"
+                if key in self.seen:
+                    continue
+                self.seen.add(key)
+                self.manifests[item.manifest] = item
+                for batch in item.batches:
+                    self.manifest_of.setdefault(batch, item.manifest)
+                    dirty.add(batch)
+                continue
+            if item.event_id in self.seen:
+                continue
+            self.seen.add(item.event_id)
+            if isinstance(item, Registration):
+                if item.batch in self.batches:
+                    continue  # a second registration of the same batch keeps the first
+                state = _Batch(item)
+                self.batches[item.batch] = state
+                self.epc_batch[item.epc] = item.batch
+                for read, _ in self.orphans.pop(item.epc, {}).values():
+                    state.reads[read.event_id] = read
+                    if read.event_id in self.reported_orphans:
+                        self.reported_orphans.discard(read.event_id)
+                        changes.cleared.append(
+                            Violation(
+                                "unknown_tag", read.epc, read.event_id, read.ts_ns, read.site, ""
+                            )
+                        )
+                state.weighings.update(self.orphan_weighings.pop(item.epc, {}))
+                dirty.add(item.batch)
+                continue
+            batch_id = self.epc_batch.get(item.epc)
+            if isinstance(item, Weighing):
+                if batch_id is None:
+                    self.orphan_weighings.setdefault(item.epc, {})[item.event_id] = item
+                else:
+                    self.batches[batch_id].weighings[item.event_id] = item
+                    dirty.add(batch_id)
+                continue
+            if item.location not in LOCATION_STAGE:
+                continue
+            if batch_id is None:
+                self.orphans.setdefault(item.epc, {})[item.event_id] = (item, now_ns)
+            else:
+                self.batches[batch_id].reads[item.event_id] = item
+                dirty.add(batch_id)
+        changes.merge(self._rejudge(dirty, now_ns))
+        changes.raised.extend(self._orphans_due(now_ns))
+        return changes
+
+    def check(self, now_ns: int) -> Changes:
+        """The periodic check: time-based rules of open batches, unknown tags past their grace."""
+        changes = self._rejudge(set(self.open), now_ns)
+        changes.raised.extend(self._orphans_due(now_ns))
+        return changes
+
+    def _orphans_due(self, now_ns: int) -> list[Violation]:
+        grace_ns = int(self.geo.limits.unknown_tag_grace_s * NS_PER_S)
+        found = []
+        for epc, reads in self.orphans.items():
+            for read, arrived_ns in reads.values():
+                if read.event_id not in self.reported_orphans and now_ns - arrived_ns >= grace_ns:
+                    self.reported_orphans.add(read.event_id)
+                    found.append(
+                        Violation(
+                            "unknown_tag",
+                            epc,
+                            read.event_id,
+                            read.ts_ns,
+                            read.site,
+                            f"tag {epc} read at {read.site}/{read.device} belongs to no "
+                            "registered batch",
+                        )
+                    )
+        return found
+
+    # judging -------------------------------------------------------------
+    def _rejudge(self, dirty: set[str], now_ns: int) -> Changes:
+        changes = Changes()
+        pending = set(dirty)
+        done: set[str] = set()
+        while pending:
+            batch_id = pending.pop()
+            if batch_id in done or batch_id not in self.batches:
+                continue
+            done.add(batch_id)
+            state = self.batches[batch_id]
+            manifest_id = self.manifest_of.get(batch_id)
+            manifest = self.manifests.get(manifest_id) if manifest_id else None
+            events = _events(state, manifest.manifest if manifest else None)
+            # dispatch times of the manifest's batches (cross-batch rule)
+            if manifest is not None:
+                dispatch = next((e.ts_ns for e in events if e.stage == DISPATCHED), None)
+                times = self.dispatches.setdefault(manifest.manifest, {})
+                if times.get(batch_id) != dispatch:
+                    if dispatch is None:
+                        times.pop(batch_id, None)
+                    else:
+                        times[batch_id] = dispatch
+                    pending.update(b for b in manifest.batches if b not in done)
+                    done.difference_update(manifest.batches)
+                    done.add(batch_id)
+            # storage stay (cross-batch rule at the site)
+            stay = storage_interval(events)
+            kg = events[0].net_kg if events[0].stage == GENERATED and events[0].net_kg else 0.0
+            for b in self._update_stay(batch_id, stay, kg or 0.0):
+                if b != batch_id:
+                    pending.add(b)
+                    done.discard(b)
+            site = self.stay_site.get(batch_id)
+            hit_ns = self.stores[site].hits.get(batch_id) if site else None
+            capacity_hit = None
+            if site is not None and hit_ns is not None:
+                limit_kg = self.geo.site(site).storage_limit_kg
+                stored = next(
+                    e for e in events if e.stage == STORED and e.ts_ns == hit_ns and e.site == site
+                )
+                capacity_hit = Violation(
+                    "storage_over_capacity",
+                    batch_id,
+                    stored.event_id,
+                    hit_ns,
+                    site,
+                    f"storing {kg:g} kg took {site} over its {limit_kg:g} kg limit",
+                )
+            judgement = judge(
+                state.info,
+                events,
+                manifest,
+                self.dispatches.get(manifest.manifest, {}) if manifest else {},
+                capacity_hit,
+                self.geo,
+                now_ns,
+            )
+            self._record(batch_id, judgement, changes)
+        return changes
+
+    def _update_stay(
+        self, batch_id: str, stay: tuple[str, int, int | None, str] | None, kg: float
+    ) -> set[str]:
+        changed: set[str] = set()
+        old_site = self.stay_site.get(batch_id)
+        if old_site is not None and (stay is None or stay[0] != old_site):
+            store = self.stores[old_site]
+            changed |= store.update(None, batch_id, self.geo.site(old_site).storage_limit_kg)
+            del self.stay_site[batch_id]
+        if stay is not None:
+            site, in_ns, out_ns, event_id = stay
+            store = self.stores.setdefault(site, _Store())
+            self.stay_site[batch_id] = site
+            changed |= store.update(
+                _Stay(batch_id, in_ns, out_ns, kg, event_id),
+                batch_id,
+                self.geo.site(site).storage_limit_kg,
+            )
+        return changed
+
+    def _record(self, batch_id: str, judgement: Judgement, changes: Changes) -> None:
+        old = self.judged.get(batch_id)
+        if old == judgement:
+            return
+        self.judged[batch_id] = judgement
+        changes.batches[batch_id] = judgement
+        old_events = {e.event_id: e for e in old.events} if old else {}
+        for event in judgement.events:
+            if old_events.get(event.event_id) != event:
+                changes.events[event.event_id] = event
+        old_keys = {(v.rule, v.event_id): v for v in old.violations} if old else {}
+        new_keys = {(v.rule, v.event_id): v for v in judgement.violations}
+        changes.raised.extend(v for k, v in new_keys.items() if k not in old_keys)
+        new_rules = {v.rule for v in new_keys.values()}
+        changes.cleared.extend(v for v in old_keys.values() if v.rule not in new_rules)
+        if judgement.verdict == "complete" or (
+            judgement.stage == DISPOSED and judgement.verdict == "broken"
+        ):
+            self.open.discard(batch_id)
+        else:
+            self.open.add(batch_id)
+
+    # queries -------------------------------------------------------------
+    def trace(self, batch: str) -> Judgement | None:
+        return self.judged.get(batch)

@@ -1,0 +1,246 @@
+"""The custody tracker's SQL adapter on StateDB: inputs for replay, events, batch verdicts.
+
+Never commit per event: one `save` is one transaction of `executemany` statements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+from devices.statedb import StateDB
+from streams.custody import (
+    Changes,
+    CustodyEvent,
+    Input,
+    Judgement,
+    ManifestInfo,
+    Read,
+    Registration,
+    Weighing,
+)
+
+MIGRATIONS = [
+    # v1
+    "CREATE TABLE custody_batch (batch {text} PRIMARY KEY, epc {text} NOT NULL, "
+    "waste_code {text} NOT NULL, site {text} NOT NULL, ts_ns BIGINT NOT NULL, "
+    "info {text} NOT NULL, stage {text} NOT NULL, verdict {text} NOT NULL, "
+    "since_ns BIGINT NOT NULL, at_site {text} NOT NULL, manifest {text}, "
+    "violations {text} NOT NULL);"
+    "CREATE INDEX custody_batch_epc ON custody_batch (epc);"
+    "CREATE TABLE custody_manifest (manifest {text} PRIMARY KEY, site {text} NOT NULL, "
+    "ts_ns BIGINT NOT NULL, body {text} NOT NULL);"
+    "CREATE TABLE custody_input (event_id {text} PRIMARY KEY, kind {text} NOT NULL, "
+    "epc {text} NOT NULL, site {text} NOT NULL, device {text} NOT NULL, "
+    "location {text} NOT NULL, ts_ns BIGINT NOT NULL, net_kg DOUBLE PRECISION, "
+    "arrived_ns BIGINT NOT NULL);"
+    "CREATE TABLE custody_event (event_id {text} PRIMARY KEY, batch {text} NOT NULL, "
+    "epc {text} NOT NULL, stage {text} NOT NULL, ts_ns BIGINT NOT NULL, site {text} NOT NULL, "
+    "device {text} NOT NULL, net_kg DOUBLE PRECISION, manifest {text});"
+    "CREATE INDEX custody_event_batch ON custody_event (batch, ts_ns);"
+    "CREATE INDEX custody_event_site ON custody_event (site, ts_ns)",
+]
+
+_UPSERT_EVENT = (
+    "INSERT INTO custody_event (event_id, batch, epc, stage, ts_ns, site, device, net_kg, "
+    "manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+    "batch = excluded.batch, stage = excluded.stage, ts_ns = excluded.ts_ns, "
+    "net_kg = excluded.net_kg, manifest = excluded.manifest"
+)
+_UPSERT_BATCH = (
+    "INSERT INTO custody_batch (batch, epc, waste_code, site, ts_ns, info, stage, verdict, "
+    "since_ns, at_site, manifest, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (batch) DO UPDATE SET stage = excluded.stage, verdict = excluded.verdict, "
+    "since_ns = excluded.since_ns, at_site = excluded.at_site, manifest = excluded.manifest, "
+    "violations = excluded.violations"
+)
+_INSERT_INPUT = (
+    "INSERT INTO custody_input (event_id, kind, epc, site, device, location, ts_ns, net_kg, "
+    "arrived_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+_INSERT_MANIFEST = (
+    "INSERT INTO custody_manifest (manifest, site, ts_ns, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (manifest) DO NOTHING"
+)
+
+
+def violations_json(judgement: Judgement) -> str:
+    return json.dumps(
+        [
+            {"rule": v.rule, "event_id": v.event_id, "at_ns": v.at_ns, "message": v.message}
+            for v in judgement.violations
+        ],
+        ensure_ascii=False,
+    )
+
+
+class CustodyStore:
+    """Reads and writes custody state; `save` writes one call's inputs and changes atomically."""
+
+    def __init__(self, db: StateDB) -> None:
+        self.db = db
+        db.migrate("custody", MIGRATIONS)
+
+    def save(self, inputs: Sequence[Input], changes: Changes, arrived_ns: int) -> None:
+        inputs_rows: list[tuple[Any, ...]] = []
+        manifests: list[tuple[Any, ...]] = []
+        registrations: dict[str, Registration] = {}
+        for item in inputs:
+            if isinstance(item, Read):
+                inputs_rows.append(
+                    (item.event_id, "read", item.epc, item.site, item.device, item.location,
+                     item.ts_ns, None, arrived_ns)
+                )  # fmt: skip
+            elif isinstance(item, Weighing):
+                inputs_rows.append(
+                    (item.event_id, "weigh", item.epc, item.site, item.device, item.location,
+                     item.ts_ns, item.net_kg, arrived_ns)
+                )  # fmt: skip
+            elif isinstance(item, ManifestInfo):
+                body = json.dumps({**asdict(item), "batches": list(item.batches)})
+                manifests.append((item.manifest, item.site, item.ts_ns, body))
+            else:
+                registrations[item.batch] = item
+        batch_rows = []
+        for judgement in changes.batches.values():
+            info = registrations.get(judgement.batch)
+            info_json = json.dumps(asdict(info), ensure_ascii=False) if info else "{}"
+            batch_rows.append(
+                (judgement.batch, judgement.epc, judgement.waste_code,
+                 info.site if info else "", info.ts_ns if info else 0, info_json,
+                 judgement.stage, judgement.verdict, judgement.since_ns, judgement.site,
+                 judgement.manifest, violations_json(judgement))
+            )  # fmt: skip
+        event_rows = [
+            (e.event_id, e.batch, e.epc, e.stage, e.ts_ns, e.site, e.device, e.net_kg, e.manifest)
+            for e in changes.events.values()
+        ]
+        # Registrations of batches whose verdict did not change must still be kept.
+        missing = [r for b, r in registrations.items() if b not in changes.batches]
+        with self.db.transaction():
+            if inputs_rows:
+                self.db.executemany(_INSERT_INPUT, inputs_rows)
+            if manifests:
+                self.db.executemany(_INSERT_MANIFEST, manifests)
+            if batch_rows:
+                self.db.executemany(_UPSERT_BATCH, batch_rows)
+            if missing:
+                self.db.executemany(
+                    "UPDATE custody_batch SET info = ? WHERE batch = ?",
+                    [(json.dumps(asdict(r), ensure_ascii=False), r.batch) for r in missing],
+                )
+            if event_rows:
+                self.db.executemany(_UPSERT_EVENT, event_rows)
+
+    def load_inputs(self) -> tuple[list[Input], dict[str, int]]:
+        """Every stored input, for replay at start; and each read's arrival time."""
+        items: list[Input] = []
+        for (info,) in self.db.query("SELECT info FROM custody_batch WHERE info <> '{}'"):
+            items.append(Registration(**json.loads(info)))
+        for (body,) in self.db.query("SELECT body FROM custody_manifest"):
+            raw = json.loads(body)
+            raw["batches"] = tuple(raw["batches"])
+            items.append(ManifestInfo(**raw))
+        arrived: dict[str, int] = {}
+        rows = self.db.query(
+            "SELECT event_id, kind, epc, site, device, location, ts_ns, net_kg, arrived_ns "
+            "FROM custody_input ORDER BY arrived_ns, ts_ns"
+        )
+        for event_id, kind, epc, site, device, location, ts_ns, net_kg, arrived_ns in rows:
+            if kind == "read":
+                items.append(Read(event_id, epc, site, device, location, int(ts_ns)))
+            else:
+                items.append(
+                    Weighing(event_id, epc, site, device, location, float(net_kg), int(ts_ns))
+                )
+            arrived[event_id] = int(arrived_ns)
+        return items, arrived
+
+    # queries for trace, API and ledger ------------------------------------------------
+    def batch(self, batch: str) -> dict[str, Any] | None:
+        rows = self.db.query(
+            "SELECT batch, epc, waste_code, site, ts_ns, info, stage, verdict, since_ns, "
+            "at_site, manifest, violations FROM custody_batch WHERE batch = ?",
+            (batch,),
+        )
+        if not rows:
+            return None
+        return _batch_row(rows[0])
+
+    def events(self, batch: str) -> list[CustodyEvent]:
+        rows = self.db.query(
+            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
+            "FROM custody_event WHERE batch = ? ORDER BY ts_ns, event_id",
+            (batch,),
+        )
+        return [_event_row(r) for r in rows]
+
+    def batches(
+        self,
+        *,
+        stage: str | None = None,
+        site: str | None = None,
+        verdict: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        where, params = [], []
+        if stage:
+            where.append("stage = ?")
+            params.append(stage.upper())
+        if site:
+            where.append("(site = ? OR at_site = ?)")
+            params.extend([site, site])
+        if verdict:
+            where.append("verdict = ?")
+            params.append(verdict)
+        sql = (
+            "SELECT batch, epc, waste_code, site, ts_ns, info, stage, verdict, since_ns, "
+            "at_site, manifest, violations FROM custody_batch"
+        )
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY ts_ns, batch LIMIT {int(limit)}"
+        return [_batch_row(r) for r in self.db.query(sql, params)]
+
+    def events_between(self, start_ns: int, end_ns: int) -> list[CustodyEvent]:
+        rows = self.db.query(
+            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
+            "FROM custody_event WHERE ts_ns < ? ORDER BY ts_ns, event_id",
+            (end_ns,),
+        )
+        del start_ns  # callers filter; month-end stock needs everything before the end
+        return [_event_row(r) for r in rows]
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        return {
+            m: json.loads(body)
+            for m, body in self.db.query("SELECT manifest, body FROM custody_manifest")
+        }
+
+    def all_batches(self) -> dict[str, dict[str, Any]]:
+        return {row["batch"]: row for row in self.batches(limit=10_000_000)}
+
+
+def _event_row(r: Sequence[Any]) -> CustodyEvent:
+    return CustodyEvent(
+        r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], None if r[7] is None else float(r[7]), r[8]
+    )
+
+
+def _batch_row(r: Sequence[Any]) -> dict[str, Any]:
+    return {
+        "batch": r[0],
+        "epc": r[1],
+        "waste_code": r[2],
+        "site": r[3],
+        "ts_ns": int(r[4]),
+        "info": json.loads(r[5]),
+        "stage": r[6],
+        "verdict": r[7],
+        "since_ns": int(r[8]),
+        "at_site": r[9],
+        "manifest": r[10],
+        "violations": json.loads(r[11]),
+    }
