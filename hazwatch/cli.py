@@ -61,6 +61,7 @@ def _register() -> None:
         module.register(app)
     __import__("hazwatch.commands.video", fromlist=["register"]).register(app)
     __import__("hazwatch.commands.simulate", fromlist=["register"]).register(app)
+    __import__("hazwatch.commands.air", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

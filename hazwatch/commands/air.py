@@ -1,0 +1,137 @@
+"""CLI: `hj212-gateway`, the TCP door for HJ 212-2017 air stations into the MQTT pipeline.
+
+Never ack a station's packet before the broker has it; stops cleanly on SIGTERM and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from devices.errors import ConfigError
+
+log = logging.getLogger("hazwatch.hj212_gateway")
+
+
+def _listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"--listen must be HOST:PORT, got {value!r}")
+    return host or "0.0.0.0", int(port)
+
+
+def _mapping(entries: list[str]) -> dict[str, tuple[str, str]]:
+    mapping: dict[str, tuple[str, str]] = {}
+    for entry in entries:
+        mn, eq, where = entry.partition("=")
+        site, slash, station = where.partition("/")
+        if not eq or not slash or not mn or not site or not station:
+            raise ConfigError(f"--station must be MN=SITE/STATION, got {entry!r}")
+        mapping[mn] = (site, station)
+    return mapping
+
+
+async def run_gateway(
+    host: str,
+    port: int,
+    *,
+    registry_file: Path | None,
+    stations: dict[str, tuple[str, str]],
+    ready: asyncio.Event | None = None,
+) -> None:
+    import aiomqtt
+    import orjson
+
+    from devices.registry import RegistryContext, load_file
+    from devices.statedb import StateDB
+    from hazwatch.cli import settings
+    from ingest.deadletters import DeadLetter, DeadLetterStore
+    from ingest.hj212_gateway import GatewayDeadLetter, Hj212Gateway
+
+    cfg = settings()
+    db = StateDB(cfg.state_dsn)
+    deadletters = DeadLetterStore(db)
+    if registry_file is not None:
+        registry = RegistryContext(None, load_file(registry_file))
+    else:
+        registry = RegistryContext(db)
+
+    def lookup(mn: str) -> tuple[str, str] | None:
+        return stations.get(mn) or registry.station_by_mn(mn)
+
+    target = cfg.mqtt
+    client = aiomqtt.Client(
+        target.host,
+        target.port,
+        identifier=f"{cfg.mqtt_client_id}-hj212-gateway",
+        username=target.username,
+        password=target.password,
+        tls_context=ssl.create_default_context() if target.tls else None,
+        max_queued_outgoing_messages=None,
+    )
+
+    async def publish(topic: str, payload: bytes) -> None:
+        await client.publish(topic, payload, qos=1)
+
+    async def dead_letter(letter: GatewayDeadLetter) -> None:
+        stored = DeadLetter(
+            letter.received_ns, letter.topic, letter.reason, letter.message, letter.raw
+        )
+        await asyncio.to_thread(deadletters.add_many, [stored])
+        await client.publish(stored.mqtt_topic(), orjson.dumps(stored.to_json()), qos=1)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    async with client, Hj212Gateway(lookup, publish, dead_letter) as gateway:
+        await gateway.start(host, port)
+        typer.echo(
+            f"hj212-gateway listening on {host}:{gateway.port}, publishing to "
+            f"mqtt {target.host}:{target.port}",
+            err=True,
+        )
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+        log.info("stopping: %s", gateway.stats)
+    db.close()
+
+
+def hj212_gateway(
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to accept stations on.")] = (
+        "0.0.0.0:9212"
+    ),
+    registry: Annotated[
+        Path | None,
+        typer.Option(
+            "--registry", help="Registry TOML mapping MN to station (else the stored one)."
+        ),
+    ] = None,
+    station: Annotated[
+        list[str] | None,
+        typer.Option("--station", help="Extra MN=SITE/STATION mapping (repeatable)."),
+    ] = None,
+) -> None:
+    """Accept HJ 212-2017 stations over TCP; publish their packets on hw/{site}/air/{id}/hj212."""
+    from hazwatch.cli import settings
+    from hazwatch.logs import setup_logging
+
+    cfg = settings()
+    setup_logging(cfg.log_format, cfg.log_level)
+    host, port = _listen(listen)
+    asyncio.run(run_gateway(host, port, registry_file=registry, stations=_mapping(station or [])))
+
+
+def register(app: typer.Typer) -> None:
+    """Registered by hazwatch.cli."""
+    app.command("hj212-gateway")(hj212_gateway)
