@@ -62,6 +62,7 @@ def _register() -> None:
     __import__("hazwatch.commands.video", fromlist=["register"]).register(app)
     __import__("hazwatch.commands.simulate", fromlist=["register"]).register(app)
     __import__("hazwatch.commands.air", fromlist=["register"]).register(app)
+    __import__("hazwatch.commands.custody", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from devices.statedb import StateDB
+from devices.timeparse import format_ts
 from streams.custody import (
     Changes,
     CustodyEvent,
@@ -244,3 +245,44 @@ def _batch_row(r: Sequence[Any]) -> dict[str, Any]:
         "manifest": r[10],
         "violations": json.loads(r[11]),
     }
+
+
+def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, Any] | None:
+    """The `trace --json` object of DESIGN.md, or None when no such batch exists."""
+    row = store.batch(batch)
+    if row is None:
+        return None
+    doc: dict[str, Any] = {
+        "batch": row["batch"],
+        "epc": row["epc"],
+        "waste_code": row["waste_code"],
+        "stage": row["stage"],
+        "verdict": row["verdict"],
+        "violations": [
+            {
+                "rule": v["rule"],
+                "event_id": v["event_id"],
+                "at": format_ts(int(v["at_ns"])),
+                "message": v["message"],
+            }
+            for v in row["violations"]
+        ],
+        "events": [
+            {
+                "event_id": e.event_id,
+                "stage": e.stage,
+                "ts": format_ts(e.ts_ns),
+                "site": e.site,
+                "device": e.device,
+                "net_kg": e.net_kg,
+            }
+            for e in store.events(batch)
+        ],
+    }
+    if row["verdict"] == "open":
+        doc["at_site"] = row["at_site"]
+        doc["since"] = format_ts(row["since_ns"])
+        doc["open_for_h"] = round(max(0, now_ns - row["since_ns"]) / 3.6e12, 2)
+    if row["manifest"]:
+        doc["manifest"] = row["manifest"]
+    return doc

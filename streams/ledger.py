@@ -1,0 +1,253 @@
+"""The hazardous-waste management ledger (管理台账, HJ 1259-2022) made from custody events.
+
+Never invent a quantity: every row and total comes from stored custody events and batches.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from streams.custody import (
+    DISPATCHED,
+    DISPOSED,
+    GENERATED,
+    RECEIVED,
+    STORED,
+    CustodyEvent,
+    storage_interval,
+)
+
+KINDS = {
+    "generation": (GENERATED, "产生"),
+    "storage_in": (STORED, "入库"),
+    "storage_out": (DISPATCHED, "出库"),
+    "transfer": (DISPATCHED, "委外利用处置(转移)"),
+    "disposal": (DISPOSED, "自行利用处置"),
+}
+FORMATS = ("csv", "xlsx", "json")
+CHINA = timezone(timedelta(hours=8))
+
+# (key, 中文, English)
+COLUMNS = [
+    ("record_type", "记录类型", "record type"),
+    ("record_id", "记录编号", "record id"),
+    ("batch", "批次编码", "batch code"),
+    ("time", "时间", "time"),
+    ("waste_name", "废物名称", "waste name"),
+    ("list_name", "国家危险废物名录名称", "National List name"),
+    ("category", "废物类别", "category"),
+    ("waste_code", "废物代码", "waste code"),
+    ("quantity", "数量", "quantity"),
+    ("unit", "单位", "unit"),
+    ("container_code", "容器编码", "container code"),
+    ("container_type", "容器类型", "container type"),
+    ("container_count", "容器数量", "container count"),
+    ("facility", "设施编码", "facility code"),
+    ("handler", "经办人", "handler"),
+    ("destination", "去向", "destination"),
+    ("previous_record", "前一记录编号", "previous record id"),
+    ("manifest", "转移联单编号", "transfer manifest no."),
+    ("verdict", "追溯结论", "custody verdict"),
+]
+SUMMARY_COLUMNS = [
+    ("month", "月份", "month"),
+    ("waste_code", "废物代码", "waste code"),
+    ("generated_kg", "产生量(kg)", "generated (kg)"),
+    ("stored_month_end_kg", "月末贮存量(kg)", "in storage at month end (kg)"),
+    ("transferred_kg", "转移量(kg)", "transferred out (kg)"),
+    ("disposed_kg", "利用处置量(kg)", "disposed (kg)"),
+]
+# A few National List names (《国家危险废物名录》2021); others are left to the unit's own name.
+LIST_NAMES = {
+    "900-249-08": "其他生产、销售、使用过程中产生的废矿物油及沾染矿物油的废弃包装物",
+    "900-041-49": "含有或沾染毒性、感染性危险废物的废弃包装物、容器、过滤吸附介质",
+    "900-039-49": "烟气、VOCs治理过程产生的废活性炭",
+    "336-064-17": "金属和塑料表面酸(碱)洗、除油、除锈、洗涤、磷化、出光、化抛工艺产生的废腐蚀液等",
+    "900-404-06": "工业生产中作为清洗剂、萃取剂、溶剂或反应介质使用后废弃的其他列入名录的有机溶剂",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Ledger:
+    rows: list[dict[str, Any]]
+    summary: list[dict[str, Any]]
+
+
+def _local(ts_ns: int) -> datetime:
+    return datetime.fromtimestamp(ts_ns / 1e9, CHINA)
+
+
+def _month_end_ns(month: str) -> int:
+    year, mon = (int(x) for x in month.split("-"))
+    nxt = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CHINA)
+    return int(nxt.timestamp() * 1e9)
+
+
+def build_ledger(
+    site: str,
+    start_ns: int,
+    end_ns: int,
+    events: Iterable[CustodyEvent],
+    batches: dict[str, dict[str, Any]],
+    manifests: dict[str, dict[str, Any]],
+    kind: str | None = None,
+) -> Ledger:
+    """Rows for `site` in [start, end) (all kinds, or one) and the monthly summary per code."""
+    by_batch: dict[str, list[CustodyEvent]] = defaultdict(list)
+    for event in events:
+        by_batch[event.batch].append(event)
+    rows: list[dict[str, Any]] = []
+    summary: dict[tuple[str, str], dict[str, float]] = defaultdict(
+        lambda: {"generated_kg": 0.0, "stored_month_end_kg": 0.0, "transferred_kg": 0.0,
+                 "disposed_kg": 0.0}
+    )  # fmt: skip
+    kinds = [kind] if kind else list(KINDS)
+    for batch_id, chain in by_batch.items():
+        chain.sort(key=lambda e: (e.ts_ns, e.event_id))
+        batch = batches.get(batch_id, {})
+        info = batch.get("info", {})
+        gen_kg = next((e.net_kg for e in chain if e.stage == GENERATED), None) or 0.0
+        recv_kg = next((e.net_kg for e in chain if e.stage == RECEIVED and e.net_kg), None)
+        code = batch.get("waste_code", "")
+        for k in kinds:
+            stage, label = KINDS[k]
+            for i, event in enumerate(chain):
+                if event.stage != stage or event.site != site:
+                    continue
+                if not start_ns <= event.ts_ns < end_ns:
+                    continue
+                manifest = event.manifest or batch.get("manifest")
+                if k == "transfer" and not manifest:
+                    continue
+                destination = ""
+                if stage == DISPATCHED and manifest:
+                    destination = manifests.get(manifest, {}).get("receiver", "")
+                elif stage == STORED:
+                    destination = "贮存"
+                quantity = recv_kg if stage == DISPOSED and recv_kg else gen_kg
+                rows.append(
+                    {
+                        "record_type": label,
+                        "record_id": event.event_id,
+                        "batch": batch_id,
+                        "time": _local(event.ts_ns).isoformat(timespec="seconds"),
+                        "waste_name": info.get("waste_name") or "",
+                        "list_name": LIST_NAMES.get(code, ""),
+                        "category": info.get("category") or f"HW{code[-2:]}",
+                        "waste_code": code,
+                        "quantity": round(quantity, 3),
+                        "unit": "kg",
+                        "container_code": event.epc,
+                        "container_type": info.get("container_type") or "",
+                        "container_count": 1,
+                        "facility": event.device,
+                        "handler": info.get("handler") or "",
+                        "destination": destination,
+                        "previous_record": chain[i - 1].event_id if i > 0 else "",
+                        "manifest": manifest or "",
+                        "verdict": batch.get("verdict", ""),
+                    }
+                )
+        # monthly summary
+        for event in chain:
+            if event.site != site or not start_ns <= event.ts_ns < end_ns:
+                continue
+            month = _local(event.ts_ns).strftime("%Y-%m")
+            if event.stage == GENERATED:
+                summary[(month, code)]["generated_kg"] += gen_kg
+            elif event.stage == DISPATCHED:
+                summary[(month, code)]["transferred_kg"] += gen_kg
+            elif event.stage == DISPOSED:
+                summary[(month, code)]["disposed_kg"] += recv_kg or gen_kg
+        stay = storage_interval(chain)
+        if stay is not None and stay[0] == site:
+            for month in _months(start_ns, end_ns):
+                month_end = _month_end_ns(month)
+                if stay[1] < month_end and (stay[2] is None or stay[2] >= month_end):
+                    summary[(month, code)]["stored_month_end_kg"] += gen_kg
+    rows.sort(key=lambda r: (r["time"], r["batch"], r["record_id"]))
+    summary_rows = [
+        {"month": m, "waste_code": c, **{k: round(v, 3) for k, v in totals.items()}}
+        for (m, c), totals in sorted(summary.items())
+    ]
+    return Ledger(rows, summary_rows)
+
+
+def _months(start_ns: int, end_ns: int) -> list[str]:
+    first, last = _local(start_ns), _local(end_ns - 1)
+    months, year, mon = [], first.year, first.month
+    while (year, mon) <= (last.year, last.month):
+        months.append(f"{year:04d}-{mon:02d}")
+        year, mon = year + (mon == 12), mon % 12 + 1
+    return months
+
+
+def headings(columns: list[tuple[str, str, str]], lang: str) -> list[str]:
+    return [zh if lang == "zh" else en for _, zh, en in columns]
+
+
+def render(ledger: Ledger, fmt: str, lang: str = "zh") -> bytes:
+    """The ledger as CSV (rows, then a blank line and the monthly summary), XLSX or JSON."""
+    if fmt == "json":
+        return json.dumps(
+            {"records": ledger.rows, "monthly": ledger.summary}, ensure_ascii=False, indent=1
+        ).encode()
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(headings(COLUMNS, lang))
+        for row in ledger.rows:
+            writer.writerow([row[k] for k, _, _ in COLUMNS])
+        writer.writerow([])
+        writer.writerow(headings(SUMMARY_COLUMNS, lang))
+        for row in ledger.summary:
+            writer.writerow([row[k] for k, _, _ in SUMMARY_COLUMNS])
+        return ("\ufeff" + out.getvalue()).encode()  # BOM: Excel opens UTF-8 CSV correctly
+    if fmt == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        assert sheet is not None
+        sheet.title = "台账" if lang == "zh" else "ledger"
+        sheet.append(headings(COLUMNS, lang))
+        for row in ledger.rows:
+            sheet.append([row[k] for k, _, _ in COLUMNS])
+        monthly = book.create_sheet("月度汇总" if lang == "zh" else "monthly")
+        monthly.append(headings(SUMMARY_COLUMNS, lang))
+        for row in ledger.summary:
+            monthly.append([row[k] for k, _, _ in SUMMARY_COLUMNS])
+        buffer = io.BytesIO()
+        book.save(buffer)
+        return buffer.getvalue()
+    raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+
+
+def parse_date_ns(text: str, *, end: bool = False) -> int:
+    """A YYYY-MM-DD date (China time) as ns; `end` gives the start of the next day."""
+    day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=CHINA)
+    if end:
+        day += timedelta(days=1)
+    return int(day.timestamp() * 1e9)
+
+
+def ledger_for(store: Any, site: str, start_ns: int, end_ns: int, kind: str | None) -> Ledger:
+    """Build the ledger from a CustodyStore."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return build_ledger(
+        site,
+        start_ns,
+        end_ns,
+        store.events_between(start_ns, end_ns),
+        store.all_batches(),
+        store.manifests(),
+        kind,
+    )
