@@ -1,0 +1,311 @@
+"""HJ 212-2017 air stations that send diurnal pollutant curves over TCP or MQTT, with faults.
+
+Never report a packet as delivered that the receiver did not acknowledge; ground truth is what
+was actually put on the wire, value for value, as the receiver will parse it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from devices import hj212
+from devices.topics import build_topic
+from simulators.mqtt import device_client
+
+NS_PER_S = 1_000_000_000
+NS_PER_MIN = 60 * NS_PER_S
+FAULT_KINDS = ("bad_crc", "truncated", "wrong_mn")
+# What the receiving side dead-letters each fault as.
+EXPECTED_REASON = {"bad_crc": "bad_crc", "truncated": "bad_length", "wrong_mn": "wrong_mn"}
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(fraction: float, text: str) -> None:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class StationSpec:
+    site: str
+    station: str
+    mn: str
+    pollution: float = 1.0  # scales the pollutant curves (a dirty site runs at 2–3)
+    seed: int = 0
+
+
+def stations(count: int, site: str = "sim-air", *, seed: int = 7) -> list[StationSpec]:
+    """`count` stations with MNs 4190010000NNNN and pollution levels spread from clean to dirty."""
+    rng = random.Random(seed)
+    return [
+        StationSpec(
+            site,
+            f"aq-{index:03d}",
+            f"4190010000{index:04d}",
+            round(0.6 + 2.4 * rng.random(), 2),
+            seed * 1000 + index,
+        )
+        for index in range(count)
+    ]
+
+
+def _peak(hour: float, center: float, width: float) -> float:
+    distance = min(abs(hour - center), 24 - abs(hour - center))
+    return math.exp(-((distance / width) ** 2))
+
+
+def diurnal(spec: StationSpec, local_hour: float, rng: random.Random) -> dict[str, float]:
+    """One minute's values: traffic peaks (08, 19 h) in NO2/CO/PM, afternoon O3, mild weather."""
+    traffic = _peak(local_hour, 8, 1.8) + 0.9 * _peak(local_hour, 19, 2.2)
+    sun = max(0.0, math.sin(math.pi * (local_hour - 7) / 12)) ** 1.5 if 7 < local_hour < 19 else 0
+    k = spec.pollution
+
+    def noisy(value: float, spread: float = 0.08) -> float:
+        return max(0.0, value * (1 + rng.gauss(0, spread)))
+
+    pm25 = noisy(k * (30 + 45 * traffic))
+    values = {
+        "pm25": round(pm25, 1),
+        "pm10": round(noisy(pm25 * 1.6 + 15 * k), 1),
+        "so2": round(noisy(k * (9 + 5 * traffic)), 1),
+        "no2": round(noisy(k * (22 + 45 * traffic)), 1),
+        "co": round(noisy(k * (0.5 + 0.7 * traffic)), 3),
+        "o3": round(noisy(18 + 150 * sun * (0.7 + 0.3 * k) / (1 + 0.2 * traffic)), 1),
+        "temp": round(
+            12 + 7 * math.sin(2 * math.pi * (local_hour - 9) / 24) + rng.gauss(0, 0.2), 1
+        ),
+        "rh": round(
+            min(100.0, max(5.0, 60 - 18 * math.sin(2 * math.pi * (local_hour - 9) / 24))), 1
+        ),
+        "pressure": round(1013 + rng.gauss(0, 0.4), 1),
+        "wind_speed": round(abs(2 + 1.5 * sun + rng.gauss(0, 0.3)), 1),
+        "wind_dir": round(rng.uniform(0, 359), 0),
+    }
+    return values
+
+
+@dataclass(slots=True)
+class SentPacket:
+    site: str
+    station: str
+    mn: str
+    ts_ns: int
+    values: dict[str, float]
+    fault: str | None
+    transport: str
+    acked: bool = False
+
+
+@dataclass(slots=True)
+class AirReport:
+    packets: list[SentPacket] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and all(p.acked for p in self.packets if p.fault is None)
+
+    def good(self) -> list[SentPacket]:
+        return [p for p in self.packets if p.fault is None]
+
+    def summary(self) -> list[tuple[str, str]]:
+        faults: dict[str, int] = {}
+        for p in self.packets:
+            if p.fault:
+                faults[p.fault] = faults.get(p.fault, 0) + 1
+        return [
+            ("packets sent", str(len(self.packets))),
+            ("acknowledged", str(sum(p.acked for p in self.packets))),
+            ("faults", ", ".join(f"{k} {v}" for k, v in sorted(faults.items())) or "none"),
+            ("errors", "; ".join(self.errors[:3]) or "none"),
+            ("elapsed", f"{self.elapsed_s:.1f} s"),
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class AirSimConfig:
+    start_ns: int  # first minute (UTC); a simulated day in the past is the usual test
+    minutes: int = 1440
+    minute_s: float = 0.0  # wall seconds per simulated minute; 0 = as fast as acks come
+    cn: str = hj212.CN_MINUTE
+    zone_h: float = 8.0
+    faults: dict[str, float] = field(default_factory=dict)  # kind -> probability per packet
+    ack_timeout_s: float = 10.0
+
+
+class StationSim:
+    """One station's packets for the simulated period (deterministic from its seed)."""
+
+    def __init__(self, spec: StationSpec, config: AirSimConfig) -> None:
+        self.spec = spec
+        self.config = config
+        self.rng = random.Random(spec.seed)
+        for kind in config.faults:
+            if kind not in FAULT_KINDS:
+                raise ValueError(f"unknown air fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+
+    def packets(self, transport: str) -> list[tuple[SentPacket, bytes]]:
+        spec, cfg = self.spec, self.config
+        out: list[tuple[SentPacket, bytes]] = []
+        for minute in range(cfg.minutes):
+            ts_ns = cfg.start_ns + minute * NS_PER_MIN
+            local_hour = ((ts_ns // NS_PER_S) / 3600 + cfg.zone_h) % 24
+            values = diurnal(spec, local_hour, self.rng)
+            fault = self._fault()
+            mn = spec.mn if fault != "wrong_mn" else spec.mn[:-4] + "9999"
+            packet = hj212.data_packet(mn, cfg.cn, ts_ns, values, zone_h=cfg.zone_h)
+            raw = hj212.build(packet)
+            if fault == "bad_crc":
+                crc = raw[-6:-2]
+                raw = raw[:-6] + (b"0000" if crc != b"0000" else b"FFFF") + raw[-2:]
+            elif fault == "truncated":
+                raw = raw[: len(raw) // 2]
+            sent = SentPacket(spec.site, spec.station, spec.mn, ts_ns, values, fault, transport)
+            out.append((sent, raw))
+        return out
+
+    def _fault(self) -> str | None:
+        draw = self.rng.random()
+        for kind, rate in sorted(self.config.faults.items()):
+            if draw < rate:
+                return kind
+            draw -= rate
+        return None
+
+
+async def _pace(started: float, index: int, minute_s: float) -> None:
+    if minute_s > 0:
+        delay = started + index * minute_s - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def run_tcp_station(
+    host: str, port: int, spec: StationSpec, config: AirSimConfig, report: AirReport
+) -> None:
+    """One station on one TCP connection: send each minute, wait for the 9014 of good packets."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        started = time.monotonic()
+        for index, (sent, raw) in enumerate(StationSim(spec, config).packets("tcp")):
+            await _pace(started, index, config.minute_s)
+            writer.write(raw)
+            await writer.drain()
+            report.packets.append(sent)
+            if sent.fault is not None:
+                continue
+            qn = hj212.qn_of(sent.ts_ns, config.zone_h)
+            while True:
+                line = await asyncio.wait_for(reader.readuntil(b"\r\n"), config.ack_timeout_s)
+                answer = hj212.parse_frame(line)
+                if answer.cn == hj212.CN_DATA_RESPONSE and answer.qn == qn:
+                    sent.acked = True
+                    break
+    except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
+        report.errors.append(f"{spec.station} over tcp: {type(exc).__name__} {exc}")
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except OSError:
+            pass
+
+
+async def run_mqtt_station(
+    mqtt_url: str, spec: StationSpec, config: AirSimConfig, report: AirReport
+) -> None:
+    """One station publishing its packets raw on hw/{site}/air/{station}/hj212 at QoS 1."""
+    topic = build_topic(spec.site, "air", spec.station, hj212.KIND)
+    try:
+        async with device_client(mqtt_url, spec.site, "air", spec.station) as client:
+            started = time.monotonic()
+            window: list[tuple[SentPacket, Any]] = []
+            for index, (sent, raw) in enumerate(StationSim(spec, config).packets("mqtt")):
+                await _pace(started, index, config.minute_s)
+                report.packets.append(sent)
+                window.append((sent, asyncio.ensure_future(client.publish(topic, raw, qos=1))))
+                if len(window) >= 100:
+                    await _settle(window)
+            await _settle(window)
+    except Exception as exc:  # aiomqtt.MqttError and timeouts: reported, not raised
+        report.errors.append(f"{spec.station} over mqtt: {type(exc).__name__} {exc}")
+
+
+async def _settle(window: list[tuple[SentPacket, Any]]) -> None:
+    results = await asyncio.gather(*(f for _, f in window), return_exceptions=True)
+    for (sent, _), result in zip(window, results, strict=True):
+        # Over MQTT the broker's PUBACK is the acknowledgement, faulty or not.
+        sent.acked = not isinstance(result, BaseException)
+    window.clear()
+
+
+async def run_stations(
+    specs: Sequence[StationSpec],
+    config: AirSimConfig,
+    *,
+    mqtt_url: str | None = None,
+    tcp: tuple[str, int] | None = None,
+    tcp_share: float = 0.5,
+) -> AirReport:
+    """Run every station at once: the first `tcp_share` over TCP (when given), the rest MQTT."""
+    report = AirReport()
+    started = time.monotonic()
+    n_tcp = round(len(specs) * tcp_share) if tcp is not None else 0
+    if mqtt_url is None and n_tcp < len(specs):
+        raise ValueError("stations left for MQTT but no mqtt_url given")
+    async with asyncio.TaskGroup() as group:
+        for index, spec in enumerate(specs):
+            if index < n_tcp:
+                assert tcp is not None
+                group.create_task(run_tcp_station(tcp[0], tcp[1], spec, config, report))
+            else:
+                assert mqtt_url is not None
+                group.create_task(run_mqtt_station(mqtt_url, spec, config, report))
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+# `hazwatch simulate --scenario air`
+
+
+@dataclass
+class AirStep:
+    label: str
+    specs: list[StationSpec]
+    config: AirSimConfig
+
+    async def run(self, mqtt_url: str, progress: Progress = _no_progress) -> AirReport:
+        progress(0.0, f"{len(self.specs)} HJ 212 stations, {self.config.minutes} minutes each")
+        report = await run_stations(self.specs, self.config, mqtt_url=mqtt_url)
+        progress(1.0, f"{len(report.packets)} packets")
+        return report
+
+
+def air_scenario(**options: Any) -> Any:
+    from simulators.scenarios import Scenario
+
+    count = int(options.get("devices") or 5)
+    duration_s = options.get("duration_s")
+    minutes = int(options.get("count") or 60)
+    now_ns = time.time_ns()
+    start_ns = now_ns - now_ns % NS_PER_MIN - minutes * NS_PER_MIN
+    minute_s = float(duration_s) / minutes if duration_s else 0.0
+    config = AirSimConfig(start_ns=start_ns, minutes=minutes, minute_s=minute_s)
+    specs = stations(count, options.get("site") or "sim-air", seed=int(options.get("seed") or 7))
+    step = AirStep("air stations (HJ 212 over MQTT)", specs, config)
+    return Scenario("air", [step], "HJ 212-2017 air micro-stations with diurnal curves")
+
+
+def _register() -> None:
+    from simulators.scenarios import register_scenario
+
+    register_scenario("air", air_scenario)
+
+
+_register()
