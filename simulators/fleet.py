@@ -220,6 +220,25 @@ def _split(count: int | None, parts: int) -> list[int | None]:
     return [base + (1 if n < extra else 0) for n in range(parts)]
 
 
+async def drop_connection(client: aiomqtt.Client, timeout_s: float = 5.0) -> None:
+    """Close `client`'s TCP connection without an MQTT DISCONNECT, as a crash or a cut cable
+    would: the broker then publishes the client's last will."""
+    sock = client._client.socket()  # aiomqtt keeps paho's client private; it has no abort
+    if isinstance(sock, socket.socket):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+    disconnected = client._disconnected
+    await asyncio.wait([disconnected], timeout=timeout_s)
+    if disconnected.done() and not disconnected.cancelled():
+        disconnected.exception()  # retrieved: losing the connection is what was asked for
+    try:
+        await client.__aexit__(None, None, None)
+    except aiomqtt.MqttError:
+        pass
+
+
 class _Device:
     """One simulated device: its generator, its own MQTT connection, its fault draws."""
 
@@ -253,24 +272,10 @@ class _Device:
         self.client = None
 
     async def abort(self) -> None:
-        """Drop the TCP connection without DISCONNECT: the broker publishes the last will."""
+        """Drop the connection without DISCONNECT: the broker publishes the last will."""
         client, self.client = self.client, None
-        if client is None:
-            return
-        sock = client._client.socket()  # aiomqtt keeps paho's client private; no public abort
-        if isinstance(sock, socket.socket):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        disconnected = client._disconnected
-        await asyncio.wait([disconnected], timeout=5)
-        if disconnected.done() and not disconnected.cancelled():
-            disconnected.exception()  # retrieved: the connection loss is what we wanted
-        try:
-            await client.__aexit__(None, None, None)
-        except aiomqtt.MqttError:
-            pass
+        if client is not None:
+            await drop_connection(client)
 
     async def _publish_status(self, online: bool) -> None:
         assert self.client is not None
