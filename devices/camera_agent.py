@@ -447,6 +447,7 @@ class CameraAgent:
         self._last_pub_s: float | None = None
         self._last_stream_s: float | None = None
         self._last_ts_ns = 0
+        self._last: tuple[Image, FrameMetrics, int] | None = None
 
     # time of a frame: a recording's own clock from the start, a camera's wall clock
     def _frame_time(self, frame: SourceFrame, index: int) -> tuple[int, float]:
@@ -514,6 +515,8 @@ class CameraAgent:
                     continue
                 break
             if frame is None:
+                if self._last is not None and self._interval_frames:
+                    self._publish(*self._last, None)  # the tail since the last message
                 break
             t_analyse = time.perf_counter()
             self.stats.decode_s += t_analyse - t_read
@@ -531,8 +534,10 @@ class CameraAgent:
             for name in started_events:
                 self.stats.events[name] = self.stats.events.get(name, 0) + 1
             due = (
-                self._last_pub_s is None or stream_s - self._last_pub_s >= 1.0 / self.config.rate_hz
+                self._last_pub_s is None
+                or stream_s - self._last_pub_s >= 1.0 / self.config.rate_hz - 0.25 / self.source.fps
             )
+            self._last = (frame.image, metrics, ts_ns)
             if started_events or due:
                 event = started_events[0] if started_events else None
                 self._publish(frame.image, metrics, ts_ns, event)

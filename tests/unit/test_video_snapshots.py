@@ -1,0 +1,109 @@
+"""Snapshot evidence: the bounded folder, the uploader's retry, and the `/api/snapshots` checks."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from alerts.store import AlertStore
+from api.app import create_app
+from api.deps import ApiContext
+from devices.camera_agent import EvidenceFolder, SnapshotUploader, snapshot_jpeg
+from devices.statedb import StateDB
+from hazwatch import wiring_video
+
+TOKEN = "s3cret"
+T0 = 1_764_000_000 * 1_000_000_000
+
+
+def jpeg(seed: int = 0) -> bytes:
+    image = np.random.default_rng(seed).integers(0, 255, (240, 320, 3), dtype=np.uint8)
+    return snapshot_jpeg(image, site="jy-0012", camera="cam-2", ts_ns=T0, event="occlusion")
+
+
+@pytest.fixture()
+def client(tmp_path: Path) -> TestClient:
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    ctx = ApiContext(db=db, reader=None, alerts=AlertStore(db), data_dir=tmp_path, api_token=TOKEN)  # type: ignore[arg-type]
+    return TestClient(create_app(ctx, wiring_video.routers()))
+
+
+def post(
+    client: TestClient, name: str, body: bytes, sha: str | None = None, **headers: str
+) -> httpx.Response:
+    h = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "image/jpeg", **headers}
+    sha = sha or hashlib.sha256(body).hexdigest()
+    return client.post(
+        "/api/snapshots", params={"name": name, "sha256": sha}, content=body, headers=h
+    )
+
+
+def test_upload_then_serve_with_the_same_sha256(client: TestClient) -> None:
+    body = jpeg()
+    assert post(client, "a_occlusion.jpg", body).status_code == 201
+    assert post(client, "a_occlusion.jpg", body).status_code == 200  # a retry is fine
+    r = client.get("/api/snapshots/a_occlusion.jpg")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert hashlib.sha256(r.content).hexdigest() == hashlib.sha256(body).hexdigest()
+    assert r.headers["x-snapshot-sha256"] == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("name", "body", "sha", "headers", "status"),
+    [
+        ("b.jpg", jpeg(), None, {"Authorization": "Bearer wrong"}, 401),
+        ("b.jpg", jpeg(), None, {"Content-Type": "image/png"}, 415),
+        ("b.jpg", b"not a jpeg at all", None, {}, 415),
+        ("b.jpg", jpeg(), "0" * 64, {}, 400),
+        ("../b.jpg", jpeg(), None, {}, 400),
+        ("b.exe", jpeg(), None, {}, 400),
+        ("b.jpg", b"\xff\xd8\xff" + b"0" * (3 * 1024 * 1024), None, {}, 413),
+    ],
+)
+def test_upload_refused(
+    client: TestClient,
+    name: str,
+    body: bytes,
+    sha: str | None,
+    headers: dict[str, str],
+    status: int,
+) -> None:
+    assert post(client, name, body, sha, **headers).status_code == status
+
+
+def test_same_name_other_content_is_a_conflict(client: TestClient) -> None:
+    assert post(client, "c.jpg", jpeg(1)).status_code == 201
+    assert post(client, "c.jpg", jpeg(2)).status_code == 409
+
+
+def test_unknown_snapshot_is_404(client: TestClient) -> None:
+    assert client.get("/api/snapshots/nope.jpg").status_code == 404
+
+
+def test_folder_drops_uploaded_first_and_refuses_rather_than_lose_unsent(tmp_path: Path) -> None:
+    one = jpeg(1)
+    folder = EvidenceFolder(tmp_path, max_bytes=int(len(one) * 2.5))
+    assert folder.keep("s1.jpg", one) and folder.keep("s2.jpg", one)
+    assert folder.keep("s3.jpg", one) is None  # full of unsent: refused, nothing lost
+    assert folder.refused == 1
+    folder.mark_sent(folder.pending_dir / "s1.jpg")
+    assert folder.keep("s3.jpg", one)  # room made by dropping the uploaded s1
+    assert sorted(p.name for p in folder.pending()) == ["s2.jpg", "s3.jpg"]
+
+
+def test_uploader_retries_until_the_api_takes_it(client: TestClient, tmp_path: Path) -> None:
+    folder = EvidenceFolder(tmp_path / "ev")
+    folder.keep("d_occlusion.jpg", jpeg(3))
+    uploader = SnapshotUploader(folder, "http://testserver", TOKEN)
+    down = httpx.Client(transport=httpx.MockTransport(lambda req: httpx.Response(503)))
+    assert uploader.run_once(down) is False
+    assert [p.name for p in folder.pending()] == ["d_occlusion.jpg"]
+    assert uploader.run_once(client) is True  # TestClient is an httpx.Client on the app
+    assert (
+        folder.pending() == [] and client.get("/api/snapshots/d_occlusion.jpg").status_code == 200
+    )
