@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from devices.errors import StoreUnavailable
-from devices.points import FieldValue, parse_line
+from devices.points import FieldValue
 from ingest.interfaces import RejectedLine
 
 SCHEMA = """
@@ -311,22 +311,20 @@ def _parse(line: str) -> tuple[str, str, dict[str, str] | None, dict[str, FieldV
     """(measurement, head, tags or None, fields, ts); tags None means "parse the head if new".
 
     Lines without backslashes or quotes (most of them) are split with str methods; the others
-    go through devices.points.parse_line.
+    go through a scanner that honours every escape to_line writes.
     """
-    if "\\" in line:
-        point = parse_line(line)
-        head = _canonical_head(point.measurement, point.tags)
-        fields, ts = point.fields, point.ts_ns
-        measurement, tags = point.measurement, point.tags
-    else:
+    tags: dict[str, str] | None = None
+    try:
+        if "\\" in line:
+            raise ValueError("escapes")
         head, _, rest = line.partition(" ")
         body, _, ts_text = rest.rpartition(" ")
-        if not body or not ts_text:
-            raise ValueError("missing fields or timestamp")
-        ts = int(ts_text)
         fields = _quoted_fields(body) if '"' in body else _plain_fields(body)
+        ts = int(ts_text)
         measurement = head.split(",", 1)[0]
-        tags = None
+    except ValueError:  # escapes, a quote in a key, or a bad line: the scanner tells which
+        measurement, tags, fields, ts = _parse_escaped(line)
+        head = _canonical_head(measurement, tags)
     if not measurement:
         raise ValueError("missing measurement")
     if not fields:
@@ -402,3 +400,74 @@ def _parse_head(head: str) -> tuple[str, dict[str, str]]:
 def _canonical_head(measurement: str, tags: dict[str, str]) -> str:
     # Unambiguous (JSON) rather than re-escaped: only used as a cache key for this series.
     return orjson.dumps([measurement, sorted(tags.items())]).decode()
+
+
+_MEASUREMENT_ESCAPES = frozenset(", n")
+_KEY_ESCAPES = frozenset(",= n")
+
+
+def _scan(line: str, i: int, stops: str, escapes: frozenset[str]) -> tuple[str, int, str]:
+    """Text from i up to an unescaped stop char: (text, index after the stop, stop or '')."""
+    out: list[str] = []
+    n = len(line)
+    while i < n:
+        ch = line[i]
+        if ch == "\\" and i + 1 < n and line[i + 1] in escapes:
+            nxt = line[i + 1]
+            out.append("\n" if nxt == "n" else nxt)
+            i += 2
+            continue
+        if ch in stops:
+            return "".join(out), i + 1, ch
+        out.append(ch)  # InfluxDB keeps a backslash that escapes nothing
+        i += 1
+    return "".join(out), i, ""
+
+
+def _parse_escaped(line: str) -> tuple[str, dict[str, str], dict[str, FieldValue], int]:
+    """Line protocol with escapes: what devices.points.to_line writes, read back exactly.
+
+    Not parse_line: that one also treats quotes in tags as quoting and drops lone backslashes.
+    """
+    measurement, i, stop = _scan(line, 0, ", ", _MEASUREMENT_ESCAPES)
+    tags: dict[str, str] = {}
+    while stop == ",":
+        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
+        if stop != "=" or not key:
+            raise ValueError("missing tag key")
+        value, i, stop = _scan(line, i, ", ", _KEY_ESCAPES)
+        if not value:
+            raise ValueError(f"missing tag value for {key!r}")
+        tags[key] = value
+    if stop != " ":
+        raise ValueError("missing fields")
+    fields: dict[str, FieldValue] = {}
+    n = len(line)
+    while True:
+        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
+        if stop != "=" or not key:
+            raise ValueError("missing field key")
+        if i < n and line[i] == '"':
+            out: list[str] = []
+            i += 1
+            while i < n and line[i] != '"':
+                ch = line[i]
+                if ch == "\\" and i + 1 < n and line[i + 1] in '"\\n':
+                    out.append("\n" if line[i + 1] == "n" else line[i + 1])
+                    i += 2
+                else:
+                    out.append(ch)
+                    i += 1
+            if i >= n:
+                raise ValueError(f"unterminated string in field {key!r}")
+            fields[key] = "".join(out)
+            stop = line[i + 1] if i + 1 < n else ""
+            i += 2
+        else:
+            raw, i, stop = _scan(line, i, ", ", frozenset())
+            fields[key] = _number(raw)
+        if stop != ",":
+            break
+    if stop != " ":
+        raise ValueError("missing timestamp")
+    return measurement, tags, fields, int(line[i:])
