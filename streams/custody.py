@@ -667,9 +667,9 @@ class Tracker:
                         times.pop(batch_id, None)
                     else:
                         times[batch_id] = dispatch
-                    pending.update(b for b in manifest.batches if b not in done)
-                    done.difference_update(manifest.batches)
-                    done.add(batch_id)
+                    others = {b for b in manifest.batches if b != batch_id}
+                    pending.update(others)
+                    done.difference_update(others)
             # storage stay (cross-batch rule at the site)
             stay = storage_interval(events)
             kg = events[0].net_kg if events[0].stage == GENERATED and events[0].net_kg else 0.0
