@@ -33,10 +33,11 @@ MOSQUITTO_CONF = BROKER_DIR / "mosquitto.conf"
 ACL = BROKER_DIR / "acl"
 GRAFANA_DATASOURCES = ROOT / "deploy" / "grafana" / "provisioning" / "datasources"
 ENV_EXAMPLE = ROOT / ".env.example"
+DEPLOYMENT_DOC = ROOT / "docs" / "deployment.md"
 
 # services that others wait for (or that must report their state) need a healthcheck
 NEEDS_HEALTHCHECK = {"mosquitto", "influxdb", "postgres", "hazwatch"}
-HAZWATCH_ENV = re.compile(r"\bHAZWATCH_([A-Z0-9_]+)\b")
+HAZWATCH_ENV = re.compile(r"\bHAZWATCH_([A-Z0-9_]*[A-Z0-9])\b")  # not HAZWATCH_INFLUX_*
 # ${VAR}, ${VAR:-default}, ${VAR:?error}: compose interpolation ($$ is a literal $)
 INTERPOLATED = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -140,9 +141,17 @@ def test_depends_on_refers_to_healthy_existing_services(compose: dict[str, Any])
 
 
 def test_every_hazwatch_env_var_is_a_setting() -> None:
-    """Catches a typo or a renamed setting anywhere in the deployment files."""
+    """Catches a typo or a renamed setting anywhere in the deployment files and their docs."""
     fields = set(Settings.model_fields)
-    texts = {p: p.read_text(encoding="utf-8") for p in (COMPOSE, DOCKERFILE, ENV_EXAMPLE)}
+    files = (
+        COMPOSE,
+        DOCKERFILE,
+        ENV_EXAMPLE,
+        MOSQUITTO_CONF,
+        DEPLOYMENT_DOC,
+        BROKER_DIR / "README.md",
+    )
+    texts = {p: p.read_text(encoding="utf-8") for p in files}
     used: set[tuple[str, str]] = set()
     for path, text in texts.items():
         for match in HAZWATCH_ENV.finditer(text):
@@ -454,7 +463,7 @@ def test_compose_healthcheck_command_works_against_the_config(
     assert denied.returncode != 0, "the healthcheck must fail when the broker refuses it"
 
 
-def test_no_leftover_mosquitto_passwd_needed_in_repo() -> None:
+def test_password_file_is_never_committed() -> None:
     """The password file is made by the operator and never committed."""
     ignored = (BROKER_DIR / ".gitignore").read_text(encoding="utf-8").split()
     assert "passwd" in ignored
