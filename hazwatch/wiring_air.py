@@ -15,9 +15,13 @@ from ingest.interfaces import StreamProcessor
 
 def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
     """Stream processors fed every ingested batch (built once per ingest worker)."""
-    return []
+    from streams.air_hourly import AirHourly
+
+    return [AirHourly(db, alerts)]
 
 
 def routers() -> list[APIRouter]:
     """API routers of this part, included by api.app."""
-    return []
+    from api.routes import air
+
+    return [air.router]

@@ -1,0 +1,99 @@
+"""The air_hourly processor fed decoded HJ 212 packets: means, validity, idempotency, alerts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerts.model import ListSink
+from devices import hj212
+from devices.decode import Decoded, decode
+from devices.family import NoRegistry
+from devices.statedb import StateDB
+from streams.air_hourly import AirHourly
+
+NS_MIN = 60 * 10**9
+NS_H = 60 * NS_MIN
+HOUR0 = 1_795_478_400 * 10**9  # 2026-11-24T00:00Z
+NOW = HOUR0 + 3 * 24 * NS_H
+
+
+def minute(ts_ns: int, values: dict[str, float], flags: dict[str, str] | None = None) -> Decoded:
+    packet = hj212.data_packet("MN1", "2051", ts_ns, values, flags=flags)
+    return decode("hw/s1/air/aq-1/hj212", hj212.build(packet), NoRegistry(), now_ns=NOW)
+
+
+@pytest.fixture()
+def processor(tmp_path: Path) -> tuple[AirHourly, ListSink]:
+    sink = ListSink()
+    return AirHourly(StateDB(f"sqlite:///{tmp_path / 's.db'}"), sink), sink
+
+
+def test_hour_mean_closes_when_data_passes_the_hour(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, _ = processor
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": float(m), "no2": 40.0}) for m in range(60)]
+    assert proc.process(batch, HOUR0 + NS_H) == []  # the hour is not over for the station yet
+    points = proc.process([minute(HOUR0 + NS_H + 6 * NS_MIN, {"pm25": 1.0})], HOUR0 + NS_H)
+    (point,) = points
+    assert point.measurement == "air_hourly" and point.ts_ns == HOUR0
+    assert point.tags == {"site": "s1", "station": "aq-1"}
+    assert point.fields["pm25"] == pytest.approx(29.5)
+    assert point.fields["pm25_minutes"] == 60
+    assert point.fields["iaqi_pm25"] == 43 and point.fields["iaqi_no2"] == 20
+    assert point.fields["aqi"] == 43 and point.fields["level"] == 1
+    assert point.fields["primary"] == ""
+
+
+def test_fewer_than_45_valid_minutes_is_no_mean(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, _ = processor
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 50.0}) for m in range(44)]
+    # flagged data (M: maintenance) does not count toward validity
+    batch += [minute(HOUR0 + m * NS_MIN, {"pm25": 999.0}, {"pm25": "M"}) for m in range(44, 60)]
+    (point,) = proc.process(batch, NOW) + proc.tick(NOW)
+    assert "pm25" not in point.fields and "aqi" not in point.fields
+    assert point.fields["pm25_minutes"] == 44
+
+
+def test_redelivery_counts_a_reading_once(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, _ = processor
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": float(m % 7)}) for m in range(60)]
+    proc.process(batch, HOUR0)
+    proc.process(batch[:30], HOUR0)  # redelivered
+    (first,) = proc.tick(NOW)
+    # redelivered after the hour closed: the same point again (overwrites in InfluxDB)
+    (again,) = proc.process(batch, NOW) + proc.tick(NOW)
+    assert first.fields == again.fields and first.ts_ns == again.ts_ns
+    rows = proc.db.query("SELECT COUNT(*) FROM air_reading")
+    assert rows[0][0] == 60
+
+
+def test_late_data_recomputes_the_hour(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, _ = processor
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(50)]
+    (early,) = proc.process(batch, NOW)
+    assert early.fields["pm25"] == 10.0
+    (late,) = proc.process([minute(HOUR0 + m * NS_MIN, {"pm25": 70.0}) for m in range(50, 60)], NOW)
+    assert late.ts_ns == HOUR0 and late.fields["pm25"] == pytest.approx(20.0)
+
+
+def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, sink = processor
+    batch = []
+    for h in range(24):
+        for m in range(0, 60):
+            ts = HOUR0 + h * NS_H + m * NS_MIN
+            batch.append(minute(ts, {"pm25": 100.0, "o3": 150.0 + h, "so2": 10.0}))
+    points = proc.process(batch, NOW) + proc.tick(NOW)
+    last = max(points, key=lambda p: p.ts_ns)
+    assert last.ts_ns == HOUR0 + 23 * NS_H
+    assert last.fields["pm25_24h"] == 100.0
+    assert last.fields["o3_8h"] == pytest.approx(sum(150.0 + h for h in range(16, 24)) / 8)
+    # pm25 100 → (150-100)/(115-75)*(100-75)+100 = 131.25 → 132
+    assert last.fields["iaqi_pm25"] == 132 and last.fields["aqi"] == 132
+    assert last.fields["primary"] == "pm25"
+    rules = {(s.rule, s.subject) for s in sink.raised}
+    assert ("aqi_level", "s1/aq-1") in rules
+    assert ("air_exceedance", "s1/aq-1/pm25_24h") in rules
+    assert proc.stations()[0]["aqi"] == 132
+    assert len(proc.hourly("aq-1", HOUR0, NOW)) == 24
