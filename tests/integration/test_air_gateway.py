@@ -1,0 +1,288 @@
+"""The HJ 212 TCP gateway over real TCP into a real Mosquitto: acks, dead letters, limits, splits.
+
+Never wait blindly: effects are awaited on the socket or polled with a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from devices import hj212
+from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
+from tests.services import Mosquitto, free_port, port_open, wait_for
+
+pytestmark = pytest.mark.integration
+TS0 = (time.time_ns() // 60_000_000_000 - 120) * 60_000_000_000
+
+
+def mqtt_client(broker: Mosquitto, name: str) -> aiomqtt.Client:
+    return aiomqtt.Client("127.0.0.1", broker.port, identifier=f"{name}-{uuid.uuid4().hex[:6]}")
+
+
+class Harness:
+    def __init__(self, site: str, gateway: Hj212Gateway, received: list[aiomqtt.Message]) -> None:
+        self.site = site
+        self.gateway = gateway
+        self.received = received
+        self.dead: list[GatewayDeadLetter] = []
+
+    async def until(self, check: Callable[[], object], what: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            await asyncio.sleep(0.01)
+
+    def payloads(self, station: str) -> list[bytes]:
+        topic = f"hw/{self.site}/air/{station}/hj212"
+        return [bytes(m.payload) for m in self.received if str(m.topic) == topic]  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def harness(
+    broker: Mosquitto, stations: dict[str, str], limits: GatewayLimits | None = None
+) -> AsyncIterator[Harness]:
+    site = f"gw{uuid.uuid4().hex[:6]}"
+    mapping = {mn: (site, station) for mn, station in stations.items()}
+    received: list[aiomqtt.Message] = []
+    async with mqtt_client(broker, "gw-pub") as pub, mqtt_client(broker, "gw-sub") as sub:
+        await sub.subscribe(f"hw/{site}/air/+/hj212", qos=1)
+
+        async def collect() -> None:
+            async for message in sub.messages:
+                received.append(message)
+
+        async def publish(topic: str, payload: bytes) -> None:
+            await pub.publish(topic, payload, qos=1)
+
+        async def dead_letter(letter: GatewayDeadLetter) -> None:
+            h.dead.append(letter)
+
+        gateway = Hj212Gateway(mapping.get, publish, dead_letter, limits)
+        h = Harness(site, gateway, received)
+        collector = asyncio.create_task(collect())
+        try:
+            async with gateway:
+                await gateway.start("127.0.0.1", 0)
+                yield h
+        finally:
+            collector.cancel()
+            await asyncio.gather(collector, return_exceptions=True)
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def packet(mn: str, minute: int, pm25: float = 35.0, ack: bool = True) -> hj212.Packet:
+    ts = TS0 + minute * 60_000_000_000
+    return hj212.data_packet(mn, "2051", ts, {"pm25": pm25, "no2": 40.0}, want_ack=ack)
+
+
+async def read_ack(reader: asyncio.StreamReader, timeout: float = 5) -> hj212.Packet:
+    return hj212.parse_frame(await asyncio.wait_for(reader.readuntil(b"\r\n"), timeout))
+
+
+def test_good_packet_is_published_raw_then_acked(mosquitto: Mosquitto) -> None:
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            sent = packet("MN1", 0)
+            raw = hj212.build(sent)
+            writer.write(raw)
+            ack = await read_ack(reader)
+            assert (ack.cn, ack.qn, ack.st) == ("9014", sent.qn, "91")
+            # the ack comes after the broker has it: the subscriber sees it shortly
+            await h.until(lambda: h.payloads("aq-1"), "packet on MQTT")
+            assert h.payloads("aq-1") == [raw]
+            # no ack requested: published, nothing answered
+            writer.write(hj212.build(packet("MN1", 1, ack=False)))
+            writer.write(hj212.build(packet("MN1", 2)))
+            ack2 = await read_ack(reader)
+            assert ack2.qn == packet("MN1", 2).qn
+            await h.until(lambda: len(h.payloads("aq-1")) == 3, "three packets")
+            writer.close()
+
+    run(main)
+
+
+def test_bad_packets_go_to_dead_letters_and_good_ones_still_pass(mosquitto: Mosquitto) -> None:
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            good = hj212.build(packet("MN1", 3))
+            bad_crc = good[:-6] + b"0000\r\n"
+            unknown = hj212.build(packet("MN404", 4))
+            truncated = hj212.build(packet("MN1", 5))[:80]
+            writer.write(b"garbage" + bad_crc + unknown + truncated + good)
+            ack = await read_ack(reader)
+            assert ack.qn == packet("MN1", 3).qn
+            await h.until(lambda: len(h.dead) == 4, "four dead letters")
+            assert [d.reason for d in h.dead] == [
+                "bad_header",
+                "bad_crc",
+                "unknown_mn",
+                "bad_length",
+            ]
+            assert h.dead[1].raw == bad_crc and h.dead[2].raw == unknown
+            assert h.dead[3].raw == truncated
+            await h.until(lambda: h.payloads("aq-1"), "good packet")
+            assert h.payloads("aq-1") == [good]
+            writer.close()
+
+    run(main)
+
+
+def test_split_packet_is_published_as_one_payload(mosquitto: Mosquitto) -> None:
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            whole = hj212.data_packet(
+                "MN1",
+                "2051",
+                TS0,
+                {"pm25": 35.0, "pm10": 60.0, "so2": 7.0, "no2": 33.0, "co": 0.6, "o3": 88.0},
+            )
+            parts = hj212.split(whole, 220)
+            assert len(parts) >= 3
+            for part in parts:
+                writer.write(hj212.build(part))
+                ack = await read_ack(reader)  # every part is answered
+                assert ack.qn == whole.qn
+            await h.until(lambda: h.payloads("aq-1"), "reassembled packet")
+            (payload,) = h.payloads("aq-1")
+            assert hj212.parse_packets(payload) == [whole]
+            writer.close()
+
+    run(main)
+
+
+def test_many_stations_at_once(mosquitto: Mosquitto) -> None:
+    stations = {f"MN{i:03d}": f"aq-{i:03d}" for i in range(50)}
+
+    async def station(h: Harness, mn: str) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+        for minute in range(20):
+            writer.write(hj212.build(packet(mn, minute)))
+            assert (await read_ack(reader)).qn == packet(mn, minute).qn
+        writer.close()
+
+    async def main() -> None:
+        async with harness(mosquitto, stations) as h:
+            async with asyncio.TaskGroup() as group:
+                for mn in stations:
+                    group.create_task(station(h, mn))
+            await h.until(lambda: len(h.received) == 1000, "1000 packets")
+            assert all(len(h.payloads(s)) == 20 for s in stations.values())
+            assert h.gateway.stats.acks == 1000
+
+    run(main)
+
+
+async def _closed(reader: asyncio.StreamReader, wait_s: float) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(), wait_s) == b""
+    except TimeoutError:
+        return False
+
+
+def test_slow_and_half_open_connections_are_closed(mosquitto: Mosquitto) -> None:
+    limits = GatewayLimits(idle_timeout_s=0.5, frame_timeout_s=0.5, max_buffer_bytes=2048)
+
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}, limits) as h:
+            # half-open: connects and says nothing
+            r1, w1 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            assert await asyncio.wait_for(r1.read(), 5) == b""
+            # slow: starts a packet, trickles bytes, never finishes within the frame timeout
+            r2, w2 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            raw = hj212.build(packet("MN1", 0))
+            started = time.monotonic()
+            with pytest.raises(ConnectionError):
+                for index in range(0, len(raw), 3):  # the slow sender's own pace, 3 bytes/0.1 s
+                    w2.write(raw[index : index + 3])
+                    await w2.drain()
+                    if await _closed(r2, 0.1):
+                        raise ConnectionResetError("closed by the gateway")
+            assert time.monotonic() - started < 3
+            # oversized: a length that would need more than the buffer limit
+            r3, w3 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            w3.write(b"##9999" + b"x" * 3000)
+            assert await asyncio.wait_for(r3.read(), 5) == b""
+            await h.until(lambda: any(d.reason == "too_large" for d in h.dead), "too_large")
+            assert h.gateway.stats.timeouts >= 2
+            # the gateway still serves others
+            r4, w4 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            w4.write(raw)
+            assert (await read_ack(r4)).cn == "9014"
+            for w in (w1, w2, w3, w4):
+                w.close()
+
+    run(main)
+
+
+def test_cli_gateway(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    port = free_port()
+    site = f"cli{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        "HAZWATCH_MQTT_URL": mosquitto.url,
+        "HAZWATCH_MQTT_CLIENT_ID": f"gw-{site}",
+        "HAZWATCH_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "HAZWATCH_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = (tmp_path / "gateway.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "hazwatch"),
+            "hj212-gateway",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--station",
+            f"MN77={site}/aq-77",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_for(lambda: port_open(port), 20, "hj212-gateway port")
+
+        async def main() -> None:
+            async with mqtt_client(mosquitto, "cli-sub") as sub:
+                await sub.subscribe(f"hw/{site}/air/aq-77/hj212", qos=1)
+                await sub.subscribe(f"hw/deadletter/+/{site}/air/aq-77/hj212", qos=1)
+                await sub.subscribe("hw/deadletter/unknown_mn/#", qos=1)
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                raw = hj212.build(packet("MN77", 0))
+                writer.write(hj212.build(packet("MN78", 0)) + raw)
+                assert (await read_ack(reader)).qn == packet("MN77", 0).qn
+                topics: list[str] = []
+                async for message in sub.messages:
+                    topics.append(str(message.topic))
+                    if len(topics) == 2:
+                        break
+                assert f"hw/{site}/air/aq-77/hj212" in topics
+                assert "hw/deadletter/unknown_mn/unknown" in topics
+                writer.close()
+
+        run(main)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()
