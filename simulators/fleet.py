@@ -47,7 +47,7 @@ class FleetConfig:
     count: int | None = None
     faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
-    window: int = 200  # publishes in flight per connection (one asyncio.gather each)
+    window: int = 100  # publishes in flight per connection (one asyncio.gather each)
     keep_messages: bool = True  # False for long benchmarks: counts only, no ground-truth lists
     announce_offline: bool = True  # clean stop publishes a retained {"online": false, "ts": ...}
     clock_ns: Callable[[], int] = time.time_ns

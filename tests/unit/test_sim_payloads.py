@@ -105,3 +105,56 @@ def test_fault_plan_parses_and_draws_deterministically() -> None:
     for bad in ("nonsense:0.1", "bad_json:x", "bad_json:1.5", "bad_json:0.6,duplicate:0.6"):
         with pytest.raises(ValueError):
             FaultPlan.parse(bad)
+
+
+class _Report:
+    def __init__(self, ok: bool, rows: list[tuple[str, str]]) -> None:
+        self.ok, self._rows = ok, rows
+
+    def summary(self) -> list[tuple[str, str]]:
+        return self._rows
+
+
+class _Step:
+    def __init__(self, label: str, ok: bool = True) -> None:
+        self.label, self.ok, self.urls = label, ok, []
+
+    async def run(self, mqtt_url: str, progress):  # type: ignore[no-untyped-def]
+        self.urls.append(mqtt_url)
+        progress(0.5, "half")
+        progress(1.0, "done")
+        return _Report(self.ok, [("sent", "3")])
+
+
+def test_scenarios_are_steps_run_in_order_behind_a_registry() -> None:
+    import asyncio
+
+    from simulators.fleet import Fleet
+    from simulators.scenarios import Scenario, get_scenario, register_scenario, scenario_names
+
+    first, second = _Step("first"), _Step("second", ok=False)
+
+    def factory(**options: object) -> Scenario:
+        return Scenario("two-steps", [first, second])
+
+    register_scenario("test-two-steps", factory)
+    register_scenario("test-two-steps", factory)  # the same factory again is harmless
+    with pytest.raises(ValueError):
+        register_scenario("test-two-steps", lambda **options: factory())
+    assert {"fleet", "test-two-steps"} <= set(scenario_names())
+    with pytest.raises(KeyError, match=r"known: .*fleet"):
+        get_scenario("no-such-scenario")
+
+    seen: list[tuple[float, str]] = []
+    report = asyncio.run(
+        get_scenario("test-two-steps")().run("mqtt://h:1", lambda f, t: seen.append((f, t)))
+    )
+    assert first.urls == second.urls == ["mqtt://h:1"]
+    assert [f for f, _ in seen] == [0.25, 0.5, 0.75, 1.0]
+    assert seen[0][1] == "first: half"
+    assert not report.ok
+    assert report.summary() == [("first: sent", "3"), ("second: sent", "3")]
+
+    fleet = get_scenario("fleet")(site="s", devices=3, rate=5.0, seed=2, colour="ignored")
+    (step,) = fleet.steps
+    assert isinstance(step, Fleet) and step.config.devices == 3 and step.config.seed == 2
