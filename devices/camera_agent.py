@@ -344,6 +344,7 @@ class FramePublisher:
         self._port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
         self._infos: list[mqtt.MQTTMessageInfo] = []
         self.connected = threading.Event()
+        self.refused = 0
         self.stream_online = True
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
@@ -362,6 +363,13 @@ class FramePublisher:
 
     def frame(self, payload: dict[str, Any]) -> None:
         info = self._client.publish(self.frame_topic, orjson.dumps(payload), qos=1)
+        if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
+            self.refused += 1  # broker away so long that the bounded queue is full
+            if self.refused in (1, 10, 100) or self.refused % 1000 == 0:
+                log.warning(
+                    "camera %s: %d frame messages refused (queue full)", self.camera, self.refused
+                )
+            return
         self._infos.append(info)
         if len(self._infos) > 512:
             self._infos = [i for i in self._infos if not i.is_published()]
