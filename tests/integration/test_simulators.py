@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import paho.mqtt.client as paho
@@ -50,7 +50,7 @@ class Collector:
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         with self._lock:
-            self.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
 
     def data(self) -> list[tuple[str, bytes]]:
         with self._lock:
@@ -65,8 +65,11 @@ class Collector:
         self.client.disconnect()
 
 
+Collect = Callable[[str], Collector]
+
+
 @pytest.fixture()
-def collect(mosquitto: Mosquitto) -> Iterator[object]:
+def collect(mosquitto: Mosquitto) -> Iterator[Collect]:
     collectors: list[Collector] = []
 
     def start(topic: str) -> Collector:
@@ -82,7 +85,7 @@ def unique_site(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
-def test_every_message_of_every_family_arrives(mosquitto: Mosquitto, collect) -> None:  # type: ignore[no-untyped-def]
+def test_every_message_of_every_family_arrives(mosquitto: Mosquitto, collect: Collect) -> None:
     site = unique_site("all")
     sub = collect(f"hw/{site}/#")
     config = FleetConfig(site=site, devices=2, rate=0, count=1500, duration_s=None, seed=11)
@@ -106,7 +109,7 @@ def test_every_message_of_every_family_arrives(mosquitto: Mosquitto, collect) ->
         assert [orjson.loads(p)["online"] for p, _ in sub.status(topic)] == [True, False]
 
 
-def test_faults_arrive_as_the_ground_truth_says(mosquitto: Mosquitto, collect) -> None:  # type: ignore[no-untyped-def]
+def test_faults_arrive_as_the_ground_truth_says(mosquitto: Mosquitto, collect: Collect) -> None:
     site = unique_site("faults")
     sub = collect(f"hw/{site}/#")
     plan = FaultPlan.parse(
@@ -146,8 +149,7 @@ def test_faults_arrive_as_the_ground_truth_says(mosquitto: Mosquitto, collect) -
 
 
 def test_outage_fires_the_last_will_then_the_device_comes_back(
-    mosquitto: Mosquitto,
-    collect,  # type: ignore[no-untyped-def]
+    mosquitto: Mosquitto, collect: Collect
 ) -> None:
     site = unique_site("outage")
     topic = status_topic(site, "scale", "s-01")
@@ -173,7 +175,9 @@ def test_outage_fires_the_last_will_then_the_device_comes_back(
     assert "ts" in states[-1] and "ts" not in states[1]
 
 
-def test_a_dropped_connection_leaves_the_retained_will(mosquitto: Mosquitto, collect) -> None:  # type: ignore[no-untyped-def]
+def test_a_dropped_connection_leaves_the_retained_will(
+    mosquitto: Mosquitto, collect: Collect
+) -> None:
     site = unique_site("will")
     topic = status_topic(site, "rfid", "gate-01")
 
@@ -196,7 +200,7 @@ def hazwatch(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_simulate_prints_a_summary(mosquitto: Mosquitto, collect) -> None:  # type: ignore[no-untyped-def]
+def test_cli_simulate_prints_a_summary(mosquitto: Mosquitto, collect: Collect) -> None:
     site = unique_site("cli")
     sub = collect(f"hw/{site}/#")
     result = hazwatch(

@@ -93,6 +93,7 @@ def test_accepted_faults_still_decode(kind: str) -> None:
         decoded = decode(fault.message.topic, fault.message.payload, CTX, now_ns=NOW_NS)
         assert decoded.points[0].ts_ns == fault.message.ts_ns
         if fault.kind == "clock_behind":
+            assert message.ts_ns is not None
             assert fault.message.ts_ns == message.ts_ns - 3600 * 1_000_000_000
 
 
@@ -117,7 +118,8 @@ class _Report:
 
 class _Step:
     def __init__(self, label: str, ok: bool = True) -> None:
-        self.label, self.ok, self.urls = label, ok, []
+        self.label, self.ok = label, ok
+        self.urls: list[str] = []
 
     async def run(self, mqtt_url: str, progress):  # type: ignore[no-untyped-def]
         self.urls.append(mqtt_url)
