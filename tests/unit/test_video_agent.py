@@ -1,4 +1,4 @@
-"""The agent's own behaviour: reconnect on a dropped stream, lost frames counted, detector output.
+"""The agent's own behaviour: reconnect on a dropped stream, lost frames counted, detector."""
 
 from __future__ import annotations
 
