@@ -1,0 +1,171 @@
+"""InfluxV2Writer (influxdb-client, /api/v2/write) against a real v2-compatible VictoriaMetrics.
+
+Never expect overwrites or string fields here: VictoriaMetrics keeps neither (see DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from devices.errors import StoreUnavailable
+from devices.points import to_line
+from hazwatch.settings import Settings
+from ingest.influx_v1 import InfluxV1Writer, RetryPolicy
+from ingest.influx_v2 import InfluxV2Writer, v2_reader
+from ingest.writers import make_reader, make_writer
+from tests.services import IN_CI, Influxd, ServiceMissing, VictoriaMetrics, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
+QUICK = RetryPolicy(max_s=1.5, first_delay_s=0.05, max_delay_s=0.5)
+
+
+@pytest.fixture()
+def own_victoria(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    """A server of this test's own, to kill without disturbing the session one."""
+    server = VictoriaMetrics(tmp_path / "vm")
+    try:
+        server.start()
+    except ServiceMissing as exc:
+        if IN_CI:
+            pytest.fail(f"victoria-metrics is required in CI: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def readings(site: str, n: int, start: int = T0) -> list[str]:
+    return [
+        to_line(
+            "air",
+            {"site": site, "station": f"aq-{i % 4}", "interval": "rtd"},
+            {"pm25": 10.0 + i, "rh": 40 + i},
+            start + i * 1_000_000,  # VictoriaMetrics keeps milliseconds
+        )
+        for i in range(n)
+    ]
+
+
+def exported(victoria: VictoriaMetrics, site: str, name: str = "air_pm25") -> dict[str, list]:
+    """station -> [(ms, value), ...] of one series family, as VictoriaMetrics exports it."""
+    by_station: dict[str, list] = {}
+    for series in victoria.export(f'{{__name__="{name}",site="{site}"}}'):
+        pairs = zip(series["timestamps"], series["values"], strict=True)
+        by_station.setdefault(series["metric"]["station"], []).extend(pairs)
+    return {station: sorted(values) for station, values in by_station.items()}
+
+
+def test_points_arrive_with_tags_fields_and_timestamps(victoria: VictoriaMetrics) -> None:
+    site = f"s-{uuid.uuid4().hex[:8]}"
+    writer = InfluxV2Writer(victoria.url, "token", "hazwatch", "hazwatch", retry=QUICK)
+    try:
+        writer.ping()
+        assert writer.write(readings(site, 200)) == []
+    finally:
+        writer.close()
+    found = wait_for(
+        lambda: (e := exported(victoria, site)) and sum(map(len, e.values())) == 200 and e,
+        20,
+        "200 air_pm25 samples",
+    )
+    assert sorted(found) == ["aq-0", "aq-1", "aq-2", "aq-3"]
+    assert found["aq-1"][0] == (T0 // 1_000_000 + 1, 11.0)
+    (series,) = victoria.export(f'{{__name__="air_rh",site="{site}",station="aq-2"}}')
+    assert series["metric"]["interval"] == "rtd"
+    assert series["values"][:2] == [42, 46]
+
+
+def test_a_batch_of_5000_in_one_request(victoria: VictoriaMetrics) -> None:
+    site = f"s-{uuid.uuid4().hex[:8]}"
+    writer = InfluxV2Writer(victoria.url, "token", "hazwatch", "hazwatch", retry=QUICK)
+    batch = readings(site, 5000)
+    try:
+        writer.write(readings("warm-up", 10))  # a connection in the pool, and series known
+        started = time.perf_counter()
+        assert writer.write(batch) == []
+        assert time.perf_counter() - started < 2.0  # measured here: ~0.01 s
+    finally:
+        writer.close()
+    wait_for(lambda: sum(map(len, exported(victoria, site).values())) == 5000, 20, "5000 samples")
+
+
+def test_make_writer_builds_the_v2_writer(victoria: VictoriaMetrics, tmp_path: Path) -> None:
+    site = f"s-{uuid.uuid4().hex[:8]}"
+    conf = Settings(
+        data_dir=tmp_path, influx_url=victoria.url, influx_api="v2", influx_token="token"
+    )
+    writer = make_writer(conf)
+    assert isinstance(writer, InfluxV2Writer)
+    assert writer.write(readings(site, 3)) == []
+    writer.close()
+    wait_for(lambda: len(exported(victoria, site)) == 3, 20, "3 series")
+
+
+def test_server_down_is_store_unavailable_then_recovers(own_victoria: VictoriaMetrics) -> None:
+    site = f"s-{uuid.uuid4().hex[:8]}"
+    writer = InfluxV2Writer(own_victoria.url, "token", "hazwatch", "hazwatch", retry=QUICK)
+    try:
+        assert writer.write(readings(site, 4)) == []
+        own_victoria.kill()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="gave up after"):
+            writer.write(readings(site, 4, start=T0 + 10**12))
+        assert time.monotonic() - started < QUICK.max_s + 1.0
+        with pytest.raises(StoreUnavailable, match="not reachable"):
+            writer.ping()
+        own_victoria.start()
+        assert writer.write(readings(site, 4, start=T0 + 10**12)) == []
+    finally:
+        writer.close()
+    # Only what was written after the restart: VictoriaMetrics answers 204 before its data is
+    # on disk (even after /internal/force_flush), so a SIGKILL loses the first points.
+    after_ms = (T0 + 10**12) // 1_000_000
+
+    def written_after_restart() -> list[int]:
+        return sorted(
+            t for v in exported(own_victoria, site).values() for t, _ in v if t >= after_ms
+        )
+
+    wait_for(
+        lambda: written_after_restart() == [after_ms + i for i in range(4)],
+        20,
+        "the points written after the restart",
+    )
+
+
+def test_nothing_listening_is_store_unavailable() -> None:
+    writer = InfluxV2Writer(f"http://127.0.0.1:{free_port()}", "t", "o", "b", retry=QUICK)
+    with pytest.raises(StoreUnavailable):
+        writer.write(readings("x", 1))
+    with pytest.raises(StoreUnavailable):
+        writer.ping()
+    writer.close()
+
+
+def test_v2_reader_speaks_influxql_on_query_with_the_token(
+    influxd: Influxd, tmp_path: Path
+) -> None:
+    """The reader a v2 server gets; InfluxDB 1.x answers the same /query, so it stands in."""
+    bucket = f"b_{uuid.uuid4().hex[:8]}"
+    InfluxV1Writer(influxd.url, bucket).write(readings("jy-0012", 8))
+    reader = v2_reader(influxd.url, "token", bucket)
+    rows = reader.select("air", tags={"station": "aq-1"}, fields=["pm25"])
+    assert [(row["time"], row["pm25"]) for row in rows] == [
+        (T0 + 1_000_000, 11.0),
+        (T0 + 5_000_000, 15.0),
+    ]
+    assert reader.tag_values("air", "station") == ["aq-0", "aq-1", "aq-2", "aq-3"]
+    conf = Settings(
+        data_dir=tmp_path,
+        influx_url=influxd.url,
+        influx_api="v2",
+        influx_token="token",
+        influx_bucket=bucket,
+    )
+    assert make_reader(conf).tag_values("air", "site") == ["jy-0012"]
