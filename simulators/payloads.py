@@ -108,6 +108,7 @@ class DeviceGenerator:
     rng: random.Random = field(init=False)
     count: int = field(init=False, default=0)
     _last_ts_ns: int = field(init=False, default=0)
+    _last_status_ns: int = field(init=False, default=0)
     _recent_batches: list[str] = field(init=False, default_factory=list)
     _station: dict[str, float] = field(init=False, default_factory=dict)
 
@@ -137,7 +138,9 @@ class DeviceGenerator:
 
     def status(self, online: bool = True) -> Message:
         """A status message with the device time as epoch milliseconds (both forms are valid)."""
-        ts_ns = self.clock_ns() // NS_PER_MS * NS_PER_MS
+        # Strictly later than this device's previous status: two statuses are two points.
+        ts_ns = max(self.clock_ns() // NS_PER_MS * NS_PER_MS, self._last_status_ns + NS_PER_MS)
+        self._last_status_ns = ts_ns
         body: dict[str, Any] = {
             "online": online,
             "ts": ts_ns // NS_PER_MS,

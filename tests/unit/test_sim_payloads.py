@@ -160,3 +160,11 @@ def test_scenarios_are_steps_run_in_order_behind_a_registry() -> None:
     fleet = get_scenario("fleet")(site="s", devices=3, rate=5.0, seed=2, colour="ignored")
     (step,) = fleet.steps
     assert isinstance(step, Fleet) and step.config.devices == 3 and step.config.seed == 2
+
+
+def test_a_device_never_repeats_a_timestamp_even_on_a_stopped_clock() -> None:
+    gen = DeviceGenerator("jy-0012", "scale", "s-01", clock_ns=lambda: NOW_NS)
+    times = [gen.next().ts_ns for _ in range(50)]
+    statuses = [gen.status(online=n % 2 == 0).ts_ns for n in range(5)]
+    assert len(set(times)) == 50 and times == sorted(times)
+    assert len(set(statuses)) == 5
