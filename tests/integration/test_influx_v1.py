@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 QUICK = RetryPolicy(max_s=1.5, first_delay_s=0.05, max_delay_s=0.5)
+QUICKEST = RetryPolicy(max_s=0.2, first_delay_s=0.05)
 
 
 @pytest.fixture()
@@ -176,7 +177,7 @@ def test_outage_raises_store_unavailable_then_recovers(own_influxd: Influxd) -> 
 
 
 def test_nothing_listening_is_store_unavailable() -> None:
-    writer = InfluxV1Writer(f"http://127.0.0.1:{free_port()}", "x", retry=QUICK)
+    writer = InfluxV1Writer(f"http://127.0.0.1:{free_port()}", "x", retry=QUICKEST)
     with pytest.raises(StoreUnavailable):
         writer.write(readings(1))
     writer.close()

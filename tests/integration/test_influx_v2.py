@@ -24,6 +24,7 @@ pytestmark = pytest.mark.integration
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 QUICK = RetryPolicy(max_s=1.5, first_delay_s=0.05, max_delay_s=0.5)
+QUICKEST = RetryPolicy(max_s=0.2, first_delay_s=0.05)
 
 
 @pytest.fixture()
@@ -140,7 +141,7 @@ def test_server_down_is_store_unavailable_then_recovers(own_victoria: VictoriaMe
 
 
 def test_nothing_listening_is_store_unavailable() -> None:
-    writer = InfluxV2Writer(f"http://127.0.0.1:{free_port()}", "t", "o", "b", retry=QUICK)
+    writer = InfluxV2Writer(f"http://127.0.0.1:{free_port()}", "t", "o", "b", retry=QUICKEST)
     with pytest.raises(StoreUnavailable):
         writer.write(readings("x", 1))
     with pytest.raises(StoreUnavailable):
