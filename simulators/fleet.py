@@ -10,7 +10,7 @@ import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -134,6 +134,7 @@ class FleetReport:
         rows += [(f"  {family}", str(n)) for family, n in sorted(self.sent_by_family.items())]
         if self.failed:
             rows.append(("failed", str(self.failed)))
+            rows.append(("first error", self.errors[0] if self.errors else "?"))
         for kind, n in sorted(self.faults_by_kind().items()):
             rows.append((f"fault {kind}", str(n)))
         for reason, n in sorted(self.expected_dead_letters().items()):
@@ -176,29 +177,24 @@ class Fleet:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + cfg.duration_s if cfg.count is None and cfg.duration_s else None
+        ticker = asyncio.create_task(self._report_progress(report, progress, start))
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [
+                for device, quota in zip(devices, quotas, strict=True):
                     group.create_task(device.run(quota, deadline, per_device_rate, start))
-                    for device, quota in zip(devices, quotas, strict=True)
-                ]
-                group.create_task(self._report_progress(tasks, report, progress, start))
             report.elapsed_s = loop.time() - start
         finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
             await asyncio.gather(*(d.close() for d in devices), return_exceptions=True)
         progress(1.0, _progress_text(report))
         return report
 
-    async def _report_progress(
-        self,
-        tasks: Sequence[asyncio.Task[None]],
-        report: FleetReport,
-        progress: Progress,
-        start: float,
-    ) -> None:
+    async def _report_progress(self, report: FleetReport, progress: Progress, start: float) -> None:
+        """Call `progress` ten times a second until cancelled."""
         cfg = self.config
         loop = asyncio.get_running_loop()
-        while not all(task.done() for task in tasks):
+        while True:
             if cfg.count:
                 fraction = report.generated / cfg.count
             elif cfg.duration_s:
