@@ -22,7 +22,8 @@ A ScenarioReport has `ok: bool` (everything sent was acknowledged) and
 `hazwatch simulate --scenario NAME` calls the factory with these keyword options: site (str),
 devices (int, per family), rate (float, messages/s, 0 = as fast as possible), duration_s
 (float | None), count (int | None), families (tuple[str, ...]), faults (FaultPlan),
-seed (int). A factory takes what it uses and ignores the rest (accept **options).
+seed (int), keep_messages (bool, False: no per-message ground truth is kept). A factory takes
+what it uses and ignores the rest (accept **options).
 """
 
 from __future__ import annotations
