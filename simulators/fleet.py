@@ -149,6 +149,12 @@ class Fleet:
 
     def __init__(self, config: FleetConfig | None = None, **options: object) -> None:
         self.config = config or FleetConfig(**options)  # type: ignore[arg-type]
+        self.stopping = False
+
+    def stop(self) -> None:
+        """End the run early (within ~0.2 s): devices finish their window, say offline, and
+        run() returns the report as usual (cancelling run() instead loses the report)."""
+        self.stopping = True
 
     async def run(self, mqtt_url: str, progress: Progress = no_progress) -> FleetReport:
         cfg = self.config
@@ -159,6 +165,7 @@ class Fleet:
                 DeviceGenerator(cfg.site, family, device, seed=cfg.seed, clock_ns=cfg.clock_ns),
                 cfg,
                 report,
+                self,
             )
             for family in cfg.families
             for device in device_ids(family, cfg.devices)
@@ -238,8 +245,10 @@ async def drop_connection(client: aiomqtt.Client, timeout_s: float = 5.0) -> Non
 class _Device:
     """One simulated device: its generator, its own MQTT connection, its fault draws."""
 
-    def __init__(self, url: str, gen: DeviceGenerator, cfg: FleetConfig, report: FleetReport):
-        self.url, self.gen, self.cfg, self.report = url, gen, cfg, report
+    def __init__(
+        self, url: str, gen: DeviceGenerator, cfg: FleetConfig, report: FleetReport, fleet: Fleet
+    ) -> None:
+        self.url, self.gen, self.cfg, self.report, self.fleet = url, gen, cfg, report, fleet
         self.rng = random.Random(f"{cfg.seed}:{gen.site}:{gen.family}:{gen.device}:faults")
         self.client: aiomqtt.Client | None = None
 
@@ -286,7 +295,7 @@ class _Device:
         loop = asyncio.get_running_loop()
         made = 0
         try:
-            while quota is None or made < quota:
+            while (quota is None or made < quota) and not self.fleet.stopping:
                 now = loop.time()
                 if deadline is not None and now >= deadline:
                     break
@@ -295,7 +304,7 @@ class _Device:
                     due = int((now - start) * rate) + 1 - made
                     if due <= 0:
                         wake = start + (made + 1) / rate
-                        await asyncio.sleep(min(wake, deadline or wake) - now)
+                        await asyncio.sleep(min(wake, deadline or wake, now + 0.2) - now)
                         continue
                     room = min(room, due)
                 made += room

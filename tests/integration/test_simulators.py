@@ -6,6 +6,7 @@ Never mock the broker, and never sleep to wait: a paho subscriber collects and w
 from __future__ import annotations
 
 import asyncio
+import math
 import subprocess
 import sys
 import threading
@@ -246,3 +247,17 @@ def test_cli_unreachable_broker_is_one_line() -> None:
     assert result.returncode == 2
     assert "cannot connect to the MQTT broker" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_stop_ends_an_endless_run_with_its_report(mosquitto: Mosquitto) -> None:
+    fleet = Fleet(FleetConfig(site=unique_site("stop"), rate=200, duration_s=math.inf))
+    calls: list[float] = []
+
+    def progress(fraction: float, text: str) -> None:
+        calls.append(fraction)
+        if len(calls) == 4:  # the ticker runs every 0.1 s: stop after ~0.3 s of publishing
+            fleet.stop()
+
+    report = asyncio.run(asyncio.wait_for(fleet.run(mosquitto.url, progress), 20))
+    assert report.ok and 0 < report.sent == report.acked
+    assert report.status_sent == report.status_acked == 2 * len(report.devices)
