@@ -6,6 +6,7 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -57,31 +58,87 @@ def write_splitting(
     store: str,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[RejectedLine]:
-    """Send `lines` with retries; on LinesRefused bisect until each refused line stands alone.
+    """Send `lines` with retries; on LinesRefused find the refused lines and send the rest.
 
     `send` raises LinesRefused (the lines are wrong), TryAgain (the store is not well now) or
     StoreUnavailable (give up at once). Every line not returned as rejected has been accepted.
-    Resending accepted lines is harmless: a point's identity makes the write idempotent.
+    The lines an error names for certain (a field type conflict names measurement, field and
+    type; a parse error quotes the line) are rejected at once and the rest resent; otherwise
+    the chunk is bisected. Resending accepted lines is harmless: writes are idempotent.
     """
     rejected: list[RejectedLine] = []
     if not lines:
         return rejected
-    state = {"failing_since": None}
-    # An explicit stack (first half on top) keeps the lines in order and the depth flat.
-    stack: list[tuple[int, int]] = [(0, len(lines))]
+    state: dict[str, Any] = {"failing_since": None}
+    # An explicit stack (first part on top) keeps the lines in order and the depth flat.
+    stack: list[Sequence[int]] = [range(len(lines))]
     while stack:
-        lo, hi = stack.pop()
+        indices = stack.pop()
+        if isinstance(indices, range):
+            chunk: Sequence[str] = lines[indices.start : indices.stop]
+        else:
+            chunk = [lines[i] for i in indices]
         try:
-            _send_retrying(send, lines[lo:hi], retry, store, sleep, state)
+            _send_retrying(send, chunk, retry, store, sleep, state)
         except LinesRefused as exc:
-            if hi - lo == 1:
-                rejected.append(RejectedLine(lo, exc.reason))
+            if len(indices) == 1:
+                rejected.append(RejectedLine(indices[0], exc.reason))
+                continue
+            named = refused_by_reason(exc.reason, chunk)
+            if named:
+                reasons = {pos: reason for pos, reason in named}
+                rejected += [RejectedLine(indices[pos], r) for pos, r in reasons.items()]
+                rest = [i for pos, i in enumerate(indices) if pos not in reasons]
+                if rest:
+                    stack.append(rest)
             else:
-                mid = (lo + hi) // 2
-                stack.append((mid, hi))
-                stack.append((lo, mid))
+                mid = len(indices) // 2
+                stack.append(indices[mid:])
+                stack.append(indices[:mid])
     rejected.sort(key=lambda line: line.index)
     return rejected
+
+
+# InfluxDB 1.x and 2.x word it alike, names in plain double quotes (not escaped).
+_CONFLICT = re.compile(
+    r'field type conflict: input field "(.*?)" on measurement "(.*?)"'
+    r" is type (\w+), already exists as type (\w+)"
+)
+_DROPPED = re.compile(r"\s*dropped=\d+\s*$")
+_TYPE_NAMES = {float: "float", int: "integer", str: "string", bool: "boolean"}
+
+
+def refused_by_reason(reason: str, chunk: Sequence[str]) -> list[tuple[int, str]]:
+    """(position, reason) of the lines in `chunk` the server's error names beyond doubt."""
+    from ingest.pointstore import line_fields  # the one line-protocol reader of this package
+
+    found: list[tuple[int, str]] = []
+    conflict = _CONFLICT.search(reason)
+    if conflict is not None:
+        field, measurement, kind, _ = conflict.groups()
+        line_reason = _DROPPED.sub("", reason)
+        for pos, line in enumerate(chunk):
+            if field not in line:  # cheap: most lines cannot be it
+                continue
+            try:
+                line_measurement, fields = line_fields(line)
+            except ValueError:
+                continue
+            value = fields.get(field)
+            if (
+                line_measurement == measurement
+                and value is not None
+                and _TYPE_NAMES[type(value)] == kind
+            ):
+                found.append((pos, line_reason))
+        return found
+    if "unable to parse '" in reason:
+        for pos, line in enumerate(chunk):
+            start = reason.find(f"unable to parse '{line}'")
+            if start >= 0:
+                end = reason.find("\n", start)
+                found.append((pos, reason[start : end if end >= 0 else None].strip()))
+    return found
 
 
 def _send_retrying(
@@ -142,7 +199,8 @@ class InfluxV1Writer:
     refused connections are retried with exponential backoff for at most `retry.max_s`, then
     StoreUnavailable. A 400/413/422 bisects the batch: each line the server still refuses alone
     is returned as RejectedLine with InfluxDB's own error text, every other line is written.
-    A missing database is created on the first 404 (CREATE DATABASE is idempotent).
+    A missing database is created when /write answers 404 (CREATE DATABASE is idempotent;
+    a write-only user may lack the right, then StoreUnavailable says so).
     """
 
     name = "influxdb-v1"
@@ -177,7 +235,6 @@ class InfluxV1Writer:
             timeout=timeout_s,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=60),
         )
-        self._db_created = False
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
@@ -189,7 +246,7 @@ class InfluxV1Writer:
             body = gzip.compress(body, compresslevel=1)
             headers = {"Content-Encoding": "gzip"}
         response = self._post("/write", body, headers)
-        if response.status_code == 404 and self.create_database and not self._db_created:
+        if response.status_code == 404 and self.create_database:
             self._create_database()
             response = self._post("/write", body, headers)
         self._check(response)
@@ -224,7 +281,6 @@ class InfluxV1Writer:
                 f"InfluxDB at {self.url}: database {self.db!r} does not exist and creating it"
                 f" failed: HTTP {response.status_code}: {error_text(response)}"
             )
-        self._db_created = True
 
     def ping(self) -> None:
         ping(self._client, self.url)

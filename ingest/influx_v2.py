@@ -5,7 +5,6 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import urllib3
@@ -63,8 +62,6 @@ class InfluxV2Writer:
             retries=False,
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
-        # A refused connection would otherwise be logged by the client as well as raised.
-        logging.getLogger("influxdb_client.client.write_api").setLevel(logging.CRITICAL)
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")

@@ -307,6 +307,12 @@ class PointStore:
         return int(row[0])
 
 
+def line_fields(line: str) -> tuple[str, dict[str, FieldValue]]:
+    """(measurement, fields) of one line; ValueError when it is not line protocol."""
+    measurement, _, _, fields, _ = _parse(line)
+    return measurement, fields
+
+
 def _parse(line: str) -> tuple[str, str, dict[str, str] | None, dict[str, FieldValue], int]:
     """(measurement, head, tags or None, fields, ts); tags None means "parse the head if new".
 
