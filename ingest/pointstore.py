@@ -6,7 +6,6 @@ Never let it differ from InfluxDB in what it keeps: same series, same overwrite,
 from __future__ import annotations
 
 import math
-import re
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -364,21 +363,27 @@ def _plain_fields(body: str) -> dict[str, FieldValue]:
     return fields
 
 
-# Without backslashes a string field holds no quote, so quotes pair up plainly.
-_FIELD = re.compile(r'([^,="]+)=(?:"([^"]*)"|([^,"]+))(,|$)')
-
-
 def _quoted_fields(body: str) -> dict[str, FieldValue]:
+    """Fields of a line without backslashes: a string then holds no quote, maybe commas."""
     fields: dict[str, FieldValue] = {}
-    end = 0
-    for match in _FIELD.finditer(body):
-        if match.start() != end:
-            break
-        key, text, raw, _ = match.groups()
-        fields[key] = text if text is not None else _number(raw)
-        end = match.end()
-    if end != len(body):
-        raise ValueError(f"bad field near {body[end : end + 40]!r}")
+    pieces = body.split(",")
+    i, n = 0, len(pieces)
+    while i < n:
+        key, sep, raw = pieces[i].partition("=")
+        i += 1
+        if not sep or not key or '"' in key:
+            raise ValueError(f"bad field {key!r}")
+        if raw[:1] == '"':
+            while raw.count('"') < 2:  # the string had commas: glue its pieces back
+                if i >= n:
+                    raise ValueError(f"unterminated string in field {key!r}")
+                raw += "," + pieces[i]
+                i += 1
+            if raw.count('"') != 2 or raw[-1] != '"':
+                raise ValueError(f"bad string in field {key!r}")
+            fields[key] = raw[1:-1]
+        else:
+            fields[key] = _number(raw)
     return fields
 
 
