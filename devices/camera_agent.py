@@ -283,13 +283,15 @@ class SnapshotUploader:
     def _run(self) -> None:
         backoff = 1.0
         with httpx.Client(timeout=self.timeout_s) as client:
-            while not self._stop.is_set():
+            while True:
                 if self.run_once(client):
                     backoff = 1.0
-                    self._wake.wait(5.0)
+                    wait_s = 5.0
                 else:
-                    self._wake.wait(backoff)
-                    backoff = min(self.max_backoff_s, backoff * 2)
+                    wait_s, backoff = backoff, min(self.max_backoff_s, backoff * 2)
+                if self._stop.is_set():
+                    return  # that was the last pass; what is left stays in the folder
+                self._wake.wait(wait_s)
                 self._wake.clear()
 
     def wake(self) -> None:
@@ -299,16 +301,12 @@ class SnapshotUploader:
         self._thread = threading.Thread(target=self._run, name="snapshot-uploader", daemon=True)
         self._thread.start()
 
-    def close(self, drain_s: float = 5.0) -> None:
-        """Last attempt to send what is pending, then stop (what is left stays in the folder)."""
-        deadline = time.monotonic() + drain_s
-        while self.folder.pending() and time.monotonic() < deadline and self._thread is not None:
-            self._wake.set()
-            self._stop.wait(0.05)
+    def close(self) -> None:
+        """One last pass over what is pending, then stop (what is left stays for next time)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 1)
+            self._thread.join(timeout=self.timeout_s * 2)
 
 
 # ── MQTT ─────────────────────────────────────────────────────────────────────────────────────
