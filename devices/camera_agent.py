@@ -61,9 +61,19 @@ class StreamDown(Exception):
     """A live source stopped giving frames; the agent reconnects."""
 
 
+OPEN_TIMEOUT_MS = 10_000
+READ_TIMEOUT_MS = 5_000  # a stalled RTSP stream counts as dropped after this
+
+
 def _open_capture(spec: str) -> Any:
     if spec.isdigit():
         return cv2.VideoCapture(int(spec))
+    if "://" in spec:
+        timeouts = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS,
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS,
+        ]  # fmt: skip
+        return cv2.VideoCapture(spec, cv2.CAP_FFMPEG, timeouts)
     return cv2.VideoCapture(spec, cv2.CAP_FFMPEG)
 
 

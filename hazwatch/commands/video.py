@@ -137,15 +137,9 @@ def camera(
         found = MotionBlobDetector()
     elif detector != "none":
         raise ConfigError(f"--detector must be none or blobs, got {detector!r}")
-    reopen = None
-    if isinstance(src, CaptureSource) and src.live:
-        spec = source
-
-        def reopen() -> FrameSource:
-            return CaptureSource(spec)
-
+    # a live CaptureSource reopens itself when its stream drops (the agent retries with backoff)
     agent = CameraAgent(
-        config, src, publisher, evidence=evidence, uploader=uploader, detector=found, reopen=reopen
+        config, src, publisher, evidence=evidence, uploader=uploader, detector=found
     )
 
     def stop(*_: Any) -> None:
