@@ -37,6 +37,7 @@ class StationSpec:
     mn: str
     pollution: float = 1.0  # scales the pollutant curves (a dirty site runs at 2–3)
     seed: int = 0
+    faults: dict[str, float] | None = None  # this station's own fault rates (else the config's)
 
 
 def stations(count: int, site: str = "sim-air", *, seed: int = 7) -> list[StationSpec]:
@@ -146,7 +147,8 @@ class StationSim:
         self.spec = spec
         self.config = config
         self.rng = random.Random(spec.seed)
-        for kind in config.faults:
+        self.faults = spec.faults if spec.faults is not None else config.faults
+        for kind in self.faults:
             if kind not in FAULT_KINDS:
                 raise ValueError(f"unknown air fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
 
@@ -172,7 +174,7 @@ class StationSim:
 
     def _fault(self) -> str | None:
         draw = self.rng.random()
-        for kind, rate in sorted(self.config.faults.items()):
+        for kind, rate in sorted(self.faults.items()):
             if draw < rate:
                 return kind
             draw -= rate

@@ -141,44 +141,61 @@ class AirHourly:
         for site, station, _, ts_ns, _, _ in rows:
             key = (site, station)
             newest[key] = max(newest.get(key, 0), ts_ns)
-        with self._lock, self.db.transaction() as db:
-            db.executemany(
-                "INSERT INTO air_reading (site, station, source, ts_ns, pollutant, value) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                rows,
-            )
-            db.executemany(
-                "INSERT INTO air_hour_open (site, station, hour_ns) VALUES (?, ?, ?) "
-                "ON CONFLICT DO NOTHING",
-                sorted(hours),
-            )
-            db.executemany(
-                "INSERT INTO air_station (site, station, newest_ns, closed_ns) VALUES (?, ?, ?, 0) "
-                "ON CONFLICT (site, station) DO UPDATE SET newest_ns = "
-                "CASE WHEN excluded.newest_ns > air_station.newest_ns "
-                "THEN excluded.newest_ns ELSE air_station.newest_ns END",
-                [(site, station, ts) for (site, station), ts in newest.items()],
-            )
-            return self._close(db, now_ns, set(newest))
+        with self._lock:
+            with self.db.transaction() as db:
+                points, closed = self._insert_and_close(db, rows, hours, newest, now_ns)
+            self._alert_all(closed)  # the alert store has transactions of its own
+        return points
+
+    def _insert_and_close(
+        self,
+        db: StateDB,
+        rows: list[tuple[str, str, str, int, str, float]],
+        hours: set[tuple[str, str, int]],
+        newest: dict[tuple[str, str], int],
+        now_ns: int,
+    ) -> tuple[list[Point], list[HourResult]]:
+        db.executemany(
+            "INSERT INTO air_reading (site, station, source, ts_ns, pollutant, value) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
+        db.executemany(
+            "INSERT INTO air_hour_open (site, station, hour_ns) VALUES (?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
+            sorted(hours),
+        )
+        db.executemany(
+            "INSERT INTO air_station (site, station, newest_ns, closed_ns) VALUES (?, ?, ?, 0) "
+            "ON CONFLICT (site, station) DO UPDATE SET newest_ns = "
+            "CASE WHEN excluded.newest_ns > air_station.newest_ns "
+            "THEN excluded.newest_ns ELSE air_station.newest_ns END",
+            [(site, station, ts) for (site, station), ts in newest.items()],
+        )
+        return self._close(db, now_ns, set(newest))
 
     def tick(self, now_ns: int) -> list[Point]:
-        with self._lock, self.db.transaction() as db:
-            points = self._close(db, now_ns, None)
-            keep_ns = int(self.settings.keep_readings_h * 3600 * 1e9)
-            db.execute(
-                "DELETE FROM air_reading WHERE ts_ns < (SELECT s.newest_ns FROM air_station s "
-                "WHERE s.site = air_reading.site AND s.station = air_reading.station) - ?",
-                (keep_ns,),
-            )
-            return points
+        with self._lock:
+            with self.db.transaction() as db:
+                points, closed = self._close(db, now_ns, None)
+                keep_ns = int(self.settings.keep_readings_h * 3600 * 1e9)
+                db.execute(
+                    "DELETE FROM air_reading WHERE ts_ns < (SELECT s.newest_ns FROM air_station s "
+                    "WHERE s.site = air_reading.site AND s.station = air_reading.station) - ?",
+                    (keep_ns,),
+                )
+            self._alert_all(closed)
+        return points
 
     # closing hours
     def _close(
         self, db: StateDB, now_ns: int, stations: set[tuple[str, str]] | None
-    ) -> list[Point]:
+    ) -> tuple[list[Point], list[HourResult]]:
+        """Close the hours that are over; returns their points and the stations' newest hours."""
         after_data = int(self.settings.close_after_data_s * 1e9)
         after_clock = int(self.settings.close_after_clock_s * 1e9)
         points: list[Point] = []
+        newest_closed: dict[tuple[str, str], HourResult] = {}
         for _ in range(100):  # re-opened later hours (late data) are closed in the next round
             rows = db.query(
                 "SELECT o.site, o.station, o.hour_ns, s.closed_ns FROM air_hour_open o "
@@ -199,8 +216,8 @@ class AirHourly:
                         "UPDATE air_station SET closed_ns = ? WHERE site = ? AND station = ?",
                         (int(hour_ns), site, station),
                     )
-                    self._alert(result, int(hour_ns) + NS_PER_HOUR)
-        return points
+                    newest_closed[(site, station)] = result
+        return points, list(newest_closed.values())
 
     def _close_hour(self, db: StateDB, site: str, station: str, hour_ns: int) -> HourResult:
         readings = db.query(
@@ -273,6 +290,10 @@ class AirHourly:
         return hour
 
     # alerts
+    def _alert_all(self, hours: Sequence[HourResult]) -> None:
+        for hour in hours:
+            self._alert(hour, hour.hour_ns + NS_PER_HOUR)
+
     def _alert(self, hour: HourResult, at_ns: int) -> None:
         if self.alerts is None:
             return
