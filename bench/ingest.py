@@ -1,0 +1,282 @@
+"""Ingest throughput: hazwatch draining a queued persistent session into InfluxDB, beside
+`mosquitto_sub -q 1` draining the same queue to /dev/null, in one run on this machine.
+
+Not a test: prints msg/s for both and the ratio. Usage:
+    .venv/bin/python bench/ingest.py [--messages 100000] [--api v1|v2]
+Starts its own mosquitto and influxd (or victoria-metrics for --api v2) on free ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.services import Influxd, Mosquitto, VictoriaMetrics, wait_for  # noqa: E402
+
+SITE = "bench-01"
+# (family, device count, kind, measurement, a field every point of it has)
+MIX = [
+    ("rfid", 20, "read", "waste_read", "rssi", 0.35),
+    ("scale", 5, "weight", "waste_weight", "net_kg", 0.10),
+    ("air", 20, "reading", "air", "pm25", 0.30),
+    ("camera", 10, "frame", "video_frame", "seq", 0.25),
+]
+
+
+def make_messages(n: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], dict[str, int]]:
+    """n messages of ~200 bytes, every one a distinct point (distinct device time)."""
+    rng = random.Random(seed)
+    base_ms = int(time.time() * 1000) - 3_600_000
+    weights = [m[5] for m in MIX]
+    expected: dict[str, int] = {}
+    out: list[tuple[str, bytes]] = []
+    for i in range(n):
+        family, devices, kind, measurement, _field, _w = rng.choices(MIX, weights)[0]
+        device = f"{family[:3]}-{rng.randrange(devices):02d}"
+        ts = base_ms + i  # unique per message: no two share an identity
+        if family == "rfid":
+            body = {
+                "ts": ts,
+                "epc": f"E280{rng.getrandbits(80):020X}",
+                "rssi": round(rng.uniform(-80, -30), 1),
+                "antenna": rng.randrange(1, 5),
+            }
+        elif family == "scale":
+            net = round(rng.uniform(10, 900), 1)
+            body = {
+                "ts": ts,
+                "epc": f"E280{rng.getrandbits(80):020X}",
+                "net_kg": net,
+                "gross_kg": round(net + 20, 1),
+                "tare_kg": 20.0,
+                "stable": True,
+            }
+        elif family == "air":
+            body = {
+                "ts": ts,
+                "pm25": round(rng.uniform(5, 150), 1),
+                "pm10": round(rng.uniform(10, 250), 1),
+                "no2": round(rng.uniform(5, 80), 1),
+                "co": round(rng.uniform(0.2, 2), 2),
+                "temp": round(rng.uniform(-5, 30), 1),
+                "rh": round(rng.uniform(20, 90), 1),
+            }
+        else:
+            body = {
+                "ts": ts,
+                "seq": i,
+                "width": 1920,
+                "height": 1080,
+                "brightness": round(rng.uniform(40, 200), 1),
+                "sharpness": round(rng.uniform(50, 900), 1),
+                "motion": round(rng.random() * 0.1, 3),
+                "occlusion": 0.0,
+                "scene_change": round(rng.random() * 0.05, 3),
+            }
+        out.append((f"hw/{SITE}/{family}/{device}/{kind}", orjson.dumps(body)))
+        expected[measurement] = expected.get(measurement, 0) + 1
+    return out, expected
+
+
+def create_session(port: int, client_id: str, protocol: int) -> None:
+    """Connect once with a persistent session and subscribe, so the broker queues for it."""
+    done = threading.Event()
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=protocol,
+        **({} if protocol == mqtt.MQTTv5 else {"clean_session": False}),
+    )
+
+    def on_connect(c, u, f, rc, p):  # type: ignore[no-untyped-def]
+        c.subscribe("hw/+/+/+/+", qos=1)
+
+    client.on_connect = on_connect
+    client.on_subscribe = lambda *a: done.set()
+    props = None
+    if protocol == mqtt.MQTTv5:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    else:
+        client.connect("127.0.0.1", port)
+    client.loop_start()
+    if not done.wait(10):
+        raise RuntimeError(f"could not subscribe {client_id}")
+    client.disconnect()
+    client.loop_stop()
+
+
+def publish_all(port: int, messages: list[tuple[str, bytes]]) -> float:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-publisher")
+    client.max_inflight_messages_set(1000)
+    client.max_queued_messages_set(0)
+    acked = 0
+    all_acked = threading.Event()
+
+    def on_publish(c, u, mid, rc, p):  # type: ignore[no-untyped-def]
+        nonlocal acked
+        acked += 1
+        if acked == len(messages):
+            all_acked.set()
+
+    client.on_publish = on_publish
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    start = time.perf_counter()
+    for topic, payload in messages:
+        client.publish(topic, payload, qos=1)
+    if not all_acked.wait(600):
+        raise RuntimeError(f"only {acked} of {len(messages)} publishes acked")
+    elapsed = time.perf_counter() - start
+    client.disconnect()
+    client.loop_stop()
+    return elapsed
+
+
+def influx_count(url: str, db: str, expected: dict[str, int]) -> int:
+    total = 0
+    for measurement, field in ((m[3], m[4]) for m in MIX):
+        if measurement not in expected:
+            continue
+        r = httpx.get(
+            f"{url}/query",
+            params={"db": db, "q": f'SELECT count("{field}") FROM "{measurement}"'},
+            timeout=30,
+        )
+        series = r.json()["results"][0].get("series", [])
+        total += int(series[0]["values"][0][1]) if series else 0
+    return total
+
+
+def vm_count(url: str, expected: dict[str, int]) -> int:
+    httpx.get(f"{url}/internal/force_flush", timeout=10)
+    total = 0
+    for measurement, field in ((m[3], m[4]) for m in MIX):
+        if measurement not in expected:
+            continue
+        r = httpx.get(
+            f"{url}/api/v1/query",
+            params={"query": f"sum(count_over_time({measurement}_{field}[1d]))"},
+            timeout=30,
+        )
+        result = r.json()["data"]["result"]
+        total += int(float(result[0]["value"][1])) if result else 0
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--api", choices=("v1", "v2"), default="v1")
+    args = parser.parse_args()
+    n = args.messages
+    work = Path(tempfile.mkdtemp(prefix="hazwatch-bench-"))
+    broker = Mosquitto(work / "mosquitto")
+    store: Influxd | VictoriaMetrics = (
+        Influxd(work / "influxd") if args.api == "v1" else VictoriaMetrics(work / "vm")
+    )
+    broker.start()
+    store.start()
+    db = "bench"
+    if isinstance(store, Influxd):
+        store.create_db(db)
+    try:
+        messages, expected = make_messages(n)
+        size = sum(len(t) + len(p) for t, p in messages) / n
+        print(f"{n} messages, mean {size:.0f} bytes (topic+payload), mix {expected}")
+        create_session(broker.port, "bench-mosquitto-sub", mqtt.MQTTv311)
+        create_session(broker.port, "hazwatch-bench", mqtt.MQTTv5)
+        pub_s = publish_all(broker.port, messages)
+        print(f"queued for both sessions in {pub_s:.1f} s ({n / pub_s:,.0f} msg/s published)")
+
+        # Baseline: mosquitto_sub drains its queue to /dev/null.
+        start = time.perf_counter()
+        subprocess.run(
+            [
+                "mosquitto_sub",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(broker.port),
+                "-i",
+                "bench-mosquitto-sub",
+                "-c",
+                "-q",
+                "1",
+                "-t",
+                "hw/+/+/+/+",
+                "-C",
+                str(n),
+            ],
+            stdout=subprocess.DEVNULL,
+            check=True,
+            timeout=600,
+        )
+        base_s = time.perf_counter() - start
+        base_rate = n / base_s
+
+        # hazwatch: serve drains its queue into the store; done when every point is queryable.
+        env = dict(os.environ)
+        env.update(
+            HAZWATCH_MQTT_URL=broker.url,
+            HAZWATCH_MQTT_CLIENT_ID="hazwatch-bench",
+            HAZWATCH_INFLUX_URL=store.url,
+            HAZWATCH_INFLUX_API=args.api,
+            HAZWATCH_INFLUX_DB=db,
+            HAZWATCH_INFLUX_TOKEN="bench",
+            HAZWATCH_INFLUX_ORG="bench",
+            HAZWATCH_INFLUX_BUCKET=db,
+            HAZWATCH_DATA_DIR=str(work / "hazwatch"),
+            HAZWATCH_API_PORT="0",
+            HAZWATCH_LOG_LEVEL="WARNING",
+        )
+        count = (
+            (lambda: influx_count(store.url, db, expected))
+            if isinstance(store, Influxd)
+            else (lambda: vm_count(store.url, expected))
+        )
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            os.environ.get(
+                "HAZWATCH_BENCH_CMD", str(ROOT / ".venv/bin/hazwatch") + " serve"
+            ).split(),
+            env=env,
+        )
+        try:
+            wait_for(lambda: count() >= n, timeout=900, what=f"{n} points queryable")
+            hw_s = time.perf_counter() - start
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        hw_rate = n / hw_s
+        print(f"mosquitto_sub -q 1 : {base_rate:10,.0f} msg/s ({base_s:.2f} s)")
+        print(
+            f"hazwatch → {args.api:2s}     : {hw_rate:10,.0f} msg/s "
+            f"({hw_s:.2f} s, start-up included)"
+        )
+        print(f"ratio              : {hw_rate / base_rate:10.2f}x  (target ≥ 0.33)")
+    finally:
+        store.stop()
+        broker.stop()
+
+
+if __name__ == "__main__":
+    main()

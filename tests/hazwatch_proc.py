@@ -1,0 +1,97 @@
+"""`hazwatch serve` as a real child process for integration tests (SIGTERM, SIGKILL, restart).
+
+Never run the service in the test's own process here: crash tests need a process to kill.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.services import free_port, wait_for
+
+
+class HazwatchProcess:
+    def __init__(self, workdir: Path, **settings: str) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.api_port = free_port()
+        self.env = dict(os.environ)
+        self.env.update(
+            HAZWATCH_DATA_DIR=str(workdir / "data"),
+            HAZWATCH_API_PORT=str(self.api_port),
+            HAZWATCH_LOG_LEVEL="INFO",
+            HAZWATCH_BATCH_MAX_WAIT_MS="20",
+        )
+        self.env.update({f"HAZWATCH_{k.upper()}": v for k, v in settings.items()})
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "hazwatch.log"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self, wait_connected: bool = True) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hazwatch", "serve"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self._api_up, 30, f"hazwatch API on {self.api_port}\n{self.log_tail()}")
+        if wait_connected:
+            wait_for(self._broker_up, 30, f"hazwatch connected to the broker\n{self.log_tail()}")
+
+    def _api_up(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"hazwatch exited {self.proc.returncode}: {self.log_tail()}")
+        try:
+            httpx.get(f"{self.api}/api/health", timeout=1)
+            return True
+        except httpx.HTTPError:
+            return False
+
+    def health(self) -> dict[str, object]:
+        return dict(httpx.get(f"{self.api}/api/health", timeout=5).json())
+
+    def _broker_up(self) -> bool:
+        components = self.health()["components"]
+        return components["broker"]["status"] == "up"  # type: ignore[index]
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.api}/metrics", timeout=5).text
+
+    def stop(self) -> int:
+        if self.proc is None:
+            return 0
+        self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(60)
+        self.proc = None
+        return code
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(30)
+            self.proc = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hazwatch", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
