@@ -504,13 +504,16 @@ class _Store:
         old = self.stays.get(batch)
         if old == stay:
             return set()
-        if stay is not None and old is None and stay.out_ns is None and stay.in_ns > self.max_in_ns:
+        if stay is not None and old is None and stay.in_ns > self.max_in_ns:
             # The common case: a new arrival later than everything before it.
             recent = {b: s for b, s in self.recent.items() if (s.out_ns or 0) > stay.in_ns}
             held = self.open_kg + sum(s.kg for s in recent.values())
             self.stays[batch] = stay
             self.max_in_ns = stay.in_ns
-            self.open_kg += stay.kg
+            if stay.out_ns is None:
+                self.open_kg += stay.kg
+            elif stay.out_ns > stay.in_ns:
+                recent[batch] = stay
             self.recent = recent
             if held <= limit_kg < held + stay.kg:
                 self.hits[batch] = stay.in_ns
@@ -647,19 +650,18 @@ class Tracker:
     # judging -------------------------------------------------------------
     def _rejudge(self, dirty: set[str], now_ns: int) -> Changes:
         changes = Changes()
-        pending = set(dirty)
-        done: set[str] = set()
-        while pending:
-            batch_id = pending.pop()
-            if batch_id in done or batch_id not in self.batches:
+        # 1. events of every batch to judge; manifest partners follow a changed dispatch
+        events_of: dict[str, list[CustodyEvent]] = {}
+        manifest_of: dict[str, ManifestInfo | None] = {}
+        work = [b for b in dirty if b in self.batches]
+        while work:
+            batch_id = work.pop()
+            if batch_id in events_of:
                 continue
-            done.add(batch_id)
-            state = self.batches[batch_id]
-            manifest_id = self.manifest_of.get(batch_id)
-            manifest = self.manifests.get(manifest_id) if manifest_id else None
-            events = _events(state, manifest.manifest if manifest else None)
-            # dispatch times of the manifest's batches (cross-batch rule)
+            events_of[batch_id], manifest = self._events_of(batch_id)
+            manifest_of[batch_id] = manifest
             if manifest is not None:
+                events = events_of[batch_id]
                 dispatch = next((e.ts_ns for e in events if e.stage == DISPATCHED), None)
                 times = self.dispatches.setdefault(manifest.manifest, {})
                 if times.get(batch_id) != dispatch:
@@ -667,20 +669,41 @@ class Tracker:
                         times.pop(batch_id, None)
                     else:
                         times[batch_id] = dispatch
-                    others = {b for b in manifest.batches if b != batch_id}
-                    pending.update(others)
-                    done.difference_update(others)
-            # storage stay (cross-batch rule at the site)
+                    work.extend(b for b in manifest.batches if b in self.batches)
+        # 2. storage stays, applied in time order (arrivals and departures of all batches)
+        #    so that a live fleet's changes take the incremental path
+        ops: list[tuple[int, int, str, tuple[str, int, int | None, str] | None, float]] = []
+        for batch_id, events in events_of.items():
             stay = storage_interval(events)
             kg = events[0].net_kg if events[0].stage == GENERATED and events[0].net_kg else 0.0
-            for b in self._update_stay(batch_id, stay, kg or 0.0):
-                if b != batch_id:
-                    pending.add(b)
-                    done.discard(b)
+            site = self.stay_site.get(batch_id)
+            old = self.stores[site].stays.get(batch_id) if site else None
+            if (
+                stay is not None
+                and old is not None
+                and old.out_ns is None
+                and stay[0] == site
+                and stay[2] is not None
+            ):
+                ops.append((stay[2], 0, batch_id, stay, kg))  # it left
+            elif stay is not None and old is None and stay[2] is not None:
+                ops.append((stay[1], 1, batch_id, (stay[0], stay[1], None, stay[3]), kg))
+                ops.append((stay[2], 0, batch_id, stay, kg))
+            else:
+                ops.append((stay[1] if stay else 0, 1, batch_id, stay, kg))
+        ops.sort(key=lambda op: (op[0], op[1], op[2]))
+        for _, _, batch_id, stay, kg in ops:
+            for other in self._update_stay(batch_id, stay, kg):
+                if other not in events_of and other in self.batches:
+                    events_of[other], manifest_of[other] = self._events_of(other)
+        # 3. judge
+        for batch_id, events in events_of.items():
+            manifest = manifest_of[batch_id]
             site = self.stay_site.get(batch_id)
             hit_ns = self.stores[site].hits.get(batch_id) if site else None
             capacity_hit = None
             if site is not None and hit_ns is not None:
+                stay_kg = self.stores[site].stays[batch_id].kg
                 limit_kg = self.geo.site(site).storage_limit_kg
                 stored = next(
                     e for e in events if e.stage == STORED and e.ts_ns == hit_ns and e.site == site
@@ -691,10 +714,10 @@ class Tracker:
                     stored.event_id,
                     hit_ns,
                     site,
-                    f"storing {kg:g} kg took {site} over its {limit_kg:g} kg limit",
+                    f"storing {stay_kg:g} kg took {site} over its {limit_kg:g} kg limit",
                 )
             judgement = judge(
-                state.info,
+                self.batches[batch_id].info,
                 events,
                 manifest,
                 self.dispatches.get(manifest.manifest, {}) if manifest else {},
@@ -704,6 +727,11 @@ class Tracker:
             )
             self._record(batch_id, judgement, changes)
         return changes
+
+    def _events_of(self, batch_id: str) -> tuple[list[CustodyEvent], ManifestInfo | None]:
+        manifest_id = self.manifest_of.get(batch_id)
+        manifest = self.manifests.get(manifest_id) if manifest_id else None
+        return _events(self.batches[batch_id], manifest.manifest if manifest else None), manifest
 
     def _update_stay(
         self, batch_id: str, stay: tuple[str, int, int | None, str] | None, kg: float

@@ -1,0 +1,91 @@
+"""Custody events/s through the tracker and its SQL store (SQLite, and PostgreSQL beside it).
+
+Never measure without the store: the figure is tracker + batched transactions, as in service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from alerts.model import ListSink
+from devices.registry import RegistryContext, load_file
+from devices.statedb import StateDB
+from streams.custody import Input, ManifestInfo, Read, Registration, Tracker, Weighing
+from streams.custody_processor import CustodyProcessor, geography
+from streams.custody_store import CustodyStore
+
+REGISTRY = Path(__file__).parents[1] / "tests" / "data" / "registry.toml"
+T0 = 1_700_000_000 * 1_000_000_000
+MIN = 60 * 1_000_000_000
+LIFE = (
+    ("jy-0012", "gate-03", "storage_in", 60),
+    ("jy-0012", "gate-04", "storage_out", 600),
+    ("tr-01", "veh-01", "vehicle", 610),
+    ("dp-01", "rg-1", "receiver_gate", 700),
+    ("dp-01", "line-1", "disposal", 800),
+)
+
+
+def inputs(batches: int) -> list[Input]:
+    """Whole honest lives, 6 custody events each (plus two weighings), one batch a minute."""
+    items: list[Input] = []
+    for i in range(batches):
+        epc, batch, t = f"E200{i:020X}", f"B{i:07d}", T0 + i * MIN
+        items.append(Weighing(f"w{i}", epc, "jy-0012", "s1", "generation", 5.0, t - MIN))
+        items.append(Registration(f"g{i}", batch, epc, "900-249-08", "jy-0012", "t1", t))
+        items.append(ManifestInfo(f"M{i}", (batch,), "dp-01", "jy-0012", t + MIN))
+        for j, (site, reader, location, minutes) in enumerate(LIFE):
+            items.append(Read(f"r{i}-{j}", epc, site, reader, location, t + minutes * MIN))
+        items.append(Weighing(f"v{i}", epc, "dp-01", "s2", "receiver_gate", 5.0, t + 701 * MIN))
+    # arrival order: by device time, as a live fleet delivers them
+    items.sort(key=lambda x: x.ts_ns)
+    return items
+
+
+def run(dsn: str, batches: int, chunk: int) -> float:
+    db = StateDB(dsn)
+    registry = load_file(REGISTRY)
+    tracker = Tracker(geography(registry))
+    processor = CustodyProcessor(
+        tracker, RegistryContext(None, registry), ListSink(), CustodyStore(db)
+    )
+    items = inputs(batches)
+    started = time.perf_counter()
+    for start in range(0, len(items), chunk):
+        part = items[start : start + chunk]
+        changes = tracker.apply(part, T0)
+        processor._commit(part, changes, T0)
+    elapsed = time.perf_counter() - started
+    events = len(tracker.judged) * 6
+    assert all(j.verdict == "complete" for j in tracker.judged.values())
+    db.close()
+    return events / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batches", type=int, default=20_000)
+    parser.add_argument("--chunk", type=int, default=2000, help="inputs per transaction")
+    parser.add_argument("--postgres", default=os.environ.get("HAZWATCH_TEST_POSTGRES", ""))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        sqlite = run(f"sqlite:///{tmp}/state.db", args.batches, args.chunk)
+    print(f"custody events/s, {args.batches} batches, {args.chunk} inputs per transaction")
+    print(f"  SQLite (WAL)   {sqlite:>10,.0f}")
+    if args.postgres:
+        from tests.services import drop_postgres_database, postgres_database
+
+        url = postgres_database()
+        try:
+            pg = run(url, args.batches, args.chunk)
+        finally:
+            drop_postgres_database(url)
+        print(f"  PostgreSQL     {pg:>10,.0f}   ({pg / sqlite:.2f} × SQLite)")
+
+
+if __name__ == "__main__":
+    main()
