@@ -49,6 +49,8 @@ MIGRATIONS: tuple[str, ...] = (
         aqi INTEGER, level INTEGER, primary_pollutant TEXT NOT NULL, fields TEXT NOT NULL,
         PRIMARY KEY (site, station, hour_ns))
     """,
+    # when the receiver last heard from the station (a quiet station's hours close by clock)
+    "ALTER TABLE air_station ADD COLUMN seen_ns BIGINT NOT NULL DEFAULT 0",
 )
 
 
@@ -56,7 +58,7 @@ MIGRATIONS: tuple[str, ...] = (
 class HourlySettings:
     # An hour closes once the station's own data reaches this far past its end (event time) ...
     close_after_data_s: float = 300.0
-    # ... or the receiver's clock does (a station that went quiet).
+    # ... or, for a station that went quiet this long (receiver's clock), once the clock has.
     close_after_clock_s: float = 900.0
     min_valid_minutes: int = aqi.MIN_MINUTES_PER_HOUR
     # Raw readings older than this behind a station's newest are pruned on tick.
@@ -166,11 +168,12 @@ class AirHourly:
             sorted(hours),
         )
         db.executemany(
-            "INSERT INTO air_station (site, station, newest_ns, closed_ns) VALUES (?, ?, ?, 0) "
-            "ON CONFLICT (site, station) DO UPDATE SET newest_ns = "
+            "INSERT INTO air_station (site, station, newest_ns, closed_ns, seen_ns) "
+            "VALUES (?, ?, ?, 0, ?) "
+            "ON CONFLICT (site, station) DO UPDATE SET seen_ns = excluded.seen_ns, newest_ns = "
             "CASE WHEN excluded.newest_ns > air_station.newest_ns "
             "THEN excluded.newest_ns ELSE air_station.newest_ns END",
-            [(site, station, ts) for (site, station), ts in newest.items()],
+            [(site, station, ts, now_ns) for (site, station), ts in newest.items()],
         )
         return self._close(db, now_ns, set(newest))
 
@@ -200,9 +203,10 @@ class AirHourly:
             rows = db.query(
                 "SELECT o.site, o.station, o.hour_ns, s.closed_ns FROM air_hour_open o "
                 "JOIN air_station s ON s.site = o.site AND s.station = o.station "
-                "WHERE o.hour_ns + ? <= s.newest_ns - ? OR o.hour_ns + ? <= ? "
+                "WHERE o.hour_ns + ? <= s.newest_ns - ? "
+                "OR (o.hour_ns + ? <= ? AND s.seen_ns <= ?) "
                 "ORDER BY o.site, o.station, o.hour_ns",
-                (NS_PER_HOUR, after_data, NS_PER_HOUR, now_ns - after_clock),
+                (NS_PER_HOUR, after_data, NS_PER_HOUR, now_ns - after_clock, now_ns - after_clock),
             )
             if stations is not None:
                 rows = [r for r in rows if (r[0], r[1]) in stations]

@@ -17,6 +17,7 @@ NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
 HOUR0 = 1_795_478_400 * 10**9  # 2026-11-24T00:00Z
 NOW = HOUR0 + 3 * 24 * NS_H
+LATER = NOW + 16 * NS_MIN  # the station has been quiet long enough for its hours to close
 
 
 def minute(ts_ns: int, values: dict[str, float], flags: dict[str, str] | None = None) -> Decoded:
@@ -50,7 +51,7 @@ def test_fewer_than_45_valid_minutes_is_no_mean(processor: tuple[AirHourly, List
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 50.0}) for m in range(44)]
     # flagged data (M: maintenance) does not count toward validity
     batch += [minute(HOUR0 + m * NS_MIN, {"pm25": 999.0}, {"pm25": "M"}) for m in range(44, 60)]
-    (point,) = proc.process(batch, NOW) + proc.tick(NOW)
+    (point,) = proc.process(batch, NOW) + proc.tick(LATER)
     assert "pm25" not in point.fields and "aqi" not in point.fields
     assert point.fields["pm25_minutes"] == 44
 
@@ -60,9 +61,9 @@ def test_redelivery_counts_a_reading_once(processor: tuple[AirHourly, ListSink])
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": float(m % 7)}) for m in range(60)]
     proc.process(batch, HOUR0)
     proc.process(batch[:30], HOUR0)  # redelivered
-    (first,) = proc.tick(NOW)
+    (first,) = proc.tick(LATER)
     # redelivered after the hour closed: the same point again (overwrites in InfluxDB)
-    (again,) = proc.process(batch, NOW) + proc.tick(NOW)
+    (again,) = proc.process(batch, LATER) + proc.tick(LATER + 16 * NS_MIN)
     assert first.fields == again.fields and first.ts_ns == again.ts_ns
     rows = proc.db.query("SELECT COUNT(*) FROM air_reading")
     assert rows[0][0] == 60
@@ -71,9 +72,11 @@ def test_redelivery_counts_a_reading_once(processor: tuple[AirHourly, ListSink])
 def test_late_data_recomputes_the_hour(processor: tuple[AirHourly, ListSink]) -> None:
     proc, _ = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(50)]
-    (early,) = proc.process(batch, NOW)
+    assert proc.process(batch, NOW) == []
+    (early,) = proc.tick(LATER)
     assert early.fields["pm25"] == 10.0
-    (late,) = proc.process([minute(HOUR0 + m * NS_MIN, {"pm25": 70.0}) for m in range(50, 60)], NOW)
+    proc.process([minute(HOUR0 + m * NS_MIN, {"pm25": 70.0}) for m in range(50, 60)], LATER)
+    (late,) = proc.tick(LATER + 16 * NS_MIN)
     assert late.ts_ns == HOUR0 and late.fields["pm25"] == pytest.approx(20.0)
 
 
@@ -84,7 +87,7 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListS
         for m in range(0, 60):
             ts = HOUR0 + h * NS_H + m * NS_MIN
             batch.append(minute(ts, {"pm25": 100.0, "o3": 150.0 + h, "so2": 10.0}))
-    points = proc.process(batch, NOW) + proc.tick(NOW)
+    points = proc.process(batch, NOW) + proc.tick(LATER)
     last = max(points, key=lambda p: p.ts_ns)
     assert last.ts_ns == HOUR0 + 23 * NS_H
     assert last.fields["pm25_24h"] == 100.0
@@ -97,3 +100,17 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListS
     assert ("air_exceedance", "s1/aq-1/pm25_24h") in rules
     assert proc.stations()[0]["aqi"] == 132
     assert len(proc.hourly("aq-1", HOUR0, NOW)) == 24
+
+
+def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
+    from alerts.store import AlertStore
+
+    db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
+    store = AlertStore(db)
+    proc = AirHourly(db, store)
+    batch = [minute(HOUR0 + m * NS_MIN, {"no2": 250.0}) for m in range(60)]
+    proc.process(batch, NOW)
+    (point,) = proc.tick(LATER)
+    assert point.fields["iaqi_no2"] == 105  # (150-100)/(700-200)*(250-200)+100
+    rules = sorted(a.rule for a in store.list())
+    assert rules == ["air_exceedance", "aqi_level"]
