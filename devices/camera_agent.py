@@ -423,8 +423,10 @@ class AgentStats:
     reconnects: int = 0
     snapshots: int = 0
     events: dict[str, int] = field(default_factory=dict)
-    analysis_s: float = 0.0
+    analysis_s: float = 0.0  # wall clock
     decode_s: float = 0.0
+    analysis_cpu_s: float = 0.0  # this process's CPU time (what a core spent, whatever else ran)
+    decode_cpu_s: float = 0.0
 
 
 class FrameSink(Protocol):
@@ -523,7 +525,7 @@ class CameraAgent:
         while not self.stop.is_set():
             if self.config.max_frames is not None and index >= self.config.max_frames:
                 break
-            t_read = time.perf_counter()
+            t_read, cpu_read = time.perf_counter(), time.process_time()
             try:
                 frame = self.source.read()
             except StreamDown as exc:
@@ -534,8 +536,9 @@ class CameraAgent:
                 if self._last is not None and self._interval_frames:
                     self._publish(*self._last, None)  # the tail since the last message
                 break
-            t_analyse = time.perf_counter()
+            t_analyse, cpu_analyse = time.perf_counter(), time.process_time()
             self.stats.decode_s += t_analyse - t_read
+            self.stats.decode_cpu_s += cpu_analyse - cpu_read
             ts_ns, stream_s = self._frame_time(frame, index)
             if self.config.realtime and not self.source.live:
                 self.stop.wait(max(0.0, started + stream_s - time.monotonic()))
@@ -543,6 +546,7 @@ class CameraAgent:
             metrics = self.analyzer.analyse(frame.image)
             started_events = self.events.update(metrics)
             self.stats.analysis_s += time.perf_counter() - t_analyse
+            self.stats.analysis_cpu_s += time.process_time() - cpu_analyse
             self.stats.frames += 1
             index += 1
             self._interval_frames += 1

@@ -196,9 +196,10 @@ def write_scene(
     seconds: float = 4.0,
     seed: int = 7,
     event_s: float = 1.0,
+    noise: float = 2.0,
 ) -> Path:
     """Write `seconds` of a scene to a real encoded video file with cv2.VideoWriter."""
-    scene = Scene(name, width, height, fps, seed=seed, event_s=event_s)
+    scene = Scene(name, width, height, fps, seed=seed, event_s=event_s, noise=noise)
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), fourcc_for(path), fps, (width, height))
     if not writer.isOpened():
