@@ -55,14 +55,10 @@ def _root(
 
 
 def _register() -> None:
-    from hazwatch.commands import ingest
+    from hazwatch.commands import air, custody, demo, ingest, simulate, video
 
-    for module in (ingest,):
+    for module in (ingest, demo, simulate, custody, air, video):
         module.register(app)
-    __import__("hazwatch.commands.video", fromlist=["register"]).register(app)
-    __import__("hazwatch.commands.simulate", fromlist=["register"]).register(app)
-    __import__("hazwatch.commands.air", fromlist=["register"]).register(app)
-    __import__("hazwatch.commands.custody", fromlist=["register"]).register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

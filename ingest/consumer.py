@@ -21,8 +21,6 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter, Gauge
 
-from devices.errors import HazwatchError
-
 log = logging.getLogger("hazwatch.consumer")
 
 UNACKED = Gauge("hazwatch_unacked_messages", "Messages received and not yet acknowledged")
@@ -308,16 +306,19 @@ class MqttConsumer:
                         RECONNECTS.inc()
                         self.client.reconnect()
                     else:
-                        self.client.connect(
-                            cfg.host,
-                            cfg.port,
-                            keepalive=cfg.keepalive_s,
-                            clean_start=False,
-                            properties=self._connect_properties(),
-                        )
+                        if cfg.protocol == "5":
+                            self.client.connect(
+                                cfg.host,
+                                cfg.port,
+                                keepalive=cfg.keepalive_s,
+                                clean_start=False,
+                                properties=self._connect_properties(),
+                            )
+                        else:  # 3.1.1: clean_session=False was set on the client
+                            self.client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
                         connected_once = True
                     delay = 0.2
-                except (OSError, ssl.SSLError, HazwatchError) as exc:
+                except Exception as exc:  # never let the network thread die
                     self.last_error = f"cannot reach the broker {cfg.host}:{cfg.port}: {exc}"
                     log.warning("%s; retrying in %.1f s", self.last_error, delay)
                     self._stopping.wait(delay + random.uniform(0, delay / 2))

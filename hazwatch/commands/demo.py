@@ -1,0 +1,208 @@
+"""CLI: `hazwatch demo`, the whole product on embedded defaults: broker, service, simulators.
+
+Never need anything but the installed package; never hide which broker runs or that the
+pure-Python fallback is not for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import threading
+import time
+from collections import Counter
+from importlib import resources
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+DEMO_SITE = "jy-0012"  # the producer site of the demo registry
+
+
+class _Fleets:
+    """The demo's simulators, each in a thread with its own event loop; stoppable."""
+
+    def __init__(self, mqtt_url: str, rate: float) -> None:
+        from simulators.fleet import Fleet, FleetConfig
+
+        self.fleets = [
+            Fleet(
+                FleetConfig(
+                    site=DEMO_SITE,
+                    devices=2,
+                    rate=rate,
+                    duration_s=math.inf,
+                    keep_messages=False,
+                    seed=int(time.time()),
+                )
+            )
+        ]
+        self.url = mqtt_url
+        self.errors: list[str] = []
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for fleet in self.fleets:
+            thread = threading.Thread(target=self._run, args=(fleet,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self, fleet: object) -> None:
+        try:
+            asyncio.run(fleet.run(self.url))  # type: ignore[attr-defined]
+        except Exception as exc:
+            self.errors.append(str(exc))
+
+    def stop(self) -> None:
+        for fleet in self.fleets:
+            fleet.stop()
+        for thread in self._threads:
+            thread.join(10)
+
+
+def _load_demo_registry(service: object) -> str:
+    from devices import registry
+
+    text = resources.files("hazwatch").joinpath("demo_registry.toml").read_text("utf-8")
+    import tomllib
+
+    reg = registry.parse_registry(tomllib.loads(text), "demo registry")
+    registry.save(service.db, reg, "demo registry", time.time_ns())  # type: ignore[attr-defined]
+    ctx = service.decode_ctx  # type: ignore[attr-defined]
+    if hasattr(ctx, "refresh"):
+        ctx.refresh(force=True)
+    return f"{len(reg.sites)} sites, {len(reg.readers)} readers"
+
+
+def demo(
+    duration: Annotated[
+        float | None,
+        typer.Option("--duration", "-d", min=1, help="Stop after this many seconds (unattended)."),
+    ] = None,
+    rate: Annotated[float, typer.Option(min=0.1, help="Simulated messages per second.")] = 20.0,
+    broker: Annotated[
+        str, typer.Option(help="auto (mosquitto if installed, else amqtt), mosquitto or amqtt.")
+    ] = "auto",
+) -> None:
+    """Run the whole product locally: a broker, hazwatch, and simulated devices of every family."""
+    from hazwatch.app import HazwatchService
+    from hazwatch.cli import settings
+    from hazwatch.embedded import EmbeddedBroker
+    from hazwatch.logs import setup_logging
+
+    if broker not in ("auto", "mosquitto", "amqtt"):
+        raise typer.BadParameter("must be auto, mosquitto or amqtt", param_hint="--broker")
+    base = settings()
+    setup_logging(base.log_format, "WARNING")
+    console = Console()
+    embedded = EmbeddedBroker(base.data_dir / "broker", prefer=broker)
+    embedded.start()
+    cfg = settings(
+        mqtt_url=embedded.url,
+        mqtt_protocol=embedded.protocol,
+        mqtt_client_id="hazwatch-demo",
+    )
+    service = HazwatchService(cfg)
+    try:
+        registry_note = _load_demo_registry(service)
+    except Exception as exc:  # the demo still runs without custody locations
+        registry_note = f"not loaded ({exc})"
+    service.start()
+    fleets = _Fleets(embedded.url, rate)
+    fleets.start()
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.monotonic()
+    where = Table.grid(padding=(0, 2))
+    where.add_row("broker", embedded.describe())
+    store = cfg.influx_url or f"embedded point store {cfg.points_path} (SQLite)"
+    where.add_row("points", store)
+    where.add_row("state", service.db.describe())
+    where.add_row("registry", registry_note)
+    api = f"http://{cfg.api_host}:{service.api_port}"
+    where.add_row("API", f"{api}/api/health")
+    where.add_row("metrics", f"{api}/metrics")
+    if not cfg.influx_url:
+        where.add_row("InfluxDB", "set HAZWATCH_INFLUX_URL (and _API, _DB or _TOKEN/_ORG/_BUCKET)")
+    if not embedded.production_ready:
+        console.print(
+            "[yellow]amqtt is a demo fallback, not for production: it speaks MQTT 3.1.1 only "
+            "and drops a QoS 1 message unacked for 5 s. Install mosquitto.[/yellow]"
+        )
+
+    last = (time.monotonic(), 0, 0)
+    rates = (0.0, 0.0)
+
+    def render() -> Panel:
+        nonlocal last, rates
+        now = time.monotonic()
+        pipeline = service.pipeline
+        messages, points = pipeline.messages, pipeline.points_written + pipeline.points_spooled
+        if now - last[0] >= 1.0:
+            rates = ((messages - last[1]) / (now - last[0]), (points - last[2]) / (now - last[0]))
+            last = (now, messages, points)
+        stats = Table.grid(padding=(0, 2))
+        stats.add_row("running", f"{now - started:,.0f} s")
+        stats.add_row("messages/s", f"{rates[0]:,.1f}")
+        stats.add_row("points/s", f"{rates[1]:,.1f}")
+        stats.add_row("messages in", f"{messages:,}")
+        stats.add_row("points stored", f"{pipeline.points_written:,}")
+        if pipeline.points_spooled:
+            stats.add_row("points spooled", f"{pipeline.points_spooled:,} ({len(service.spool)})")
+        online = _online_by_family(service)
+        stats.add_row(
+            "devices online", ", ".join(f"{f} {n}" for f, n in sorted(online.items())) or "-"
+        )
+        letters = service.deadletters.count_by_reason()
+        stats.add_row(
+            "dead letters",
+            ", ".join(f"{r} {n}" for r, n in sorted(letters.items())) or "none",
+        )
+        open_alerts = service.alerts.list(state="open", limit=1000)
+        stats.add_row("open alerts", str(len(open_alerts)))
+        if fleets.errors:
+            stats.add_row("simulator", fleets.errors[-1])
+        return Panel(Group(where, "", stats), title="hazwatch demo — Ctrl-C to stop")
+
+    try:
+        with Live(render(), console=console, refresh_per_second=2) as live:
+            while not stop.wait(0.5):
+                live.update(render())
+                if duration is not None and time.monotonic() - started >= duration:
+                    break
+    finally:
+        console.print("stopping: simulators, then hazwatch (flushing), then the broker")
+        fleets.stop()
+        service.close()
+        embedded.close()
+    console.print(
+        f"done: {service.pipeline.messages:,} messages, "
+        f"{service.pipeline.points_written:,} points stored in {store}"
+    )
+
+
+def _online_by_family(service: object) -> Counter[str]:
+    """Latest status per device from the point store (what the screen would show)."""
+    try:
+        rows = service.reader.select(  # type: ignore[attr-defined]
+            "device_status", newest_first=True, limit=2000
+        )
+    except Exception:
+        return Counter()
+    latest: dict[tuple[str, str], bool] = {}
+    for row in rows:
+        key = (str(row.get("family")), str(row.get("device")))
+        if key not in latest:
+            latest[key] = bool(row.get("online"))
+    return Counter(family for (family, _), online in latest.items() if online)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
