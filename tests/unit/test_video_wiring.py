@@ -1,0 +1,36 @@
+"""The video wiring: the door rule learns the readers a camera watches from the stored registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alerts.model import ListSink
+from devices import registry
+from devices.statedb import StateDB
+from hazwatch import wiring_video
+from hazwatch.settings import Settings
+from streams.video_processor import VideoProcessor
+
+DOC = {
+    "site": [{"id": "jy-0012", "name": "暂存间"}],
+    "reader": [{"id": "gate-03", "site": "jy-0012", "location": "storage_in"}],
+    "camera": [{"id": "cam-2", "site": "jy-0012", "watches": ["gate-03"]}],
+}
+
+
+def test_watched_readers_come_from_the_stored_registry(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    watched = wiring_video.watched_readers_from(db)
+    assert watched("jy-0012", "cam-2") == []
+    registry.save(db, registry.parse_registry(DOC), "test", 1)
+    refreshed = wiring_video.watched_readers_from(db)
+    assert refreshed("jy-0012", "cam-2") == ["gate-03"]
+    assert refreshed("jy-0012", "cam-9") == []
+
+
+def test_processors_and_routers(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    (proc,) = wiring_video.processors(Settings(data_dir=tmp_path), db, ListSink())
+    assert isinstance(proc, VideoProcessor) and proc.name == "video"
+    paths = {r.path for router in wiring_video.routers() for r in router.routes}  # type: ignore[attr-defined]
+    assert paths == {"/api/snapshots", "/api/snapshots/{name}"}
