@@ -5,6 +5,8 @@ hazwatch.app calls these; nothing else imports this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter
 
 from alerts.model import AlertSink
@@ -13,7 +15,7 @@ from hazwatch.settings import Settings
 from ingest.interfaces import StreamProcessor
 
 
-def watched_readers_from(db: StateDB):  # type: ignore[no-untyped-def]
+def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     """(site, camera) -> the RFID readers at the door the camera sees, from the stored registry."""
     from devices.registry import RegistryContext
 
