@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 from devices.statedb import StateDB
 from devices.timeparse import format_ts
 from streams.custody import (
+    LOCATION_STAGE,
     Changes,
     CustodyEvent,
     Input,
@@ -67,7 +67,14 @@ _INSERT_MANIFEST = (
 )
 
 
+def _plain(item: Registration | ManifestInfo) -> dict[str, Any]:
+    """A flat dataclass as a dict (dataclasses.asdict deep-copies: too slow here)."""
+    return {name: getattr(item, name) for name in item.__slots__}
+
+
 def violations_json(judgement: Judgement) -> str:
+    if not judgement.violations:
+        return "[]"
     return json.dumps(
         [
             {"rule": v.rule, "event_id": v.event_id, "at_ns": v.at_ns, "message": v.message}
@@ -90,6 +97,8 @@ class CustodyStore:
         registrations: dict[str, Registration] = {}
         for item in inputs:
             if isinstance(item, Read):
+                if item.event_id in changes.events:
+                    continue  # kept as its custody event; replay reads it from there
                 inputs_rows.append(
                     (item.event_id, "read", item.epc, item.site, item.device, item.location,
                      item.ts_ns, None, arrived_ns)
@@ -100,14 +109,14 @@ class CustodyStore:
                      item.ts_ns, item.net_kg, arrived_ns)
                 )  # fmt: skip
             elif isinstance(item, ManifestInfo):
-                body = json.dumps({**asdict(item), "batches": list(item.batches)})
+                body = json.dumps({**_plain(item), "batches": list(item.batches)})
                 manifests.append((item.manifest, item.site, item.ts_ns, body))
             else:
                 registrations[item.batch] = item
         batch_rows = []
         for judgement in changes.batches.values():
             info = registrations.get(judgement.batch)
-            info_json = json.dumps(asdict(info), ensure_ascii=False) if info else "{}"
+            info_json = json.dumps(_plain(info), ensure_ascii=False) if info else "{}"
             batch_rows.append(
                 (judgement.batch, judgement.epc, judgement.waste_code,
                  info.site if info else "", info.ts_ns if info else 0, info_json,
@@ -130,7 +139,7 @@ class CustodyStore:
             if missing:
                 self.db.executemany(
                     "UPDATE custody_batch SET info = ? WHERE batch = ?",
-                    [(json.dumps(asdict(r), ensure_ascii=False), r.batch) for r in missing],
+                    [(json.dumps(_plain(r), ensure_ascii=False), r.batch) for r in missing],
                 )
             if event_rows:
                 self.db.executemany(_UPSERT_EVENT, event_rows)
@@ -144,6 +153,13 @@ class CustodyStore:
             raw = json.loads(body)
             raw["batches"] = tuple(raw["batches"])
             items.append(ManifestInfo(**raw))
+        location = {stage: loc for loc, stage in LOCATION_STAGE.items()}
+        for event in self.db.query(
+            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
+            "FROM custody_event WHERE stage <> 'GENERATED' ORDER BY ts_ns"
+        ):
+            e = _event_row(event)
+            items.append(Read(e.event_id, e.epc, e.site, e.device, location[e.stage], e.ts_ns))
         arrived: dict[str, int] = {}
         rows = self.db.query(
             "SELECT event_id, kind, epc, site, device, location, ts_ns, net_kg, arrived_ns "
