@@ -4,7 +4,7 @@ Never send what the agent could not: same keys, same ranges, same seq rules (gap
 
 Scenario `video` (`hazwatch simulate --scenario video`): `devices` cameras at `rate` messages/s
 each, two of them tampered with halfway; fault kinds `lost_tag` (here: a frame message lost, a
-seq skipped every 20) and `outage` (the last camera's connection cut halfway: its last will).
+seq skipped every 7) and `outage` (the last camera's connection cut halfway: its last will).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from simulators.scenarios import Scenario, register_scenario
 
 NS_PER_S = 1_000_000_000
 TAMPERS = ("occlusion", "scene_change", "defocus", "dark")
+WINDOW = 200  # QoS 1 publishes in flight per camera when publishing as fast as possible
 
 
 @dataclass
@@ -179,10 +180,20 @@ class VideoFleet:
         client = device_client(url, self.site, "camera", camera)
         loop = asyncio.get_running_loop()
         start = loop.time()
+        client.pending_calls_threshold = 2 * WINDOW + 10
+        client._client.max_inflight_messages_set(WINDOW)  # a window in flight, not paho's 20
+        inflight: list[Any] = []
+
+        async def publish(payload: bytes) -> None:
+            await client.publish(topic, payload, qos=1)
+            report.acked += 1
+            done[0] += 1
+
         async with client:
             await announce_online(client, self.site, "camera", camera)
             for n in range(total):
                 if camera in self.offline and n == half:
+                    await asyncio.gather(*inflight)
                     report.offline.append(camera)
                     done[0] += total - n
                     await drop_connection(client)
@@ -194,25 +205,31 @@ class VideoFleet:
                 if model.seq - seq_before > 1:
                     report.gaps_injected += 1
                 report.sent += 1
-                await client.publish(topic, orjson.dumps(body), qos=1)
-                report.acked += 1
-                done[0] += 1
+                inflight.append(publish(orjson.dumps(body)))
+                if len(inflight) >= (WINDOW if self.fast else 1):
+                    await asyncio.gather(*inflight)
+                    inflight.clear()
+            await asyncio.gather(*inflight)
 
 
 def video_scenario(**options: Any) -> Scenario:
-    """`devices` cameras; `faults` naming lost_tag / outage turn seq gaps / a cut camera on."""
+    """`devices` cameras sharing `rate` messages/s (0: as fast as the broker takes, device times
+    2/s apart) for `count` messages in total or `duration_s`; `faults` naming lost_tag / outage
+    turn seq gaps / a cut camera on."""
     faults = options.get("faults")
     rates: dict[str, float] = dict(getattr(faults, "rates", {}) or {})
-    cameras = int(options.get("devices") or 4)
+    cameras = max(1, int(options.get("devices") or 4))
     ids = [f"cam-{n + 1:02d}" for n in range(cameras)]
-    rate = float(options.get("rate") or 2.0)
+    total_rate = float(options.get("rate") or 0.0)
+    count = options.get("count")
     step = VideoFleet(
         site=str(options.get("site") or "sim-01"),
         cameras=cameras,
-        rate=rate,
-        duration_s=options.get("duration_s") or (None if options.get("count") else 10.0),
-        count=options.get("count"),
-        gap_every=20 if rates.get("frame_gap") or rates.get("lost_tag") else 0,
+        rate=total_rate / cameras if total_rate > 0 else 2.0,
+        fast=total_rate <= 0,
+        duration_s=options.get("duration_s") or (None if count else 10.0),
+        count=None if count is None else max(1, math.ceil(int(count) / cameras)),
+        gap_every=7 if rates.get("frame_gap") or rates.get("lost_tag") else 0,
         offline=(ids[-1],) if rates.get("outage") or rates.get("offline") else (),
         tampers={cam: TAMPERS[i % len(TAMPERS)] for i, cam in enumerate(ids[1:3])},
         seed=int(options.get("seed") or 0),
