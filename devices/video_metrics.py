@@ -139,6 +139,13 @@ class FrameAnalyzer:
 
         cells = _cell_std(detail, s.occlusion_grid)
         view = _fingerprint(small, s.scene_width)
+        blank_reference = (
+            self._ref_cells is not None
+            and int((self._ref_cells >= s.occlusion_cell_std).sum()) < s.occlusion_min_textured
+        )
+        shows_something = int((cells >= s.occlusion_cell_std).sum()) >= s.occlusion_min_textured
+        if blank_reference and shows_something:
+            self.reset_reference()  # started covered or dark: the first real view is the reference
         if self._ref_view is None or self._ref_cells is None or self._ref_focus is None:
             self._ref_view, self._ref_cells, self._ref_focus = view, cells, focus
         blank = cells < s.occlusion_cell_std

@@ -127,3 +127,16 @@ def test_lights_out_is_dark(scene_files: dict[str, Path], tmp_path: Path) -> Non
     before, after = split(frames, "brightness")
     assert min(before) > 100
     assert max(after) < 15  # the rules' too-dark threshold
+
+
+def test_a_camera_that_starts_covered_takes_its_first_real_view_as_reference() -> None:
+    from devices.video_metrics import FrameAnalyzer
+    from simulators.video_scenes import Scene
+
+    covered, room = Scene("covered", event_s=0.0), Scene("static")
+    analyzer = FrameAnalyzer()
+    first = [analyzer.analyse(covered.frame(i)) for i in range(10)]
+    assert min(m.occlusion for m in first) > 0.9
+    after = [analyzer.analyse(room.frame(i)) for i in range(10)]
+    assert max(m.occlusion for m in after) < 0.1
+    assert max(m.scene_change for m in after[1:]) < 0.05
