@@ -1,0 +1,258 @@
+"""50 HJ 212 stations for a simulated day, over TCP (gateway) and MQTT, into `hazwatch serve` and
+InfluxDB 1.x: the hourly means and AQI there equal those computed here from what was sent.
+
+Never reuse streams.aqi or streams.air_hourly to compute the expectation: this is the check on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devices.registry import parse_registry, save
+from devices.statedb import StateDB
+from simulators.hj212_station import AirReport, AirSimConfig, run_stations, stations
+from tests.services import Influxd, Mosquitto, free_port, port_open, wait_for
+
+pytestmark = pytest.mark.integration
+HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
+NS_MIN = 60 * 10**9
+NS_H = 60 * NS_MIN
+N_STATIONS = int(os.environ.get("AIR_TEST_STATIONS", "50"))
+POLLUTANTS = ("so2", "no2", "pm10", "co", "o3", "pm25")
+
+# HJ 633-2012 table 1, typed in again for this check (µg/m³, CO mg/m³).
+STEPS = (0, 50, 100, 150, 200, 300, 400, 500)
+TABLE = {
+    "so2_1h": (0, 150, 500, 650, 800),
+    "no2_1h": (0, 100, 200, 700, 1200, 2340, 3090, 3840),
+    "co_1h": (0, 5, 10, 35, 60, 90, 120, 150),
+    "o3_1h": (0, 160, 200, 300, 400, 800, 1000, 1200),
+    "o3_8h": (0, 100, 160, 215, 265, 800),
+    "pm10_24h": (0, 50, 150, 250, 350, 420, 500, 600),
+    "pm25_24h": (0, 35, 75, 115, 150, 250, 350, 500),
+}
+
+
+def expected_iaqi(table: str, c: float) -> int:
+    bps = TABLE[table]
+    for i in range(1, len(bps)):
+        if c <= bps[i]:
+            raw = (STEPS[i] - STEPS[i - 1]) / (bps[i] - bps[i - 1]) * (c - bps[i - 1]) + STEPS[
+                i - 1
+            ]
+            return math.ceil(round(raw, 6))
+    raise AssertionError(f"{table} {c} beyond the table (simulator should stay below)")
+
+
+def expectation(report: AirReport, first_hour_ns: int) -> dict[tuple[str, int], dict[str, object]]:
+    """(station, hour) → the air_hourly fields, from the packets the stations got acked."""
+    minutes: dict[tuple[str, int, str], dict[int, float]] = defaultdict(dict)
+    for sent in report.good():
+        hour = sent.ts_ns - sent.ts_ns % NS_H
+        for name in POLLUTANTS:
+            minutes[(sent.station, hour, name)][sent.ts_ns // NS_MIN] = sent.values[name]
+    stations_seen = sorted({s.station for s in report.packets})
+    hours = [first_hour_ns + i * NS_H for i in range(24)]
+    means: dict[tuple[str, int, str], float | None] = {}
+    out: dict[tuple[str, int], dict[str, object]] = {}
+    for station in stations_seen:
+        for hour in hours:
+            fields: dict[str, object] = {}
+            for name in POLLUTANTS:
+                got = minutes.get((station, hour, name), {})
+                fields[f"{name}_minutes"] = len(got)
+                mean = sum(got.values()) / len(got) if len(got) >= 45 else None
+                means[(station, hour, name)] = mean
+                if mean is not None:
+                    fields[name] = mean
+            # moving means over the hours so far (this day only)
+            for name in POLLUTANTS:
+                last24 = [means.get((station, hour - k * NS_H, name)) for k in range(24)]
+                valid = [v for v in last24 if v is not None]
+                if len(valid) >= 20:
+                    fields[f"{name}_24h"] = sum(valid) / len(valid)
+            last8 = [means.get((station, hour - k * NS_H, "o3")) for k in range(8)]
+            valid8 = [v for v in last8 if v is not None]
+            if len(valid8) >= 6:
+                fields["o3_8h"] = sum(valid8) / len(valid8)
+            iaqi: dict[str, int] = {}
+            for name in POLLUTANTS:
+                mean = means[(station, hour, name)]
+                if mean is not None:
+                    table = f"{name}_24h" if name in ("pm10", "pm25") else f"{name}_1h"
+                    iaqi[name] = expected_iaqi(table, mean)
+            if "o3_8h" in fields:
+                iaqi["o3_8h"] = expected_iaqi("o3_8h", float(fields["o3_8h"]))  # type: ignore[arg-type]
+            for item, value in iaqi.items():
+                fields[f"iaqi_{item}"] = value
+            if iaqi:
+                aqi = max(iaqi.values())
+                fields["aqi"] = aqi
+                fields["primary"] = (
+                    ",".join(k for k, v in iaqi.items() if v == aqi) if aqi > 50 else ""
+                )
+            out[(station, hour)] = fields
+    return out
+
+
+@pytest.fixture()
+def service(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[dict[str, object]]:
+    tag = uuid.uuid4().hex[:6]
+    db = f"air_{tag}"
+    site = f"air{tag}"
+    influxd.create_db(db)
+    specs = stations(N_STATIONS, site, seed=11)
+    # one station loses a third of its packets: many of its hours must come out invalid
+    specs[-1] = type(specs[-1])(
+        specs[-1].site, specs[-1].station, specs[-1].mn, 2.5, specs[-1].seed, {"bad_crc": 0.35}
+    )
+    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    state = StateDB(state_url)
+    registry = parse_registry(
+        {
+            "site": [{"id": site, "name": "air test", "role": "producer"}],
+            "station": [{"id": s.station, "site": site, "mn": s.mn} for s in specs],
+        },
+        "test",
+    )
+    save(state, registry, "test", time.time_ns())
+    state.close()
+    api_port, gw_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "HAZWATCH_MQTT_URL": mosquitto.url,
+        "HAZWATCH_MQTT_CLIENT_ID": f"hazwatch-{db}",
+        "HAZWATCH_INFLUX_URL": influxd.url,
+        "HAZWATCH_INFLUX_API": "v1",
+        "HAZWATCH_INFLUX_DB": db,
+        "HAZWATCH_STATE_URL": state_url,
+        "HAZWATCH_DATA_DIR": str(tmp_path / "data"),
+        "HAZWATCH_API_PORT": str(api_port),
+    }
+    logs = [(tmp_path / f"{n}.log").open("wb") for n in ("serve", "gateway")]
+    procs = [
+        subprocess.Popen([HAZWATCH, "serve"], env=env, stdout=logs[0], stderr=subprocess.STDOUT),
+        subprocess.Popen(
+            [HAZWATCH, "hj212-gateway", "--listen", f"127.0.0.1:{gw_port}"],
+            env={**env, "HAZWATCH_MQTT_CLIENT_ID": f"gw-{db}"},
+            stdout=logs[1],
+            stderr=subprocess.STDOUT,
+        ),
+    ]
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_for(lambda: httpx.get(f"{api}/api/health", timeout=1).status_code == 200, 30, "serve")
+        wait_for(lambda: port_open(gw_port), 20, "hj212-gateway")
+        yield {"db": db, "site": site, "specs": specs, "api": api, "gw_port": gw_port}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        for log in logs:
+            log.close()
+
+
+def test_a_day_of_50_stations_gives_the_hourly_means_and_aqi(
+    service: dict[str, object], mosquitto: Mosquitto, influxd: Influxd
+) -> None:
+    now = time.time_ns()
+    # a whole day that ended at least two hours ago (every hour closes on the service's clock)
+    first_hour = now - now % NS_H - 26 * NS_H
+    config = AirSimConfig(
+        start_ns=first_hour,
+        minutes=1470,  # data past 00:05 of the next day closes the day's last hour
+        faults={"bad_crc": 0.01, "truncated": 0.01, "wrong_mn": 0.005},
+    )
+    specs = service["specs"]
+    started = time.monotonic()
+    report = asyncio.run(
+        run_stations(
+            specs,  # type: ignore[arg-type]
+            config,
+            mqtt_url=mosquitto.url,
+            tcp=("127.0.0.1", int(service["gw_port"])),  # type: ignore[call-overload]
+        )
+    )
+    sent_s = time.monotonic() - started
+    assert report.ok, report.summary()
+    assert len(report.packets) == N_STATIONS * 1470
+    assert {p.transport for p in report.packets} == {"tcp", "mqtt"}
+    db, site = str(service["db"]), str(service["site"])
+    expected = expectation(report, first_hour)
+
+    def rows() -> list[dict[str, object]]:
+        series = influxd.query(db, f"SELECT * FROM air_hourly WHERE site = '{site}'")
+        out: list[dict[str, object]] = []
+        for s in series:
+            for values in s["values"]:
+                out.append(dict(zip(s["columns"], values, strict=True)))
+        return out
+
+    def mismatches(got: list[dict[str, object]]) -> list[str]:
+        by_key = {(str(r["station"]), int(r["time"])): r for r in got}  # type: ignore[call-overload]
+        wrong = [f"missing {k}" for k in expected if k not in by_key]
+        wrong += [f"unexpected {k}" for k in by_key if k not in expected]
+        for key, fields in expected.items():
+            row = by_key.get(key)
+            if row is None:
+                continue
+            for name, value in fields.items():
+                if isinstance(value, float):
+                    # InfluxDB's JSON gives 112.0 as 112
+                    got_value = row[name]
+                    ok = isinstance(got_value, int | float) and abs(got_value - value) <= 1e-5
+                else:
+                    ok = row[name] == value
+                if not ok:
+                    wrong.append(f"{key} {name}: got {row[name]!r}, expected {value!r}")
+            for name in ("aqi", *POLLUTANTS):  # absent here means absent there too
+                if name not in fields and row.get(name) is not None:
+                    wrong.append(f"{key} {name}: got {row[name]!r}, expected none")
+        return wrong
+
+    try:
+        wait_for(lambda: not mismatches(rows()), 90, "air_hourly equal to the expectation")
+    except TimeoutError:
+        wrong = mismatches(rows())
+        pytest.fail(f"{len(wrong)} differences, first: {wrong[:5]}")
+    processed_s = time.monotonic() - started
+    got = rows()
+    raw_points = influxd.count(db, "air", f"site = '{site}'")
+    assert raw_points == len(report.good())
+    invalid_hours = sum("pm25" not in fields for fields in expected.values())
+    assert invalid_hours >= 5  # the lossy station
+    levels = {int(r["level"]) for r in got if r.get("level") is not None}  # type: ignore[call-overload]
+    assert len(levels) >= 2
+    # the API serves the same from the state store
+    api = str(service["api"])
+    stations_json = httpx.get(f"{api}/api/air/stations", timeout=10).json()
+    assert len([s for s in stations_json if s["site"] == site]) == N_STATIONS
+    station = specs[0].station  # type: ignore[index]
+    hourly = httpx.get(
+        f"{api}/api/air/{station}/hourly",
+        params={"from": str(first_hour // 10**6), "to": str((first_hour + 24 * NS_H) // 10**6)},
+        timeout=10,
+    ).json()
+    assert [h["aqi"] for h in hourly] == [
+        expected[(station, first_hour + i * NS_H)].get("aqi") for i in range(24)
+    ]
+    print(
+        f"\n{len(report.packets)} packets sent in {sent_s:.1f} s; "
+        f"all {len(got)} hours in InfluxDB after {processed_s:.1f} s"
+    )
