@@ -28,6 +28,8 @@ RULES = (
     DOOR_MOTION_NO_READ,
 )
 
+TAMPER_RULES = (TAMPER_OCCLUSION, CAMERA_TOO_DARK, TAMPER_SCENE_CHANGE, TAMPER_DEFOCUS)
+
 WatchedReaders = Callable[[str, str], list[str]]
 
 
@@ -99,6 +101,9 @@ class _Camera:
     raised: set[str] = field(default_factory=set)
     in_door_motion: bool = False
     last_evidence: str | None = None
+    # rules whose state this process has not yet said: an alert opened before a restart is
+    # cleared by the first frame that shows the condition gone
+    unsaid: set[str] = field(default_factory=lambda: {CAMERA_OFFLINE, *TAMPER_RULES})
 
 
 @dataclass(slots=True)
@@ -152,6 +157,7 @@ class VideoRules:
         cam.online = online
         if not online and not cam.offline_raised:
             cam.offline_raised = True
+            cam.unsaid.discard(CAMERA_OFFLINE)
             return [
                 Finding(
                     CAMERA_OFFLINE,
@@ -177,8 +183,9 @@ class VideoRules:
         if f.ts_ns <= cam.last_ts_ns:
             return []  # redelivered or older than what this camera already said
         out: list[Finding] = []
-        if cam.offline_raised:
+        if cam.offline_raised or CAMERA_OFFLINE in cam.unsaid:
             cam.offline_raised = False
+            cam.unsaid.discard(CAMERA_OFFLINE)
             out.append(Finding(CAMERA_OFFLINE, f.site, f.camera, False, f.ts_ns))
         cam.online = True
         if cam.last_seq is not None and f.seq > cam.last_seq + s.gap_min_missing:
@@ -245,8 +252,12 @@ class VideoRules:
     ) -> list[Finding]:
         streak = cam.streak.get(rule, 0) + 1 if on else 0
         cam.streak[rule] = streak
+        if not on and rule in cam.unsaid:
+            cam.unsaid.discard(rule)
+            return [Finding(rule, f.site, f.camera, False, f.ts_ns)]
         if on and streak >= self.settings.persist_frames and rule not in cam.raised:
             cam.raised.add(rule)
+            cam.unsaid.discard(rule)
             return [
                 Finding(
                     rule,
