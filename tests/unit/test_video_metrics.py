@@ -57,6 +57,7 @@ def test_every_frame_is_analysed_and_seq_has_no_gap(
 ) -> None:
     frames, agent = run_agent(scene_files["static"], tmp_path, rate_hz=2.0)
     assert agent.stats.frames == round(SECONDS * 25)
+    assert agent.stats.gaps == 0 and sum(f["gaps"] for f in frames) == 0
     assert [f["seq"] for f in frames] == list(range(len(frames)))
     assert 6 <= len(frames) <= 8  # 2 per second of video (plus the first and the tail)
     assert sum(f["frames"] for f in frames) == agent.stats.frames
