@@ -1,0 +1,154 @@
+"""The custody scenario through Mosquitto → `hazwatch serve` → state store and InfluxDB 1.x.
+
+Never wait blindly: every effect is polled for with a deadline (tests.services.wait_for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devices.statedb import StateDB
+from simulators.custody import CustodyLifecycle, Plan, plan
+from streams.custody_store import CustodyStore
+from tests.services import Influxd, Mosquitto, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
+REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture()
+def serve(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path, state_url: str
+) -> Iterator[dict[str, str]]:
+    db = f"custody_{uuid.uuid4().hex[:8]}"
+    influxd.create_db(db)
+    port = free_port()
+    env = {
+        **os.environ,
+        "HAZWATCH_MQTT_URL": mosquitto.url,
+        "HAZWATCH_MQTT_CLIENT_ID": f"hazwatch-{db}",
+        "HAZWATCH_INFLUX_URL": influxd.url,
+        "HAZWATCH_INFLUX_API": "v1",
+        "HAZWATCH_INFLUX_DB": db,
+        "HAZWATCH_STATE_URL": state_url,
+        "HAZWATCH_DATA_DIR": str(tmp_path / "data"),
+        "HAZWATCH_API_PORT": str(port),
+    }
+    loaded = subprocess.run(
+        [HAZWATCH, "registry", "load", str(REGISTRY)], env=env, capture_output=True, text=True
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert "registry v1: 5 sites, 9 readers" in loaded.stdout
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([HAZWATCH, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: httpx.get(f"{api}/api/health", timeout=1).status_code == 200,
+            30,
+            "hazwatch serve",
+        )
+        yield {"api": api, "db": db, "mqtt": mosquitto.url, "state": state_url, **env}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def verdicts(state_url: str) -> dict[str, dict[str, object]]:
+    db = StateDB(state_url)
+    try:
+        return {row["batch"]: row for row in CustodyStore(db).batches(limit=100_000)}
+    finally:
+        db.close()
+
+
+def test_scenario_of_200_batches_with_20_violations(
+    serve: dict[str, str], influxd: Influxd
+) -> None:
+    the_plan: Plan = plan(200, 20, seed=11)
+    report = asyncio.run(CustodyLifecycle(the_plan).run(serve["mqtt"]))
+    assert report.ok
+    disposed = {b for b, t in the_plan.batches.items()}
+
+    def settled() -> dict[str, dict[str, object]] | None:
+        rows = verdicts(serve["state"])
+        done = [r for r in rows.values() if r["verdict"] != "open"]
+        return rows if len(done) == len(disposed) else None
+
+    rows = wait_for(settled, 60, "200 batches judged")
+    want = the_plan.broken()
+    got = {b: sorted({v["rule"] for v in r["violations"]}) for b, r in rows.items()}  # type: ignore[attr-defined]
+    assert {b for b, r in rows.items() if r["verdict"] == "broken"} == set(want)
+    assert {b: got[b] for b in want} == {b: [rule] for b, rule in want.items()}
+    assert sum(r["verdict"] == "complete" for r in rows.values()) == 180
+    assert sorted(set(want.values())) == sorted(
+        {"skipped_stage", "backward_stage", "disposed_tag", "weight_mismatch", "storage_overdue",
+         "transit_overdue", "wrong_receiver", "cloned_tag", "manifest_split",
+         "storage_over_capacity"}
+    )  # fmt: skip
+
+    # every trace agrees with what the simulator did
+    env = {k: v for k, v in serve.items() if k.startswith("HAZWATCH_") or k in os.environ}
+    for batch in ["B00000", "B00001", *list(want)[:6]]:
+        truth = the_plan.batches[batch]
+        doc = httpx.get(f"{serve['api']}/api/batches/{batch}/trace", timeout=5).json()
+        assert [(e["stage"], e["site"], e["device"]) for e in doc["events"]] == [
+            (s[0], s[2], s[3]) for s in truth.stages
+        ]
+        assert doc["events"][0]["net_kg"] == truth.gen_kg
+        assert doc["verdict"] == ("broken" if truth.violation else "complete")
+        if truth.violation:
+            assert [v["rule"] for v in doc["violations"]] == [truth.violation]
+    cli = subprocess.run(
+        [HAZWATCH, "trace", "B00001", "--json"], env=env, capture_output=True, text=True
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["batch"] == "B00001"
+    missing = subprocess.run(
+        [HAZWATCH, "trace", "NOPE", "--json"], env=env, capture_output=True, text=True
+    )
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.strip().count("\n") == 0 and "NOPE" in missing.stderr
+    assert httpx.get(f"{serve['api']}/api/batches/NOPE/trace", timeout=5).status_code == 404
+    broken = httpx.get(f"{serve['api']}/api/batches", params={"verdict": "broken"}, timeout=5)
+    assert {r["batch"] for r in broken.json()} == set(want)
+
+    # unknown tags raised alerts; custody points are in InfluxDB, one per event
+    alerts = httpx.get(f"{serve['api']}/api/alerts", params={"rule": "unknown_tag"}, timeout=5)
+    if alerts.status_code == 200:
+        subjects = (
+            {a["subject"] for a in alerts.json()} if isinstance(alerts.json(), list) else None
+        )
+        if subjects is not None:
+            assert set(the_plan.unknown_epcs) <= subjects
+    events = sum(len(t.stages) for t in the_plan.batches.values())
+    wait_for(
+        lambda: influxd.count(serve["db"], "custody") == events, 30, f"{events} custody points"
+    )
+    series = influxd.query(serve["db"], "SELECT * FROM custody WHERE batch = 'B00000'")
+    columns = series[0]["columns"]
+    stages = [dict(zip(columns, row, strict=True))["stage"] for row in series[0]["values"]]
+    assert stages == [s[0] for s in the_plan.batches["B00000"].stages]
