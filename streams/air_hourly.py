@@ -24,6 +24,13 @@ MEASUREMENT = "air_hourly"
 SOURCES = ("minute", "rtd")  # preferred first: a station's minute data, else its real-time data
 RULE_EXCEEDANCE = "air_exceedance"
 RULE_AQI = "aqi_level"
+RULE_FLATLINE = "sensor_flatline"
+RULE_SPIKE = "sensor_spike"
+RULE_STALE = "station_stale"
+# A value this many times the hour's median, and this far above it, is a spike (CO: mg/m³).
+SPIKE_RATIO = 5.0
+SPIKE_MIN_JUMP: dict[str, float] = {"co": 5.0}
+SPIKE_MIN_JUMP_UGM3 = 100.0
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -63,6 +70,8 @@ class HourlySettings:
     min_valid_minutes: int = aqi.MIN_MINUTES_PER_HOUR
     # Raw readings older than this behind a station's newest are pruned on tick.
     keep_readings_h: float = 48.0
+    # A station not heard from for this long (receiver's clock) raises station_stale on tick.
+    stale_after_s: float = 1800.0
 
 
 @dataclass(slots=True)
@@ -74,6 +83,7 @@ class HourResult:
     minutes: dict[str, int]  # valid minutes per pollutant
     moving: dict[str, float] = field(default_factory=dict)  # so2_24h, …, o3_8h
     result: aqi.AqiResult | None = None
+    quality: dict[tuple[str, str], str] = field(default_factory=dict)  # (rule, pollutant) → why
 
     def point(self) -> Point:
         fields: dict[str, float | int | str] = {}
@@ -187,8 +197,31 @@ class AirHourly:
                     "WHERE s.site = air_reading.site AND s.station = air_reading.station) - ?",
                     (keep_ns,),
                 )
+                quiet = db.query(
+                    "SELECT site, station, seen_ns FROM air_station WHERE seen_ns > 0 "
+                    "AND seen_ns <= ?",
+                    (now_ns - int(self.settings.stale_after_s * 1e9),),
+                )
             self._alert_all(closed)
+            self._alert_stale([(str(r[0]), str(r[1]), int(r[2])) for r in quiet], now_ns)
         return points
+
+    def _alert_stale(self, quiet: Sequence[tuple[str, str, int]], now_ns: int) -> None:
+        if self.alerts is None:
+            return
+        for site, station, seen_ns in quiet:
+            silent_min = (now_ns - seen_ns) / NS_PER_MIN
+            self.alerts.raise_alert(
+                AlertSignal(
+                    RULE_STALE,
+                    f"{site}/{station}",
+                    Severity.MAJOR,
+                    f"air station {station} sent no valid data for {silent_min:.0f} min",
+                    site,
+                    now_ns,
+                    {"seen_ns": seen_ns},
+                )
+            )
 
     # closing hours
     def _close(
@@ -276,6 +309,10 @@ class AirHourly:
         moving = moving_means(series)
         result = aqi.hourly_aqi(means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"))
         hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
+        hour.quality = sensor_findings(
+            [(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in readings],
+            self.settings.min_valid_minutes,
+        )
         db.execute(
             "INSERT INTO air_hour_result (site, station, hour_ns, aqi, level, primary_pollutant, "
             "fields) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, station, hour_ns) DO UPDATE "
@@ -301,6 +338,25 @@ class AirHourly:
     def _alert(self, hour: HourResult, at_ns: int) -> None:
         if self.alerts is None:
             return
+        subject = f"{hour.site}/{hour.station}"
+        self.alerts.clear(RULE_STALE, subject, at_ns)
+        for rule in (RULE_FLATLINE, RULE_SPIKE):
+            for pollutant in aqi.POLLUTANTS:
+                why = hour.quality.get((rule, pollutant))
+                if why is None:
+                    self.alerts.clear(rule, f"{subject}/{pollutant}", at_ns)
+                    continue
+                self.alerts.raise_alert(
+                    AlertSignal(
+                        rule,
+                        f"{subject}/{pollutant}",
+                        Severity.WARNING,
+                        why,
+                        hour.site,
+                        at_ns,
+                        {"hour_ns": hour.hour_ns, "pollutant": pollutant},
+                    )
+                )
         subject = f"{hour.site}/{hour.station}"
         checked = {f"{p}_1h": hour.means.get(p) for p in ("so2", "no2", "co", "o3")}
         checked.update(hour.moving)
@@ -399,6 +455,30 @@ def hour_means(
         if covered >= min_valid_minutes:
             means[pollutant] = sum(v for _, v in values) / len(values)
     return means, minutes
+
+
+def sensor_findings(
+    readings: Sequence[tuple[str, int, str, float]], min_valid_minutes: int
+) -> dict[tuple[str, str], str]:
+    """Data-quality findings of one hour: a sensor stuck on one value, or one absurd jump."""
+    values: dict[str, list[float]] = {}
+    for _, _, pollutant, value in readings:
+        values.setdefault(pollutant, []).append(value)
+    found: dict[tuple[str, str], str] = {}
+    for pollutant, series in values.items():
+        if len(series) >= min_valid_minutes and max(series) == min(series):
+            found[(RULE_FLATLINE, pollutant)] = (
+                f"{pollutant} stuck at {series[0]:g} for {len(series)} readings in the hour"
+            )
+        ordered = sorted(series)
+        median = ordered[len(ordered) // 2]
+        jump = SPIKE_MIN_JUMP.get(pollutant, SPIKE_MIN_JUMP_UGM3)
+        peak = ordered[-1]
+        if len(series) >= 10 and peak > SPIKE_RATIO * median and peak - median > jump:
+            found[(RULE_SPIKE, pollutant)] = (
+                f"{pollutant} jumped to {peak:g} against an hourly median of {median:g}"
+            )
+    return found
 
 
 def hourly_series(

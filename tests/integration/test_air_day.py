@@ -7,6 +7,7 @@ Never reuse streams.aqi or streams.air_hourly to compute the expectation: this i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import os
 import subprocess
@@ -115,9 +116,7 @@ def service(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[
     influxd.create_db(db)
     specs = stations(N_STATIONS, site, seed=11)
     # one station loses a third of its packets: many of its hours must come out invalid
-    specs[-1] = type(specs[-1])(
-        specs[-1].site, specs[-1].station, specs[-1].mn, 2.5, specs[-1].seed, {"bad_crc": 0.35}
-    )
+    specs[-1] = dataclasses.replace(specs[-1], pollution=2.5, faults={"bad_crc": 0.35})
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     state = StateDB(state_url)
     registry = parse_registry(

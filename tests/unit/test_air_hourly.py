@@ -113,4 +113,23 @@ def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
     (point,) = proc.tick(LATER)
     assert point.fields["iaqi_no2"] == 105  # (150-100)/(700-200)*(250-200)+100
     rules = sorted(a.rule for a in store.list())
-    assert rules == ["air_exceedance", "aqi_level"]
+    assert rules == ["air_exceedance", "aqi_level", "sensor_flatline"]  # 250.0 sixty times
+
+
+def test_spike_flatline_and_stale_station(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, sink = processor
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 30.0 + m % 5, "co": 0.8}) for m in range(60)]
+    batch[30] = minute(HOUR0 + 30 * NS_MIN, {"pm25": 900.0, "co": 0.8})
+    proc.process(batch, NOW)
+    proc.tick(LATER)
+    found = {(s.rule, s.subject) for s in sink.raised}
+    assert ("sensor_spike", "s1/aq-1/pm25") in found
+    assert ("sensor_flatline", "s1/aq-1/co") in found
+    assert ("sensor_flatline", "s1/aq-1/pm25") not in found
+    assert not any(s.rule == "station_stale" for s in sink.raised)
+    proc.tick(NOW + 31 * NS_MIN)
+    (stale,) = [s for s in sink.raised if s.rule == "station_stale"]
+    assert stale.subject == "s1/aq-1"
+    # data again: the stale alert is cleared when its next hour closes
+    proc.process([minute(HOUR0 + NS_H + m * NS_MIN, {"pm25": 30.0}) for m in range(66)], NOW)
+    assert ("station_stale", "s1/aq-1") in {(r, s) for r, s, _ in sink.cleared}
