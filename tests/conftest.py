@@ -1,4 +1,4 @@
-"""Session fixtures: real services on free ports, skipped outside CI only when a binary is missing."""
+"""Session fixtures: real services on free ports; outside CI a missing binary skips."""
 
 from __future__ import annotations
 

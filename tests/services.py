@@ -225,9 +225,7 @@ class Influxd(Service):
 
     def query(self, db: str, q: str) -> list[dict[str, Any]]:
         """InfluxQL; returns the series of the first statement (epoch ns times)."""
-        r = httpx.get(
-            f"{self.url}/query", params={"db": db, "q": q, "epoch": "ns"}, timeout=30
-        )
+        r = httpx.get(f"{self.url}/query", params={"db": db, "q": q, "epoch": "ns"}, timeout=30)
         r.raise_for_status()
         result = r.json()["results"][0]
         if "error" in result:
