@@ -47,6 +47,7 @@ def make_messages(n: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], dict[
     weights = [m[5] for m in MIX]
     expected: dict[str, int] = {}
     out: list[tuple[str, bytes]] = []
+    seq: dict[str, int] = {}
     for i in range(n):
         family, devices, kind, measurement, _field, _w = rng.choices(MIX, weights)[0]
         device = f"{family[:3]}-{rng.randrange(devices):02d}"
@@ -79,9 +80,10 @@ def make_messages(n: int, seed: int = 7) -> tuple[list[tuple[str, bytes]], dict[
                 "rh": round(rng.uniform(20, 90), 1),
             }
         else:
+            seq[device] = seq.get(device, -1) + 1
             body = {
                 "ts": ts,
-                "seq": i,
+                "seq": seq.setdefault(device, 0),
                 "width": 1920,
                 "height": 1080,
                 "brightness": round(rng.uniform(40, 200), 1),

@@ -5,6 +5,7 @@ Never read a clock or do I/O here: time is an argument, findings are returned to
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -140,16 +141,20 @@ class VideoRules:
         """A tag read at a reader: it may explain door motion already seen or still to come."""
         key = (site, reader)
         times = self.read_times.setdefault(key, [])
-        times.append(ts_ns)
+        # Kept sorted: a busy gate reports many reads a second, so no full rescan per read.
+        insort(times, ts_ns)
         window = int(self.settings.door_window_s * NS_PER_S)
-        latest = max(times)
-        self.read_times[key] = [t for t in times if t >= latest - 2 * window]
+        latest = times[-1]
+        stale = bisect_left(times, latest - 2 * window)
+        if stale:
+            del times[:stale]
         self.last_read_ns[key] = latest
-        self.pending = [
-            p
-            for p in self.pending
-            if not (p.site == site and reader in p.readers and abs(ts_ns - p.at_ns) <= window)
-        ]
+        if self.pending:
+            self.pending = [
+                p
+                for p in self.pending
+                if not (p.site == site and reader in p.readers and abs(ts_ns - p.at_ns) <= window)
+            ]
         return []
 
     def status(self, site: str, camera: str, online: bool, at_ns: int) -> list[Finding]:
