@@ -1,4 +1,4 @@
-"""The custody store on SQLite and PostgreSQL: same verdicts, restart replay, no-op redelivery.
+"""The custody store on SQLite and PostgreSQL: same verdicts, restart replay, no-op redelivery."""
 
 from __future__ import annotations
 
