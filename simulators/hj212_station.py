@@ -297,7 +297,8 @@ def air_scenario(**options: Any) -> Any:
 
     count = int(options.get("devices") or 5)
     duration_s = options.get("duration_s")
-    minutes = int(options.get("count") or 60)
+    # --count is messages in all; otherwise a simulated hour per station, in --duration seconds
+    minutes = max(1, int(options["count"]) // count) if options.get("count") else 60
     now_ns = time.time_ns()
     start_ns = now_ns - now_ns % NS_PER_MIN - minutes * NS_PER_MIN
     minute_s = float(duration_s) / minutes if duration_s else 0.0
