@@ -267,10 +267,18 @@ class CustodyLifecycle:
 
     label = "custody"
 
-    def __init__(self, the_plan: Plan, *, time_scale: float = 0.0, max_wait_s: float = 1.0):
+    def __init__(
+        self,
+        the_plan: Plan,
+        *,
+        time_scale: float = 0.0,
+        max_wait_s: float = 1.0,
+        rate_msg_s: float = 0.0,
+    ) -> None:
         self.plan = the_plan
         self.time_scale = time_scale
         self.max_wait_s = max_wait_s
+        self.rate_msg_s = rate_msg_s
 
     async def run(self, mqtt_url: str, progress: Progress = no_progress) -> CustodyReport:
         report = CustodyReport(plan=self.plan)
@@ -287,9 +295,13 @@ class CustodyLifecycle:
             previous = self.plan.messages[0].ts_ns if self.plan.messages else 0
             total = len(self.plan.messages)
             for index, message in enumerate(self.plan.messages):
+                wait = 0.0
                 if self.time_scale > 0:
-                    wait = (message.ts_ns - previous) / 1e9 / self.time_scale
-                    await asyncio.sleep(min(self.max_wait_s, max(0.0, wait)))
+                    wait = min(self.max_wait_s, (message.ts_ns - previous) / 1e9 / self.time_scale)
+                if self.rate_msg_s > 0:
+                    wait = max(wait, 1.0 / self.rate_msg_s)
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 previous = message.ts_ns
                 await clients[message.device].publish(message.topic, message.payload, qos=1)
                 report.published += 1
@@ -304,13 +316,20 @@ class CustodyLifecycle:
 
 
 def custody_scenario(**options: Any) -> Scenario:
-    """`hazwatch simulate --scenario custody`: `count` batches (default 200), 10 % broken."""
+    """`hazwatch simulate --scenario custody`: `count` batches (default 200), one in ten broken.
+
+    `rate` caps messages per second (0: as fast as the broker takes them); `day_s` (keyword
+    only) makes a simulated day last that many seconds (a wait is capped at one second).
+    """
     count = int(options.get("count") or 200)
     seed = int(options.get("seed") or 7)
-    rate = float(options.get("rate") or 0.0)
+    day_s = options.get("day_s")
     the_plan = plan(count, max(1, count // 10), seed=seed)
-    # rate > 0: a simulated day passes in 86400 / (rate * 3600) s (rate 24: a day in an hour)
-    step = CustodyLifecycle(the_plan, time_scale=rate * 3600 if rate > 0 else 0.0)
+    step = CustodyLifecycle(
+        the_plan,
+        time_scale=86400.0 / float(day_s) if day_s else 0.0,
+        rate_msg_s=float(options.get("rate") or 0.0),
+    )
     return Scenario(
         "custody", [step], "waste batches from producer to disposal, violations injected"
     )
