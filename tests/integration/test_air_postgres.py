@@ -1,0 +1,53 @@
+"""The air_hourly processor on PostgreSQL gives what it gives on SQLite: one schema, two stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from alerts.store import AlertStore
+from devices import hj212
+from devices.decode import Decoded, decode
+from devices.family import NoRegistry
+from devices.statedb import StateDB
+from streams.air_hourly import AirHourly
+
+pytestmark = pytest.mark.integration
+NS_MIN = 60 * 10**9
+NS_H = 60 * NS_MIN
+HOUR0 = 1_795_478_400 * 10**9
+NOW = HOUR0 + 3 * 24 * NS_H
+
+
+def day() -> list[Decoded]:
+    batch = []
+    for h in range(26):
+        for m in range(60):
+            ts = HOUR0 + h * NS_H + m * NS_MIN
+            values = {"pm25": 60.0 + (m * 7 + h) % 40, "o3": 100.0 + 5 * h, "no2": 30.0 + m % 9}
+            packet = hj212.data_packet("MN1", "2051", ts, values)
+            batch.append(
+                decode("hw/s1/air/aq-1/hj212", hj212.build(packet), NoRegistry(), now_ns=NOW)
+            )
+    return batch
+
+
+def run(url: str) -> dict[int, dict[str, object]]:
+    db = StateDB(url)
+    proc = AirHourly(db, AlertStore(db))
+    batch = day()
+    points = []
+    for start in range(0, len(batch), 500):
+        points += proc.process(batch[start : start + 500], NOW)
+        points += proc.process(batch[start : start + 250], NOW)  # redelivered
+    points += proc.tick(NOW + NS_H)
+    db.close()
+    return {p.ts_ns: p.fields for p in points}
+
+
+def test_postgres_equals_sqlite(postgres_url: str, tmp_path: Path) -> None:
+    on_sqlite = run(f"sqlite:///{tmp_path / 's.db'}")
+    on_postgres = run(postgres_url)
+    assert len(on_sqlite) == 26
+    assert on_postgres == on_sqlite
