@@ -71,7 +71,7 @@ def run(dsn: str | None, batches: int, chunk: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=20_000)
-    parser.add_argument("--chunk", type=int, default=2000, help="inputs per transaction")
+    parser.add_argument("--chunk", type=int, default=5000, help="inputs per transaction")
     parser.add_argument("--postgres", default=os.environ.get("HAZWATCH_TEST_POSTGRES", ""))
     args = parser.parse_args()
     baseline = run(None, args.batches, args.chunk)

@@ -40,8 +40,7 @@ MIGRATIONS = [
     "CREATE TABLE custody_event (event_id {text} PRIMARY KEY, batch {text} NOT NULL, "
     "epc {text} NOT NULL, stage {text} NOT NULL, ts_ns BIGINT NOT NULL, site {text} NOT NULL, "
     "device {text} NOT NULL, net_kg DOUBLE PRECISION, manifest {text});"
-    "CREATE INDEX custody_event_batch ON custody_event (batch, ts_ns);"
-    "CREATE INDEX custody_event_site ON custody_event (site, ts_ns)",
+    "CREATE INDEX custody_event_batch ON custody_event (batch, ts_ns)",
 ]
 
 _UPSERT_EVENT = (
