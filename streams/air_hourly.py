@@ -497,6 +497,8 @@ def moving_means(series: dict[str, list[float | None]]) -> dict[str, float]:
     """24-h moving means (≥ 20 valid hours) and the O3 8-h moving mean (≥ 6 of 8)."""
     moving: dict[str, float] = {}
     for pollutant, values in series.items():
+        if pollutant == "o3":  # O3 is judged by 1-h and 8-h means; a 24-h O3 mean means nothing
+            continue
         mean = aqi.mean_24h(values)
         if mean is not None:
             moving[f"{pollutant}_24h"] = mean

@@ -86,6 +86,8 @@ def expectation(report: AirReport, first_hour_ns: int) -> dict[tuple[str, int], 
                     fields[name] = mean
             # moving means over the hours so far (this day only)
             for name in POLLUTANTS:
+                if name == "o3":
+                    continue
                 last24 = [means.get((station, hour - k * NS_H, name)) for k in range(24)]
                 valid = [v for v in last24 if v is not None]
                 if len(valid) >= 20:

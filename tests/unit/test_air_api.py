@@ -1,0 +1,51 @@
+"""`/api/air/stations` and `/api/air/{station}/hourly` read what the processor committed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from alerts.store import AlertStore
+from api.app import create_app
+from api.deps import ApiContext
+from devices import hj212
+from devices.decode import decode
+from devices.family import NoRegistry
+from devices.statedb import StateDB
+from hazwatch import wiring_air
+from streams.air_hourly import AirHourly
+
+NS_MIN = 60 * 10**9
+NS_H = 60 * NS_MIN
+HOUR0 = 1_795_478_400 * 10**9  # 2026-11-24T00:00Z
+NOW = HOUR0 + 2 * 24 * NS_H
+
+
+def test_stations_and_hourly(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    proc = AirHourly(db)
+    batch = [
+        decode(
+            "hw/s1/air/aq-1/hj212",
+            hj212.build(hj212.data_packet("MN1", "2051", HOUR0 + m * NS_MIN, {"pm25": 80.0})),
+            NoRegistry(),
+            now_ns=NOW,
+        )
+        for m in range(130)
+    ]
+    proc.process(batch, NOW)
+    ctx = ApiContext(db=db, reader=None, alerts=AlertStore(db), data_dir=tmp_path, lang="en")  # type: ignore[arg-type]
+    client = TestClient(create_app(ctx, wiring_air.routers()))
+    (station,) = client.get("/api/air/stations").json()
+    assert station["station"] == "aq-1" and station["aqi"] == 107
+    assert station["category"] == "lightly polluted"
+    assert station["hour"] == "2026-11-24T01:00:00.000Z"
+    hours = client.get(
+        "/api/air/aq-1/hourly",
+        params={"from": "2026-11-24T08:00:00+08:00", "to": str((HOUR0 + 3 * NS_H) // 10**6)},
+    ).json()
+    assert [h["hour"] for h in hours] == ["2026-11-24T00:00:00.000Z", "2026-11-24T01:00:00.000Z"]
+    assert hours[0]["pm25"] == 80.0 and hours[0]["iaqi_pm25"] == 107
+    assert client.get("/api/air/nope/hourly").status_code == 404
+    assert client.get("/api/air/aq-1/hourly", params={"from": "yesterday"}).status_code == 422
