@@ -152,6 +152,7 @@ class Judgement:
     violations: tuple[Violation, ...]
     manifest: str | None
     site: str  # where it is now (site of its last event)
+    due_ns: int | None = None  # when a time-based rule would next fire unless something happens
 
 
 @dataclass(slots=True)
@@ -290,6 +291,7 @@ def judge(
         found.append(Violation(rule, subject, event.event_id, at, event.site, message))
 
     limits = geo.limits
+    deadlines: list[int] = []
     top = -1
     disposed: CustodyEvent | None = None
     previous_fixed: CustodyEvent | None = None
@@ -365,7 +367,9 @@ def judge(
                 f"left storage at {site} after {(out_ns - in_ns) / NS_PER_DAY:.0f} days "
                 f"(limit {geo.site(site).storage_limit_days:g})",
             )
-        elif out_ns is None and now_ns - in_ns > limit_ns:
+        elif out_ns is None and now_ns - in_ns <= limit_ns:
+            deadlines.append(in_ns + limit_ns + 1)
+        elif out_ns is None:
             stored = next(e for e in events if e.event_id == stored_id)
             violate(
                 "storage_overdue",
@@ -389,7 +393,9 @@ def judge(
                 f"arrived {(arrival.ts_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
                 f"(limit {limit_h:g} h)",
             )
-        elif arrival is None and now_ns - dispatch.ts_ns > limit_ns:
+        elif arrival is None and now_ns - dispatch.ts_ns <= limit_ns:
+            deadlines.append(dispatch.ts_ns + limit_ns + 1)
+        elif arrival is None:
             violate(
                 "transit_overdue",
                 dispatch,
@@ -418,7 +424,9 @@ def judge(
                     f"dispatched {(own - first_ns) / NS_PER_H:.1f} h after the first batch of "
                     f"manifest {manifest.manifest}",
                 )
-            elif own is None and now_ns - first_ns > window_ns and events:
+            elif own is None and now_ns - first_ns <= window_ns:
+                deadlines.append(first_ns + window_ns + 1)
+            elif own is None and events:
                 violate(
                     "manifest_split",
                     events[-1],
@@ -448,6 +456,7 @@ def judge(
         tuple(found),
         manifest.manifest if manifest else None,
         last.site if last else info.site,
+        min(deadlines) if deadlines else None,
     )
 
 
@@ -623,7 +632,12 @@ class Tracker:
 
     def check(self, now_ns: int) -> Changes:
         """The periodic check: time-based rules of open batches, unknown tags past their grace."""
-        changes = self._rejudge(set(self.open), now_ns)
+        due = {
+            b
+            for b in self.open
+            if (j := self.judged.get(b)) is not None and j.due_ns is not None and j.due_ns <= now_ns
+        }
+        changes = self._rejudge(due, now_ns)
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
 

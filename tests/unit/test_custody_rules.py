@@ -247,12 +247,21 @@ VIOLATING = {
     "cloned": {"steps": (HONEST[0], ("kf-99", "in-9", 70), *HONEST[1:])},
     "capacity": {"gen_kg": 3100.0, "recv_kg": 3100.0},
     "weight": {"recv_kg": 50.0},
+    "skipped": {"steps": (HONEST[1], *HONEST[2:])},
+    "disposed": {"steps": (*HONEST, ("jy-0012", "gate-03", 2000))},
+    "wrong_receiver": {
+        "steps": (*HONEST[:3], ("dp-02", "rg-2", 700), ("dp-02", "line-2", 800)),
+    },
+    "late": {
+        "steps": (*HONEST[:3], ("dp-01", "rg-1", 600 + 25 * 60), ("dp-01", "line-1", 2200)),
+    },
+    "open": {"steps": HONEST[:3]},
 }
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
-    kinds=st.lists(st.sampled_from(sorted(VIOLATING)), min_size=1, max_size=4),
+    kinds=st.lists(st.sampled_from(sorted(VIOLATING)), min_size=1, max_size=5),
     data=st.data(),
 )
 def test_arrival_order_does_not_change_the_verdict(kinds: list[str], data: st.DataObject) -> None:
@@ -278,3 +287,11 @@ def test_arrival_order_does_not_change_the_verdict(kinds: list[str], data: st.Da
         assert (got.verdict, got.stage, got.violations, got.events) == (
             want.verdict, want.stage, want.violations, want.events,
         )  # fmt: skip
+
+
+def test_periodic_check_judges_only_batches_that_are_due() -> None:
+    tracker, _ = run(story(steps=HONEST[:1]), now_ns=T0 + NS_PER_DAY)
+    judged = tracker.trace("B1")
+    assert judged is not None and judged.due_ns == T0 + 60 * M + 365 * NS_PER_DAY + 1
+    assert tracker.check(T0 + 100 * NS_PER_DAY).batches == {}
+    assert list(tracker.check(T0 + 366 * NS_PER_DAY).batches) == ["B1"]
