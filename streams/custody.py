@@ -374,8 +374,8 @@ def judge(
             violate(
                 "storage_overdue",
                 stored,
-                f"in storage at {site} for {(now_ns - in_ns) / NS_PER_DAY:.0f} days "
-                f"(limit {geo.site(site).storage_limit_days:g})",
+                f"still in storage at {site} after its limit of "
+                f"{geo.site(site).storage_limit_days:g} days",
                 in_ns + limit_ns,
             )
 
@@ -399,8 +399,7 @@ def judge(
             violate(
                 "transit_overdue",
                 dispatch,
-                f"not received {(now_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
-                f"(limit {limit_h:g} h)",
+                f"not received within {limit_h:g} h of dispatch",
                 dispatch.ts_ns + limit_ns,
             )
 
@@ -573,13 +572,21 @@ class Tracker:
         self.stores: dict[str, _Store] = {}
         self.stay_site: dict[str, str] = {}
         self.open: set[str] = set()  # batches whose verdict may still change with time
+        self.watermark_ns = 0  # the newest device time among the inputs
 
     # inputs --------------------------------------------------------------
     def apply(self, inputs: Iterable[Input], now_ns: int) -> Changes:
-        """Take inputs in any order; a repeated event id changes nothing."""
+        """Take inputs in any order; a repeated event id changes nothing.
+
+        Time-based rules are judged here at the newest device time seen (never later than
+        `now_ns`), so replaying old messages fast raises no overdue alert that their own next
+        message would clear; `check` judges them at `now_ns` itself.
+        """
         dirty: set[str] = set()
         changes = Changes()
         for item in inputs:
+            if item.ts_ns > self.watermark_ns:
+                self.watermark_ns = item.ts_ns
             if isinstance(item, ManifestInfo):
                 key = f"manifest:{item.manifest}"
                 if key in self.seen:
@@ -626,7 +633,7 @@ class Tracker:
             else:
                 self.batches[batch_id].reads[item.event_id] = item
                 dirty.add(batch_id)
-        changes.merge(self._rejudge(dirty, now_ns))
+        changes.merge(self._rejudge(dirty, min(now_ns, self.watermark_ns)))
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
 
