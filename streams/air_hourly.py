@@ -68,7 +68,7 @@ class HourlySettings:
     # ... or, for a station that went quiet this long (receiver's clock), once the clock has.
     close_after_clock_s: float = 900.0
     min_valid_minutes: int = aqi.MIN_MINUTES_PER_HOUR
-    # Raw readings older than this behind a station's newest are pruned on tick.
+    # Readings and hourly means this far behind a station's newest are pruned on tick.
     keep_readings_h: float = 48.0
     # A station not heard from for this long (receiver's clock) raises station_stale on tick.
     stale_after_s: float = 1800.0
@@ -195,6 +195,12 @@ class AirHourly:
                 db.execute(
                     "DELETE FROM air_reading WHERE ts_ns < (SELECT s.newest_ns FROM air_station s "
                     "WHERE s.site = air_reading.site AND s.station = air_reading.station) - ?",
+                    (keep_ns,),
+                )
+                # hourly means feed the moving means of the next 24 hours; results stay
+                db.execute(
+                    "DELETE FROM air_hour WHERE hour_ns < (SELECT s.newest_ns FROM air_station s "
+                    "WHERE s.site = air_hour.site AND s.station = air_hour.station) - ?",
                     (keep_ns,),
                 )
                 quiet = db.query(

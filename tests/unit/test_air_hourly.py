@@ -133,3 +133,18 @@ def test_spike_flatline_and_stale_station(processor: tuple[AirHourly, ListSink])
     # data again: the stale alert is cleared when its next hour closes
     proc.process([minute(HOUR0 + NS_H + m * NS_MIN, {"pm25": 30.0}) for m in range(66)], NOW)
     assert ("station_stale", "s1/aq-1") in {(r, s) for r, s, _ in sink.cleared}
+
+
+def test_tick_prunes_readings_and_means_behind_the_newest(
+    processor: tuple[AirHourly, ListSink],
+) -> None:
+    proc, _ = processor
+    old = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(60)]
+    new = [minute(HOUR0 + 50 * NS_H + m * NS_MIN, {"pm25": 10.0}) for m in range(66)]
+    proc.process(old, NOW)
+    proc.process(new, NOW)
+    proc.tick(NOW)
+    hours = {r[0] for r in proc.db.query("SELECT hour_ns FROM air_hour")}
+    assert hours == {HOUR0 + 50 * NS_H}
+    assert proc.db.query("SELECT MIN(ts_ns) FROM air_reading")[0][0] == HOUR0 + 50 * NS_H
+    assert len(proc.hourly("aq-1", HOUR0, NOW)) == 2  # results are kept for the API
