@@ -13,11 +13,17 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter, Gauge
+
 from devices import hj212
 from devices.errors import PayloadError
 from devices.topics import build_topic
 
 log = logging.getLogger("hazwatch.hj212_gateway")
+
+PUBLISHED = Counter("hazwatch_hj212_published_total", "HJ 212 packets put on MQTT by the gateway")
+DEAD = Counter("hazwatch_hj212_deadletters_total", "HJ 212 bytes the gateway refused", ["reason"])
+OPEN = Gauge("hazwatch_hj212_connections", "Stations connected to the HJ 212 gateway")
 
 # MN -> (site, station), or None when no registry entry has that MN.
 StationLookup = Callable[[str], "tuple[str, str] | None"]
@@ -124,6 +130,7 @@ class Hj212Gateway:
         self._tasks.add(task)
         self.stats.connections += 1
         self.stats.open_connections += 1
+        OPEN.inc()
         peer = writer.get_extra_info("peername")
         peer_name = f"tcp://{peer[0]}:{peer[1]}" if peer else "tcp://unknown"
         try:
@@ -136,6 +143,7 @@ class Hj212Gateway:
             log.exception("connection %s failed", peer_name)
         finally:
             self.stats.open_connections -= 1
+            OPEN.dec()
             self._tasks.discard(task)
             writer.close()
             with contextlib.suppress(Exception):
@@ -255,6 +263,7 @@ class Connection:
         if not packet.is_split:
             await self.gw.publish(topic, raw)
             self.gw.stats.published += 1
+            PUBLISHED.inc()
             await self._answer(packet)
             return
         key = (packet.mn, packet.qn, packet.cn)
@@ -274,6 +283,7 @@ class Connection:
             return
         await self.gw.publish(topic, payload)
         self.gw.stats.published += 1
+        PUBLISHED.inc()
         await self._answer(packet)
 
     async def _answer(self, packet: hj212.Packet) -> None:
@@ -294,6 +304,7 @@ class Connection:
 
     async def _dead(self, raw: bytes, reason: str, message: str, topic: str | None = None) -> None:
         self.gw.stats.dead_letters += 1
+        DEAD.labels(reason).inc()
         letter = GatewayDeadLetter(self.gw.clock(), topic or self.peer, reason, message, raw)
         try:
             await self.gw.dead_letter(letter)
