@@ -373,6 +373,7 @@ class RegistryContext:
         self._clock = clock
         self._next_check = 0.0
         self._by_mn: dict[str, tuple[str, str]] = {}
+        self._migrated = False
         self._set(self.registry)
         if db is not None and registry is None:
             self.refresh(force=True)
@@ -387,7 +388,9 @@ class RegistryContext:
         if self._db is None or (not force and now < self._next_check):
             return
         self._next_check = now + self._refresh_s
-        migrate(self._db)
+        if not self._migrated:
+            migrate(self._db)
+            self._migrated = True
         version = current_version(self._db)
         if version != self.version:
             self.version, registry = load_stored(self._db)

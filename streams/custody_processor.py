@@ -155,9 +155,14 @@ class CustodyProcessor:
         assert self.store is not None
         fresh = Tracker(self.tracker.geo)
         items, arrived = self.store.load_inputs()
-        # replay in arrival order; every violation found now was alerted on before
-        for item in items:
-            fresh.apply([item], arrived.get(getattr(item, "event_id", ""), 0))
+        # verdicts do not depend on arrival order: one call replays everything; every
+        # violation found now was alerted on before
+        fresh.apply(items, max(arrived.values(), default=0) or fresh_now(items))
+        for epc, reads in fresh.orphans.items():
+            fresh.orphans[epc] = {
+                event_id: (read, arrived.get(event_id, at))
+                for event_id, (read, at) in reads.items()
+            }
         fresh.reported_orphans = {
             read.event_id for reads in fresh.orphans.values() for read, _ in reads.values()
         }
@@ -166,8 +171,7 @@ class CustodyProcessor:
         shared.clear()
         shared.update(fresh.epc_batch)
         fresh.epc_batch = shared
-        for attr in vars(fresh):
-            setattr(self.tracker, attr, getattr(fresh, attr))
+        self.tracker.__dict__.update(vars(fresh))
 
     def _sync_geography(self) -> None:
         self.registry.refresh()
@@ -217,6 +221,11 @@ class CustodyProcessor:
                 evidence=violation.event_id,
             )
         )
+
+
+def fresh_now(items: Sequence[Input]) -> int:
+    """The newest device time among stored inputs (the replay's notion of now)."""
+    return max((item.ts_ns for item in items), default=0)
 
 
 def points(changes: Changes) -> list[Point]:
