@@ -253,14 +253,12 @@ def parse_frame(raw: bytes) -> Packet:
         raise PayloadError("packet does not end with CR LF", reason="bad_length")
     segment = raw[6 : 6 + length]
     crc_text = raw[6 + length : 6 + length + 4]
-    try:
-        sent_crc = int(crc_text.decode("ascii"), 16)
-        if not all(c in b"0123456789ABCDEFabcdef" for c in crc_text):
-            raise ValueError
-    except (UnicodeDecodeError, ValueError):
+    # Upper-case only, as the standard writes it: a case flip is a changed byte like any other.
+    if len(crc_text) != 4 or not all(c in b"0123456789ABCDEF" for c in crc_text):
         raise PayloadError(
-            f"CRC must be 4 hex digits, got {crc_text!r}", reason="bad_crc"
-        ) from None
+            f"CRC must be 4 upper-case hex digits, got {crc_text!r}", reason="bad_crc"
+        )
+    sent_crc = int(crc_text, 16)
     actual = crc16(segment)
     if sent_crc != actual:
         raise PayloadError(

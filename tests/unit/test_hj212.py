@@ -107,6 +107,7 @@ def test_station_zone_from_registry() -> None:
         (STANDARD_EXAMPLE.replace(b"##0101", b"##01x1"), "bad_length"),
         (STANDARD_EXAMPLE.replace(b"1C80", b"1C81"), "bad_crc"),
         (STANDARD_EXAMPLE.replace(b"1C80", b"1CZ0"), "bad_crc"),
+        (STANDARD_EXAMPLE.replace(b"1C80", b"1c80"), "bad_crc"),
         (STANDARD_EXAMPLE[:-2], "bad_length"),
         (STANDARD_EXAMPLE[:50], "bad_length"),
         (b"$$" + STANDARD_EXAMPLE[2:], "bad_header"),
@@ -202,15 +203,23 @@ def test_split_with_a_missing_part_is_refused() -> None:
     assert info.value.reason == "incomplete_split"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(st.data())
 def test_any_single_changed_byte_is_caught(data: st.DataObject) -> None:
-    raw = HAND_RTD
+    raw = data.draw(st.sampled_from([HAND_RTD, STANDARD_EXAMPLE]))
     index = data.draw(st.integers(0, len(raw) - 1))
     new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[index]))
     corrupted = raw[:index] + bytes([new]) + raw[index + 1 :]
+
+    def accept(payload: bytes) -> object:
+        if raw is STANDARD_EXAMPLE:  # a command (CN 1062): the codec, not the air topic kind
+            return hj212.parse_packets(payload)
+        registry = Registry("41900100000007")
+        return decode("hw/jy-0012/air/aq-07/hj212", payload, registry, now_ns=NOW_NS)
+
+    accept(raw)  # the intact packet passes
     with pytest.raises(PayloadError):
-        decode("hw/jy-0012/air/aq-07/hj212", corrupted, Registry("41900100000007"), now_ns=NOW_NS)
+        accept(corrupted)
 
 
 @settings(max_examples=200, deadline=None)
