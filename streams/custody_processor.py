@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Sequence
 
 from alerts.model import AlertSignal, AlertSink, Severity
@@ -146,6 +147,8 @@ class CustodyProcessor:
         self.alerts = alerts
         self.store = store
         self._geo_version = -1
+        # the pipeline calls tick() from its periodic thread while process() runs
+        self._lock = threading.Lock()
         self._sync_geography()
         if store is not None:
             self.reload()
@@ -180,19 +183,21 @@ class CustodyProcessor:
             self.tracker.geo = geography(self.registry.registry)
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
-        self._sync_geography()
-        inputs = to_inputs(batch, self.registry)
-        if not inputs:
-            return []
-        changes = self.tracker.apply(inputs, now_ns)
-        return self._commit(inputs, changes, now_ns)
+        with self._lock:
+            self._sync_geography()
+            inputs = to_inputs(batch, self.registry)
+            if not inputs:
+                return []
+            changes = self.tracker.apply(inputs, now_ns)
+            return self._commit(inputs, changes, now_ns)
 
     def tick(self, now_ns: int) -> list[Point]:
-        self._sync_geography()
-        changes = self.tracker.check(now_ns)
-        if not (changes.batches or changes.raised or changes.cleared):
-            return []
-        return self._commit([], changes, now_ns)
+        with self._lock:
+            self._sync_geography()
+            changes = self.tracker.check(now_ns)
+            if not (changes.batches or changes.raised or changes.cleared):
+                return []
+            return self._commit([], changes, now_ns)
 
     def _commit(self, inputs: Sequence[Input], changes: Changes, now_ns: int) -> list[Point]:
         if self.store is not None:

@@ -142,9 +142,12 @@ def test_scenario_of_200_batches_with_20_violations(
         store = AlertStore(db)
         unknown = {a.subject for a in store.list(rule="unknown_tag")}
         assert unknown == set(the_plan.unknown_epcs)
-        for rule in set(want.values()):
-            subjects = {a.subject for a in store.list(rule=rule, limit=1000)}
-            assert {b for b, r in want.items() if r == rule} <= subjects
+        # open alerts are exactly the injected violations; a periodic check that ran while
+        # old messages were replaying may have opened others, resolved once they were judged
+        still_open = {(a.rule, a.subject) for a in store.list(state="open", limit=1000)}
+        assert still_open == {(r, b) for b, r in want.items()} | {
+            ("unknown_tag", epc) for epc in the_plan.unknown_epcs
+        }
     finally:
         db.close()
     events = sum(len(t.stages) for t in the_plan.batches.values())
