@@ -148,3 +148,21 @@ def test_tick_prunes_readings_and_means_behind_the_newest(
     assert hours == {HOUR0 + 50 * NS_H}
     assert proc.db.query("SELECT MIN(ts_ns) FROM air_reading")[0][0] == HOUR0 + 50 * NS_H
     assert len(proc.hourly("aq-1", HOUR0, NOW)) == 2  # results are kept for the API
+
+
+def test_json_readings_count_like_hj212_ones(processor: tuple[AirHourly, ListSink]) -> None:
+    proc, _ = processor
+    batch = [
+        decode(
+            "hw/s1/air/aq-2/reading",
+            b'{"ts": %d, "pm25": 40.0, "flag": "%s"}'
+            % ((HOUR0 + m * NS_MIN) // 10**6, b"N" if m < 50 else b"D"),
+            NoRegistry(),
+            now_ns=NOW,
+        )
+        for m in range(60)
+    ]
+    proc.process(batch, NOW)
+    (point,) = proc.tick(LATER)
+    assert point.tags["station"] == "aq-2"
+    assert point.fields["pm25"] == 40.0 and point.fields["pm25_minutes"] == 50  # D: fault
