@@ -158,3 +158,14 @@ def test_scenario_of_200_batches_with_20_violations(
     columns = series[0]["columns"]
     stages = [dict(zip(columns, row, strict=True))["stage"] for row in series[0]["values"]]
     assert stages == [s[0] for s in the_plan.batches["B00000"].stages]
+
+
+def test_simulate_command_runs_the_custody_scenario(mosquitto: Mosquitto) -> None:
+    result = subprocess.run(
+        [HAZWATCH, "simulate", "--scenario", "custody", "--count", "10", "--rate", "0",
+         "--mqtt-url", mosquitto.url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "batches" in result.stdout and "B00001:skipped_stage" in result.stdout
+    assert "96 in" in result.stdout  # every planned message published
