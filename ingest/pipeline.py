@@ -61,6 +61,9 @@ class IngestPipeline:
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self._write_lock = threading.Lock()
+        # process() (batch thread) and tick() (periodic thread) never run a processor at once:
+        # processors keep state in memory and need not each guard it.
+        self._processor_lock = threading.Lock()
         self._side_points: list[Point] = []
         self._side_lock = threading.Lock()
         self.points_written = 0
@@ -99,10 +102,11 @@ class IngestPipeline:
             decoded.append(result)
             points.extend(result.points)
             sources.extend([index] * len(result.points))
-        for processor in self.processors:
-            extra = processor.process(decoded, now_ns)
-            points.extend(extra)
-            sources.extend([-1] * len(extra))
+        with self._processor_lock:
+            for processor in self.processors:
+                extra = processor.process(decoded, now_ns)
+                points.extend(extra)
+                sources.extend([-1] * len(extra))
         with self._side_lock:
             if self._side_points:
                 points.extend(self._side_points)
@@ -197,11 +201,12 @@ class IngestPipeline:
         """Time-based work of the processors (overdue rules, closing hours) and side points."""
         now_ns = self.clock()
         points: list[Point] = []
-        for processor in self.processors:
-            try:
-                points.extend(processor.tick(now_ns))
-            except Exception:
-                log.exception("tick of %s failed", getattr(processor, "name", processor))
+        with self._processor_lock:
+            for processor in self.processors:
+                try:
+                    points.extend(processor.tick(now_ns))
+                except Exception:
+                    log.exception("tick of %s failed", getattr(processor, "name", processor))
         with self._side_lock:
             points.extend(self._side_points)
             self._side_points = []
