@@ -143,7 +143,10 @@ def publish_all(port: int, messages: list[tuple[str, bytes]]) -> float:
     client.connect("127.0.0.1", port)
     client.loop_start()
     start = time.perf_counter()
+    window = threading.Semaphore(20_000)  # paho keys queued messages by a 16-bit id
+    client.on_publish = lambda *a: (on_publish(*a), window.release())
     for topic, payload in messages:
+        window.acquire()
         client.publish(topic, payload, qos=1)
     if not all_acked.wait(600):
         raise RuntimeError(f"only {acked} of {len(messages)} publishes acked")
