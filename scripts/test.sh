@@ -39,10 +39,14 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c "select 1" >/dev/null 2>&1; then
 fi
 
 # 3. Python: a venv with hazwatch and its dev extras.
-py=python3
-for candidate in python3.13 python3.12 python3.11; do
-    if command -v "$candidate" >/dev/null; then py=$candidate; break; fi
+py=""
+for candidate in python3 python3.13 python3.12 python3.11; do
+    # a pyenv shim may exist for a version that is not selected: run it to be sure
+    if "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+        py=$candidate; break
+    fi
 done
+[ -n "$py" ] || { echo "hazwatch needs Python >= 3.11 (apt-get install python3)"; exit 1; }
 if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
