@@ -60,6 +60,8 @@ class ConsumerConfig:
     # Stop reading from the socket when this many messages wait (MQTT 3.1.1 has no
     # receive maximum, so this is the memory bound there).
     max_backlog: int = 20_000
+    # Batches handled at once: while one waits for InfluxDB, the next is decoded.
+    batch_workers: int = 2
 
 
 class _BufferedClient(mqtt.Client):
@@ -173,6 +175,7 @@ class MqttConsumer:
         self.received = 0
         self.acked = 0
         self._in_handler = 0
+        self._workers_left = 0
         self._threads: list[threading.Thread] = []
         self.client = self._make_client()
 
@@ -265,7 +268,11 @@ class MqttConsumer:
 
     # lifecycle
     def start(self) -> None:
-        for name, target in (("mqtt-net", self._network_loop), ("mqtt-batch", self._batch_loop)):
+        self._workers_left = self.config.batch_workers
+        targets = [("mqtt-net", self._network_loop)] + [
+            (f"mqtt-batch-{n}", self._batch_loop) for n in range(self.config.batch_workers)
+        ]
+        for name, target in targets:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -360,7 +367,7 @@ class MqttConsumer:
                         del self._pending[: cfg.batch_max_messages]
                         if self._pending:
                             self._oldest_ns = self._pending[0].received_ns
-                        self._in_handler = len(batch)
+                        self._in_handler += len(batch)
                         return batch
                     self._cond.wait(max(cfg.batch_max_wait_s - waited_s, 0.001))
                 elif self._stopping.is_set():
@@ -389,10 +396,14 @@ class MqttConsumer:
                             return
                         delay = min(delay * 2, 5.0)
                 self._ack(batch)
-                self._in_handler = 0
+                with self._cond:
+                    self._in_handler -= len(batch)
                 UNACKED.set(self.backlog)
         finally:
-            self._drained.set()
+            with self._cond:
+                self._workers_left -= 1
+                if self._workers_left == 0:
+                    self._drained.set()
 
     def _ack(self, batch: list[RawMessage]) -> None:
         with self._gen_lock:

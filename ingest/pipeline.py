@@ -128,13 +128,15 @@ class IngestPipeline:
                 )
         if letters:
             self.deadletters.add_many(letters)
-            self.deadlettered += len(letters)
+            with self._side_lock:
+                self.deadlettered += len(letters)
             if self.publish is not None:
                 for letter in letters:
                     self.publish(letter.mqtt_topic(), letter.mqtt_payload())
         for family, count in families.items():
             MESSAGES.labels(family).inc(count)
-        self.messages += len(batch)
+        with self._side_lock:  # batches run on more than one thread
+            self.messages += len(batch)
 
     def _write_or_spool(self, lines: list[str]) -> list[RejectedLine]:
         """Write now, or (store down, or older batches still spooled) append to the spool."""
