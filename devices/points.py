@@ -75,80 +75,88 @@ def to_line(
 
 
 def parse_line(line: str) -> Point:
-    """Inverse of to_line for the subset hazwatch writes (used by the embedded store and tests)."""
-    head, body, ts = _split_unescaped(line, " ", 2)
-    meas_and_tags = _split_unescaped(head, ",")
-    measurement = _unescape(meas_and_tags[0])
-    tags: dict[str, str] = {}
-    for pair in meas_and_tags[1:]:
-        key, value = _split_unescaped(pair, "=", 1)
-        tags[_unescape(key)] = _unescape(value)
-    fields: dict[str, FieldValue] = {}
-    for pair in _split_fields(body):
-        key, raw = _split_unescaped(pair, "=", 1)
-        fields[_unescape(key)] = _parse_field(raw)
-    return Point(measurement, tags, fields, int(ts))
+    """Inverse of to_line (the embedded point store and tests read lines back with it)."""
+    measurement, tags, fields, ts_ns = parse_escaped(line)
+    return Point(measurement, tags, fields, ts_ns)
 
 
-def _parse_field(raw: str) -> FieldValue:
-    if raw.startswith('"'):
-        inner = raw[1:-1]
-        out: list[str] = []
-        i = 0
-        while i < len(inner):
-            ch = inner[i]
-            if ch == "\\" and i + 1 < len(inner):
-                nxt = inner[i + 1]
-                out.append("\n" if nxt == "n" else nxt)
-                i += 2
-                continue
-            out.append(ch)
-            i += 1
-        return "".join(out)
-    if raw in ("true", "t", "T", "True", "TRUE"):
-        return True
-    if raw in ("false", "f", "F", "False", "FALSE"):
-        return False
+def number(raw: str) -> FieldValue:
+    """A line-protocol field value that is not a string."""
     if raw.endswith("i"):
         return int(raw[:-1])
+    if raw in ("t", "T", "true", "True", "TRUE"):
+        return True
+    if raw in ("f", "F", "false", "False", "FALSE"):
+        return False
     return float(raw)
 
 
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
+_MEASUREMENT_ESCAPES = frozenset(", n")
+_KEY_ESCAPES = frozenset(",= n")
+
+
+def _scan(line: str, i: int, stops: str, escapes: frozenset[str]) -> tuple[str, int, str]:
+    """Text from i up to an unescaped stop char: (text, index after the stop, stop or '')."""
     out: list[str] = []
-    i = 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            nxt = text[i + 1]
+    n = len(line)
+    while i < n:
+        ch = line[i]
+        if ch == "\\" and i + 1 < n and line[i + 1] in escapes:
+            nxt = line[i + 1]
             out.append("\n" if nxt == "n" else nxt)
             i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def _split_unescaped(text: str, sep: str, maxsplit: int = -1) -> list[str]:
-    parts: list[str] = []
-    start = 0
-    i = 0
-    in_quotes = False
-    while i < len(text):
-        ch = text[i]
-        if ch == "\\":
-            i += 2
             continue
-        if ch == '"':
-            in_quotes = not in_quotes
-        elif ch == sep and not in_quotes and (maxsplit < 0 or len(parts) < maxsplit):
-            parts.append(text[start:i])
-            start = i + 1
+        if ch in stops:
+            return "".join(out), i + 1, ch
+        out.append(ch)  # InfluxDB keeps a backslash that escapes nothing
         i += 1
-    parts.append(text[start:])
-    return parts
+    return "".join(out), i, ""
 
 
-def _split_fields(body: str) -> list[str]:
-    return _split_unescaped(body, ",")
+def parse_escaped(line: str) -> tuple[str, dict[str, str], dict[str, FieldValue], int]:
+    """(measurement, tags, fields, ts) of a line, honouring every escape to_line writes.
+
+    A backslash that escapes nothing is kept, as InfluxDB keeps it; ValueError on a bad line.
+    """
+    measurement, i, stop = _scan(line, 0, ", ", _MEASUREMENT_ESCAPES)
+    tags: dict[str, str] = {}
+    while stop == ",":
+        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
+        if stop != "=" or not key:
+            raise ValueError("missing tag key")
+        value, i, stop = _scan(line, i, ", ", _KEY_ESCAPES)
+        if not value:
+            raise ValueError(f"missing tag value for {key!r}")
+        tags[key] = value
+    if stop != " ":
+        raise ValueError("missing fields")
+    fields: dict[str, FieldValue] = {}
+    n = len(line)
+    while True:
+        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
+        if stop != "=" or not key:
+            raise ValueError("missing field key")
+        if i < n and line[i] == '"':
+            out: list[str] = []
+            i += 1
+            while i < n and line[i] != '"':
+                ch = line[i]
+                if ch == "\\" and i + 1 < n and line[i + 1] in '"\\n':
+                    out.append("\n" if line[i + 1] == "n" else line[i + 1])
+                    i += 2
+                else:
+                    out.append(ch)
+                    i += 1
+            if i >= n:
+                raise ValueError(f"unterminated string in field {key!r}")
+            fields[key] = "".join(out)
+            stop = line[i + 1] if i + 1 < n else ""
+            i += 2
+        else:
+            raw, i, stop = _scan(line, i, ", ", frozenset())
+            fields[key] = number(raw)
+        if stop != ",":
+            break
+    if stop != " ":
+        raise ValueError("missing timestamp")
+    return measurement, tags, fields, int(line[i:])

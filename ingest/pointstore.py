@@ -16,6 +16,8 @@ import orjson
 
 from devices.errors import StoreUnavailable
 from devices.points import FieldValue
+from devices.points import number as _number
+from devices.points import parse_escaped as _parse_escaped
 from ingest.interfaces import RejectedLine
 
 SCHEMA = """
@@ -387,16 +389,6 @@ def _quoted_fields(body: str) -> dict[str, FieldValue]:
     return fields
 
 
-def _number(raw: str) -> FieldValue:
-    if raw.endswith("i"):
-        return int(raw[:-1])
-    if raw in ("t", "T", "true", "True", "TRUE"):
-        return True
-    if raw in ("f", "F", "false", "False", "FALSE"):
-        return False
-    return float(raw)
-
-
 def _parse_head(head: str) -> tuple[str, dict[str, str]]:
     measurement, *pairs = head.split(",")
     tags: dict[str, str] = {}
@@ -411,74 +403,3 @@ def _parse_head(head: str) -> tuple[str, dict[str, str]]:
 def _canonical_head(measurement: str, tags: dict[str, str]) -> str:
     # Unambiguous (JSON) rather than re-escaped: only used as a cache key for this series.
     return orjson.dumps([measurement, sorted(tags.items())]).decode()
-
-
-_MEASUREMENT_ESCAPES = frozenset(", n")
-_KEY_ESCAPES = frozenset(",= n")
-
-
-def _scan(line: str, i: int, stops: str, escapes: frozenset[str]) -> tuple[str, int, str]:
-    """Text from i up to an unescaped stop char: (text, index after the stop, stop or '')."""
-    out: list[str] = []
-    n = len(line)
-    while i < n:
-        ch = line[i]
-        if ch == "\\" and i + 1 < n and line[i + 1] in escapes:
-            nxt = line[i + 1]
-            out.append("\n" if nxt == "n" else nxt)
-            i += 2
-            continue
-        if ch in stops:
-            return "".join(out), i + 1, ch
-        out.append(ch)  # InfluxDB keeps a backslash that escapes nothing
-        i += 1
-    return "".join(out), i, ""
-
-
-def _parse_escaped(line: str) -> tuple[str, dict[str, str], dict[str, FieldValue], int]:
-    """Line protocol with escapes: what devices.points.to_line writes, read back exactly.
-
-    Not parse_line: that one also treats quotes in tags as quoting and drops lone backslashes.
-    """
-    measurement, i, stop = _scan(line, 0, ", ", _MEASUREMENT_ESCAPES)
-    tags: dict[str, str] = {}
-    while stop == ",":
-        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
-        if stop != "=" or not key:
-            raise ValueError("missing tag key")
-        value, i, stop = _scan(line, i, ", ", _KEY_ESCAPES)
-        if not value:
-            raise ValueError(f"missing tag value for {key!r}")
-        tags[key] = value
-    if stop != " ":
-        raise ValueError("missing fields")
-    fields: dict[str, FieldValue] = {}
-    n = len(line)
-    while True:
-        key, i, stop = _scan(line, i, "=", _KEY_ESCAPES)
-        if stop != "=" or not key:
-            raise ValueError("missing field key")
-        if i < n and line[i] == '"':
-            out: list[str] = []
-            i += 1
-            while i < n and line[i] != '"':
-                ch = line[i]
-                if ch == "\\" and i + 1 < n and line[i + 1] in '"\\n':
-                    out.append("\n" if line[i + 1] == "n" else line[i + 1])
-                    i += 2
-                else:
-                    out.append(ch)
-                    i += 1
-            if i >= n:
-                raise ValueError(f"unterminated string in field {key!r}")
-            fields[key] = "".join(out)
-            stop = line[i + 1] if i + 1 < n else ""
-            i += 2
-        else:
-            raw, i, stop = _scan(line, i, ", ", frozenset())
-            fields[key] = _number(raw)
-        if stop != ",":
-            break
-    if stop != " ":
-        raise ValueError("missing timestamp")
-    return measurement, tags, fields, int(line[i:])

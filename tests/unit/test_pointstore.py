@@ -261,7 +261,7 @@ field_values = st.one_of(
 
 
 # parse_line reads back what the devices write: anything in tag values and string fields,
-# names without quotes or backslashes (see the known gaps below).
+# names without quotes or backslashes here (the awkward-name cases are listed below).
 plain_names = st.text(
     st.sampled_from([c for c in AWKWARD if c not in '"\\']) | st.characters(codec="utf-8"),
     min_size=1,
@@ -286,20 +286,19 @@ def test_line_protocol_round_trip(
     assert point == Point(measurement, tags, fields, ts_ns)
 
 
-@pytest.mark.xfail(strict=True, reason="devices.points.parse_line: known gap (see each case)")
 @pytest.mark.parametrize(
     ("measurement", "tags", "fields"),
     [
-        ("m", {}, {'"': 0.0}),  # a quote in a field key is taken as the start of a string
-        ("m", {"site": 'a"b'}, {"x": 1.0}),  # a quote in a tag value, likewise
-        ("\\0", {}, {"x": 1.0}),  # a backslash that escapes nothing is dropped
+        ("m", {}, {'"': 0.0}),  # a quote in a field key is not the start of a string
+        ("m", {"site": 'a"b'}, {"x": 1.0}),  # nor in a tag value
+        ("\\0", {}, {"x": 1.0}),  # a backslash that escapes nothing is kept
         ("m", {"site": "C:\\data"}, {"x": 1.0}),  # likewise in a tag value
     ],
 )
-def test_line_protocol_round_trip_known_gaps(
+def test_line_protocol_round_trip_awkward_keys_and_backslashes(
     measurement: str, tags: dict[str, str], fields: dict[str, float]
 ) -> None:
-    """The embedded store reads these right (its own scanner); parse_line does not yet."""
+    """Quotes outside strings and lone backslashes come back as they were written."""
     assert parse_line(to_line(measurement, tags, fields, T0)) == Point(
         measurement, tags, fields, T0
     )
