@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -95,7 +96,10 @@ class EmbeddedBroker:
 
     def _start_mosquitto(self, binary: str) -> None:
         conf = self.directory / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=self.port, directory=self.directory))
+        text = MOSQUITTO_CONF.format(port=self.port, directory=self.directory)
+        if os.geteuid() == 0:  # else mosquitto drops to a user that cannot write its store
+            text += "user root\n"
+        conf.write_text(text)
         self._proc = subprocess.Popen(
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )

@@ -158,7 +158,13 @@ class Mosquitto(Service):
 
     def prepare(self) -> None:
         conf = self.workdir / "mosquitto.conf"
-        conf.write_text(MOSQUITTO_CONF.format(port=self.port, workdir=self.workdir))
+        text = MOSQUITTO_CONF.format(port=self.port, workdir=self.workdir)
+        if os.geteuid() == 0:
+            # Started as root, mosquitto drops to the `mosquitto` user, which cannot write
+            # its persistence file in our temp directory: queued messages would not survive
+            # a broker restart.
+            text += "user root\n"
+        conf.write_text(text)
 
     def command(self) -> list[str]:
         return [find_binary("mosquitto", "/usr/sbin/mosquitto"), "-c", "mosquitto.conf"]

@@ -263,3 +263,41 @@ def test_health_and_metrics_report_each_dependency(service: HazwatchProcess) -> 
         "hazwatch_batch_write_seconds",
     ):
         assert name in metrics
+
+
+def test_broker_restart_loses_nothing_queued_or_in_flight(tmp_path: Path, influxd: Influxd) -> None:
+    broker = Mosquitto(tmp_path / "own-mosquitto")
+    broker.start()
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    influxd.create_db(name)
+    proc = HazwatchProcess(
+        tmp_path / "hazwatch",
+        mqtt_url=broker.url,
+        mqtt_client_id="hazwatch-restart",
+        influx_url=influxd.url,
+        influx_api="v1",
+        influx_db=name,
+    )
+    proc.start()
+    try:
+        first = run_fleet(broker.url, site="rs-01", devices=1, rate=0, count=300, seed=7)
+        expected = expected_identities(first)
+        wait_for(lambda: stored_identities(influxd, name) == expected, 60, "first part stored")
+
+        # The broker restarts under a running hazwatch: it reconnects and resumes its session.
+        broker.restart()
+        wait_for(proc._broker_up, 60, "hazwatch reconnected")
+        second = run_fleet(broker.url, site="rs-01", devices=1, rate=0, count=300, seed=8)
+        expected += expected_identities(second)
+        wait_for(lambda: stored_identities(influxd, name) == expected, 60, "second part stored")
+
+        # Queued for the persistent session while hazwatch is down, across a broker restart.
+        proc.stop()
+        third = run_fleet(broker.url, site="rs-01", devices=1, rate=0, count=300, seed=9)
+        broker.restart()
+        proc.start()
+        expected += expected_identities(third)
+        wait_for(lambda: stored_identities(influxd, name) == expected, 60, "queued part stored")
+    finally:
+        proc.stop()
+        broker.stop()
