@@ -181,18 +181,8 @@ class IngestPipeline:
                 POINTS.inc(len(lines) - len(rejected))
                 self.points_written += len(lines) - len(rejected)
             if rejected:
-                now_ns = self.clock()
                 self.deadletters.add_many(
-                    [
-                        DeadLetter(
-                            now_ns,
-                            "hazwatch/spool",
-                            "store_rejected",
-                            f"the point store refused a spooled point: {r.reason}",
-                            lines[r.index].encode(),
-                        )
-                        for r in rejected
-                    ]
+                    _refused(lines, rejected, self.clock(), "hazwatch/spool", "a spooled point")
                 )
             replayed += len(lines)
         if replayed:
@@ -217,17 +207,24 @@ class IngestPipeline:
             rejected = self._write_or_spool(lines)
             if rejected:
                 self.deadletters.add_many(
-                    [
-                        DeadLetter(
-                            now_ns,
-                            "hazwatch/derived",
-                            "store_rejected",
-                            f"the point store refused a derived point: {r.reason}",
-                            lines[r.index].encode(),
-                        )
-                        for r in rejected
-                    ]
+                    _refused(lines, rejected, now_ns, "hazwatch/derived", "a derived point")
                 )
+
+
+def _refused(
+    lines: list[str], rejected: list[RejectedLine], now_ns: int, topic: str, what: str
+) -> list[DeadLetter]:
+    """Dead letters for lines the store refused that have no source message (the line is kept)."""
+    return [
+        DeadLetter(
+            now_ns,
+            topic,
+            "store_rejected",
+            f"the point store refused {what}: {r.reason}",
+            lines[r.index].encode(),
+        )
+        for r in rejected
+    ]
 
 
 def _family_of(topic: str) -> str:
