@@ -380,19 +380,19 @@ class FramePublisher:
             return
         self._infos.append(info)
         if len(self._infos) > 512:
-            self._infos = [i for i in self._infos if not i.is_published()]
+            self._infos = [i for i in self._infos if not _is_published(i)]
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Wait until the broker has every frame message, say offline, disconnect."""
         deadline = time.monotonic() + timeout_s
         for info in self._infos:
-            while not info.is_published() and time.monotonic() < deadline:
+            while not _is_published(info) and time.monotonic() < deadline:
                 time.sleep(0.01)
         if self.connected.is_set():
             off = self._client.publish(
                 self.status_topic, orjson.dumps({"online": False}), qos=1, retain=True
             )
-            while not off.is_published() and time.monotonic() < deadline:
+            while not _is_published(off) and time.monotonic() < deadline:
                 time.sleep(0.01)
         self._client.disconnect()
         self._client.loop_stop()
@@ -612,3 +612,16 @@ class CameraAgent:
         if self.uploader is not None:
             self.uploader.wake()
         return {"name": name, "sha256": sha}
+
+
+def _is_published(info: mqtt.MQTTMessageInfo) -> bool:
+    """Whether the broker has acknowledged a publish.
+
+    paho's is_published() raises for a message queued while the client was disconnected
+    (its rc stays MQTT_ERR_NO_CONN even after the reconnect sends it); its own flag says
+    whether it has gone out since.
+    """
+    try:
+        return info.is_published()
+    except RuntimeError:
+        return bool(info._published)
