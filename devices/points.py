@@ -54,24 +54,63 @@ def _field(value: FieldValue) -> str:
         return "true" if value else "false"
     if kind is int:
         return f"{value}i"
+    return _string_field(value)
+
+
+def _string_field(value: object) -> str:
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
+
+
+# "measurement,tag=value,..." by (measurement, *tags.items()): a series recurs on every point
+# of its device, and escaping and sorting its tags is most of what a line costs.
+_HEADS: dict[tuple[object, ...], str] = {}
+_HEADS_MAX = 200_000
+_FIELD_KEYS: dict[str, str] = {}  # field key -> "escaped_key="
+
+
+def _head(measurement: str, tags: Mapping[str, str]) -> str:
+    key = (measurement, *tags.items())
+    head = _HEADS.get(key)
+    if head is None:
+        esc = escape_tag
+        head = measurement.translate(_MEAS_ESCAPE) + "".join(
+            [f",{esc(k)}={esc(tags[k])}" for k in sorted(tags) if tags[k]]
+        )
+        if len(_HEADS) >= _HEADS_MAX:
+            _HEADS.clear()  # a bound, not an LRU: refilling costs one miss per series
+        _HEADS[key] = head
+    return head
+
+
+def _field_key(key: str) -> str:
+    prefix = _FIELD_KEYS.get(key)
+    if prefix is None:
+        prefix = _FIELD_KEYS[key] = f"{escape_tag(key)}="
+    return prefix
 
 
 def to_line(
     measurement: str, tags: Mapping[str, str], fields: Mapping[str, FieldValue], ts_ns: int
 ) -> str:
     """Line protocol for one point; tags sorted, empty tag values and None fields left out."""
-    esc = escape_tag
-    head = measurement.translate(_MEAS_ESCAPE) + "".join(
-        [f",{esc(key)}={esc(tags[key])}" for key in sorted(tags) if tags[key]]
-    )
-    body = ",".join(
-        [f"{esc(key)}={_field(value)}" for key, value in fields.items() if value is not None]
-    )
-    if not body:
+    parts: list[str] = []
+    append = parts.append
+    keys = _FIELD_KEYS
+    for key, value in fields.items():
+        kind = type(value)
+        prefix = keys.get(key) or _field_key(key)
+        if kind is float:
+            append(prefix + repr(value))
+        elif kind is int:
+            append(f"{prefix}{value}i")
+        elif kind is bool:
+            append(prefix + ("true" if value else "false"))
+        elif value is not None:
+            append(prefix + _string_field(value))
+    if not parts:
         raise ValueError(f"point {measurement} at {ts_ns} has no fields")
-    return f"{head} {body} {ts_ns}"
+    return f"{_head(measurement, tags)} {','.join(parts)} {ts_ns}"
 
 
 def parse_line(line: str) -> Point:
