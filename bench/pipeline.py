@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--profile", choices=("tottime", "cumtime"))
+    parser.add_argument("--no-gc-tuning", action="store_true", help="CPython's default GC")
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="hazwatch-pipeline-")
     settings = Settings(data_dir=Path(data_dir))
@@ -59,6 +60,8 @@ def main() -> None:
     now = time.time_ns()
     raws = [RawMessage(i % 65535 + 1, t, p, 1, now, 0) for i, (t, p) in enumerate(messages)]
     batches = [raws[i : i + args.batch] for i in range(0, len(raws), args.batch)]
+    if not args.no_gc_tuning:
+        app_mod.tune_gc()  # as HazwatchService.start() does
     profile = cProfile.Profile() if args.profile else None
     if profile:
         profile.enable()

@@ -5,6 +5,7 @@ Never put domain logic here; this only wires the parts and owns their start/stop
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -66,6 +67,19 @@ def alert_point(alert: Alert) -> Point:
         "state": alert.state.value,
     }
     return Point("alert", tags, fields, alert.updated_ns)
+
+
+def tune_gc() -> None:
+    """Garbage collection for a service whose messages make short-lived objects by the million.
+
+    CPython collects its youngest generation every 700 container allocations, and every 100th
+    of those scans every object alive, including the ~10^5 the imports made. Freezing what
+    start-up made takes those out of every later scan, and a larger first threshold collects
+    less often; reference counting still frees almost everything the hot path makes.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 class HazwatchService:
@@ -141,6 +155,7 @@ class HazwatchService:
 
     # lifecycle
     def start(self) -> None:
+        tune_gc()
         self.consumer.start()
         self._spawn("hazwatch-periodic", self._periodic)
         if self.with_api:
