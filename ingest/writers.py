@@ -5,7 +5,9 @@ Never guess on a wrong combination of settings: raise ConfigError with one line 
 
 from __future__ import annotations
 
+import ipaddress
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from devices.errors import ConfigError
 from ingest.interfaces import PointReader, PointWriter
@@ -40,7 +42,19 @@ def make_writer(settings: Settings) -> PointWriter:
         password=settings.influx_password,
         token=settings.influx_token,
         timeout_s=settings.influx_timeout_s,
+        gzip_min_bytes=None if is_loopback(settings.influx_url) else 64 * 1024,
     )
+
+
+def is_loopback(url: str) -> bool:
+    """True for an InfluxDB on this machine: there gzip costs both sides CPU and saves nothing."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def make_reader(settings: Settings) -> PointReader:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from devices.errors import ConfigError
 from devices.points import Point, parse_line, to_line
 from hazwatch.settings import Settings
+from ingest.influx_v1 import InfluxV1Writer
 from ingest.pointstore import PointStore
 from ingest.writers import check_influx_settings, make_reader, make_writer
 
@@ -235,6 +236,26 @@ def test_right_combinations_build_without_a_server(tmp_path: Path) -> None:
         conf = Settings(data_dir=tmp_path, influx_url="http://127.0.0.1:1", **values)
         make_writer(conf).close()
         make_reader(conf)
+
+
+@pytest.mark.parametrize(
+    ("url", "compressed"),
+    [
+        ("http://127.0.0.1:8086", False),
+        ("http://localhost:8086", False),
+        ("http://[::1]:8086", False),
+        ("http://127.0.0.53:8086", False),
+        ("https://influx.example.org", True),
+        ("http://10.0.0.5:8086", True),
+    ],
+)
+def test_v1_writer_compresses_only_over_a_network(
+    tmp_path: Path, url: str, compressed: bool
+) -> None:
+    writer = make_writer(Settings(data_dir=tmp_path, influx_url=url, influx_api="v1"))
+    assert isinstance(writer, InfluxV1Writer)
+    assert (writer.gzip_min_bytes is not None) is compressed
+    writer.close()
 
 
 # -- line protocol round trip (devices/points.py) ------------------------------------------
