@@ -240,8 +240,11 @@ class VideoRules:
             (TAMPER_SCENE_CHANGE, moved, "view changed (camera moved?)", "major", f.scene_change),
             (TAMPER_DEFOCUS, defocus, "out of focus", "warning", f.sharpness),
         )
+        streak, unsaid, raised = cam.streak, cam.unsaid, cam.raised
         for rule, now_on, what, severity, value in conditions:
-            out.extend(self._persisting(cam, f, rule, now_on, what, severity, value))
+            # the usual frame: condition off and nothing to end (most frames, every camera)
+            if now_on or streak.get(rule) or rule in unsaid or rule in raised:
+                out.extend(self._persisting(cam, f, rule, now_on, what, severity, value))
         out.extend(self._door(cam, f))
         return out
 
