@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     mqtt_subscription: str = "hw/+/+/+/+"
     mqtt_shared_group: str = ""  # e.g. "hazwatch": subscribe $share/hazwatch/hw/+/+/+/+
     mqtt_session_expiry_s: int = 7 * 24 * 3600
-    mqtt_receive_maximum: int = Field(default=2000, ge=1, le=65535)
+    mqtt_receive_maximum: int = Field(default=10_000, ge=1, le=65535)
     mqtt_protocol: Literal["5", "3.1.1"] = "5"
     mqtt_keepalive_s: int = 30
     influx_url: str = ""  # empty: the embedded point store under data_dir
