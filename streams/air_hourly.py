@@ -31,6 +31,8 @@ RULE_STALE = "station_stale"
 SPIKE_RATIO = 5.0
 SPIKE_MIN_JUMP: dict[str, float] = {"co": 5.0}
 SPIKE_MIN_JUMP_UGM3 = 100.0
+NEVER_NS = 2**63 - 1  # the due time of a station with no open hour
+MAX_KNOWN_STATIONS = 100_000  # a bound on the in-memory station cache (refilled from the store)
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -58,7 +60,42 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # when the receiver last heard from the station (a quiet station's hours close by clock)
     "ALTER TABLE air_station ADD COLUMN seen_ns BIGINT NOT NULL DEFAULT 0",
+    # one row per reading, a column per pollutant (was one row per pollutant: 4-6× the rows
+    # to insert on the hot path); the new table takes the old one's name and its data
+    """
+    CREATE TABLE air_reading_wide (
+        site TEXT NOT NULL, station TEXT NOT NULL, source TEXT NOT NULL, ts_ns BIGINT NOT NULL,
+        so2 DOUBLE PRECISION, no2 DOUBLE PRECISION, pm10 DOUBLE PRECISION,
+        co DOUBLE PRECISION, o3 DOUBLE PRECISION, pm25 DOUBLE PRECISION,
+        PRIMARY KEY (site, station, source, ts_ns));
+    INSERT INTO air_reading_wide (site, station, source, ts_ns, so2, no2, pm10, co, o3, pm25)
+    SELECT site, station, source, ts_ns,
+        MAX(CASE WHEN pollutant = 'so2' THEN value END),
+        MAX(CASE WHEN pollutant = 'no2' THEN value END),
+        MAX(CASE WHEN pollutant = 'pm10' THEN value END),
+        MAX(CASE WHEN pollutant = 'co' THEN value END),
+        MAX(CASE WHEN pollutant = 'o3' THEN value END),
+        MAX(CASE WHEN pollutant = 'pm25' THEN value END)
+    FROM air_reading GROUP BY site, station, source, ts_ns;
+    DROP TABLE air_reading;
+    ALTER TABLE air_reading_wide RENAME TO air_reading
+    """,
 )
+# The pollutant columns of `air_reading`, in aqi.POLLUTANTS order: a new one needs a migration.
+COLUMNS: tuple[str, ...] = ("so2", "no2", "pm10", "co", "o3", "pm25")
+_COLUMN_FLAGS = tuple((name, f"{name}_flag") for name in COLUMNS)
+_NO_VALUES: list[float | None] = [None] * len(COLUMNS)
+# A first value of each pollutant is kept: a redelivered reading fills gaps and changes nothing.
+_INSERT_READING = (
+    f"INSERT INTO air_reading (site, station, source, ts_ns, {', '.join(COLUMNS)}) "
+    f"VALUES (?, ?, ?, ?, {', '.join('?' * len(COLUMNS))}) "
+    "ON CONFLICT (site, station, source, ts_ns) DO UPDATE SET "
+    + ", ".join(f"{c} = COALESCE(air_reading.{c}, excluded.{c})" for c in COLUMNS)
+    + " WHERE "
+    + " OR ".join(f"(air_reading.{c} IS NULL AND excluded.{c} IS NOT NULL)" for c in COLUMNS)
+)
+# (site, station, source, ts_ns, so2, no2, pm10, co, o3, pm25): one reading, None = no valid value
+Reading = tuple[str, str, str, int, *tuple[float | None, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,29 +141,36 @@ class HourResult:
         return Point(MEASUREMENT, tags, fields, self.hour_ns)
 
 
-def readings_of(batch: Iterable[Decoded]) -> list[tuple[str, str, str, int, str, float]]:
-    """(site, station, source, ts_ns, pollutant, value) of every valid pollutant value."""
-    rows: list[tuple[str, str, str, int, str, float]] = []
+def readings_of(batch: Iterable[Decoded]) -> list[Reading]:
+    """One row per air reading with a valid value of a pollutant (columns: `COLUMNS`)."""
+    rows: list[Reading] = []
     for decoded in batch:
         if decoded.topic.family != "air":
             continue
         for point in decoded.points:
             if point.measurement != "air":
                 continue
-            source = point.tags.get("interval", "rtd")
+            tags = point.tags
+            source = tags.get("interval", "rtd")
             if source not in SOURCES:
                 continue
-            site, station = point.tags["site"], point.tags["station"]
-            common_flag = point.fields.get("flag", "N")
-            for name in aqi.POLLUTANTS:
-                value = point.fields.get(name)
-                if value is None or isinstance(value, (bool, str)):
-                    continue
-                flag = point.fields.get(f"{name}_flag", common_flag)
-                if flag != "N":  # HJ 212 data flag: only normal data counts (HJ 633 validity)
-                    continue
-                rows.append((site, station, source, point.ts_ns, name, float(value)))
+            get = point.fields.get
+            common_flag = get("flag", "N")
+            # HJ 212 data flag: only normal data counts (HJ 633 validity)
+            values = [
+                None
+                if (value := get(name)) is None or get(flag_name, common_flag) != "N"
+                else (value if type(value) is float else _number(value))
+                for name, flag_name in _COLUMN_FLAGS
+            ]
+            if values != _NO_VALUES:
+                rows.append((tags["site"], tags["station"], source, point.ts_ns, *values))
     return rows
+
+
+def _number(value: float | int | bool | str) -> float | None:
+    """A field value that is not a float, as a concentration if it is a number."""
+    return None if isinstance(value, (bool, str)) else float(value)
 
 
 class AirHourly:
@@ -141,6 +185,12 @@ class AirHourly:
         self.alerts = alerts
         self.settings = settings or HourlySettings()
         self._lock = threading.Lock()
+        # (site, station) → (newest_ns, due_ns): the station's newest reading time and when its
+        # earliest open hour closes by data time, as this process last knew them, so that a
+        # batch that cannot close an hour skips the close query. Only an optimisation: the
+        # store is the truth, a station not in here is looked up there, and an hour that
+        # another worker's data makes due is closed by tick().
+        self._known: dict[tuple[str, str], tuple[int, int]] = {}
         db.migrate("air_hourly", MIGRATIONS)
 
     # StreamProcessor
@@ -148,30 +198,85 @@ class AirHourly:
         rows = readings_of(batch)
         if not rows:
             return []
-        hours = {(r[0], r[1], r[3] - r[3] % NS_PER_HOUR) for r in rows}
+        hours: set[tuple[str, str, int]] = set()
         newest: dict[tuple[str, str], int] = {}
-        for site, station, _, ts_ns, _, _ in rows:
-            key = (site, station)
-            newest[key] = max(newest.get(key, 0), ts_ns)
+        for row in rows:
+            site, station, ts_ns = row[0], row[1], row[3]
+            hours.add((site, station, ts_ns - ts_ns % NS_PER_HOUR))
+            if ts_ns > newest.get((site, station), -1):
+                newest[(site, station)] = ts_ns
+        points: list[Point] = []
+        closed: list[HourResult] = []
         with self._lock:
+            known = self._known_after(hours, newest)
             with self.db.transaction() as db:
-                points, closed = self._insert_and_close(db, rows, hours, newest, now_ns)
+                self._insert(db, rows, hours, newest, now_ns)
+                if known is None:  # an hour may be over: close it, and learn what stays open
+                    points, closed = self._close(db, now_ns, set(newest))
+                    known = self._look_up(db, set(newest))
+            # only what is committed is known (a rolled-back batch leaves this as it was)
+            if len(self._known) > MAX_KNOWN_STATIONS:
+                self._known.clear()
+            self._known.update(known)
             self._alert_all(closed)  # the alert store has transactions of its own
         return points
 
-    def _insert_and_close(
+    def _known_after(
+        self, hours: set[tuple[str, str, int]], newest: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], tuple[int, int]] | None:
+        """What is known of the batch's stations once it is stored; None if an hour may close."""
+        if self.settings.close_after_clock_s <= 0:  # hours of stations just heard from close
+            return None
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        known: dict[tuple[str, str], tuple[int, int]] = {}
+        for key, ts_ns in newest.items():
+            entry = self._known.get(key)
+            if entry is None:
+                return None
+            known[key] = (max(entry[0], ts_ns), entry[1])
+        for site, station, hour_ns in hours:
+            newest_ns, due_ns = known[(site, station)]
+            due_ns = min(due_ns, hour_ns + NS_PER_HOUR + after_data)
+            if due_ns <= newest_ns:
+                return None
+            known[(site, station)] = (newest_ns, due_ns)
+        return known
+
+    def _look_up(
+        self, db: StateDB, stations: set[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
+        """(newest_ns, due_ns) of these stations in the store."""
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        sites = sorted({site for site, _ in stations})
+        names = sorted({station for _, station in stations})
+        rows = db.query(
+            "SELECT s.site, s.station, s.newest_ns, MIN(o.hour_ns) FROM air_station s "
+            "LEFT JOIN air_hour_open o ON o.site = s.site AND o.station = s.station "
+            f"WHERE s.site IN ({', '.join('?' * len(sites))}) "
+            f"AND s.station IN ({', '.join('?' * len(names))}) "
+            "GROUP BY s.site, s.station, s.newest_ns",
+            (*sites, *names),
+        )
+        return {
+            (str(site), str(station)): (
+                int(newest_ns),
+                NEVER_NS if hour_ns is None else int(hour_ns) + NS_PER_HOUR + after_data,
+            )
+            for site, station, newest_ns, hour_ns in rows
+            if (site, station) in stations
+        }
+
+    def _insert(
         self,
         db: StateDB,
-        rows: list[tuple[str, str, str, int, str, float]],
+        rows: list[Reading],
         hours: set[tuple[str, str, int]],
         newest: dict[tuple[str, str], int],
         now_ns: int,
-    ) -> tuple[list[Point], list[HourResult]]:
-        db.executemany(
-            "INSERT INTO air_reading (site, station, source, ts_ns, pollutant, value) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            rows,
-        )
+    ) -> None:
+        db.executemany(_INSERT_READING, rows)
+        # Every batch, even for hours this process opened: another worker may have closed one
+        # since (a station's rows per batch, not per reading: too few to be worth a cache).
         db.executemany(
             "INSERT INTO air_hour_open (site, station, hour_ns) VALUES (?, ?, ?) "
             "ON CONFLICT DO NOTHING",
@@ -185,7 +290,6 @@ class AirHourly:
             "THEN excluded.newest_ns ELSE air_station.newest_ns END",
             [(site, station, ts, now_ns) for (site, station), ts in newest.items()],
         )
-        return self._close(db, now_ns, set(newest))
 
     def tick(self, now_ns: int) -> list[Point]:
         with self._lock:
@@ -208,6 +312,8 @@ class AirHourly:
                     "AND seen_ns <= ?",
                     (now_ns - int(self.settings.stale_after_s * 1e9),),
                 )
+            if points:  # closing may have re-opened later hours: look the stations up again
+                self._known.clear()
             self._alert_all(closed)
             self._alert_stale([(str(r[0]), str(r[1]), int(r[2])) for r in quiet], now_ns)
         return points
@@ -263,15 +369,19 @@ class AirHourly:
         return points, list(newest_closed.values())
 
     def _close_hour(self, db: StateDB, site: str, station: str, hour_ns: int) -> HourResult:
-        readings = db.query(
-            "SELECT source, ts_ns, pollutant, value FROM air_reading "
-            "WHERE site = ? AND station = ? AND ts_ns >= ? AND ts_ns < ?",
-            (site, station, hour_ns, hour_ns + NS_PER_HOUR),
-        )
-        means, minutes = hour_means(
-            [(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in readings],
-            self.settings.min_valid_minutes,
-        )
+        readings = [
+            (str(r[0]), int(r[1]), name, float(value))
+            for r in db.query(
+                f"SELECT source, ts_ns, {', '.join(COLUMNS)} FROM air_reading "
+                f"WHERE site = ? AND station = ? AND source IN ({', '.join('?' * len(SOURCES))}) "
+                "AND ts_ns >= ? AND ts_ns < ? "
+                "ORDER BY source, ts_ns",
+                (site, station, *SOURCES, hour_ns, hour_ns + NS_PER_HOUR),
+            )
+            for name, value in zip(COLUMNS, r[2:], strict=True)
+            if value is not None
+        ]
+        means, minutes = hour_means(readings, self.settings.min_valid_minutes)
         old = {
             str(r[0]): (r[1], int(r[2]))
             for r in db.query(
@@ -315,10 +425,7 @@ class AirHourly:
         moving = moving_means(series)
         result = aqi.hourly_aqi(means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"))
         hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
-        hour.quality = sensor_findings(
-            [(str(r[0]), int(r[1]), str(r[2]), float(r[3])) for r in readings],
-            self.settings.min_valid_minutes,
-        )
+        hour.quality = sensor_findings(readings, self.settings.min_valid_minutes)
         db.execute(
             "INSERT INTO air_hour_result (site, station, hour_ns, aqi, level, primary_pollutant, "
             "fields) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, station, hour_ns) DO UPDATE "

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from alerts.model import ListSink
 from devices import hj212
 from devices.decode import Decoded, decode
 from devices.family import NoRegistry
+from devices.points import Point
 from devices.statedb import StateDB
-from streams.air_hourly import AirHourly
+from streams import aqi
+from streams.air_hourly import COLUMNS, AirHourly
 
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
@@ -166,3 +169,134 @@ def test_json_readings_count_like_hj212_ones(processor: tuple[AirHourly, ListSin
     (point,) = proc.tick(LATER)
     assert point.tags["station"] == "aq-2"
     assert point.fields["pm25"] == 40.0 and point.fields["pm25_minutes"] == 50  # D: fault
+
+
+def reading(ts_ns: int, values: dict[str, float], station: str = "aq-1") -> Decoded:
+    """A JSON real-time reading (source `rtd`)."""
+    body = {"ts": ts_ns // 10**6, **values}
+    return decode(f"hw/s1/air/{station}/reading", orjson.dumps(body), NoRegistry(), now_ns=NOW)
+
+
+def three_hours() -> list[Decoded]:
+    """3 h 10 min of two stations: aq-1's minute data, pm25 flagged (M) now and then, and
+    aq-2's real-time readings, interleaved."""
+    data = []
+    for m in range(190):
+        values = {
+            "pm25": 20.0 + (m * 7) % 31,
+            "pm10": 50.0 + m % 13,
+            "so2": 8.0 + m % 3,
+            "no2": 30.0 + (m * 5) % 17,
+            "co": 0.5 + (m % 4) / 10,
+            "o3": 90.0 + m % 40,
+        }
+        data.append(minute(HOUR0 + m * NS_MIN, values, {"pm25": "M"} if m % 11 == 0 else None))
+        data.append(
+            reading(HOUR0 + m * NS_MIN + 30 * 10**9, {"pm25": 60.0 - m % 23, "co": 1.5}, "aq-2")
+        )
+    return data
+
+
+Results = dict[tuple[str, int], dict[str, object]]
+
+
+def results(points: list[Point]) -> Results:
+    """Each hour's last point (InfluxDB keeps one per identity)."""
+    return {(p.tags["station"], p.ts_ns): dict(p.fields) for p in points}
+
+
+def reference(tmp_path: Path, batches: list[list[Decoded]]) -> Results:
+    """What one processor that runs all along makes of these batches, after a final tick."""
+    proc = AirHourly(StateDB(f"sqlite:///{tmp_path / 'reference.db'}"))
+    points = [p for batch in batches for p in proc.process(batch, NOW)]
+    return results(points + proc.tick(LATER))
+
+
+def test_pollutant_columns_are_the_aqi_pollutants() -> None:
+    assert COLUMNS == aqi.POLLUTANTS
+
+
+def test_a_reading_is_one_row_with_its_valid_pollutants(
+    processor: tuple[AirHourly, ListSink],
+) -> None:
+    proc, _ = processor
+    proc.process([minute(HOUR0, {"pm25": 40.0, "no2": 30.0, "temp": 12.0}, {"no2": "D"})], NOW)
+    rows = proc.db.query("SELECT * FROM air_reading")
+    assert [tuple(r) for r in rows] == [
+        ("s1", "aq-1", "minute", HOUR0, None, None, None, None, None, 40.0)
+    ]
+    # nothing valid (flagged, or no pollutant of the AQI): no row
+    proc.process([minute(HOUR0 + NS_MIN, {"pm25": 40.0}, {"pm25": "M"})], NOW)
+    proc.process([reading(HOUR0 + NS_MIN, {"tvoc": 0.4})], NOW)
+    assert proc.db.query("SELECT COUNT(*) FROM air_reading")[0][0] == 1
+
+
+def test_a_reading_split_over_messages_keeps_each_first_value(
+    processor: tuple[AirHourly, ListSink],
+) -> None:
+    proc, _ = processor
+    proc.process([reading(HOUR0, {"pm25": 40.0})], NOW)
+    # the same reading's other pollutant in another message, and a redelivery with another value
+    proc.process([reading(HOUR0, {"no2": 30.0}), reading(HOUR0, {"pm25": 99.0})], NOW)
+    row = proc.db.query("SELECT no2, pm25 FROM air_reading")
+    assert [tuple(r) for r in row] == [(30.0, 40.0)]
+
+
+def test_hours_close_batch_by_batch_as_the_data_passes_them(
+    processor: tuple[AirHourly, ListSink],
+) -> None:
+    proc, _ = processor
+    closed_at: dict[tuple[str, int], int] = {}
+    for decoded in three_hours():
+        for point in proc.process([decoded], NOW):
+            closed_at[(point.tags["station"], point.ts_ns)] = decoded.points[0].ts_ns
+    # each hour closes with the station's first reading 5 min (close_after_data_s) past its end
+    assert closed_at == {
+        (station, HOUR0 + h * NS_H): HOUR0 + (h + 1) * NS_H + 5 * NS_MIN + offset_ns
+        for station, offset_ns in (("aq-1", 0), ("aq-2", 30 * 10**9))
+        for h in range(3)
+    }
+
+
+def test_late_data_recloses_the_hour_in_the_same_batch(
+    processor: tuple[AirHourly, ListSink],
+) -> None:
+    proc, _ = processor
+    data = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(140) if m != 30]
+    for decoded in data:  # one reading a batch: what the station knows is cached in memory
+        proc.process([decoded], NOW)
+    points = proc.process([minute(HOUR0 + 30 * NS_MIN, {"pm25": 70.0})], NOW)
+    # the hour again, and the next one (its 24-h moving means use this one)
+    again = {p.ts_ns: p.fields for p in points}
+    assert set(again) == {HOUR0, HOUR0 + NS_H}
+    assert again[HOUR0]["pm25"] == pytest.approx(11.0) and again[HOUR0]["pm25_minutes"] == 60
+
+
+def test_a_new_processor_on_the_same_store_continues(tmp_path: Path) -> None:
+    data = three_hours()
+    batches = [data[start : start + 75] for start in range(0, len(data), 75)]
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    points = []
+    first = AirHourly(StateDB(url))
+    for batch in batches[:3]:
+        points += first.process(batch, NOW)
+    del first  # gone between two batches (crash, restart): what it knew in memory with it
+    second = AirHourly(StateDB(url))
+    for batch in batches[3:]:
+        points += second.process(batch, NOW)
+    points += second.tick(LATER)
+    assert results(points) == reference(tmp_path, batches)
+
+
+def test_two_workers_sharing_a_station_give_one_workers_result(tmp_path: Path) -> None:
+    data = three_hours()
+    data = data[:200] + data[240:] + data[200:240]  # and 20 min of hour 1 arrive late
+    batches = [data[start : start + 20] for start in range(0, len(data), 20)]
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    workers = [AirHourly(StateDB(url)), AirHourly(StateDB(url))]
+    points = []
+    for index, batch in enumerate(batches):  # a shared subscription deals batches out
+        points += workers[index % 2].process(batch, NOW)
+    for worker in workers:
+        points += worker.tick(LATER)
+    assert results(points) == reference(tmp_path, batches)
