@@ -9,10 +9,12 @@ from __future__ import annotations
 import logging
 import random
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -30,9 +32,12 @@ BATCH_RETRIES = Counter(
 )
 
 
-@dataclass(slots=True)
-class RawMessage:
-    """A message as received: nothing parsed yet. `received_ns` is the consumer's clock."""
+class RawMessage(NamedTuple):
+    """A message as received: nothing parsed yet. `received_ns` is the consumer's clock.
+
+    A named tuple: the consumer makes one per message on the network thread, and a tuple is
+    the cheapest object that still reads as `message.topic`.
+    """
 
     mid: int
     topic: str
@@ -40,6 +45,10 @@ class RawMessage:
     qos: int
     received_ns: int
     generation: int  # which connection it came on; acks go only to that connection
+
+
+# (mid, topic, payload, qos) of one PUBLISH, as decoded from the wire.
+Publish = tuple[int, str, bytes, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +73,134 @@ class ConsumerConfig:
     batch_workers: int = 2
 
 
+_RECV_BYTES = 262_144
+# Where paho keeps the time bytes last came in (keepalive): renamed in paho 2.2.
+_RX_CLOCK = (
+    "_last_bytes_received"
+    if "_last_bytes_received" in mqtt.Client.__init__.__code__.co_names
+    else "_last_msg_in"
+)
+
+
+def _varint(buf: bytes, pos: int, end: int) -> tuple[int, int] | None:
+    """MQTT variable byte integer at buf[pos:end]: (value, position after it).
+
+    None when it runs past `end` or past its 4 bytes (incomplete or malformed: either way
+    not for the fast path to judge).
+    """
+    value = shift = 0
+    for i in range(pos, min(pos + 4, end)):
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, i + 1
+        shift += 7
+    return None
+
+
+def _encode_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | 0x80 if value else byte)
+        if not value:
+            return bytes(out)
+
+
+def scan_publishes(buf: bytes, pos: int, mqtt5: bool) -> tuple[list[Publish], int]:
+    """Decode the whole QoS 0/1 PUBLISH packets at buf[pos:], up to the first byte that is not
+    one: another packet type, QoS 2, an incomplete or a malformed packet. Returns them and the
+    position of that byte, where paho's own reader takes over (and reports what is wrong).
+
+    Publish properties are skipped: hazwatch sets no topic alias maximum, so the broker
+    sends no alias, and it uses none of the others.
+    """
+    found: list[Publish] = []
+    append = found.append
+    end = len(buf)
+    while pos + 1 < end:
+        first = buf[pos]
+        if first & 0xF4 != 0x30:  # PUBLISH with QoS 0 or 1 (dup and retain ignored)
+            break
+        # Remaining length: one byte up to 127, two up to 16 KiB; longer ones in _varint.
+        length = buf[pos + 1]
+        if length < 0x80:
+            start = pos + 2
+        elif pos + 2 < end and buf[pos + 2] < 0x80:
+            length = (length & 0x7F) | (buf[pos + 2] << 7)
+            start = pos + 3
+        else:
+            decoded = _varint(buf, pos + 1, end)
+            if decoded is None:
+                break
+            length, start = decoded
+        stop = start + length
+        if stop > end or length < 2:
+            break
+        topic = start + 2
+        topic_end = topic + ((buf[start] << 8) | buf[start + 1])
+        # Each branch checks that the header fits (MQTT 5: and the properties' length byte)
+        # before reading it.
+        if first & 0x02:
+            body = topic_end + 2
+            if body + mqtt5 > stop:
+                break
+            mid = (buf[topic_end] << 8) | buf[topic_end + 1]
+            qos = 1
+        else:
+            body = topic_end
+            if body + mqtt5 > stop:
+                break
+            mid = qos = 0
+        if mqtt5:
+            props = buf[body]
+            if props < 0x80:
+                body += 1 + props
+            else:
+                decoded = _varint(buf, body, stop)
+                if decoded is None:
+                    break
+                body = decoded[1] + decoded[0]
+            if body > stop:
+                break
+        elif topic_end == topic:  # MQTT 3.1.1 forbids an empty topic
+            break
+        append((mid, buf[topic:topic_end].decode("utf-8", "replace"), buf[body:stop], qos))
+        pos = stop
+    return found, pos
+
+
 class _BufferedClient(mqtt.Client):
-    """paho's reader asks the socket for one byte, then the length bytes, then the body:
-    three system calls per message. This reads up to 256 KiB at a time and serves paho
-    from that buffer, and keeps reading while the buffer holds whole packets."""
+    """paho-mqtt with a fast path for the messages that make up nearly all of the traffic.
+
+    paho reads a packet as a header byte, the length byte by byte, then the body, each
+    through a system call, and runs its generic dispatch for each. This reads up to 256 KiB
+    at a time; between packets, every whole QoS 0/1 PUBLISH in that buffer is decoded in one
+    tight loop (`scan_publishes`) and handed over in one `on_publish_batch` call. Everything
+    else (CONNACK, SUBACK, PINGRESP, PUBACK of our own publishes, QoS 2, DISCONNECT, a
+    packet split across reads, anything malformed) goes to paho's own reader, served from
+    the same buffer. One loop_read() takes at most one buffer and the rest of the packet
+    that buffer cuts.
+    """
 
     _rx_buf = b""
     _rx_pos = 0
+    _rx_fills_left = 0
+
+    # Set by MqttConsumer: called with the (mid, topic, payload, qos) of received PUBLISHes,
+    # in order, from the network thread. Without it paho delivers through on_message.
+    on_publish_batch: Callable[[list[Publish]], None] | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
+        """paho's reads, served from the buffer. A new packet's first byte refills it; the
+        rest of a packet cut by the end of the buffer is read exactly, so that reading stops
+        at that packet's end."""
         pos = self._rx_pos
         buf = self._rx_buf
         if pos >= len(buf):
-            buf = super()._sock_recv(262_144)  # raises BlockingIOError when nothing is there
+            wanted = _RECV_BYTES if self._in_packet["command"] == 0 else bufsize
+            buf = super()._sock_recv(wanted)  # raises BlockingIOError when nothing is there
             if not buf:
                 return b""
             self._rx_buf = buf
@@ -86,6 +210,9 @@ class _BufferedClient(mqtt.Client):
         return buf[pos:end]
 
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        """One buffer's worth, plus the end of the packet it cuts, then back to the caller:
+        MqttConsumer checks its backlog between reads (backpressure)."""
+        self._rx_fills_left = 1
         rc = super().loop_read(max_packets)
         # select() will not wake for bytes already in our buffer: drain them now.
         while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rx_pos < len(self._rx_buf):
@@ -94,42 +221,64 @@ class _BufferedClient(mqtt.Client):
             rc = super().loop_read(1)
         return rc
 
-    # Set by MqttConsumer: called with (mid, topic, payload, qos) for every PUBLISH.
-    on_publish_fast: Callable[[int, str, bytes, int], None] | None = None
+    def _packet_read(self) -> MQTTErrorCode:
+        deliver = self.on_publish_batch
+        if deliver is None or self._in_packet["command"] != 0:
+            # No fast path, or paho is part way through a packet: it finishes it.
+            return super()._packet_read()
+        if self._rx_pos >= len(self._rx_buf):
+            if not self._rx_fills_left:
+                return MQTTErrorCode.MQTT_ERR_AGAIN  # paho's "nothing more for now"
+            self._rx_fills_left -= 1
+            # The errors as paho's reader reports them, so it disconnects the same way.
+            try:
+                data = super()._sock_recv(_RECV_BYTES)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if not data:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            self._rx_buf = data
+            self._rx_pos = 0
+        publishes, self._rx_pos = scan_publishes(
+            self._rx_buf, self._rx_pos, self._protocol == mqtt.MQTTv5
+        )
+        if publishes:
+            self._mark_received()
+            deliver(publishes)
+            if self._rx_pos >= len(self._rx_buf):
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+        # Not a QoS 0/1 PUBLISH, or not whole yet: paho reads it, from the buffer.
+        return super()._packet_read()
+
+    def _mark_received(self) -> None:
+        # paho's keepalive pings, and gives up, by the time bytes last came in.
+        with self._msgtime_mutex:
+            setattr(self, _RX_CLOCK, mqtt.time_func())
 
     def _handle_publish(self) -> MQTTErrorCode:
-        """A lean PUBLISH decoder for the hot path (QoS 0 and 1).
+        """A PUBLISH that paho read (split across reads): the fast path's decoder, one message.
 
-        paho builds an MQTTMessage and parses MQTT 5 properties into a Properties object
-        for every message, about half of its per-message cost. hazwatch uses no publish
-        properties (it sets no topic alias maximum, so the broker sends none), so they are
-        skipped; QoS 2 and a client without the fast callback go through paho unchanged.
+        A malformed one and QoS 2 go through paho unchanged (it disconnects on the first).
         """
-        handler = self.on_publish_fast
-        command = self._in_packet["command"]
-        qos = (command & 0x06) >> 1
-        if handler is None or qos == 2:
+        deliver = self.on_publish_batch
+        if deliver is None:
             return super()._handle_publish()
-        packet: bytes = self._in_packet["packet"]
-        topic_len = int.from_bytes(packet[0:2], "big")
-        pos = 2 + topic_len
-        topic = packet[2:pos].decode("utf-8", "replace")
-        mid = 0
-        if qos:
-            mid = int.from_bytes(packet[pos : pos + 2], "big")
-            pos += 2
-        if self._protocol == mqtt.MQTTv5:
-            length = shift = 0
-            while True:  # variable byte integer: the properties' length
-                byte = packet[pos]
-                pos += 1
-                length |= (byte & 0x7F) << shift
-                shift += 7
-                if not byte & 0x80:
-                    break
-            pos += length
-        handler(mid, topic, packet[pos:], qos)
+        body = bytes(self._in_packet["packet"])
+        # The fixed header again, so the packet goes through the same decoder.
+        header = bytes([self._in_packet["command"]]) + _encode_varint(len(body))
+        publishes, _ = scan_publishes(header + body, 0, self._protocol == mqtt.MQTTv5)
+        if not publishes:
+            return super()._handle_publish()
+        deliver(publishes)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def reconnect(self) -> MQTTErrorCode:
+        # Bytes of an earlier connection must never be read as this one's.
+        self._reset_rx()
+        return super().reconnect()
 
     def ack_many(self, mids: list[int]) -> None:
         """PUBACK a batch of QoS 1 message ids in one write instead of one per message.
@@ -141,7 +290,7 @@ class _BufferedClient(mqtt.Client):
         """
         if not mids:
             return
-        data = b"".join([b"\x40\x02" + mid.to_bytes(2, "big") for mid in mids])
+        data = struct.pack(f">{len(mids)}I", *[0x4002_0000 | mid for mid in mids])
         self._packet_queue(mqtt.PUBACK, data, 0, 0)
 
     def _reset_rx(self) -> None:
@@ -206,13 +355,13 @@ class MqttConsumer:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_publish_fast = self._on_publish
+        client.on_publish_batch = self._on_publishes
         return client
 
     def _connect_properties(self) -> Properties | None:
         if self.config.protocol != "5":
             return None
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = self.config.session_expiry_s
         props.ReceiveMaximum = self.config.receive_maximum
         return props
@@ -253,18 +402,25 @@ class MqttConsumer:
 
     def _on_message(self, client, userdata, message):  # type: ignore[no-untyped-def]
         # Only QoS 2 comes this way (paho's own path); treated like the rest.
-        self._on_publish(message.mid, message.topic, message.payload, message.qos)
+        self._on_publishes([(message.mid, message.topic, message.payload, message.qos)])
 
-    def _on_publish(self, mid: int, topic: str, payload: bytes, qos: int) -> None:
+    def _on_publishes(self, publishes: list[Publish]) -> None:
         now = time.time_ns()
-        raw = RawMessage(mid, topic, payload, qos, now, self._generation)
+        generation = self._generation
+        new = tuple.__new__  # RawMessage's own __new__ is a Python call per message
+        raws = [
+            new(RawMessage, (mid, topic, payload, qos, now, generation))
+            for mid, topic, payload, qos in publishes
+        ]
         with self._cond:
-            if not self._pending:
+            pending = self._pending
+            if not pending:
                 self._oldest_ns = now
-            self._pending.append(raw)
-            self.received += 1
-            if len(self._pending) >= self.config.batch_max_messages:
-                self._cond.notify()
+            pending += raws
+            self.received += len(raws)
+            full_batches = len(pending) // self.config.batch_max_messages
+            if full_batches:
+                self._cond.notify(full_batches)
 
     # lifecycle
     def start(self) -> None:
