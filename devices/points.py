@@ -83,6 +83,21 @@ def _head(measurement: str, tags: Mapping[str, str]) -> str:
     return head
 
 
+# repr() of a float is the costliest part of a line; readings repeat the same few values
+# (sensors report to a fixed number of decimals). Zero is left out: 0.0 and -0.0 are one key.
+_FLOATS: dict[float, str] = {}
+_FLOATS_MAX = 100_000
+
+
+def _float_text(value: float) -> str:
+    text = repr(value)
+    if value:
+        if len(_FLOATS) >= _FLOATS_MAX:
+            _FLOATS.clear()
+        _FLOATS[value] = text
+    return text
+
+
 def _field_key(key: str) -> str:
     prefix = _FIELD_KEYS.get(key)
     if prefix is None:
@@ -97,11 +112,15 @@ def to_line(
     parts: list[str] = []
     append = parts.append
     keys = _FIELD_KEYS
+    floats = _FLOATS
     for key, value in fields.items():
         kind = type(value)
         prefix = keys.get(key) or _field_key(key)
         if kind is float:
-            append(prefix + repr(value))
+            text = floats.get(value)  # type: ignore[arg-type]
+            if text is None:
+                text = _float_text(value)  # type: ignore[arg-type]
+            append(prefix + text)
         elif kind is int:
             append(f"{prefix}{value}i")
         elif kind is bool:
