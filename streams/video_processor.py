@@ -20,6 +20,9 @@ def _ts_of(item: Decoded, now_ns: int) -> int:
     return ts if isinstance(ts, int) and ts > 0 else now_ns
 
 
+_RELEVANT = frozenset({("camera", "frame"), ("camera", "status"), ("rfid", "read")})
+
+
 class VideoProcessor:
     """StreamProcessor `video`: per-camera continuity and tamper, door motion against RFID reads."""
 
@@ -37,12 +40,9 @@ class VideoProcessor:
         self._lock = threading.Lock()
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
-        relevant = [
-            d
-            for d in batch
-            if (d.family == "camera" and d.kind in ("frame", "status"))
-            or (d.family == "rfid" and d.kind == "read")
-        ]
+        relevant = [d for d in batch if (d.topic.family, d.topic.kind) in _RELEVANT]
+        if not relevant:
+            return []
         relevant.sort(key=lambda d: _ts_of(d, now_ns))
         with self._lock:
             for item in relevant:
