@@ -60,7 +60,7 @@ class IngestPipeline:
         self.max_future_s = max_future_s
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
-        self._write_lock = threading.Lock()
+        self._replay_lock = threading.Lock()  # one replay at a time, segments in order
         # process() (batch thread) and tick() (periodic thread) never run a processor at once:
         # processors keep state in memory and need not each guard it.
         self._processor_lock = threading.Lock()
@@ -139,24 +139,31 @@ class IngestPipeline:
             self.messages += len(batch)
 
     def _write_or_spool(self, lines: list[str]) -> list[RejectedLine]:
-        """Write now, or (store down, or older batches still spooled) append to the spool."""
-        with self._write_lock:
-            if len(self.spool) == 0:
-                start = time.perf_counter()
-                try:
-                    rejected = self.writer.write(lines)
-                except StoreUnavailable as exc:
-                    log.warning("point store unavailable (%s): spooling %d lines", exc, len(lines))
-                else:
-                    WRITE_SECONDS.observe(time.perf_counter() - start)
-                    written = len(lines) - len(rejected)
-                    POINTS.inc(written)
+        """Write now, or (store down, or older batches still spooled) append to the spool.
+
+        Batches write concurrently: InfluxDB takes them in parallel, and a point's identity
+        makes their order irrelevant (a redelivered point overwrites itself with the same
+        values). Once the store has failed, batches go straight to the spool until
+        replay_spool has emptied it, so no batch waits out the retry budget of a dead store.
+        """
+        if len(self.spool) == 0:
+            start = time.perf_counter()
+            try:
+                rejected = self.writer.write(lines)
+            except StoreUnavailable as exc:
+                log.warning("point store unavailable (%s): spooling %d lines", exc, len(lines))
+            else:
+                WRITE_SECONDS.observe(time.perf_counter() - start)
+                written = len(lines) - len(rejected)
+                POINTS.inc(written)
+                with self._side_lock:
                     self.points_written += written
-                    return rejected
-            self.spool.append(lines)  # raises SpoolFull: the batch is retried, not acked
-            SPOOLED.inc(len(lines))
+                return rejected
+        self.spool.append(lines)  # raises SpoolFull: the batch is retried, not acked
+        SPOOLED.inc(len(lines))
+        with self._side_lock:
             self.points_spooled += len(lines)
-            return []
+        return []
 
     def add_points(self, points: Sequence[Point]) -> None:
         """Points made outside a batch (alerts): written with the next batch or tick."""
@@ -168,7 +175,7 @@ class IngestPipeline:
         """Write spooled batches in order while the store takes them; returns lines replayed."""
         replayed = 0
         for _ in range(max_segments):
-            with self._write_lock:
+            with self._replay_lock:
                 oldest = self.spool.oldest()
                 if oldest is None:
                     break
@@ -179,7 +186,8 @@ class IngestPipeline:
                     break
                 self.spool.remove(path)
                 POINTS.inc(len(lines) - len(rejected))
-                self.points_written += len(lines) - len(rejected)
+                with self._side_lock:
+                    self.points_written += len(lines) - len(rejected)
             if rejected:
                 self.deadletters.add_many(
                     _refused(lines, rejected, self.clock(), "hazwatch/spool", "a spooled point")
