@@ -69,14 +69,31 @@ _HEADS_MAX = 200_000
 _FIELD_KEYS: dict[str, str] = {}  # field key -> "escaped_key="
 
 
+_PAIRS: dict[tuple[str, str], str] = {}  # (tag key, value) -> ",key=value", escaped
+
+
+def _pair(key: str, value: str) -> str:
+    pair = f",{escape_tag(key)}={escape_tag(value)}"
+    if len(_PAIRS) >= _HEADS_MAX:
+        _PAIRS.clear()
+    _PAIRS[(key, value)] = pair
+    return pair
+
+
 def _head(measurement: str, tags: Mapping[str, str]) -> str:
     key = (measurement, *tags.items())
     head = _HEADS.get(key)
     if head is None:
-        esc = escape_tag
-        head = measurement.translate(_MEAS_ESCAPE) + "".join(
-            [f",{esc(k)}={esc(tags[k])}" for k in sorted(tags) if tags[k]]
-        )
+        pairs = _PAIRS
+        parts = [measurement.translate(_MEAS_ESCAPE)]
+        for k in sorted(tags):
+            value = tags[k]
+            if value:
+                pair = pairs.get((k, value))
+                if pair is None:
+                    pair = _pair(k, value)
+                parts.append(pair)
+        head = "".join(parts)
         if len(_HEADS) >= _HEADS_MAX:
             _HEADS.clear()  # a bound, not an LRU: refilling costs one miss per series
         _HEADS[key] = head
