@@ -8,6 +8,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 NS_PER_S = 1_000_000_000
 
@@ -50,9 +51,12 @@ class VideoRuleSettings:
     door_window_s: float = 60.0  # a read this close (before or after) explains door motion
 
 
-@dataclass(frozen=True, slots=True)
-class FrameFacts:
-    """What the rules need of one frame message (devices.camera.Frame, flattened)."""
+class FrameFacts(NamedTuple):
+    """What the rules need of one frame message (devices.camera.Frame, flattened).
+
+    A NamedTuple, not a frozen dataclass: one is made per camera frame on the hot path, and a
+    frozen dataclass sets each of its eleven fields through object.__setattr__.
+    """
 
     site: str
     camera: str
