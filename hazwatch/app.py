@@ -51,6 +51,7 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         keepalive_s=settings.mqtt_keepalive_s,
         batch_max_messages=settings.batch_max_messages,
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
+        batch_workers=settings.batch_workers,
     )
 
 
@@ -155,9 +156,9 @@ class HazwatchService:
 
     # lifecycle
     def start(self) -> None:
-        tune_gc()
-        self.consumer.start()
-        self._spawn("hazwatch-periodic", self._periodic)
+        """API first (health answers "broker: not connected yet" until it is), then the rest:
+        building the app is a few hundred ms of start-up that should not compete with the
+        first batches for the interpreter."""
         if self.with_api:
             routers = [r for part in PARTS for r in part.routers()]
             app = create_app(self.api_context(), routers)
@@ -177,6 +178,9 @@ class HazwatchService:
                 sockets = self._server.servers[0].sockets
                 if sockets:
                     self.api_port = sockets[0].getsockname()[1]
+        tune_gc()
+        self.consumer.start()
+        self._spawn("hazwatch-periodic", self._periodic)
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
