@@ -48,9 +48,10 @@ class Settings(BaseSettings):
     state_url: str = ""  # empty: sqlite:///{data_dir}/state.db
 
     # ingest behaviour
-    batch_max_points: int = Field(default=5000, ge=1)
-    batch_max_messages: int = Field(default=1000, ge=1)
+    batch_max_messages: int = Field(default=2000, ge=1)
     batch_max_wait_ms: int = Field(default=50, ge=1, le=4000)
+    # batches in hand at once: while some wait for InfluxDB, another is decoded
+    batch_workers: int = Field(default=3, ge=1, le=16)
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
     max_future_s: float = 300.0
     spool_max_mb: int = Field(default=512, ge=1)

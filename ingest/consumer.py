@@ -62,15 +62,15 @@ class ConsumerConfig:
     password: str | None = None
     protocol: str = "5"  # "5" or "3.1.1"
     session_expiry_s: int = 7 * 24 * 3600
-    receive_maximum: int = 2000
+    receive_maximum: int = 10_000
     keepalive_s: int = 30
-    batch_max_messages: int = 1000
+    batch_max_messages: int = 2000
     batch_max_wait_s: float = 0.05
     # Stop reading from the socket when this many messages wait (MQTT 3.1.1 has no
     # receive maximum, so this is the memory bound there).
     max_backlog: int = 20_000
     # Batches handled at once: while one waits for InfluxDB, the next is decoded.
-    batch_workers: int = 2
+    batch_workers: int = 3
 
 
 _RECV_BYTES = 262_144
