@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import pstats
 import subprocess
 import sys
@@ -25,14 +24,10 @@ import paho.mqtt.client as mqtt
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import load  # noqa: E402  (bench/load.py)
+
 from ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage  # noqa: E402
 from tests.services import Mosquitto, wait_for  # noqa: E402
-
-# The same message mix as bench/ingest.py (a file named like the ingest package: loaded by path).
-_spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-assert _spec is not None and _spec.loader is not None
-bench_ingest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_ingest)
 
 
 def drain_with_mosquitto_sub(port: int, client_id: str, n: int) -> float:
@@ -104,12 +99,12 @@ def main() -> None:
     broker = Mosquitto(work / "mosquitto")
     broker.start()
     try:
-        messages, _ = bench_ingest.make_messages(n)
+        messages, _ = load.make_messages(n)
         size = sum(len(t) + len(p) for t, p in messages) / n
         protocol = mqtt.MQTTv5 if args.protocol == "5" else mqtt.MQTTv311
-        bench_ingest.create_session(broker.port, "bench-mosquitto-sub", mqtt.MQTTv311)
-        bench_ingest.create_session(broker.port, "bench-consumer", protocol)
-        pub_s = bench_ingest.publish_all(broker.port, messages)
+        load.create_session(broker.port, "bench-mosquitto-sub", mqtt.MQTTv311)
+        load.create_session(broker.port, "bench-consumer", protocol)
+        pub_s = load.publish_all(broker.port, messages)
         print(f"{n} messages, mean {size:.0f} bytes (topic+payload), queued in {pub_s:.1f} s")
 
         base_s = drain_with_mosquitto_sub(broker.port, "bench-mosquitto-sub", n)

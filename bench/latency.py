@@ -10,7 +10,6 @@ queryable. Half load: half the rate bench/ingest.py measured hazwatch draining.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import subprocess
 import sys
@@ -25,17 +24,13 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import load  # noqa: E402  (bench/load.py)
+
 from tests.services import Influxd, Mosquitto, free_port, wait_for  # noqa: E402
 
 PROBE_EVERY = 50
 PROBE_TOPIC = "hw/lat-01/air/probe/reading"
 PUB_CMD = ["mosquitto_pub", "-h", "127.0.0.1", "-q", "1", "-M", "1000", "-l"]
-
-# The same message mix as bench/ingest.py (a file named like the ingest package: loaded by path).
-_spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-assert _spec is not None and _spec.loader is not None
-bench_ingest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_ingest)
 
 
 def main() -> None:
@@ -96,7 +91,7 @@ def main() -> None:
         # by mosquitto_pub -l (one QoS 1 publish per stdin line, C, 1000 in flight): a Python
         # publisher could not keep 20k msg/s on this machine beside hazwatch, and its own
         # queue then counted as hazwatch's latency.
-        mix, _ = bench_ingest.make_messages(200_000, seed=11)
+        mix, _ = load.make_messages(200_000, seed=11)
         by_topic: dict[str, list[bytes]] = {}
         for topic, payload in mix:
             family, device = topic.split("/")[2:4]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import importlib.util
 import pstats
 import statistics
 import sys
@@ -21,16 +20,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import load  # noqa: E402  (bench/load.py)
+
 import hazwatch.app as app_mod  # noqa: E402
 from hazwatch.settings import Settings  # noqa: E402
 from ingest.consumer import RawMessage  # noqa: E402
 from ingest.interfaces import RejectedLine  # noqa: E402
-
-# The same message mix as bench/ingest.py (a file named like the ingest package: loaded by path).
-_spec = importlib.util.spec_from_file_location("bench_ingest", ROOT / "bench" / "ingest.py")
-assert _spec is not None and _spec.loader is not None
-bench_ingest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_ingest)
 
 
 class NullWriter:
@@ -58,7 +53,7 @@ def main() -> None:
     settings = Settings(data_dir=Path(data_dir))
     app_mod.make_writer = lambda s: NullWriter()  # type: ignore[assignment,return-value]
     service = app_mod.HazwatchService(settings, with_api=False)
-    messages, _ = bench_ingest.make_messages(args.messages * args.repeat)
+    messages, _ = load.make_messages(args.messages * args.repeat)
     now = time.time_ns()
     raws = [RawMessage(i % 65535 + 1, t, p, 1, now, 0) for i, (t, p) in enumerate(messages)]
     if not args.no_gc_tuning:
