@@ -6,7 +6,7 @@ Never guess on a wrong combination of settings: raise ConfigError with one line 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from devices.errors import ConfigError
@@ -36,14 +36,21 @@ def make_writer(settings: Settings) -> PointWriter:
     from ingest.influx_v1 import InfluxV1Writer
 
     return InfluxV1Writer(
-        settings.influx_url,
-        settings.influx_db,
-        username=settings.influx_user,
-        password=settings.influx_password,
-        token=settings.influx_token,
-        timeout_s=settings.influx_timeout_s,
+        **_v1_connection(settings),
         gzip_min_bytes=None if is_loopback(settings.influx_url) else 64 * 1024,
     )
+
+
+def _v1_connection(settings: Settings) -> dict[str, Any]:
+    """What the v1 writer and the InfluxQL reader both connect with."""
+    return {
+        "url": settings.influx_url,
+        "db": settings.influx_db,
+        "username": settings.influx_user,
+        "password": settings.influx_password,
+        "token": settings.influx_token,
+        "timeout_s": settings.influx_timeout_s,
+    }
 
 
 def is_loopback(url: str) -> bool:
@@ -75,14 +82,7 @@ def make_reader(settings: Settings) -> PointReader:
             settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
         )
-    return InfluxQLReader(
-        settings.influx_url,
-        settings.influx_db,
-        username=settings.influx_user,
-        password=settings.influx_password,
-        token=settings.influx_token,
-        timeout_s=settings.influx_timeout_s,
-    )
+    return InfluxQLReader(**_v1_connection(settings))
 
 
 def check_influx_settings(settings: Settings) -> None:
