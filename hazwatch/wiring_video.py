@@ -12,7 +12,7 @@ from fastapi import APIRouter
 from alerts.model import AlertSink
 from devices.statedb import StateDB
 from hazwatch.settings import Settings
-from ingest.interfaces import StreamProcessor
+from ingest.interfaces import PointReader, StreamProcessor
 
 
 def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
@@ -29,11 +29,24 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     return watched
 
 
-def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
-    """Stream processors fed every ingested batch (built once per ingest worker)."""
+def processors(
+    settings: Settings, db: StateDB, alerts: AlertSink, reader: PointReader | None = None
+) -> list[StreamProcessor]:
+    """Stream processors fed every ingested batch (built once per ingest worker).
+
+    Frame gaps and door motion are confirmed in the shared point store (other workers on the
+    shared subscription store what this one never sees): `reader`, or one made from settings.
+    """
+    from ingest.writers import make_reader
     from streams.video_processor import VideoProcessor
 
-    return [VideoProcessor(alerts, watched_readers=watched_readers_from(db))]
+    return [
+        VideoProcessor(
+            alerts,
+            watched_readers=watched_readers_from(db),
+            reader=reader if reader is not None else make_reader(settings),
+        )
+    ]
 
 
 def routers() -> list[APIRouter]:

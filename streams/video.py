@@ -1,6 +1,11 @@
 """Video rules on frame metadata: camera offline, frame gaps, tamper, door motion with no RFID read.
 
-Never read a clock or do I/O here: time is an argument, findings are returned to the caller.
+Never read a clock or do I/O here: time is an argument, stored points are answers handed in.
+
+A worker on a shared subscription sees only its share of a camera's frames and of the reads, so
+a frame gap or door motion with no read is first a candidate: after `confirm_grace_s` it is
+checked against the shared point store (queries described by `take_due`, answered by the
+caller, judged by `settle`) and raised only if the store cannot explain it either.
 """
 
 from __future__ import annotations
@@ -8,7 +13,7 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 NS_PER_S = 1_000_000_000
 
@@ -49,6 +54,12 @@ class VideoRuleSettings:
     persist_frames: int = 2  # a tamper condition must hold on this many messages in a row
     door_motion_on: float = 0.02
     door_window_s: float = 60.0  # a read this close (before or after) explains door motion
+    # A candidate a message to another worker may explain (frame gap, door motion with no read)
+    # waits this long by the receiver's clock, so batches in flight elsewhere are stored, and is
+    # then confirmed against the point store.
+    confirm_grace_s: float = 10.0
+    confirm_max_queries: int = 32  # point-store queries per confirmation round; the rest wait
+    confirm_max_rows: int = 10_000  # rows one query may return
 
 
 class FrameFacts(NamedTuple):
@@ -112,13 +123,64 @@ class _Camera:
 
 
 @dataclass(slots=True)
+class _Gap:
+    """Seqs between two frames this worker saw in a row: missing, or sent to another worker."""
+
+    site: str
+    camera: str
+    from_seq: int
+    to_seq: int
+    from_ts_ns: int
+    to_ts_ns: int
+    due_ns: int  # receiver's clock
+
+
+@dataclass(slots=True)
 class _DoorMotion:
+    """Motion at a watched door with no read this worker knows of (yet)."""
+
     site: str
     camera: str
     at_ns: int
+    seq: int
     readers: tuple[str, ...]
     evidence: str | None
     motion: float
+    due_ns: int  # receiver's clock
+    # The frame before, as this worker saw it. When it is not seq - 1, the real one went to
+    # another worker: whether this frame starts the motion is for the store to say.
+    prev_ts_ns: int = 0
+    prev_known: bool = True
+
+
+FRAMES = "frames"
+READS = "reads"
+QueryKey = tuple[str, str, str]  # (FRAMES, site, camera) or (READS, site, reader)
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PointQuery:
+    """One read of the point store, in PointReader.select's terms (time in [start, end))."""
+
+    measurement: str
+    tags: tuple[tuple[str, str], ...]
+    fields: tuple[str, ...] | None
+    start_ns: int
+    end_ns: int
+    limit: int
+
+
+@dataclass(slots=True)
+class Confirmation:
+    """Candidates taken for one round and the queries (one per camera, one per reader) they need."""
+
+    gaps: list[_Gap] = field(default_factory=list)
+    doors: list[_DoorMotion] = field(default_factory=list)
+    queries: dict[QueryKey, PointQuery] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.gaps or self.doors)
 
 
 class VideoRules:
@@ -128,13 +190,19 @@ class VideoRules:
         self,
         settings: VideoRuleSettings | None = None,
         watched_readers: WatchedReaders | None = None,
+        *,
+        confirm: bool = False,
     ) -> None:
+        """`confirm`: candidates wait for `take_due`/`settle` against the point store. Without
+        it, tick() raises them after the grace period as one worker that sees everything."""
         self.settings = settings or VideoRuleSettings()
         self.watched_readers: WatchedReaders = watched_readers or (lambda site, camera: [])
+        self.confirm = confirm
         self.cameras: dict[tuple[str, str], _Camera] = {}
         self.last_read_ns: dict[tuple[str, str], int] = {}  # (site, reader) -> latest read time
         self.read_times: dict[tuple[str, str], list[int]] = {}
         self.pending: list[_DoorMotion] = []
+        self.gaps: list[_Gap] = []
 
     def _camera(self, site: str, camera: str) -> _Camera:
         return self.cameras.setdefault((site, camera), _Camera())
@@ -186,10 +254,12 @@ class VideoRules:
     def _offline_ns(self) -> int:
         return int(self.settings.offline_after_s * NS_PER_S)
 
-    def frame(self, f: FrameFacts) -> list[Finding]:
+    def frame(self, f: FrameFacts, now_ns: int | None = None) -> list[Finding]:
+        """One frame; `now_ns` is when it was received (the grace runs from then)."""
         s = self.settings
         cam = self._camera(f.site, f.camera)
-        if f.ts_ns <= cam.last_ts_ns:
+        prev_ts = cam.last_ts_ns
+        if f.ts_ns <= prev_ts:
             return []  # redelivered or older than what this camera already said
         out: list[Finding] = []
         if cam.offline_raised or CAMERA_OFFLINE in cam.unsaid:
@@ -197,18 +267,19 @@ class VideoRules:
             cam.unsaid.discard(CAMERA_OFFLINE)
             out.append(Finding(CAMERA_OFFLINE, f.site, f.camera, False, f.ts_ns))
         cam.online = True
-        if cam.last_seq is not None and f.seq > cam.last_seq + s.gap_min_missing:
-            missing = f.seq - cam.last_seq - 1
-            out.append(
-                Finding(
-                    FRAME_GAP,
+        prev_seq = cam.last_seq
+        if prev_seq is not None and f.seq > prev_seq + s.gap_min_missing:
+            # A candidate only: the seqs in between may have gone to another worker.
+            received = f.ts_ns if now_ns is None else now_ns
+            self.gaps.append(
+                _Gap(
                     f.site,
                     f.camera,
-                    True,
+                    prev_seq,
+                    f.seq,
+                    prev_ts,
                     f.ts_ns,
-                    f"camera {f.camera}: {missing} frame message(s) missing "
-                    f"(seq {cam.last_seq} → {f.seq})",
-                    details={"missing": missing, "from_seq": cam.last_seq, "to_seq": f.seq},
+                    received + int(s.confirm_grace_s * NS_PER_S),
                 )
             )
         # seq going back with newer time: the agent restarted, not a gap
@@ -249,7 +320,8 @@ class VideoRules:
             # the usual frame: condition off and nothing to end (most frames, every camera)
             if now_on or streak.get(rule) or rule in unsaid or rule in raised:
                 out.extend(self._persisting(cam, f, rule, now_on, what, severity, value))
-        out.extend(self._door(cam, f))
+        if cam.in_door_motion or (f.motion is not None and f.motion >= s.door_motion_on):
+            self._door(cam, f, prev_seq, prev_ts, now_ns)
         return out
 
     def _persisting(
@@ -288,54 +360,57 @@ class VideoRules:
             return [Finding(rule, f.site, f.camera, False, f.ts_ns)]
         return []
 
-    def _door(self, cam: _Camera, f: FrameFacts) -> list[Finding]:
+    def _door(
+        self, cam: _Camera, f: FrameFacts, prev_seq: int | None, prev_ts: int, now_ns: int | None
+    ) -> None:
         s = self.settings
         moving = f.motion is not None and f.motion >= s.door_motion_on
-        started = moving and not cam.in_door_motion
+        was_moving = cam.in_door_motion
         cam.in_door_motion = moving
-        if not started:
-            return []
+        if not moving:
+            return
+        prev_known = prev_seq is None or f.seq == prev_seq + 1
+        # One worker alone: motion after motion is the same episode. On a share of the frames,
+        # an unseen frame in between may have been still: the store decides (settle).
+        if was_moving and (prev_known or not self.confirm):
+            return
         readers = tuple(self.watched_readers(f.site, f.camera))
         if not readers:
-            return []
+            return
         window = int(s.door_window_s * NS_PER_S)
-        for reader in readers:
-            if any(abs(t - f.ts_ns) <= window for t in self.read_times.get((f.site, reader), [])):
-                return []
+        if self._read_near(f.site, readers, f.ts_ns, window):
+            return
+        received = f.ts_ns if now_ns is None else now_ns
         self.pending.append(
             _DoorMotion(
-                f.site, f.camera, f.ts_ns, readers, f.snapshot or cam.last_evidence, f.motion or 0.0
+                f.site,
+                f.camera,
+                f.ts_ns,
+                f.seq,
+                readers,
+                f.snapshot or cam.last_evidence,
+                f.motion or 0.0,
+                max(received, f.ts_ns + window) + int(s.confirm_grace_s * NS_PER_S),
+                prev_ts,
+                prev_known,
             )
         )
-        return []
+
+    def _read_near(self, site: str, readers: tuple[str, ...], at_ns: int, window: int) -> bool:
+        for reader in readers:
+            if any(abs(t - at_ns) <= window for t in self.read_times.get((site, reader), ())):
+                return True
+        return False
 
     # ── time ──
 
     def tick(self, now_ns: int) -> list[Finding]:
-        """Door motion whose window passed with no read; cameras silent past `offline_after_s`."""
+        """Cameras silent past `offline_after_s`; without `confirm`, also the candidates (gaps,
+        door motion with no read) whose grace has passed, judged on what this worker saw."""
         s = self.settings
         out: list[Finding] = []
-        window = int(s.door_window_s * NS_PER_S)
-        still: list[_DoorMotion] = []
-        for p in self.pending:
-            if now_ns - p.at_ns <= window:
-                still.append(p)
-                continue
-            out.append(
-                Finding(
-                    DOOR_MOTION_NO_READ,
-                    p.site,
-                    p.camera,
-                    True,
-                    p.at_ns,
-                    f"movement at the storage door seen by {p.camera} at {p.site} with no RFID "
-                    f"read at {', '.join(p.readers)} within {s.door_window_s:.0f} s",
-                    "major",
-                    evidence=p.evidence,
-                    details={"readers": list(p.readers), "motion": p.motion},
-                )
-            )
-        self.pending = still
+        if not self.confirm:
+            out.extend(self.settle(self.take_due(now_ns), {}))
         for (site, camera), cam in self.cameras.items():
             silent = cam.last_ts_ns and now_ns - cam.last_ts_ns > self._offline_ns()
             if silent and not cam.offline_raised:
@@ -354,3 +429,180 @@ class VideoRules:
                     )
                 )
         return out
+
+    # ── confirmation against the point store ──
+
+    def take_due(self, now_ns: int) -> Confirmation:
+        """Candidates past their grace, oldest first, and the store queries they need: one per
+        camera (its frames' seq and motion) and one per reader (its reads), at most
+        `confirm_max_queries`; what does not fit waits for the next round."""
+        s = self.settings
+        round_ = Confirmation()
+        if not self.gaps and not self.pending:
+            return round_
+        window = int(s.door_window_s * NS_PER_S)
+        lookback = self._offline_ns()
+        budget = s.confirm_max_queries if self.confirm else 1 << 30
+        spans: dict[QueryKey, list[int]] = {}
+        rows: dict[QueryKey, int] = {}
+
+        def fits(needs: list[tuple[QueryKey, int, int, int]]) -> bool:
+            new = {key for key, *_ in needs if key not in spans}
+            if len(spans) + len(new) > budget:
+                return False
+            for key, start, end, expected in needs:
+                span = spans.setdefault(key, [start, end])
+                span[0], span[1] = min(span[0], start), max(span[1], end)
+                rows[key] = rows.get(key, 0) + expected
+            return True
+
+        kept_gaps: list[_Gap] = []
+        for gap in self.gaps:
+            key = (FRAMES, gap.site, gap.camera)
+            need = [(key, gap.from_ts_ns + 1, gap.to_ts_ns, gap.to_seq - gap.from_seq)]
+            if gap.due_ns <= now_ns and fits(need):
+                round_.gaps.append(gap)
+            else:
+                kept_gaps.append(gap)
+        kept_doors: list[_DoorMotion] = []
+        for door in self.pending:
+            needs = [
+                ((READS, door.site, r), door.at_ns - window, door.at_ns + window + 1, 100)
+                for r in door.readers
+            ]
+            if not door.prev_known:
+                start = max(door.prev_ts_ns + 1, door.at_ns - lookback)
+                needs.append(((FRAMES, door.site, door.camera), start, door.at_ns, 100))
+            if door.due_ns <= now_ns and fits(needs):
+                round_.doors.append(door)
+            else:
+                kept_doors.append(door)
+        self.gaps, self.pending = kept_gaps, kept_doors
+        if not self.confirm:
+            return round_  # nothing to ask: judged on what this worker saw
+        for key, (start, end) in spans.items():
+            kind, site, device = key
+            limit = min(s.confirm_max_rows, rows[key] + 100)
+            if kind == FRAMES:
+                tags = (("site", site), ("camera", device))
+                round_.queries[key] = PointQuery(
+                    "video_frame", tags, ("seq", "motion"), start, end, limit
+                )
+            else:
+                tags = (("site", site), ("reader", device))
+                round_.queries[key] = PointQuery("waste_read", tags, None, start, end, limit)
+        return round_
+
+    def settle(self, round_: Confirmation, answers: dict[QueryKey, Rows | None]) -> list[Finding]:
+        """Judge a round's candidates on the stored rows. A query with no answer (None, or
+        missing when `confirm`: the store failed) or cut at its limit before a candidate's
+        range ends puts that candidate back for the next round."""
+        out: list[Finding] = []
+        for gap in round_.gaps:
+            rows = self._rows(round_, answers, (FRAMES, gap.site, gap.camera), gap.to_ts_ns - 1)
+            if rows is None:
+                self.gaps.append(gap)
+                continue
+            out.extend(self._settle_gap(gap, rows))
+        for door in round_.doors:
+            decided, finding = self._settle_door(round_, answers, door)
+            if not decided:
+                self.pending.append(door)
+            elif finding is not None:
+                out.append(finding)
+        return out
+
+    def _rows(
+        self,
+        round_: Confirmation,
+        answers: dict[QueryKey, Rows | None],
+        key: QueryKey,
+        needed_until_ns: int,
+    ) -> Rows | None:
+        """The rows for `key`, or None when they cannot decide up to `needed_until_ns`."""
+        if not self.confirm:
+            return []  # one worker: nothing it did not see
+        rows = answers.get(key)
+        query = round_.queries.get(key)
+        if rows is None or query is None:
+            return None
+        if len(rows) >= query.limit and (not rows or int(rows[-1]["time"]) < needed_until_ns):
+            return None  # cut short before this candidate's range ends
+        return rows
+
+    def _settle_gap(self, gap: _Gap, rows: Rows) -> list[Finding]:
+        stored = {
+            int(r["seq"])
+            for r in rows
+            if r.get("seq") is not None and gap.from_ts_ns < int(r["time"]) < gap.to_ts_ns
+        }
+        # Only the seqs right before `to_seq` are this worker's to raise: it got the frame
+        # that ends them. A lost run ending before a stored frame belongs to whoever got that
+        # frame, so one loss is raised once however many workers share the camera.
+        run_end = gap.to_seq - 1
+        seq = run_end
+        while seq > gap.from_seq and seq not in stored:
+            seq -= 1
+        missing = run_end - seq
+        if missing < max(1, self.settings.gap_min_missing):
+            return []
+        first = seq + 1
+        return [
+            Finding(
+                FRAME_GAP,
+                gap.site,
+                gap.camera,
+                True,
+                gap.to_ts_ns,
+                f"camera {gap.camera}: {missing} frame message(s) missing "
+                f"(seq {seq} → {gap.to_seq})",
+                details={
+                    "missing": missing,
+                    "missing_seqs": list(range(first, min(run_end, first + 99) + 1)),
+                    "from_seq": seq,
+                    "to_seq": gap.to_seq,
+                },
+            )
+        ]
+
+    def _settle_door(
+        self, round_: Confirmation, answers: dict[QueryKey, Rows | None], door: _DoorMotion
+    ) -> tuple[bool, Finding | None]:
+        """(decided, the finding to raise): no finding when a read explains the motion or
+        it is no start; not decided when the store did not answer."""
+        s = self.settings
+        window = int(s.door_window_s * NS_PER_S)
+        if self._read_near(door.site, door.readers, door.at_ns, window):
+            return True, None  # a read came to this worker after all
+        undecided = False
+        for reader in door.readers:
+            rows = self._rows(round_, answers, (READS, door.site, reader), door.at_ns + window)
+            if rows is None:
+                undecided = True
+                continue
+            if any(abs(int(r["time"]) - door.at_ns) <= window for r in rows):
+                return True, None
+        if undecided:
+            return False, None
+        if not door.prev_known and self.confirm:
+            rows = self._rows(round_, answers, (FRAMES, door.site, door.camera), door.at_ns - 1)
+            if rows is None:
+                return False, None
+            before = [r for r in rows if int(r["time"]) < door.at_ns]
+            if before:
+                prev = max(before, key=lambda r: int(r["time"]))
+                motion = prev.get("motion")
+                if motion is not None and float(motion) >= s.door_motion_on:
+                    return True, None  # not a start: the worker with the start frame judges it
+        return True, Finding(
+            DOOR_MOTION_NO_READ,
+            door.site,
+            door.camera,
+            True,
+            door.at_ns,
+            f"movement at the storage door seen by {door.camera} at {door.site} with no RFID "
+            f"read at {', '.join(door.readers)} within {s.door_window_s:.0f} s",
+            "major",
+            evidence=door.evidence,
+            details={"readers": list(door.readers), "motion": door.motion},
+        )

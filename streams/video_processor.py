@@ -1,18 +1,61 @@
 """The video StreamProcessor: camera frames, camera statuses and RFID reads into the video rules.
 
-Never decide a rule here (streams.video does); this only translates records and findings.
+Never decide a rule here (streams.video does); this only translates records, findings and the
+point-store answers that confirm candidates (asked off the batch path, on its own thread).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from alerts.model import AlertSignal, AlertSink, Severity
 from devices.decode import Decoded
 from devices.points import Point
-from streams.video import Finding, FrameFacts, VideoRules, VideoRuleSettings, WatchedReaders
+from ingest.interfaces import PointReader
+from streams.video import (
+    Confirmation,
+    Finding,
+    FrameFacts,
+    QueryKey,
+    Rows,
+    VideoRules,
+    VideoRuleSettings,
+    WatchedReaders,
+)
+
+log = logging.getLogger("hazwatch.video")
+
+
+def ask(reader: PointReader, round_: Confirmation) -> dict[QueryKey, Rows | None]:
+    """Run a round's queries; a query that fails is None (its candidates wait for a later one)."""
+    answers: dict[QueryKey, Rows | None] = {}
+    for key, query in round_.queries.items():
+        try:
+            answers[key] = reader.select(
+                query.measurement,
+                tags=dict(query.tags),
+                fields=list(query.fields) if query.fields else None,
+                start_ns=query.start_ns,
+                end_ns=query.end_ns,
+                limit=query.limit,
+            )
+        except Exception as exc:  # the store down or refusing: never lose the candidates
+            log.warning("video: confirming %s in the point store failed: %s", key, exc)
+            answers[key] = None
+    return answers
+
+
+@dataclass(slots=True)
+class _Asking:
+    """One confirmation round in flight on its own thread."""
+
+    round_: Confirmation
+    answers: dict[QueryKey, Rows | None] = field(default_factory=dict)
+    thread: threading.Thread | None = None
 
 
 def _ts_of(item: Decoded, now_ns: int) -> int:
@@ -34,10 +77,15 @@ class VideoProcessor:
         *,
         settings: VideoRuleSettings | None = None,
         watched_readers: WatchedReaders | None = None,
+        reader: PointReader | None = None,
     ) -> None:
+        """`reader`: the shared point store, to confirm frame gaps and door motion that messages
+        to other workers may explain. Without it this worker judges on what it saw."""
         self.alerts = alerts
-        self.rules = VideoRules(settings, watched_readers)
+        self.reader = reader
+        self.rules = VideoRules(settings, watched_readers, confirm=reader is not None)
         self._lock = threading.Lock()
+        self._asking: _Asking | None = None
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
         relevant = [d for d in batch if (d.topic.family, d.topic.kind) in _RELEVANT]
@@ -46,7 +94,9 @@ class VideoProcessor:
         relevant.sort(key=lambda d: _ts_of(d, now_ns))
         with self._lock:
             for item in relevant:
-                self._emit(self._one(item, now_ns))
+                findings = self._one(item, now_ns)
+                if findings:
+                    self._emit(findings)
         return []
 
     def _one(self, item: Decoded, now_ns: int) -> list[Finding]:
@@ -71,12 +121,45 @@ class VideoProcessor:
             snapshot=snapshot.name if snapshot is not None else None,
             event=record.event,
         )
-        return self.rules.frame(facts)
+        return self.rules.frame(facts, now_ns)
 
     def tick(self, now_ns: int) -> list[Point]:
+        """Time rules; the last confirmation round's verdicts; the next round started.
+
+        The store is asked on a thread of its own: tick runs under the pipeline's processor
+        lock, so a slow store must not hold up batches. At most one round is in flight.
+        """
         with self._lock:
-            self._emit(self.rules.tick(now_ns))
+            findings = self.rules.tick(now_ns)
+            asking = self._asking
+            if asking is not None and (asking.thread is None or not asking.thread.is_alive()):
+                if asking.thread is not None:
+                    asking.thread.join()
+                findings += self.rules.settle(asking.round_, asking.answers)
+                self._asking = None
+            if self.reader is not None and self._asking is None:
+                round_ = self.rules.take_due(now_ns)
+                if round_:
+                    self._asking = self._start_asking(self.reader, round_)
+            self._emit(findings)
         return []
+
+    def _start_asking(self, reader: PointReader, round_: Confirmation) -> _Asking:
+        asking = _Asking(round_)
+
+        def run() -> None:
+            asking.answers = ask(reader, round_)
+
+        asking.thread = threading.Thread(target=run, name="hazwatch-video-confirm", daemon=True)
+        asking.thread.start()
+        return asking
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Wait for a confirmation round in flight; candidates still waiting live in memory only,
+        like the rest of this processor's state, and are not carried over a restart."""
+        asking = self._asking
+        if asking is not None and asking.thread is not None:
+            asking.thread.join(timeout_s)
 
     def _emit(self, findings: list[Finding]) -> None:
         for f in findings:

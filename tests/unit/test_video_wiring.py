@@ -32,5 +32,6 @@ def test_processors_and_routers(tmp_path: Path) -> None:
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
     (proc,) = wiring_video.processors(Settings(data_dir=tmp_path), db, ListSink())
     assert isinstance(proc, VideoProcessor) and proc.name == "video"
+    assert proc.reader is not None and proc.rules.confirm  # the embedded store, from settings
     paths = {r.path for router in wiring_video.routers() for r in router.routes}  # type: ignore[attr-defined]
     assert paths == {"/api/snapshots", "/api/snapshots/{name}"}
