@@ -75,6 +75,7 @@ def test_simulated_cameras_decode_and_drive_the_rules(mosquitto: Mosquitto) -> N
     now = max(orjson.loads(p)["ts"] for t, p in frames()) * 1_000_000 + 1
     batch = [decode(t, p, NoRegistry(), now_ns=now) for t, p in listener.messages]  # all valid
     proc.process(batch, now)
+    proc.tick(now + 11 * 1_000_000_000)  # frame gaps wait out their grace (confirm_grace_s)
     raised = {(s.rule, s.subject) for s in sink.raised}
     assert (FRAME_GAP, f"{site}/cam-01") in raised
     assert (TAMPER_OCCLUSION, f"{site}/cam-02") in raised
