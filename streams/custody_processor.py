@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from alerts.model import AlertSignal, AlertSink, Severity
 from devices.decode import Decoded
@@ -18,6 +18,7 @@ from streams.custody import (
     Changes,
     Geography,
     Input,
+    Judgement,
     ManifestInfo,
     Read,
     Registration,
@@ -131,7 +132,13 @@ def to_inputs(batch: Sequence[Decoded], registry: RegistryContext) -> list[Input
 
 
 class CustodyProcessor:
-    """Feeds the tracker, commits its changes in one transaction, alerts, returns points."""
+    """Feeds the tracker, commits its changes in one transaction, alerts, returns points.
+
+    Several workers may share the store, each seeing part of the messages (DESIGN.md, Scale):
+    under the store's lock a processor first applies what the others stored since it last
+    looked, then its own inputs, and saves; it alerts what its commit changed in the stored
+    verdicts, nothing the others already alerted.
+    """
 
     name = "custody"
 
@@ -146,6 +153,7 @@ class CustodyProcessor:
         self.registry = registry
         self.alerts = alerts
         self.store = store
+        self.seen_seq = 0  # the store's seq this tracker has applied everything up to
         self._geo_version = -1
         # the pipeline calls tick() from its periodic thread while process() runs
         self._lock = threading.Lock()
@@ -157,6 +165,9 @@ class CustodyProcessor:
         """Rebuild the tracker from the store (at start, and after a failed save)."""
         assert self.store is not None
         fresh = Tracker(self.tracker.geo)
+        # the clock first: whatever is stored after it is caught up again (a no-op), and
+        # nothing stored before it can be missed
+        seen_seq = self.store.clock()
         items, arrived = self.store.load_inputs()
         # verdicts do not depend on arrival order: one call replays everything; every
         # violation found now was alerted on before
@@ -175,6 +186,7 @@ class CustodyProcessor:
         shared.update(fresh.epc_batch)
         fresh.epc_batch = shared
         self.tracker.__dict__.update(vars(fresh))
+        self.seen_seq = seen_seq
 
     def _sync_geography(self) -> None:
         self.registry.refresh()
@@ -188,30 +200,107 @@ class CustodyProcessor:
             inputs = to_inputs(batch, self.registry)
             if not inputs:
                 return []
-            changes = self.tracker.apply(inputs, now_ns)
-            return self._commit(inputs, changes, now_ns)
+            return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)
 
     def tick(self, now_ns: int) -> list[Point]:
         with self._lock:
             self._sync_geography()
-            changes = self.tracker.check(now_ns)
-            if not (changes.batches or changes.raised or changes.cleared):
-                return []
-            return self._commit([], changes, now_ns)
+            return self._exchange([], lambda: self.tracker.check(now_ns), now_ns)
 
     def _commit(self, inputs: Sequence[Input], changes: Changes, now_ns: int) -> list[Point]:
-        if self.store is not None:
-            try:
-                self.store.save(inputs, changes, now_ns)
-            except Exception:
-                # the messages will be redelivered: forget what was applied but not stored
-                self.reload()
-                raise
-        for violation in changes.cleared:
-            self.alerts.clear(violation.rule, violation.subject, now_ns)
-        for violation in changes.raised:
-            self._raise(violation)
+        """Save and alert changes the caller has applied already (bench/custody.py)."""
+        return self._exchange(inputs, lambda: changes, now_ns)
+
+    def _exchange(
+        self, inputs: Sequence[Input], own: Callable[[], Changes], now_ns: int
+    ) -> list[Point]:
+        """Catch up, apply `own`, save and commit under the store's lock; then alert."""
+        if self.store is None:
+            changes = own()
+            if not (inputs or changes.batches or changes.raised or changes.cleared):
+                return []
+            for violation in changes.cleared:
+                self.alerts.clear(violation.rule, violation.subject, now_ns)
+            for violation in changes.raised:
+                self._raise(violation)
+            return points(changes)
+        store = self.store
+        # Alerts must reach the alert store in commit order, or a worker's clear may land
+        # before the raise it answers. On PostgreSQL they are sent under the lock (with one
+        # StateDB for both, inside the transaction too); SQLite cannot nest the alert store's
+        # transaction in this one, so there they follow the commit (see _alert).
+        under_lock = store.db.kind == "postgres"
+        final: dict[str, Judgement] = {}
+        before: dict[str, list[tuple[str, str]]] = {}
+        try:
+            with store.locked() as clock:
+                caught = self._catch_up(clock, now_ns)
+                changes = own()
+                if inputs or changes.batches or caught.batches:
+                    # The stored verdicts are what every worker alerted against: raise and
+                    # clear the difference this commit makes, whoever's input made it.
+                    final = {b: self.tracker.judged[b] for b in (*caught.batches, *changes.batches)}
+                    before = store.alerted(final)
+                    store.write(inputs, Changes(changes.events, final), now_ns, clock + 1)
+                    self.seen_seq = clock + 1
+                if under_lock:
+                    self._alert(final, before, changes, now_ns)
+        except Exception:
+            # the messages will be redelivered: forget what was applied but not stored
+            self.reload()
+            raise
+        if not under_lock:
+            self._alert(final, before, changes, now_ns)
         return points(changes)
+
+    def _alert(
+        self,
+        final: dict[str, Judgement],
+        before: dict[str, list[tuple[str, str]]],
+        changes: Changes,
+        now_ns: int,
+    ) -> None:
+        """Raise and clear what changed from the stored verdicts `before` to `final`.
+
+        Unknown tags have no stored verdict (their subject is an EPC): those are the tracker's
+        own findings, and never a caught-up read's (the worker that stored it alerts it).
+        """
+        for batch, judgement in final.items():
+            had = before.get(batch, [])
+            now_rules = {v.rule for v in judgement.violations}
+            for rule in dict.fromkeys(rule for rule, _ in had if rule not in now_rules):
+                self.alerts.clear(rule, batch, now_ns)
+            had_keys = set(had)
+            for violation in judgement.violations:
+                if (violation.rule, violation.event_id) not in had_keys:
+                    self._raise(violation)
+        for violation in changes.cleared:
+            if violation.rule == "unknown_tag":
+                self.alerts.clear(violation.rule, violation.subject, now_ns)
+        for violation in changes.raised:
+            if violation.rule == "unknown_tag":
+                self._raise(violation)
+
+    def _catch_up(self, clock: int, now_ns: int) -> Changes:
+        """Apply what other workers stored since `seen_seq` (their alerts are theirs)."""
+        assert self.store is not None
+        if clock == self.seen_seq:
+            return Changes()
+        seen = self.tracker.seen
+        caught = [
+            item
+            for item in self.store.inputs_since(self.seen_seq)
+            if (f"manifest:{item.manifest}" if isinstance(item, ManifestInfo) else item.event_id)
+            not in seen
+        ]
+        changes = self.tracker.apply(caught, now_ns)
+        # An unknown tag is alerted by the worker that stored its read, after the grace.
+        orphans = self.tracker.orphans
+        for item in caught:
+            if isinstance(item, Read) and item.event_id in orphans.get(item.epc, {}):
+                self.tracker.reported_orphans.add(item.event_id)
+        self.seen_seq = clock
+        return changes
 
     def _raise(self, violation: Violation) -> None:
         self.alerts.raise_alert(

@@ -6,7 +6,8 @@ Never commit per event: one `save` is one transaction of `executemany` statement
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from devices.statedb import StateDB
@@ -41,27 +42,45 @@ MIGRATIONS = [
     "epc {text} NOT NULL, stage {text} NOT NULL, ts_ns BIGINT NOT NULL, site {text} NOT NULL, "
     "device {text} NOT NULL, net_kg DOUBLE PRECISION, manifest {text});"
     "CREATE INDEX custody_event_batch ON custody_event (batch, ts_ns)",
+    # v2: several workers share one store (DESIGN.md, Scale). Every save takes the next value
+    # of custody_clock and stamps the rows it inserts with it, so that a worker catches up
+    # with what the others stored since it last looked: registrations (custody_batch.info),
+    # manifests, reads kept as custody events and the other inputs. Rows of v1 are seq 0.
+    "ALTER TABLE custody_input ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_event ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_batch ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_manifest ADD COLUMN seq BIGINT NOT NULL DEFAULT 0;"
+    "CREATE INDEX custody_input_seq ON custody_input (seq);"
+    "CREATE INDEX custody_event_seq ON custody_event (seq);"
+    "CREATE INDEX custody_batch_seq ON custody_batch (seq);"
+    "CREATE INDEX custody_manifest_seq ON custody_manifest (seq);"
+    "CREATE TABLE custody_clock (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL);"
+    "INSERT INTO custody_clock (id, seq) VALUES (1, 0)",
 ]
+_STAGE_LOCATION = {stage: location for location, stage in LOCATION_STAGE.items()}
+# Any constant: only custody saves take it (StateDB.migrate takes 4242).
+ADVISORY_LOCK = 0x637573746F6479  # "custody"
 
 _UPSERT_EVENT = (
     "INSERT INTO custody_event (event_id, batch, epc, stage, ts_ns, site, device, net_kg, "
-    "manifest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+    "manifest, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
     "batch = excluded.batch, stage = excluded.stage, ts_ns = excluded.ts_ns, "
     "net_kg = excluded.net_kg, manifest = excluded.manifest"
 )
 _UPSERT_BATCH = (
     "INSERT INTO custody_batch (batch, epc, waste_code, site, ts_ns, info, stage, verdict, "
-    "since_ns, at_site, manifest, violations) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "since_ns, at_site, manifest, violations, seq) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (batch) DO UPDATE SET stage = excluded.stage, verdict = excluded.verdict, "
     "since_ns = excluded.since_ns, at_site = excluded.at_site, manifest = excluded.manifest, "
     "violations = excluded.violations"
 )
 _INSERT_INPUT = (
     "INSERT INTO custody_input (event_id, kind, epc, site, device, location, ts_ns, net_kg, "
-    "arrived_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    "arrived_ns, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
 )
 _INSERT_MANIFEST = (
-    "INSERT INTO custody_manifest (manifest, site, ts_ns, body) VALUES (?, ?, ?, ?) "
+    "INSERT INTO custody_manifest (manifest, site, ts_ns, body, seq) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (manifest) DO NOTHING"
 )
 
@@ -90,7 +109,38 @@ class CustodyStore:
         self.db = db
         db.migrate("custody", MIGRATIONS)
 
-    def save(self, inputs: Sequence[Input], changes: Changes, arrived_ns: int) -> None:
+    @contextmanager
+    def locked(self) -> Iterator[int]:
+        """One transaction under the cross-worker lock; yields the newest seq stored so far.
+
+        Between reading the clock (catch-up) and `write`, no other worker saves: on PostgreSQL
+        the advisory lock says so, on SQLite the BEGIN IMMEDIATE of StateDB.transaction takes
+        the file's write lock first (it serialises processes sharing the file, too).
+        """
+        with self.db.transaction():
+            if self.db.kind == "postgres":
+                self.db.execute("SELECT pg_advisory_xact_lock(?)", (ADVISORY_LOCK,))
+            yield self.clock()
+
+    def clock(self) -> int:
+        """The seq of the newest save (one indexed row: the cheap "anything new?" query)."""
+        return int(self.db.query("SELECT seq FROM custody_clock WHERE id = 1")[0][0])
+
+    def save(self, inputs: Sequence[Input], changes: Changes, arrived_ns: int) -> int:
+        """`write` in a transaction of its own under the lock; returns the seq it took."""
+        with self.locked() as clock:
+            self.write(inputs, changes, arrived_ns, clock + 1)
+        return clock + 1
+
+    def write(self, inputs: Sequence[Input], changes: Changes, arrived_ns: int, seq: int) -> None:
+        """One call's inputs and changes, stamped `seq`; only inside `locked`, seq = clock + 1.
+
+        The seq is the clock's next value, taken under the lock. A PostgreSQL sequence
+        (BIGSERIAL) would not do without it: a transaction that took value 7 and commits after
+        another one took 8 and committed makes a worker that caught up to 8 skip 7 for ever.
+        Under the lock, the transaction taking the next value is the only one writing, and it
+        commits before the next one reads the clock.
+        """
         inputs_rows: list[tuple[Any, ...]] = []
         manifests: list[tuple[Any, ...]] = []
         registrations: dict[str, Registration] = {}
@@ -100,16 +150,16 @@ class CustodyStore:
                     continue  # kept as its custody event; replay reads it from there
                 inputs_rows.append(
                     (item.event_id, "read", item.epc, item.site, item.device, item.location,
-                     item.ts_ns, None, arrived_ns)
+                     item.ts_ns, None, arrived_ns, seq)
                 )  # fmt: skip
             elif isinstance(item, Weighing):
                 inputs_rows.append(
                     (item.event_id, "weigh", item.epc, item.site, item.device, item.location,
-                     item.ts_ns, item.net_kg, arrived_ns)
+                     item.ts_ns, item.net_kg, arrived_ns, seq)
                 )  # fmt: skip
             elif isinstance(item, ManifestInfo):
                 body = json.dumps({**_plain(item), "batches": list(item.batches)})
-                manifests.append((item.manifest, item.site, item.ts_ns, body))
+                manifests.append((item.manifest, item.site, item.ts_ns, body, seq))
             else:
                 registrations[item.batch] = item
         batch_rows = []
@@ -120,28 +170,78 @@ class CustodyStore:
                 (judgement.batch, judgement.epc, judgement.waste_code,
                  info.site if info else "", info.ts_ns if info else 0, info_json,
                  judgement.stage, judgement.verdict, judgement.since_ns, judgement.site,
-                 judgement.manifest, violations_json(judgement))
+                 judgement.manifest, violations_json(judgement), seq)
             )  # fmt: skip
         event_rows = [
-            (e.event_id, e.batch, e.epc, e.stage, e.ts_ns, e.site, e.device, e.net_kg, e.manifest)
+            (e.event_id, e.batch, e.epc, e.stage, e.ts_ns, e.site, e.device, e.net_kg, e.manifest,
+             seq)
             for e in changes.events.values()
-        ]
+        ]  # fmt: skip
         # Registrations of batches whose verdict did not change must still be kept.
         missing = [r for b, r in registrations.items() if b not in changes.batches]
-        with self.db.transaction():
-            if inputs_rows:
-                self.db.executemany(_INSERT_INPUT, inputs_rows)
-            if manifests:
-                self.db.executemany(_INSERT_MANIFEST, manifests)
-            if batch_rows:
-                self.db.executemany(_UPSERT_BATCH, batch_rows)
-            if missing:
-                self.db.executemany(
-                    "UPDATE custody_batch SET info = ? WHERE batch = ?",
-                    [(json.dumps(_plain(r), ensure_ascii=False), r.batch) for r in missing],
+        if inputs_rows:
+            self.db.executemany(_INSERT_INPUT, inputs_rows)
+        if manifests:
+            self.db.executemany(_INSERT_MANIFEST, manifests)
+        if batch_rows:
+            self.db.executemany(_UPSERT_BATCH, batch_rows)
+        if missing:
+            self.db.executemany(
+                "UPDATE custody_batch SET info = ?, seq = ? WHERE batch = ?",
+                [(json.dumps(_plain(r), ensure_ascii=False), seq, r.batch) for r in missing],
+            )
+        if event_rows:
+            self.db.executemany(_UPSERT_EVENT, event_rows)
+        self.db.execute("UPDATE custody_clock SET seq = ? WHERE id = 1", (seq,))
+
+    def inputs_since(self, seq: int) -> list[Input]:
+        """The inputs other workers stored after `seq` (read inside `locked`), any order."""
+        items: list[Input] = []
+        for (info,) in self.db.query(
+            "SELECT info FROM custody_batch WHERE seq > ? AND info <> '{}'", (seq,)
+        ):
+            items.append(Registration(**json.loads(info)))
+        for (body,) in self.db.query("SELECT body FROM custody_manifest WHERE seq > ?", (seq,)):
+            raw = json.loads(body)
+            raw["batches"] = tuple(raw["batches"])
+            items.append(ManifestInfo(**raw))
+        for event_id, epc, site, device, stage, ts_ns in self.db.query(
+            "SELECT event_id, epc, site, device, stage, ts_ns FROM custody_event "
+            "WHERE seq > ? AND stage <> 'GENERATED'",
+            (seq,),
+        ):
+            items.append(Read(event_id, epc, site, device, _STAGE_LOCATION[stage], int(ts_ns)))
+        for event_id, kind, epc, site, device, location, ts_ns, net_kg in self.db.query(
+            "SELECT event_id, kind, epc, site, device, location, ts_ns, net_kg "
+            "FROM custody_input WHERE seq > ?",
+            (seq,),
+        ):
+            if kind == "read":
+                items.append(Read(event_id, epc, site, device, location, int(ts_ns)))
+            else:
+                items.append(
+                    Weighing(event_id, epc, site, device, location, float(net_kg), int(ts_ns))
                 )
-            if event_rows:
-                self.db.executemany(_UPSERT_EVENT, event_rows)
+        return items
+
+    def alerted(self, batches: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """(rule, event id) of the stored violations of these batches: what was alerted.
+
+        Read inside `locked` before `write`: the stored verdict is the one every worker's
+        alerts were raised against, so a worker alerts only what its own commit changes.
+        """
+        found: dict[str, list[tuple[str, str]]] = {}
+        names = list(batches)
+        for start in range(0, len(names), 500):
+            part = names[start : start + 500]
+            rows = self.db.query(
+                "SELECT batch, violations FROM custody_batch WHERE violations <> '[]' "
+                f"AND batch IN ({', '.join('?' * len(part))})",
+                part,
+            )
+            for batch, violations in rows:
+                found[batch] = [(v["rule"], v["event_id"]) for v in json.loads(violations)]
+        return found
 
     def load_inputs(self) -> tuple[list[Input], dict[str, int]]:
         """Every stored input, for replay at start; and each read's arrival time."""
@@ -152,7 +252,7 @@ class CustodyStore:
             raw = json.loads(body)
             raw["batches"] = tuple(raw["batches"])
             items.append(ManifestInfo(**raw))
-        location = {stage: loc for loc, stage in LOCATION_STAGE.items()}
+        location = _STAGE_LOCATION
         for event in self.db.query(
             "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
             "FROM custody_event WHERE stage <> 'GENERATED' ORDER BY ts_ns"

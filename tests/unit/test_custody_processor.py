@@ -90,16 +90,16 @@ def test_unknown_tag_alert(tmp_path: Path) -> None:
 def test_failed_save_forgets_what_it_applied(tmp_path: Path) -> None:
     proc, _, db = make(tmp_path)
     assert proc.store is not None
-    real_save = proc.store.save
+    real_save = proc.store.write
 
     def broken_save(*args: object) -> None:
         raise RuntimeError("disk full")
 
-    proc.store.save = broken_save  # type: ignore[method-assign]
+    proc.store.write = broken_save  # type: ignore[method-assign]
     with pytest.raises(RuntimeError):
         proc.process(decoded(proc, STORY), NOW)
     assert proc.tracker.judged == {} and proc.tracker.epc_batch == {}
-    proc.store.save = real_save  # type: ignore[method-assign]
+    proc.store.write = real_save  # type: ignore[method-assign]
     points = proc.process(decoded(proc, STORY), NOW)  # the redelivery now lands
     assert len(points) == 2
     assert db.query("SELECT COUNT(*) FROM custody_event")[0][0] == 2
