@@ -6,7 +6,6 @@ Never open a second alert for a (rule, subject) that has one open or acknowledge
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Callable
 
@@ -80,9 +79,6 @@ class AlertStore:
         # (rule, subject) of the alerts open or acknowledged: rules call clear() for every
         # healthy reading, which must not cost a query. Reloaded every few seconds so that
         # alerts opened by another worker (PostgreSQL) are seen too.
-        self._active: set[tuple[str, str]] = set()
-        self._active_loaded = 0.0
-        self.active_refresh_s = 5.0
 
     def _notify(self, alert: Alert) -> None:
         for listener in self.listeners:
@@ -104,7 +100,6 @@ class AlertStore:
                     "UPDATE alerts SET count = count + 1, updated_ns = ? WHERE alert_id = ?",
                     (max(signal.at_ns, int(rows[0][8])), rows[0][0]),
                 )
-                self._active.add((signal.rule, signal.subject))
                 return None
             alert = Alert(
                 alert_id=uuid.uuid4().hex[:16],
@@ -138,27 +133,14 @@ class AlertStore:
                     None,
                 ),
             )
-        self._active.add((alert.rule, alert.subject))
         self._notify(alert)
         return alert
-
-    def _refresh_active(self) -> None:
-        now = time.monotonic()
-        if now - self._active_loaded < self.active_refresh_s:
-            return
-        rows = self.db.query(
-            "SELECT rule, subject FROM alerts WHERE state IN ('open', 'acknowledged')"
-        )
-        self._active = {(str(r[0]), str(r[1])) for r in rows}
-        self._active_loaded = now
 
     def clear(self, rule: str, subject: str, at_ns: int) -> None:
         if not self.auto_resolve:
             return
-        self._refresh_active()
-        if (rule, subject) not in self._active:
-            return
-        self._active.discard((rule, subject))
+        # Always asked of the store, never of a cache: another worker sharing it may have
+        # opened this alert a moment ago (clears are rare: they follow state changes only).
         rows = self.db.query(
             "SELECT alert_id FROM alerts WHERE rule = ? AND subject = ? "
             "AND state IN ('open', 'acknowledged')",

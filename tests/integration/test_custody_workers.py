@@ -43,8 +43,6 @@ class Worker:
     def __init__(self, url: str) -> None:
         self.db = StateDB(url)
         self.alerts = AlertStore(self.db)
-        # a clear must see an alert another worker opened a moment ago (see the report)
-        self.alerts.active_refresh_s = 0.0
         tracker = Tracker()
         ctx = registry.RegistryContext(self.db, batches=tracker.epc_batch)
         self.proc = CustodyProcessor(tracker, ctx, self, CustodyStore(self.db))
