@@ -5,6 +5,7 @@ Never open a second alert for a (rule, subject) that has one open or acknowledge
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
@@ -35,13 +36,33 @@ MIGRATIONS = [
     );
     CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state, opened_ns);
     CREATE INDEX IF NOT EXISTS alerts_rule_subject ON alerts (rule, subject, state)
+    """,
+    # One open (or acknowledged) alert per (rule, subject), kept by the database itself: two
+    # workers raising the same alert at the same instant would each find none and insert.
+    # Duplicates opened before this index are resolved first, keeping the oldest.
     """
+    UPDATE alerts SET state = 'resolved', resolved_ns = updated_ns,
+        acknowledged_by = COALESCE(acknowledged_by, 'duplicate')
+    WHERE state IN ('open', 'acknowledged') AND EXISTS (
+        SELECT 1 FROM alerts AS older
+        WHERE older.rule = alerts.rule AND older.subject = alerts.subject
+        AND older.state IN ('open', 'acknowledged')
+        AND (older.opened_ns < alerts.opened_ns
+             OR (older.opened_ns = alerts.opened_ns AND older.alert_id < alerts.alert_id)));
+    CREATE UNIQUE INDEX alerts_one_open ON alerts (rule, subject)
+        WHERE state IN ('open', 'acknowledged')
+    """,
 ]
 
 _COLUMNS = (
     "alert_id, rule, subject, severity, message, site, state, opened_ns, updated_ns, "
     "count, evidence, details, acknowledged_by, resolved_ns"
 )
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    """sqlite3.IntegrityError or psycopg's UniqueViolation (sqlstate 23505), without psycopg."""
+    return isinstance(exc, sqlite3.IntegrityError) or getattr(exc, "sqlstate", None) == "23505"
 
 
 class AlertError(HazwatchError):
@@ -76,9 +97,6 @@ class AlertStore:
         self.listeners: list[Callable[[Alert], None]] = []
         self._lock = threading.Lock()
         db.migrate("alerts", MIGRATIONS)
-        # (rule, subject) of the alerts open or acknowledged: rules call clear() for every
-        # healthy reading, which must not cost a query. Reloaded every few seconds so that
-        # alerts opened by another worker (PostgreSQL) are seen too.
 
     def _notify(self, alert: Alert) -> None:
         for listener in self.listeners:
@@ -89,6 +107,15 @@ class AlertStore:
 
         Returns the alert when it is new, None when it only repeated an open one.
         """
+        try:
+            return self._raise(signal)
+        except Exception as exc:
+            if not _is_unique_violation(exc):
+                raise
+            # another worker opened it between our look and our insert: now it is a repeat
+            return self._raise(signal)
+
+    def _raise(self, signal: AlertSignal) -> Alert | None:
         with self._lock, self.db.transaction():
             rows = self.db.query(
                 f"SELECT {_COLUMNS} FROM alerts WHERE rule = ? AND subject = ? "

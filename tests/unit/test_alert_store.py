@@ -40,3 +40,52 @@ def test_clear_resolves_an_open_alert_at_once_and_ignores_healthy_subjects(
     store.clear("air_exceedance", "aq-07", 9_000)
     assert store.get(alert.alert_id).state is AlertState.RESOLVED
     assert [a.alert_id for a in store.list(state="resolved")] == [alert.alert_id]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
+
+
+def test_two_workers_raising_at_once_open_one_alert(
+    state_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker A looks, finds nothing open, and B opens the alert before A inserts: the
+    database refuses A's second open alert, and A's raise becomes a repeat of B's."""
+    a, b = AlertStore(StateDB(state_url)), AlertStore(StateDB(state_url))
+    opened = b.raise_alert(signal(at_ns=1_000))
+    assert opened is not None
+    real_query = a.db.query
+    stale = iter([[]])  # A's first look happens "before" B's insert
+
+    def query(sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+        if sql.lstrip().startswith("SELECT") and "state IN" in sql:
+            looked = next(stale, None)
+            if looked is not None:
+                return looked
+        return real_query(sql, params)
+
+    monkeypatch.setattr(a.db, "query", query)
+    assert a.raise_alert(signal(at_ns=2_000)) is None  # a repeat, not a second alert
+    open_now = b.list(state="open")
+    assert [x.alert_id for x in open_now] == [opened.alert_id]
+    assert b.get(opened.alert_id).count == 2
+
+
+def test_migration_resolves_duplicate_open_alerts_keeping_the_oldest(state_url: str) -> None:
+    from alerts.store import MIGRATIONS
+
+    db = StateDB(state_url)
+    db.migrate("alerts", MIGRATIONS[:1])  # a store from before the unique index
+    for alert_id, opened in (("b-newer", 2_000), ("a-older", 1_000), ("c-newest", 3_000)):
+        db.execute(
+            "INSERT INTO alerts (alert_id, rule, subject, severity, message, site, state, "
+            "opened_ns, updated_ns) VALUES (?, 'air_exceedance', 'aq-07', 'major', 'm', 's', "
+            "'open', ?, ?)",
+            (alert_id, opened, opened),
+        )
+    store = AlertStore(db)
+    assert [a.alert_id for a in store.list(state="open")] == ["a-older"]
+    assert {a.alert_id for a in store.list(state="resolved")} == {"b-newer", "c-newest"}
+    assert store.raise_alert(signal(at_ns=4_000)) is None  # the kept one counts repeats
