@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     influx_user: str = ""
     influx_password: str = ""
     influx_timeout_s: float = 10.0
+    # a failing InfluxDB is retried with backoff this long per batch, then batches are spooled
+    influx_retry_max_s: float = Field(default=10.0, gt=0, le=3600)
     state_url: str = ""  # empty: sqlite:///{data_dir}/state.db
 
     # ingest behaviour
@@ -55,6 +57,17 @@ class Settings(BaseSettings):
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
     max_future_s: float = 300.0
     spool_max_mb: int = Field(default=512, ge=1)
+
+    # video rules (streams.video.VideoRuleSettings: each video_<name> sets its <name>)
+    video_offline_after_s: float = Field(default=30.0, gt=0)
+    video_persist_frames: int = Field(default=2, ge=1)
+    video_occlusion_on: float = Field(default=0.6, gt=0, le=1)
+    video_scene_change_on: float = Field(default=0.35, gt=0, le=1)
+    video_too_dark_brightness: float = Field(default=15.0, ge=0, le=255)
+    video_defocus_ratio: float = Field(default=0.35, gt=0, lt=1)
+    video_door_motion_on: float = Field(default=0.02, gt=0, le=1)
+    video_door_window_s: float = Field(default=60.0, gt=0)
+    video_confirm_grace_s: float = Field(default=10.0, ge=0)
 
     # API
     api_host: str = "127.0.0.1"

@@ -6,6 +6,8 @@ hazwatch.app calls these; nothing else imports this module.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
@@ -13,6 +15,9 @@ from alerts.model import AlertSink
 from devices.statedb import StateDB
 from hazwatch.settings import Settings
 from ingest.interfaces import PointReader, StreamProcessor
+
+if TYPE_CHECKING:
+    from streams.video import VideoRuleSettings
 
 
 def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
@@ -29,6 +34,19 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     return watched
 
 
+def rule_settings(settings: Settings) -> VideoRuleSettings:
+    """The video rules' thresholds: each settings field video_<name> sets the rules' <name>."""
+    from streams.video import VideoRuleSettings
+
+    names = {f.name for f in fields(VideoRuleSettings)}
+    chosen = {
+        name.removeprefix("video_"): value
+        for name, value in settings.model_dump().items()
+        if name.startswith("video_") and name.removeprefix("video_") in names
+    }
+    return VideoRuleSettings(**chosen)
+
+
 def processors(
     settings: Settings, db: StateDB, alerts: AlertSink, reader: PointReader | None = None
 ) -> list[StreamProcessor]:
@@ -43,6 +61,7 @@ def processors(
     return [
         VideoProcessor(
             alerts,
+            settings=rule_settings(settings),
             watched_readers=watched_readers_from(db),
             reader=reader if reader is not None else make_reader(settings),
         )

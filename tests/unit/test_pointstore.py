@@ -344,3 +344,17 @@ def test_store_round_trip_of_awkward_points(
         assert store.select(measurement, tags=tags) == [row]
     finally:
         store.close()
+
+
+def test_influx_retry_budget_comes_from_settings(tmp_path: Path) -> None:
+    for api, extra in (("v1", {}), ("v2", {"influx_token": "t"})):
+        conf = Settings(
+            data_dir=tmp_path,
+            influx_url="http://127.0.0.1:1",
+            influx_api=api,
+            influx_retry_max_s=42.0,
+            **extra,
+        )
+        writer = make_writer(conf)
+        assert writer.retry.max_s == 42.0  # type: ignore[attr-defined]
+        writer.close()

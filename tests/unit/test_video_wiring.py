@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
+
+import pytest
 
 from alerts.model import ListSink
 from devices import registry
 from devices.statedb import StateDB
 from hazwatch import wiring_video
 from hazwatch.settings import Settings
+from streams.video import VideoRuleSettings
 from streams.video_processor import VideoProcessor
 
 DOC = {
@@ -35,3 +39,20 @@ def test_processors_and_routers(tmp_path: Path) -> None:
     assert proc.reader is not None and proc.rules.confirm  # the embedded store, from settings
     paths = {r.path for router in wiring_video.routers() for r in router.routes}  # type: ignore[attr-defined]
     assert paths == {"/api/snapshots", "/api/snapshots/{name}"}
+
+
+def test_every_video_setting_sets_a_rule_threshold(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rule_fields = {f.name for f in fields(VideoRuleSettings)}
+    video = [name for name in Settings.model_fields if name.startswith("video_")]
+    assert video and all(name.removeprefix("video_") in rule_fields for name in video)
+    monkeypatch.setenv("HAZWATCH_VIDEO_DOOR_WINDOW_S", "90")
+    monkeypatch.setenv("HAZWATCH_VIDEO_PERSIST_FRAMES", "4")
+    settings = Settings(data_dir=tmp_path)
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    (proc,) = wiring_video.processors(settings, db, ListSink())
+    assert isinstance(proc, VideoProcessor)
+    assert proc.rules.settings.door_window_s == 90.0
+    assert proc.rules.settings.persist_frames == 4
+    assert proc.rules.settings.offline_after_s == VideoRuleSettings().offline_after_s
