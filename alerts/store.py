@@ -208,6 +208,14 @@ class AlertStore:
         self._notify(alert)
         return alert
 
+    def open_evidence(self) -> set[str]:
+        """Evidence names (snapshots, event ids) of the alerts still open or acknowledged."""
+        rows = self.db.query(
+            "SELECT evidence FROM alerts WHERE state IN ('open', 'acknowledged') "
+            "AND evidence IS NOT NULL"
+        )
+        return {str(r[0]) for r in rows}
+
     def list(
         self,
         *,

@@ -18,6 +18,7 @@ from alerts.model import Alert
 from alerts.store import AlertStore
 from api.app import create_app
 from api.deps import ApiContext
+from api.routes.snapshots import prune_snapshots
 from devices.points import Point
 from devices.statedb import StateDB
 from devices.topics import ALERT_ROOT
@@ -68,6 +69,9 @@ def alert_point(alert: Alert) -> Point:
         "state": alert.state.value,
     }
     return Point("alert", tags, fields, alert.updated_ns)
+
+
+PRUNE_EVERY_S = 3600.0
 
 
 def tune_gc() -> None:
@@ -189,6 +193,7 @@ class HazwatchService:
 
     def _periodic(self) -> None:
         last_tick = 0.0
+        last_prune = -PRUNE_EVERY_S
         while not self._stop.wait(0.5):
             try:
                 if len(self.spool):
@@ -196,8 +201,24 @@ class HazwatchService:
                 if time.monotonic() - last_tick >= 5.0:
                     last_tick = time.monotonic()
                     self.pipeline.tick()
+                if time.monotonic() - last_prune >= PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    self.prune_snapshots()
             except Exception:
                 log.exception("periodic work failed; trying again")
+
+    def prune_snapshots(self) -> list[str]:
+        """Snapshots past HAZWATCH_SNAPSHOT_KEEP_DAYS, unless an open alert cites them."""
+        deleted = prune_snapshots(
+            self.settings.data_dir / "snapshots",
+            self.settings.snapshot_keep_days * 86400,
+            time.time(),
+            self.alerts.open_evidence(),
+        )
+        if deleted:
+            days = self.settings.snapshot_keep_days
+            log.info("deleted %d snapshots older than %g days", len(deleted), days)
+        return deleted
 
     def close(self) -> None:
         """Stop in order: no new messages, last batch made durable and acked, then the rest."""

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     video_door_window_s: float = Field(default=60.0, gt=0)
     video_confirm_grace_s: float = Field(default=10.0, ge=0)
 
+    # evidence snapshots uploaded by camera agents: kept this long, and always while the
+    # alert they prove is open or acknowledged
+    snapshot_keep_days: float = Field(default=365.0, gt=0)
+
     # API
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8080, ge=0, le=65535)

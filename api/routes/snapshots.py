@@ -71,10 +71,41 @@ async def upload_snapshot(
                 {"name": name, "sha256": actual, "bytes": len(body)}, status_code=200
             )
         raise HTTPException(status_code=409, detail=f"{name} exists with other content")
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    tmp.write_bytes(bytes(body))
-    tmp.replace(target)
+    _write_durably(folder, name, bytes(body))
     return JSONResponse({"name": name, "sha256": actual, "bytes": len(body)}, status_code=201)
+
+
+def _write_durably(folder: Path, name: str, data: bytes) -> None:
+    """The file, then its name, on disk before the agent hears 201 and drops its own copy."""
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(folder / name)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def prune_snapshots(folder: Path, keep_s: float, now_s: float, keep: set[str]) -> list[str]:
+    """Delete snapshots older than `keep_s` (by file time), except those named in `keep`
+    (the evidence of alerts still open or acknowledged); returns the names deleted."""
+    if not folder.is_dir():
+        return []
+    deleted = []
+    for path in folder.glob("*.jpg"):
+        if path.name in keep:
+            continue
+        try:
+            if now_s - path.stat().st_mtime > keep_s:
+                path.unlink()
+                deleted.append(path.name)
+        except FileNotFoundError:  # another worker pruned it first
+            continue
+    return sorted(deleted)
 
 
 @router.get("/api/snapshots/{name}")

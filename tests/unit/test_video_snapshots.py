@@ -107,3 +107,29 @@ def test_uploader_retries_until_the_api_takes_it(client: TestClient, tmp_path: P
     assert (
         folder.pending() == [] and client.get("/api/snapshots/d_occlusion.jpg").status_code == 200
     )
+
+
+def test_old_snapshots_go_unless_an_open_alert_cites_them(tmp_path: Path) -> None:
+    import os
+    import time
+
+    from alerts.model import AlertSignal, Severity
+    from api.routes.snapshots import prune_snapshots
+
+    folder = tmp_path / "snapshots"
+    folder.mkdir()
+    now = time.time()
+    for name, age_days in (("old.jpg", 400), ("cited.jpg", 400), ("new.jpg", 10)):
+        path = folder / name
+        path.write_bytes(b"\xff\xd8\xff")
+        os.utime(path, (now - age_days * 86400, now - age_days * 86400))
+    store = AlertStore(StateDB(f"sqlite:///{tmp_path / 'state.db'}"))
+    store.raise_alert(
+        AlertSignal(
+            "tamper_occlusion", "s/cam-1", Severity.MAJOR, "lens covered", "s", 1, {}, "cited.jpg"
+        )
+    )
+    deleted = prune_snapshots(folder, 365 * 86400, now, store.open_evidence())
+    assert deleted == ["old.jpg"]
+    assert sorted(p.name for p in folder.iterdir()) == ["cited.jpg", "new.jpg"]
+    assert prune_snapshots(tmp_path / "none", 1, now, set()) == []
