@@ -65,3 +65,9 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture()
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'state.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: pytest.FixtureRequest) -> str:
+    """The same test on both state stores: a fresh SQLite file, a fresh PostgreSQL database."""
+    return str(request.getfixturevalue(f"{request.param}_url"))

@@ -30,11 +30,6 @@ TABLES = ("air_reading", "air_hour", "air_hour_open", "air_station", "air_hour_r
 Results = dict[tuple[str, int], dict[str, object]]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest) -> str:
-    return str(request.getfixturevalue(f"{request.param}_url"))
-
-
 def messages(first_min: int, last_min: int) -> list[Decoded]:
     """aq-1's HJ 212 minute data (pm25 flagged M now and then) and aq-2's JSON readings."""
     out = []
@@ -69,9 +64,9 @@ def snapshot(db: StateDB) -> dict[str, list[str]]:
     return {t: sorted(repr(tuple(r)) for r in db.query(f"SELECT * FROM {t}")) for t in TABLES}
 
 
-def test_per_pollutant_rows_migrate_to_one_row_per_reading(store_url: str, tmp_path: Path) -> None:
+def test_per_pollutant_rows_migrate_to_one_row_per_reading(state_url: str, tmp_path: Path) -> None:
     old, new = messages(0, 70), messages(70, 130)
-    db = StateDB(store_url)
+    db = StateDB(state_url)
     db.migrate("air_hourly", MIGRATIONS[:3])  # what the one-row-per-pollutant version left
     narrow = [
         (p.tags["site"], p.tags["station"], p.tags["interval"], p.ts_ns, name, p.fields[name])
@@ -109,8 +104,8 @@ def test_per_pollutant_rows_migrate_to_one_row_per_reading(store_url: str, tmp_p
     assert results(points) == reference(tmp_path, [old, new])
 
 
-def test_a_redelivered_batch_changes_nothing(store_url: str) -> None:
-    db = StateDB(store_url)
+def test_a_redelivered_batch_changes_nothing(state_url: str) -> None:
+    db = StateDB(state_url)
     proc = AirHourly(db)
     for batch in batches():
         first = results(proc.process(batch, NOW))
@@ -136,10 +131,10 @@ sys.stdin.read()  # idle between two batches until killed
 """
 
 
-def test_kill_9_between_batches_loses_nothing(store_url: str, tmp_path: Path) -> None:
+def test_kill_9_between_batches_loses_nothing(state_url: str, tmp_path: Path) -> None:
     acked = 3
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, store_url, str(acked)],
+        [sys.executable, "-c", CHILD, state_url, str(acked)],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -156,7 +151,7 @@ def test_kill_9_between_batches_loses_nothing(store_url: str, tmp_path: Path) ->
         for line in lines
         for tags, fields, ts_ns in orjson.loads(line)
     ]
-    db = StateDB(store_url)
+    db = StateDB(state_url)
     proc = AirHourly(db)  # the restarted service: the broker redelivers only unacked batches
     for batch in batches()[acked:]:
         points += proc.process(batch, NOW)

@@ -30,14 +30,6 @@ HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
 REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture()
 def serve(
     mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path, state_url: str

@@ -25,13 +25,9 @@ pytestmark = pytest.mark.integration
 REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> StateDB:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    state = StateDB(url)
+@pytest.fixture()
+def db(request: pytest.FixtureRequest, state_url: str) -> StateDB:
+    state = StateDB(state_url)
     request.addfinalizer(state.close)
     return state
 

@@ -133,16 +133,13 @@ def reference() -> tuple[dict[str, Any], dict[str, str]]:
         return run_one(url, messages(PLAN))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'state.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    db = StateDB(url)
+@pytest.fixture()
+def state_url(state_url: str) -> Iterator[str]:
+    """Both stores (tests/conftest.py), with the test registry loaded."""
+    db = StateDB(state_url)
     registry.save(db, registry.load_file(REGISTRY_FILE), "test", 1)
     db.close()
-    yield url
+    yield state_url
 
 
 def _by_batch(stream: list[tuple[str, bytes]]) -> Split:

@@ -42,12 +42,6 @@ def test_clear_resolves_an_open_alert_at_once_and_ignores_healthy_subjects(
     assert [a.alert_id for a in store.list(state="resolved")] == [alert.alert_id]
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def state_url(request: pytest.FixtureRequest) -> str:
-    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    return str(request.getfixturevalue(name))
-
-
 def test_two_workers_raising_at_once_open_one_alert(
     state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
