@@ -51,6 +51,14 @@ class RawMessage(NamedTuple):
 Publish = tuple[int, str, bytes, int]
 
 
+class Batch(list[RawMessage]):
+    """Messages handed to the handler at once. `seq` numbers batches in the order they were
+    received (0, 1, 2, …): a handler running several batches at once keeps that order where
+    it matters (ingest.pipeline runs the stream processors in it)."""
+
+    seq: int = -1
+
+
 @dataclass(frozen=True, slots=True)
 class ConsumerConfig:
     host: str
@@ -318,6 +326,7 @@ class MqttConsumer:
         self._generation = 0
         self._gen_lock = threading.Lock()
         self._stopping = threading.Event()
+        self._next_seq = 0
         self._drained = threading.Event()
         self.connected = threading.Event()
         self.last_error: str | None = None
@@ -508,7 +517,7 @@ class MqttConsumer:
             self.client.loop_write()
 
     # batch thread: hand batches to the handler, then ack them
-    def _take_batch(self) -> list[RawMessage] | None:
+    def _take_batch(self) -> Batch | None:
         cfg = self.config
         with self._cond:
             while True:
@@ -519,7 +528,9 @@ class MqttConsumer:
                         or waited_s >= cfg.batch_max_wait_s
                         or self._stopping.is_set()
                     ):
-                        batch = self._pending[: cfg.batch_max_messages]
+                        batch = Batch(self._pending[: cfg.batch_max_messages])
+                        batch.seq = self._next_seq
+                        self._next_seq += 1
                         del self._pending[: cfg.batch_max_messages]
                         if self._pending:
                             self._oldest_ns = self._pending[0].received_ns

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import Counter, Histogram
 
 from devices.decode import Decoded, decode
-from devices.errors import PayloadError, StoreUnavailable
+from devices.errors import HazwatchError, PayloadError, StoreUnavailable
 from devices.families import FAMILIES
 from devices.family import DecodeContext
 from devices.points import Point
@@ -35,6 +35,10 @@ WRITE_SECONDS = Histogram(
 )
 
 Publish = Callable[[str, bytes], None]
+
+
+class OutOfTurn(HazwatchError):
+    """A batch waited too long for the one before it to reach the processors."""
 
 
 class IngestPipeline:
@@ -65,6 +69,9 @@ class IngestPipeline:
         # processors keep state in memory and need not each guard it.
         self._processor_lock = threading.Lock()
         self._side_points: list[Point] = []
+        self._order = threading.Condition()
+        self._next_seq = 0  # the consumer's batch whose turn it is at the processors
+        self.order_wait_s = 10.0
         self._side_lock = threading.Lock()
         self.points_written = 0
         self.points_spooled = 0
@@ -102,11 +109,16 @@ class IngestPipeline:
             decoded.append(result)
             points.extend(result.points)
             sources.extend([index] * len(result.points))
+        seq: int | None = getattr(batch, "seq", None)
+        if seq is not None:
+            self._wait_turn(seq)
         with self._processor_lock:
             for processor in self.processors:
                 extra = processor.process(decoded, now_ns)
                 points.extend(extra)
                 sources.extend([-1] * len(extra))
+        if seq is not None:
+            self._end_turn(seq)
         with self._side_lock:
             if self._side_points:
                 points.extend(self._side_points)
@@ -137,6 +149,29 @@ class IngestPipeline:
             MESSAGES.labels(family).inc(count)
         with self._side_lock:  # batches run on more than one thread
             self.messages += len(batch)
+
+    # batch order for the processors
+    def _wait_turn(self, seq: int) -> None:
+        """Batches decode and write side by side, but the processors take them in the order
+        they were received: a camera's frames, a station's readings and a batch's custody
+        events reach the rules as one consumer received them. A batch whose predecessor does
+        not come (it failed, or the service is stopping) gives up after `order_wait_s`: it
+        fails, is retried, and is never acked out of turn."""
+        deadline = time.monotonic() + self.order_wait_s
+        with self._order:
+            while seq > self._next_seq:  # (a retried batch whose turn is past goes at once)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise OutOfTurn(
+                        f"batch {seq} waited {self.order_wait_s:.0f} s for batch {self._next_seq}"
+                    )
+                self._order.wait(left)
+
+    def _end_turn(self, seq: int) -> None:
+        with self._order:
+            if seq >= self._next_seq:
+                self._next_seq = seq + 1
+                self._order.notify_all()
 
     def _write_or_spool(self, lines: list[str]) -> list[RejectedLine]:
         """Write now, or (store down, or older batches still spooled) append to the spool.
