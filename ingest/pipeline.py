@@ -82,7 +82,7 @@ class IngestPipeline:
     def handle(self, batch: list[RawMessage]) -> None:
         now_ns = self.clock()
         decoded: list[Decoded] = []
-        sources: list[int] = []  # for each point, the index of its message in the batch
+        owners: list[int] = []  # for each decoded message, its index in the batch
         points: list[Point] = []
         letters: list[DeadLetter] = []
         families: Tally[str] = Tally()
@@ -107,26 +107,28 @@ class IngestPipeline:
                 continue
             families[result.topic.family] += 1
             decoded.append(result)
+            owners.append(index)
             points.extend(result.points)
-            sources.extend([index] * len(result.points))
+        # where each point came from, asked only when the store refuses one (rare): the
+        # message points first, in order, then the processors' and the side points
+        counts = [len(d.points) for d in decoded]
         seq: int | None = getattr(batch, "seq", None)
         if seq is not None:
             self._wait_turn(seq)
         with self._processor_lock:
             for processor in self.processors:
-                extra = processor.process(decoded, now_ns)
-                points.extend(extra)
-                sources.extend([-1] * len(extra))
+                points.extend(processor.process(decoded, now_ns))
         if seq is not None:
             self._end_turn(seq)
         with self._side_lock:
             if self._side_points:
                 points.extend(self._side_points)
-                sources.extend([-1] * len(self._side_points))
                 self._side_points = []
         if points:
             lines = [p.to_line() for p in points]
-            for rejected in self._write_or_spool(lines):
+            rejections = self._write_or_spool(lines)
+            sources = _sources(owners, counts, len(points)) if rejections else []
+            for rejected in rejections:
                 index = sources[rejected.index]
                 raw = batch[index] if index >= 0 else None
                 letters.append(
@@ -268,6 +270,15 @@ def _refused(
         )
         for r in rejected
     ]
+
+
+def _sources(owners: list[int], counts: list[int], total: int) -> list[int]:
+    """For each point, the index of its message in the batch; -1 for points made here."""
+    sources: list[int] = []
+    for index, count in zip(owners, counts, strict=True):
+        sources.extend([index] * count)
+    sources.extend([-1] * (total - len(sources)))
+    return sources
 
 
 def _family_of(topic: str) -> str:

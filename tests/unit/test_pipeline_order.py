@@ -38,9 +38,9 @@ class Recorder:
         return []
 
 
-def batch(seq: int, station: str) -> Batch:
+def batch(seq: int, station: str, pollutant: str = "pm25") -> Batch:
     now_ms = int(time.time() * 1000)
-    body = orjson.dumps({"ts": now_ms - 1000 + seq, "pm25": 30.0})
+    body = orjson.dumps({"ts": now_ms - 1000 + seq, pollutant: 30.0})
     out = Batch([RawMessage(seq + 1, f"hw/s1/air/{station}/reading", body, 1, 0, 0)])
     out.seq = seq
     return out
@@ -92,3 +92,22 @@ def test_plain_lists_are_not_ordered(pipeline: tuple[IngestPipeline, Recorder]) 
     pipe, recorder = pipeline
     pipe.handle(list(batch(7, "any")))
     assert recorder.seen == ["any"]
+
+
+def test_a_point_the_store_refuses_dead_letters_its_own_message(
+    pipeline: tuple[IngestPipeline, Recorder],
+) -> None:
+    """The store refuses one point (its field had another type before): exactly that message
+    becomes a dead letter with the store's words; the others and their points are written."""
+    pipe, _ = pipeline
+    typed = batch(0, "typed")
+    ts_ns = orjson.loads(typed[0].payload)["ts"] * 1_000_000
+    assert pipe.writer.write([f"air,interval=rtd,site=s1,station=typed pm25=30i {ts_ns}"]) == []
+    # InfluxDB keeps one type per field of a measurement: readings without pm25 still go in
+    mixed = Batch([batch(0, "a", "pm10")[0], typed[0], batch(0, "b", "no2")[0]])
+    mixed.seq = 0
+    pipe.handle(mixed)
+    (letter,) = pipe.deadletters.latest()
+    assert letter.topic == "hw/s1/air/typed/reading" and letter.reason == "store_rejected"
+    assert letter.raw == typed[0].payload and "field type conflict" in letter.message
+    assert pipe.points_written == 2
