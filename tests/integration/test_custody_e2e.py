@@ -22,7 +22,8 @@ from devices.statedb import StateDB
 from simulators.custody import CustodyLifecycle, Plan, plan
 from streams.custody import RULES
 from streams.custody_store import CustodyStore
-from tests.services import Influxd, Mosquitto, free_port, wait_for
+from tests.hazwatch_proc import HazwatchProcess
+from tests.services import Influxd, Mosquitto, wait_for
 
 pytestmark = pytest.mark.integration
 CUSTODY_RULES = frozenset(RULES)
@@ -36,40 +37,29 @@ def serve(
 ) -> Iterator[dict[str, str]]:
     db = f"custody_{uuid.uuid4().hex[:8]}"
     influxd.create_db(db)
-    port = free_port()
-    env = {
-        **os.environ,
-        "HAZWATCH_MQTT_URL": mosquitto.url,
-        "HAZWATCH_MQTT_CLIENT_ID": f"hazwatch-{db}",
-        "HAZWATCH_INFLUX_URL": influxd.url,
-        "HAZWATCH_INFLUX_API": "v1",
-        "HAZWATCH_INFLUX_DB": db,
-        "HAZWATCH_STATE_URL": state_url,
-        "HAZWATCH_DATA_DIR": str(tmp_path / "data"),
-        "HAZWATCH_API_PORT": str(port),
-    }
-    loaded = subprocess.run(
-        [HAZWATCH, "registry", "load", str(REGISTRY)], env=env, capture_output=True, text=True
+    hazwatch = HazwatchProcess(
+        tmp_path / "hazwatch",
+        mqtt_url=mosquitto.url,
+        mqtt_client_id=f"hazwatch-{db}",
+        influx_url=influxd.url,
+        influx_api="v1",
+        influx_db=db,
+        state_url=state_url,
     )
+    loaded = hazwatch.cli("registry", "load", str(REGISTRY))
     assert loaded.returncode == 0, loaded.stderr
     assert "registry v1: 5 sites, 9 readers" in loaded.stdout
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([HAZWATCH, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{port}"
+    hazwatch.start()
     try:
-        wait_for(
-            lambda: httpx.get(f"{api}/api/health", timeout=1).status_code == 200,
-            30,
-            "hazwatch serve",
-        )
-        yield {"api": api, "db": db, "mqtt": mosquitto.url, "state": state_url, **env}
+        yield {
+            **hazwatch.env,
+            "api": hazwatch.api,
+            "db": db,
+            "mqtt": mosquitto.url,
+            "state": state_url,
+        }
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        hazwatch.stop()
 
 
 def verdicts(state_url: str) -> dict[str, dict[str, object]]:

@@ -6,7 +6,6 @@ Never wait blindly: every effect is polled for with a deadline (tests.services.w
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,8 @@ import httpx
 import pytest
 
 from simulators.video_scenes import write_scene
-from tests.services import Influxd, Mosquitto, free_port, wait_for
+from tests.hazwatch_proc import HazwatchProcess
+from tests.services import Influxd, Mosquitto, wait_for
 
 pytestmark = pytest.mark.integration
 TOKEN = "video-token"
@@ -29,41 +29,22 @@ SITE = "jy-0012"
 def serve(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[dict[str, str]]:
     db = f"video_{uuid.uuid4().hex[:8]}"
     influxd.create_db(db)
-    port = free_port()
-    env = {
-        **os.environ,
-        "HAZWATCH_MQTT_URL": mosquitto.url,
-        "HAZWATCH_MQTT_CLIENT_ID": f"hazwatch-{db}",
-        "HAZWATCH_INFLUX_URL": influxd.url,
-        "HAZWATCH_INFLUX_API": "v1",
-        "HAZWATCH_INFLUX_DB": db,
-        "HAZWATCH_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}",
-        "HAZWATCH_DATA_DIR": str(tmp_path / "data"),
-        "HAZWATCH_API_PORT": str(port),
-        "HAZWATCH_API_TOKEN": TOKEN,
-    }
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "hazwatch"), "serve"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    state = tmp_path / "state.db"
+    hazwatch = HazwatchProcess(
+        tmp_path / "hazwatch",
+        mqtt_url=mosquitto.url,
+        mqtt_client_id=f"hazwatch-{db}",
+        influx_url=influxd.url,
+        influx_api="v1",
+        influx_db=db,
+        state_url=f"sqlite:///{state}",
+        api_token=TOKEN,
     )
-    api = f"http://127.0.0.1:{port}"
+    hazwatch.start()
     try:
-        wait_for(
-            lambda: httpx.get(f"{api}/api/health", timeout=1).status_code == 200,
-            30,
-            "hazwatch serve",
-        )
-        yield {"api": api, "db": db, "mqtt": mosquitto.url, "state": str(tmp_path / "state.db")}
+        yield {"api": hazwatch.api, "db": db, "mqtt": mosquitto.url, "state": str(state)}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        hazwatch.stop()
 
 
 def run_agent(video: Path, camera: str, serve: dict[str, str], tmp_path: Path) -> str:
