@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 FieldValue = float | int | bool | str
 
@@ -32,29 +33,32 @@ class Point:
         return to_line(self.measurement, self.tags, self.fields, self.ts_ns)
 
 
-_ESCAPED: dict[str, str] = {}
-_ESCAPED_MAX = 200_000
+# The hot path's caches: a device's series, tags, field keys and values recur on every one of
+# its points, and escaping, sorting and repr() are most of what a line costs. Each is bounded:
+# when full it is emptied (a bound, not an LRU: refilling costs one miss per entry).
+_CACHE_MAX = 200_000
+_ESCAPED: dict[str, str] = {}  # tag key or value -> escaped
+_PAIRS: dict[tuple[str, str], str] = {}  # (tag key, value) -> ",key=value"
+_HEADS: dict[tuple[object, ...], str] = {}  # (measurement, *tags.items()) -> line head
+_FIELD_KEYS: dict[str, str] = {}  # field key -> "escaped_key="
+_FLOATS: dict[float, str] = {}  # float -> repr (sensors report a fixed number of decimals)
+
+K = TypeVar("K")
+
+
+def _remember(cache: dict[K, str], key: K, text: str) -> str:
+    if len(cache) >= _CACHE_MAX:
+        cache.clear()
+    cache[key] = text
+    return text
 
 
 def escape_tag(value: str) -> str:
-    """Escape a tag key or value (cached: the same few thousand tags recur on the hot path)."""
+    """Escape a tag key or value."""
     escaped = _ESCAPED.get(value)
     if escaped is None:
-        escaped = value.translate(_TAG_ESCAPE)
-        if len(_ESCAPED) < _ESCAPED_MAX:
-            _ESCAPED[value] = escaped
+        escaped = _remember(_ESCAPED, value, value.translate(_TAG_ESCAPE))
     return escaped
-
-
-def _field(value: FieldValue) -> str:
-    kind = type(value)
-    if kind is float:
-        return repr(value)
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return f"{value}i"
-    return _string_field(value)
 
 
 def _string_field(value: object) -> str:
@@ -62,22 +66,8 @@ def _string_field(value: object) -> str:
     return f'"{text}"'
 
 
-# "measurement,tag=value,..." by (measurement, *tags.items()): a series recurs on every point
-# of its device, and escaping and sorting its tags is most of what a line costs.
-_HEADS: dict[tuple[object, ...], str] = {}
-_HEADS_MAX = 200_000
-_FIELD_KEYS: dict[str, str] = {}  # field key -> "escaped_key="
-
-
-_PAIRS: dict[tuple[str, str], str] = {}  # (tag key, value) -> ",key=value", escaped
-
-
 def _pair(key: str, value: str) -> str:
-    pair = f",{escape_tag(key)}={escape_tag(value)}"
-    if len(_PAIRS) >= _HEADS_MAX:
-        _PAIRS.clear()
-    _PAIRS[(key, value)] = pair
-    return pair
+    return _remember(_PAIRS, (key, value), f",{escape_tag(key)}={escape_tag(value)}")
 
 
 def _head(measurement: str, tags: Mapping[str, str]) -> str:
@@ -93,32 +83,19 @@ def _head(measurement: str, tags: Mapping[str, str]) -> str:
                 if pair is None:
                     pair = _pair(k, value)
                 parts.append(pair)
-        head = "".join(parts)
-        if len(_HEADS) >= _HEADS_MAX:
-            _HEADS.clear()  # a bound, not an LRU: refilling costs one miss per series
-        _HEADS[key] = head
+        head = _remember(_HEADS, key, "".join(parts))
     return head
 
 
-# repr() of a float is the costliest part of a line; readings repeat the same few values
-# (sensors report to a fixed number of decimals). Zero is left out: 0.0 and -0.0 are one key.
-_FLOATS: dict[float, str] = {}
-_FLOATS_MAX = 100_000
-
-
 def _float_text(value: float) -> str:
-    text = repr(value)
-    if value:
-        if len(_FLOATS) >= _FLOATS_MAX:
-            _FLOATS.clear()
-        _FLOATS[value] = text
-    return text
+    # zero is not kept: 0.0 and -0.0 are one key
+    return _remember(_FLOATS, value, repr(value)) if value else repr(value)
 
 
 def _field_key(key: str) -> str:
     prefix = _FIELD_KEYS.get(key)
     if prefix is None:
-        prefix = _FIELD_KEYS[key] = f"{escape_tag(key)}="
+        prefix = _remember(_FIELD_KEYS, key, f"{escape_tag(key)}=")
     return prefix
 
 
