@@ -18,7 +18,7 @@ from alerts.model import Alert
 from alerts.store import AlertStore
 from api.app import create_app
 from api.deps import ApiContext
-from api.routes.snapshots import prune_snapshots
+from api.routes.snapshots import prune_snapshots, snapshot_dir
 from devices.points import Point
 from devices.statedb import StateDB
 from devices.topics import ALERT_ROOT
@@ -210,7 +210,7 @@ class HazwatchService:
     def prune_snapshots(self) -> list[str]:
         """Snapshots past HAZWATCH_SNAPSHOT_KEEP_DAYS, unless an open alert cites them."""
         deleted = prune_snapshots(
-            self.settings.data_dir / "snapshots",
+            snapshot_dir(self.settings.data_dir),
             self.settings.snapshot_keep_days * 86400,
             time.time(),
             self.alerts.open_evidence(),

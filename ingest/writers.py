@@ -25,6 +25,7 @@ def make_writer(settings: Settings) -> PointWriter:
         return PointStore(settings.points_path)
     from ingest.influx_v1 import RetryPolicy
 
+    retry = RetryPolicy(max_s=settings.influx_retry_max_s)
     if settings.influx_api == "v2":
         from ingest.influx_v2 import InfluxV2Writer
 
@@ -34,14 +35,14 @@ def make_writer(settings: Settings) -> PointWriter:
             settings.influx_org,
             settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
-            retry=RetryPolicy(max_s=settings.influx_retry_max_s),
+            retry=retry,
         )
     from ingest.influx_v1 import InfluxV1Writer
 
     return InfluxV1Writer(
         **_v1_connection(settings),
         gzip_min_bytes=None if is_loopback(settings.influx_url) else 64 * 1024,
-        retry=RetryPolicy(max_s=settings.influx_retry_max_s),
+        retry=retry,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 
-from api.deps import ApiContext, Ctx, require_token
+from api.deps import Ctx, require_token
 
 router = APIRouter()
 
@@ -23,8 +23,9 @@ NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,123}\.jpg$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
-def snapshot_dir(ctx: ApiContext) -> Path:
-    return Path(ctx.data_dir) / "snapshots"
+def snapshot_dir(data_dir: Path | str) -> Path:
+    """Where evidence snapshots live under the data directory (the API and pruning agree)."""
+    return Path(data_dir) / "snapshots"
 
 
 def _check_name(name: str) -> str:
@@ -62,7 +63,7 @@ async def upload_snapshot(
     actual = hashlib.sha256(body).hexdigest()
     if actual != sha256:
         raise HTTPException(status_code=400, detail=f"sha256 mismatch: body is {actual}")
-    folder = snapshot_dir(ctx)
+    folder = snapshot_dir(ctx.data_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if target.exists():
@@ -110,7 +111,7 @@ def prune_snapshots(folder: Path, keep_s: float, now_s: float, keep: set[str]) -
 
 @router.get("/api/snapshots/{name}")
 def get_snapshot(name: str, ctx: Ctx) -> FileResponse:
-    path = snapshot_dir(ctx) / _check_name(name)
+    path = snapshot_dir(ctx.data_dir) / _check_name(name)
     if not path.is_file():
         raise HTTPException(status_code=404, detail=f"no snapshot {name!r}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
