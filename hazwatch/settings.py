@@ -58,6 +58,23 @@ class Settings(BaseSettings):
     max_future_s: float = 300.0
     spool_max_mb: int = Field(default=512, ge=1)
 
+    # dead letters (ingest.deadletters): bounded in what each keeps, how fast one source may
+    # add them, and in all
+    deadletter_keep_kb: int = Field(default=64, ge=1, le=1024)  # raw bytes kept of a payload
+    # per source (device, gateway peer) and minute: this many are always kept and published
+    # whole; beyond it they are counted as suppressed, not stored
+    deadletter_burst_per_min: int = Field(default=20, ge=1)
+    deadletter_max_rows: int = Field(default=100_000, ge=100)
+    deadletter_max_mb: int = Field(default=256, ge=1)
+    # an HJ 212 gateway connection sending more bad frames than this within the window is closed
+    gateway_max_bad_frames: int = Field(default=20, ge=1)
+    gateway_bad_window_s: float = Field(default=60.0, gt=0)
+
+    # /api/health says "degraded" (and `hazwatch status` exits 1) past these
+    health_max_unacked_age_s: float = Field(default=60.0, gt=0)
+    health_max_batch_retries: int = Field(default=5, ge=1)
+    health_max_deadletters_per_min: float = Field(default=600.0, gt=0)
+
     # video rules (streams.video.VideoRuleSettings: each video_<name> sets its <name>)
     video_offline_after_s: float = Field(default=30.0, gt=0)
     video_persist_frames: int = Field(default=2, ge=1)

@@ -45,6 +45,9 @@ class RawMessage(NamedTuple):
     qos: int
     received_ns: int
     generation: int  # which connection it came on; acks go only to that connection
+    # (full length, SHA-256 hex) of a payload over the size limit, whose first bytes alone
+    # `payload` holds (refused before it was copied whole); None for every normal message
+    oversize: tuple[int, str] | None = None
 
 
 # (mid, topic, payload, qos) of one PUBLISH, as decoded from the wire.
@@ -418,7 +421,7 @@ class MqttConsumer:
         generation = self._generation
         new = tuple.__new__  # RawMessage's own __new__ is a Python call per message
         raws = [
-            new(RawMessage, (mid, topic, payload, qos, now, generation))
+            new(RawMessage, (mid, topic, payload, qos, now, generation, None))
             for mid, topic, payload, qos in publishes
         ]
         with self._cond:
