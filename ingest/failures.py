@@ -1,0 +1,73 @@
+"""Which failures are transient (retry the batch, spool) and which are the message's (dead letter).
+
+Never call a failure transient unless waiting can cure it: a batch retried for a failure that
+is the data's own stalls every message behind it, for good (issue #21).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from devices.errors import StoreUnavailable
+
+try:  # PostgreSQL is optional at run time (SQLite is the default state store)
+    import psycopg
+except ImportError:  # pragma: no cover - psycopg is a dependency
+    psycopg = None  # type: ignore[assignment]
+
+# SQLite says these when another writer holds the database, or the disk cannot take more now.
+_SQLITE_TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "database is busy",
+    "disk i/o error",
+    "database or disk is full",
+    "unable to open database",
+)
+
+# PostgreSQL SQLSTATE classes that waiting can cure: 08 connection exception, 40 transaction
+# rollback (serialization failure, deadlock), 53 insufficient resources, 57 operator
+# intervention (shutdown, query cancelled), 58 system error (I/O).
+_PG_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+# 55P03 lock not available
+_PG_TRANSIENT_STATES = ("55P03",)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when the same work may succeed later unchanged: the store is down, busy or locked.
+
+    Everything else — a row the database refuses (integrity, data, a value its driver cannot
+    convert), a bug in hazwatch met by this message — is the message's, and retrying it
+    would only stall the line.
+    """
+    if isinstance(exc, StoreUnavailable | ConnectionError | TimeoutError):
+        return True
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        return any(marker in text for marker in _SQLITE_TRANSIENT)
+    if isinstance(exc, sqlite3.Error):
+        return False  # IntegrityError, DataError, InterfaceError (binding), ProgrammingError
+    if psycopg is not None and isinstance(exc, psycopg.Error):
+        state = getattr(exc, "sqlstate", None) or ""
+        if state:
+            return state.startswith(_PG_TRANSIENT_CLASSES) or state in _PG_TRANSIENT_STATES
+        # no SQLSTATE: the client side (connection lost, closed, pool): an outage
+        return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+    if isinstance(exc, OSError):
+        return True  # sockets, files: the environment, not the message
+    return isinstance(exc, MemoryError)
+
+
+def reason_of(exc: BaseException) -> str:
+    """The dead-letter reason of a failure that is the message's."""
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError):
+        return "store_rejected"
+    if psycopg is not None and isinstance(exc, psycopg.IntegrityError | psycopg.DataError):
+        return "store_rejected"
+    return "internal_error"
+
+
+def describe(exc: BaseException, limit: int = 500) -> str:
+    """`Type: message`, bounded (an exception may quote a whole payload)."""
+    text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
