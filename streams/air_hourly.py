@@ -536,14 +536,19 @@ class AirHourly:
         ]
 
     def hourly(self, station: str, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+        """Hours starting in [start, end); bounds past BIGINT are clamped (the driver overflows)."""
         rows = self.db.query(
             "SELECT site, station, hour_ns, fields FROM air_hour_result "
             "WHERE station = ? AND hour_ns >= ? AND hour_ns < ? ORDER BY hour_ns",
-            (station, start_ns, end_ns),
+            (station, _bigint(start_ns), _bigint(end_ns)),
         )
         return [
             {"site": r[0], "station": r[1], "time": int(r[2]), **orjson.loads(r[3])} for r in rows
         ]
+
+
+def _bigint(ns: int) -> int:
+    return max(-(2**63), min(ns, 2**63 - 1))
 
 
 def hour_means(

@@ -60,6 +60,8 @@ MIGRATIONS = [
 _STAGE_LOCATION = {stage: location for location, stage in LOCATION_STAGE.items()}
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
+# BIGINT: a bound past these would make the driver overflow, not match nothing.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _UPSERT_EVENT = (
     "INSERT INTO custody_event (event_id, batch, epc, stage, ts_ns, site, device, net_kg, "
@@ -317,14 +319,14 @@ class CustodyStore:
         )
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY ts_ns, batch LIMIT {int(limit)}"
+        sql += f" ORDER BY ts_ns, batch LIMIT {max(0, min(int(limit), INT64_MAX))}"
         return [_batch_row(r) for r in self.db.query(sql, params)]
 
     def events_between(self, start_ns: int, end_ns: int) -> list[CustodyEvent]:
         rows = self.db.query(
             "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
             "FROM custody_event WHERE ts_ns < ? ORDER BY ts_ns, event_id",
-            (end_ns,),
+            (max(INT64_MIN, min(end_ns, INT64_MAX)),),
         )
         del start_ns  # callers filter; month-end stock needs everything before the end
         return [_event_row(r) for r in rows]

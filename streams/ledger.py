@@ -11,7 +11,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from streams.custody import (
@@ -33,6 +33,12 @@ KINDS = {
 }
 FORMATS = ("csv", "xlsx", "json")
 CHINA = timezone(timedelta(hours=8))
+# The days a ledger may start or end on: far inside what datetime and 64-bit ns can hold.
+FIRST_DAY = date(2000, 1, 1)
+LAST_DAY = date(2100, 12, 31)
+_NS_PER_DAY = 86_400 * 1_000_000_000
+_CHINA_OFFSET_NS = 8 * 3600 * 1_000_000_000
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 # (key, 中文, English)
 COLUMNS = [
@@ -109,6 +115,7 @@ def build_ledger(
                  "disposed_kg": 0.0}
     )  # fmt: skip
     kinds = [kind] if kind else list(KINDS)
+    month_ends = [(month, _month_end_ns(month)) for month in _months(start_ns, end_ns)]
     for batch_id, chain in by_batch.items():
         chain.sort(key=lambda e: (e.ts_ns, e.event_id))
         batch = batches.get(batch_id, {})
@@ -168,8 +175,7 @@ def build_ledger(
                 summary[(month, code)]["disposed_kg"] += recv_kg or gen_kg
         stay = storage_interval(chain)
         if stay is not None and stay[0] == site:
-            for month in _months(start_ns, end_ns):
-                month_end = _month_end_ns(month)
+            for month, month_end in month_ends:
                 if stay[1] < month_end and (stay[2] is None or stay[2] >= month_end):
                     summary[(month, code)]["stored_month_end_kg"] += gen_kg
     rows.sort(key=lambda r: (r["time"], r["batch"], r["record_id"]))
@@ -219,7 +225,7 @@ def render(ledger: Ledger, fmt: str, lang: str = "zh") -> bytes:
         sheet.title = "台账" if lang == "zh" else "ledger"
         sheet.append(headings(COLUMNS, lang))
         for row in ledger.rows:
-            sheet.append([row[k] for k, _, _ in COLUMNS])
+            sheet.append([_cell(row[k]) for k, _, _ in COLUMNS])
         monthly = book.create_sheet("月度汇总" if lang == "zh" else "monthly")
         monthly.append(headings(SUMMARY_COLUMNS, lang))
         for row in ledger.summary:
@@ -230,12 +236,29 @@ def render(ledger: Ledger, fmt: str, lang: str = "zh") -> bytes:
     raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
 
 
+def _cell(value: Any) -> Any:
+    """A value openpyxl can store: XML 1.0 has no control characters (a device may send them)."""
+    if isinstance(value, str):
+        from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+        return ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+    return value
+
+
 def parse_date_ns(text: str, *, end: bool = False) -> int:
-    """A YYYY-MM-DD date (China time) as ns; `end` gives the start of the next day."""
-    day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=CHINA)
-    if end:
-        day += timedelta(days=1)
-    return int(day.timestamp() * 1e9)
+    """A YYYY-MM-DD date (China time) as ns; `end` gives the start of the next day.
+
+    ValueError, with a reason a person can read, for text that is not a calendar day in
+    [FIRST_DAY, LAST_DAY]; the arithmetic is on integers, so no day can overflow it.
+    """
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        raise ValueError(f"{text!r} is not a calendar day YYYY-MM-DD") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValueError(f"{text} is outside {FIRST_DAY}…{LAST_DAY}")
+    days = day.toordinal() - _EPOCH_DAY + (1 if end else 0)
+    return days * _NS_PER_DAY - _CHINA_OFFSET_NS
 
 
 def ledger_for(store: Any, site: str, start_ns: int, end_ns: int, kind: str | None) -> Ledger:
