@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Path
 
 from api.deps import ApiContext, Ctx
-from devices.errors import PayloadError
-from devices.timeparse import format_ts, parse_ts
+from api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
+from devices.timeparse import format_ts
 from streams.air_hourly import AirHourly
 from streams.aqi import level_of
 
@@ -28,13 +28,11 @@ def _store(ctx: ApiContext) -> AirHourly:
     return store
 
 
-def _time(value: str | None, name: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_ts(int(value) if value.isdigit() else value, field=name)
-    except PayloadError as exc:
-        raise HTTPException(status_code=422, detail=str(exc)) from None
+Station = Annotated[
+    str, Path(pattern=SEGMENT, max_length=SEGMENT_MAX, description="the station's device id")
+]
+From = instant_query("from")
+To = instant_query("to")
 
 
 def _with_level(row: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -55,16 +53,19 @@ def stations(ctx: Ctx) -> list[dict[str, Any]]:
     return rows
 
 
-@router.get("/{station}/hourly")
+@router.get("/{station}/hourly", responses=errors(404))
 def hourly(
     ctx: Ctx,
-    station: str,
-    start: Annotated[str | None, Query(alias="from")] = None,
-    end: Annotated[str | None, Query(alias="to")] = None,
+    station: Station,
+    start: From = None,
+    end: To = None,
 ) -> list[dict[str, Any]]:
     """Hours starting in [from, to) (RFC 3339 or epoch ms); default the last 24 hours."""
-    end_ns = _time(end, "to") or time.time_ns()
-    start_ns = _time(start, "from") or end_ns - 24 * NS_PER_H
+    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
+    start_ns = instant_ns(start, "from") if start is not None else end_ns - 24 * NS_PER_H
+    if start_ns >= end_ns:
+        name, value = ("from", start) if start is not None else ("to", end)
+        raise invalid("query", name, value, "from must be before to (to defaults to now)")
     rows = _store(ctx).hourly(station, start_ns, end_ns)
     if not rows and station not in {s["station"] for s in _store(ctx).stations()}:
         raise HTTPException(status_code=404, detail=f"no air station {station!r}")

@@ -6,11 +6,12 @@ Never write here: these routes only read what the custody tracker stored.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from api.deps import Ctx
+from api.params import IDENT, IDENT_MAX, SEGMENT, SEGMENT_MAX, day_query, errors, invalid
 from devices import registry as device_registry
 from devices.statedb import StateDB
 from streams import ledger as ledger_mod
@@ -18,6 +19,40 @@ from streams.custody_store import CustodyStore, trace_document
 
 router = APIRouter(prefix="/api", tags=["custody"])
 _STORES: dict[int, CustodyStore] = {}
+
+Batch = Annotated[str, Path(pattern=IDENT, max_length=IDENT_MAX, description="the batch code")]
+SiteOf = Annotated[str, Query(pattern=SEGMENT, max_length=SEGMENT_MAX, description="a site id")]
+# streams.custody.STAGES, either case (the stored stage is upper case)
+Stage = Literal[
+    "GENERATED", "STORED", "DISPATCHED", "IN_TRANSIT", "RECEIVED", "DISPOSED",
+    "generated", "stored", "dispatched", "in_transit", "received", "disposed",
+]  # fmt: skip
+Kind = Literal["generation", "storage_in", "storage_out", "transfer", "disposal"]
+DateFrom = day_query("from")
+DateTo = day_query("to")
+MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+LEDGER_JSON = {
+    "type": "object",
+    "required": ["records", "monthly"],
+    "properties": {
+        "records": {"type": "array", "items": {"type": "object"}},
+        "monthly": {"type": "array", "items": {"type": "object"}},
+    },
+}
+LEDGER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The ledger: records and monthly totals, as JSON, CSV (UTF-8) or XLSX.",
+        "content": {
+            MEDIA["json"]: {"schema": LEDGER_JSON},
+            "text/csv": {"schema": {"type": "string"}},
+            MEDIA["xlsx"]: {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
 
 
 def _store(db: StateDB) -> CustodyStore:
@@ -27,8 +62,8 @@ def _store(db: StateDB) -> CustodyStore:
     return store
 
 
-@router.get("/batches/{batch}/trace")
-def batch_trace(batch: str, ctx: Ctx) -> dict[str, Any]:
+@router.get("/batches/{batch}/trace", responses=errors(404))
+def batch_trace(batch: Batch, ctx: Ctx) -> dict[str, Any]:
     doc = trace_document(_store(ctx.db), batch, time.time_ns())
     if doc is None:
         raise HTTPException(status_code=404, detail=f"no batch {batch!r} is known to custody")
@@ -38,9 +73,9 @@ def batch_trace(batch: str, ctx: Ctx) -> dict[str, Any]:
 @router.get("/batches")
 def batch_list(
     ctx: Ctx,
-    stage: str | None = None,
-    site: str | None = None,
-    verdict: Annotated[str | None, Query(pattern="^(complete|open|broken)$")] = None,
+    stage: Stage | None = None,
+    site: SiteOf | None = None,
+    verdict: Literal["complete", "open", "broken"] | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[dict[str, Any]]:
     rows = _store(ctx.db).batches(stage=stage, site=site, verdict=verdict, limit=limit)
@@ -61,27 +96,24 @@ def batch_list(
     ]
 
 
-@router.get("/ledger", response_model=None)
+@router.get("/ledger", response_model=None, responses=LEDGER_RESPONSES)
 def ledger(
     ctx: Ctx,
-    site: str,
-    date_from: Annotated[str, Query(alias="from", pattern=r"^\d{4}-\d{2}-\d{2}$")],
-    date_to: Annotated[str, Query(alias="to", pattern=r"^\d{4}-\d{2}-\d{2}$")],
-    kind: str | None = None,
-    format: Annotated[str, Query(pattern="^(csv|xlsx|json)$")] = "json",
-    lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh",
+    site: SiteOf,
+    date_from: DateFrom,
+    date_to: DateTo,
+    kind: Kind | None = None,
+    format: Literal["csv", "xlsx", "json"] = "json",
+    lang: Literal["zh", "en"] = "zh",
 ) -> Response:
-    if kind is not None and kind not in ledger_mod.KINDS:
-        raise HTTPException(422, f"kind must be one of {', '.join(ledger_mod.KINDS)}")
+    """Records of `site` from the first day to the last (both included, China time)."""
     start = ledger_mod.parse_date_ns(date_from)
     end = ledger_mod.parse_date_ns(date_to, end=True)
+    if start >= end:
+        raise invalid("query", "to", date_to, "to must not be before from")
     built = ledger_mod.ledger_for(_store(ctx.db), site, start, end, kind)
     body = ledger_mod.render(built, format, lang)
-    media = {
-        "json": "application/json",
-        "csv": "text/csv; charset=utf-8",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    }[format]
+    media = MEDIA[format]
     headers = {}
     if format != "json":
         headers["Content-Disposition"] = f'attachment; filename="ledger-{site}.{format}"'

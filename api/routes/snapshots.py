@@ -9,18 +9,45 @@ import hashlib
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel
 
 from api.deps import Ctx, require_token
+from api.params import errors
 
 router = APIRouter()
 
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
 NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,123}\.jpg$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+JPEG = {"schema": {"type": "string", "format": "binary"}}
+
+
+class Stored(BaseModel):
+    """What the server holds under `name` after an upload (201 new, 200 the same again)."""
+
+    name: str
+    sha256: str
+    bytes: int
+
+
+UPLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": Stored, "description": "Already stored with this content (a retry)."},
+    201: {"model": Stored, "description": "Stored, on disk."},
+    **errors(400, 401, 409, 413, 415),
+}
+SERVE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The JPEG.",
+        "content": {"image/jpeg": JPEG},
+        "headers": {"X-Snapshot-Sha256": {"schema": {"type": "string", "pattern": SHA256.pattern}}},
+    },
+    **errors(400, 404),
+}
 
 
 def snapshot_dir(data_dir: Path | str) -> Path:
@@ -34,7 +61,13 @@ def _check_name(name: str) -> str:
     return name
 
 
-@router.post("/api/snapshots", dependencies=[Depends(require_token)])
+@router.post(
+    "/api/snapshots",
+    dependencies=[Depends(require_token)],
+    response_model=None,
+    responses=UPLOAD_RESPONSES,
+    openapi_extra={"requestBody": {"required": True, "content": {"image/jpeg": JPEG}}},
+)
 async def upload_snapshot(
     request: Request,
     ctx: Ctx,
@@ -109,8 +142,12 @@ def prune_snapshots(folder: Path, keep_s: float, now_s: float, keep: set[str]) -
     return sorted(deleted)
 
 
-@router.get("/api/snapshots/{name}")
-def get_snapshot(name: str, ctx: Ctx) -> FileResponse:
+@router.get(
+    "/api/snapshots/{name}",
+    response_class=FileResponse,
+    responses=SERVE_RESPONSES,
+)
+def get_snapshot(name: Annotated[str, PathParam(max_length=128)], ctx: Ctx) -> FileResponse:
     path = snapshot_dir(ctx.data_dir) / _check_name(name)
     if not path.is_file():
         raise HTTPException(status_code=404, detail=f"no snapshot {name!r}")
