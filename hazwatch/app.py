@@ -25,7 +25,7 @@ from devices.topics import ALERT_ROOT
 from hazwatch import wiring_air, wiring_custody, wiring_video
 from hazwatch.settings import Settings
 from ingest.consumer import ConsumerConfig, MqttConsumer
-from ingest.deadletters import DeadLetterStore
+from ingest.deadletters import DeadLetterLimits, DeadLetterStore
 from ingest.interfaces import StreamProcessor
 from ingest.pipeline import IngestPipeline
 from ingest.spool import Spool
@@ -53,6 +53,17 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         batch_max_messages=settings.batch_max_messages,
         batch_max_wait_s=settings.batch_max_wait_ms / 1000,
         batch_workers=settings.batch_workers,
+        max_payload_bytes=settings.max_payload_bytes,
+        keep_payload_bytes=settings.deadletter_keep_kb * 1024,
+    )
+
+
+def deadletter_limits(settings: Settings) -> DeadLetterLimits:
+    return DeadLetterLimits(
+        keep_bytes=settings.deadletter_keep_kb * 1024,
+        burst_per_min=settings.deadletter_burst_per_min,
+        max_rows=settings.deadletter_max_rows,
+        max_bytes=settings.deadletter_max_mb * 1024 * 1024,
     )
 
 
@@ -96,7 +107,7 @@ class HazwatchService:
         self.db = StateDB(settings.state_dsn)
         self.db.ping()
         self.alerts = AlertStore(self.db)
-        self.deadletters = DeadLetterStore(self.db)
+        self.deadletters = DeadLetterStore(self.db, deadletter_limits(settings))
         self.writer = make_writer(settings)
         self.reader = make_reader(settings)
         self.decode_ctx = wiring_custody.decode_context(settings, self.db)

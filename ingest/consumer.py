@@ -6,6 +6,7 @@ and never ack a message id from an earlier connection (ids are reused after a re
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import random
 import ssl
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
@@ -23,12 +24,19 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter, Gauge
 
+if TYPE_CHECKING:
+    from paho.mqtt.client import _InPacket
+
 log = logging.getLogger("hazwatch.consumer")
 
 UNACKED = Gauge("hazwatch_unacked_messages", "Messages received and not yet acknowledged")
 RECONNECTS = Counter("hazwatch_mqtt_reconnects_total", "Reconnections to the MQTT broker")
 BATCH_RETRIES = Counter(
     "hazwatch_batch_retries_total", "Batches whose handler failed and ran again"
+)
+OVERSIZE = Counter(
+    "hazwatch_mqtt_oversize_payloads_total",
+    "Payloads over the size limit: only their first bytes, length and hash kept",
 )
 
 
@@ -82,6 +90,15 @@ class ConsumerConfig:
     max_backlog: int = 20_000
     # Batches handled at once: while one waits for InfluxDB, the next is decoded.
     batch_workers: int = 3
+    # A payload over this is never held whole: its first keep_payload_bytes go on as the
+    # message's payload with its length and SHA-256 (RawMessage.oversize), the pipeline makes
+    # it a too_large dead letter (Settings.max_payload_bytes, deadletter_keep_kb).
+    max_payload_bytes: int = 64 * 1024
+    keep_payload_bytes: int = 64 * 1024
+    # Stop reading while the kept beginnings of oversize payloads waiting for the handler
+    # take more than this (a flood of them would otherwise fill memory at receive_maximum x
+    # keep_payload_bytes).
+    max_oversize_backlog_bytes: int = 32 * 1024 * 1024
 
 
 _RECV_BYTES = 262_144
@@ -182,6 +199,122 @@ def scan_publishes(buf: bytes, pos: int, mqtt5: bool) -> tuple[list[Publish], in
     return found, pos
 
 
+class _Malformed(Exception):
+    pass
+
+
+# topic length, topic, packet id, properties length: the most a PUBLISH's variable header
+# holds before its properties
+_MAX_HEADER = 2 + 65_535 + 2 + 4
+
+
+class _OversizePublish:
+    """A QoS 0/1 PUBLISH too long to hold, read through as it arrives: its header parsed,
+    its properties skipped, the first `keep` bytes of its payload kept and the whole of it
+    hashed, chunk by chunk from the receive buffer (never accumulated, never copied whole).
+
+    A payload of at most `max_payload` (the packet was long for its topic or properties) is
+    kept whole, as any other message.
+    """
+
+    __slots__ = (
+        "hasher",
+        "head",
+        "keep",
+        "kept",
+        "left",
+        "max_payload",
+        "mid",
+        "mqtt5",
+        "payload_len",
+        "qos",
+        "remaining",
+        "skip",
+        "topic",
+    )
+
+    def __init__(self, first: int, remaining: int, mqtt5: bool, max_payload: int, keep: int):
+        self.remaining = remaining
+        self.left = remaining  # bytes of the packet still to come
+        self.qos = 1 if first & 0x02 else 0
+        self.mqtt5 = mqtt5
+        self.max_payload = max_payload
+        self.keep = keep
+        self.head = bytearray()  # the variable header, until it is whole
+        self.topic = ""
+        self.mid = 0
+        self.skip = -1  # property bytes still to skip; -1 while the header is not whole
+        self.payload_len = -1
+        self.kept = bytearray()
+        self.hasher: Any = None
+
+    def feed(self, data: memoryview) -> None:
+        """The next `data` of the packet (never past its end)."""
+        self.left -= len(data)
+        while data:
+            if self.skip < 0:
+                needed = self._header_needs()
+                if needed:
+                    self.head += data[:needed]
+                    data = data[needed:]
+                continue
+            if self.skip:
+                skipped = min(self.skip, len(data))
+                self.skip -= skipped
+                data = data[skipped:]
+                continue
+            room = self.keep - len(self.kept)
+            if room > 0:
+                self.kept += data[:room]
+            if self.hasher is not None:
+                self.hasher.update(data)
+            break
+        if self.left == 0:
+            if self.skip < 0:
+                self._header_needs()  # whole with the last byte: parsed now
+            if self.skip:
+                raise _Malformed("the packet ends inside its header")
+
+    def _header_needs(self) -> int:
+        """How many more header bytes are needed; 0 once it is whole (and parsed)."""
+        head = self.head
+        if len(head) < 2:
+            return 2 - len(head)
+        end = 2 + ((head[0] << 8) | head[1]) + 2 * self.qos
+        props = 0
+        if self.mqtt5:
+            for i in range(end, end + 4):
+                if len(head) <= i:
+                    return i + 1 - len(head)
+                props |= (head[i] & 0x7F) << (7 * (i - end))
+                if not head[i] & 0x80:
+                    end = i + 1
+                    break
+            else:
+                raise _Malformed("properties length over 4 bytes")
+        if len(head) < end:
+            return end - len(head)
+        if self.skip < 0:  # whole: parse it once
+            topic_end = 2 + ((head[0] << 8) | head[1])
+            self.topic = head[2:topic_end].decode("utf-8", "replace")
+            if self.qos:
+                self.mid = (head[topic_end] << 8) | head[topic_end + 1]
+            self.payload_len = self.remaining - end - props
+            if self.payload_len < 0:
+                raise _Malformed("header longer than the packet")
+            self.skip = props
+            if self.payload_len > self.max_payload:
+                self.hasher = hashlib.sha256()
+            else:
+                self.keep = self.payload_len
+        return 0
+
+    def oversize(self) -> tuple[int, str] | None:
+        if self.hasher is None:
+            return None
+        return self.payload_len, self.hasher.hexdigest()
+
+
 class _BufferedClient(mqtt.Client):
     """paho-mqtt with a fast path for the messages that make up nearly all of the traffic.
 
@@ -198,15 +331,41 @@ class _BufferedClient(mqtt.Client):
     _rx_buf = b""
     _rx_pos = 0
     _rx_fills_left = 0
+    _big: _OversizePublish | None = None
 
     # Set by MqttConsumer: called with the (mid, topic, payload, qos) of received PUBLISHes,
     # in order, from the network thread. Without it paho delivers through on_message.
     on_publish_batch: Callable[[list[Publish]], None] | None = None
+    # A PUBLISH longer than this is read through by _OversizePublish, not by paho (which
+    # would hold it whole, then copy it three times); 0: paho reads every packet.
+    max_payload_bytes = 0
+    keep_payload_bytes = 64 * 1024
+    # Called with (mid, topic, first bytes, qos, (length, sha256)) of such a payload.
+    on_oversize: Callable[[int, str, bytes, int, tuple[int, str]], None] | None = None
 
     def _sock_recv(self, bufsize: int) -> bytes:
         """paho's reads, served from the buffer. A new packet's first byte refills it; the
         rest of a packet cut by the end of the buffer is read exactly, so that reading stops
         at that packet's end."""
+        packet = self._in_packet
+        if (
+            packet["have_remaining"]
+            and bufsize > self.max_payload_bytes > 0
+            and bufsize == packet["remaining_length"]
+            and packet["command"] & 0xF4 == 0x30
+            and self.on_publish_batch is not None
+        ):
+            # paho is about to read a long PUBLISH's body into memory: it is read through
+            # by _OversizePublish instead, from the next _packet_read on.
+            self._big = _OversizePublish(
+                packet["command"],
+                bufsize,
+                self._protocol == mqtt.MQTTv5,
+                self.max_payload_bytes,
+                self.keep_payload_bytes,
+            )
+            self._in_packet = _fresh_in_packet()
+            raise BlockingIOError  # paho: "nothing more for now"
         pos = self._rx_pos
         buf = self._rx_buf
         if pos >= len(buf):
@@ -233,6 +392,8 @@ class _BufferedClient(mqtt.Client):
         return rc
 
     def _packet_read(self) -> MQTTErrorCode:
+        if self._big is not None:
+            return self._read_big()
         deliver = self.on_publish_batch
         if deliver is None or self._in_packet["command"] != 0:
             # No fast path, or paho is part way through a packet: it finishes it.
@@ -263,6 +424,51 @@ class _BufferedClient(mqtt.Client):
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         # Not a QoS 0/1 PUBLISH, or not whole yet: paho reads it, from the buffer.
         return super()._packet_read()
+
+    def _read_big(self) -> MQTTErrorCode:
+        """The rest of a long PUBLISH, a receive buffer at a time; at most ~25 MB per call,
+        like paho's own reader, so that acks and keepalive go on during a huge packet."""
+        big = self._big
+        assert big is not None
+        reads_left = 100
+        while True:
+            pos, buf = self._rx_pos, self._rx_buf
+            if pos < len(buf):
+                end = min(len(buf), pos + big.left)
+                try:
+                    big.feed(memoryview(buf)[pos:end])
+                except _Malformed as exc:
+                    self._big = None
+                    self._easy_log(mqtt.MQTT_LOG_ERR, "malformed PUBLISH: %s", exc)
+                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
+                self._rx_pos = end
+                if big.left == 0:
+                    self._big = None
+                    self._deliver_big(big)
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS
+            if not reads_left:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            reads_left -= 1
+            try:
+                data = super()._sock_recv(_RECV_BYTES)
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if not data:
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            self._rx_buf = data
+            self._rx_pos = 0
+            self._mark_received()
+
+    def _deliver_big(self, big: _OversizePublish) -> None:
+        payload = bytes(big.kept)
+        oversize = big.oversize()
+        if oversize is not None and self.on_oversize is not None:
+            self.on_oversize(big.mid, big.topic, payload, big.qos, oversize)
+        elif self.on_publish_batch is not None:
+            self.on_publish_batch([(big.mid, big.topic, payload, big.qos)])
 
     def _mark_received(self) -> None:
         # paho's keepalive pings, and gives up, by the time bytes last came in.
@@ -307,6 +513,21 @@ class _BufferedClient(mqtt.Client):
     def _reset_rx(self) -> None:
         self._rx_buf = b""
         self._rx_pos = 0
+        self._big = None
+
+
+def _fresh_in_packet() -> _InPacket:
+    """paho's state between packets (as its _packet_read leaves it)."""
+    return {
+        "command": 0,
+        "have_remaining": 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": 0,
+        "packet": bytearray(b""),
+        "to_process": 0,
+        "pos": 0,
+    }
 
 
 Handler = Callable[[list[RawMessage]], None]
@@ -336,6 +557,7 @@ class MqttConsumer:
         self.received = 0
         self.acked = 0
         self._in_handler = 0
+        self._oversize_held = 0  # bytes of oversize payloads' beginnings not yet acked
         self._workers_left = 0
         self._threads: list[threading.Thread] = []
         self.client = self._make_client()
@@ -368,6 +590,9 @@ class MqttConsumer:
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         client.on_publish_batch = self._on_publishes
+        client.on_oversize = self._on_oversize
+        client.max_payload_bytes = cfg.max_payload_bytes
+        client.keep_payload_bytes = min(cfg.keep_payload_bytes, cfg.max_payload_bytes)
         return client
 
     def _connect_properties(self) -> Properties | None:
@@ -420,10 +645,49 @@ class MqttConsumer:
         now = time.time_ns()
         generation = self._generation
         new = tuple.__new__  # RawMessage's own __new__ is a Python call per message
+        limit = self.config.max_payload_bytes
         raws = [
             new(RawMessage, (mid, topic, payload, qos, now, generation, None))
+            if len(payload) <= limit
+            else self._cut(mid, topic, payload, qos, now, generation)
             for mid, topic, payload, qos in publishes
         ]
+        self._enqueue(raws, now)
+
+    def _cut(
+        self, mid: int, topic: str, payload: bytes, qos: int, now: int, generation: int
+    ) -> RawMessage:
+        """A payload over the limit that came whole in one receive buffer (≤ 256 KiB): only
+        its first bytes go on, with its length and hash."""
+        whole = memoryview(payload)
+        oversize = (len(payload), hashlib.sha256(whole).hexdigest())
+        head = bytes(whole[: self.client.keep_payload_bytes])
+        return self._oversize_message(mid, topic, head, qos, now, generation, oversize)
+
+    def _on_oversize(
+        self, mid: int, topic: str, head: bytes, qos: int, oversize: tuple[int, str]
+    ) -> None:
+        """A payload over the limit read through by the client, never held whole."""
+        now = time.time_ns()
+        raw = self._oversize_message(mid, topic, head, qos, now, self._generation, oversize)
+        self._enqueue([raw], now)
+
+    def _oversize_message(
+        self,
+        mid: int,
+        topic: str,
+        head: bytes,
+        qos: int,
+        now: int,
+        generation: int,
+        oversize: tuple[int, str],
+    ) -> RawMessage:
+        OVERSIZE.inc()
+        with self._cond:
+            self._oversize_held += len(head)
+        return RawMessage(mid, topic, head, qos, now, generation, oversize)
+
+    def _enqueue(self, raws: list[RawMessage], now: int) -> None:
         with self._cond:
             pending = self._pending
             if not pending:
@@ -499,7 +763,10 @@ class MqttConsumer:
                     self._stopping.wait(delay + random.uniform(0, delay / 2))
                     delay = min(delay * 2, 10.0)
                     continue
-            if len(self._pending) >= cfg.max_backlog:
+            if (
+                len(self._pending) >= cfg.max_backlog
+                or self._oversize_held > cfg.max_oversize_backlog_bytes
+            ):
                 # Backpressure: keep the connection alive and acks flowing, read nothing.
                 self.client.loop_write()
                 self.client.loop_misc()
@@ -568,6 +835,10 @@ class MqttConsumer:
                 self._ack(batch)
                 with self._cond:
                     self._in_handler -= len(batch)
+                    if self._oversize_held:
+                        self._oversize_held -= sum(
+                            len(m.payload) for m in batch if m.oversize is not None
+                        )
                 UNACKED.set(self.backlog)
         finally:
             with self._cond:
