@@ -20,10 +20,13 @@ from devices.family import DecodeContext
 from devices.points import Point
 from ingest.consumer import RawMessage
 from ingest.deadletters import DeadLetter, DeadLetterStore
+from ingest.failures import describe, is_transient, reason_of
+from ingest.health import RateWindow
 from ingest.interfaces import PointWriter, RejectedLine, StreamProcessor
 from ingest.spool import Spool
 
 log = logging.getLogger("hazwatch.pipeline")
+_STAGES = {"decoding": "decoding it"}
 
 MESSAGES = Counter("hazwatch_messages_total", "Messages received", ["family"])
 POINTS = Counter("hazwatch_points_written_total", "Points written to the point store")
@@ -39,6 +42,38 @@ Publish = Callable[[str, bytes], None]
 
 class OutOfTurn(HazwatchError):
     """A batch waited too long for the one before it to reach the processors."""
+
+
+class OncePerMinute:
+    """Logs a failure once per key and minute, with how many were not logged since."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.every_s, self.clock = logger, every_s, clock
+        self._last: dict[str, float] = {}
+        self._quiet: Tally[str] = Tally()
+        self._lock = threading.Lock()
+
+    def __call__(self, key: str, message: str, *args: object) -> None:
+        now = self.clock()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self.every_s:
+                self._quiet[key] += 1
+                return
+            if len(self._last) > 1000:  # keys are reasons: bounded, but never grow without end
+                self._last.clear()
+            self._last[key] = now
+            quiet = self._quiet.pop(key, 0)
+        suffix = f" ({quiet} more since the last report)" if quiet else ""
+        self.logger.error(message + suffix, *args)
+
+
+_LOG_FAILURE = OncePerMinute(log)
 
 
 class IngestPipeline:
@@ -77,6 +112,7 @@ class IngestPipeline:
         self.points_spooled = 0
         self.messages = 0
         self.deadlettered = 0
+        self.deadletter_rate = RateWindow()  # for /api/health: a flood of refusals degrades
 
     # the hot path
     def handle(self, batch: list[RawMessage]) -> None:
@@ -88,6 +124,10 @@ class IngestPipeline:
         families: Tally[str] = Tally()
         ctx, max_future, max_bytes = self.ctx, self.max_future_s, self.max_payload_bytes
         for index, message in enumerate(batch):
+            if message.oversize is not None:
+                letters.append(self._too_large(message))
+                families[_family_of(message.topic)] += 1
+                continue
             try:
                 result = decode(
                     message.topic,
@@ -105,28 +145,45 @@ class IngestPipeline:
                 )
                 families[_family_of(message.topic)] += 1
                 continue
+            except Exception as exc:  # a bug met by this message: it alone fails (issue #21)
+                letters.append(self._internal_error(message, "decoding", exc))
+                families[_family_of(message.topic)] += 1
+                continue
             families[result.topic.family] += 1
             decoded.append(result)
             owners.append(index)
+        seq: int | None = getattr(batch, "seq", None)
+        if seq is not None:
+            self._wait_turn(seq)
+        derived: list[Point] = []
+        failed: dict[int, tuple[str, BaseException]] = {}  # position in decoded → failure
+        with self._processor_lock:
+            for processor in self.processors:
+                derived.extend(self._process_isolated(processor, decoded, now_ns, failed))
+        if seq is not None:
+            self._end_turn(seq)
+        if failed:
+            for pos, (name, error) in sorted(failed.items()):
+                letters.append(self._internal_error(batch[owners[pos]], name, error))
+            keep = [pos for pos in range(len(decoded)) if pos not in failed]
+            decoded, owners = [decoded[p] for p in keep], [owners[p] for p in keep]
+        for result in decoded:
             points.extend(result.points)
         # where each point came from, asked only when the store refuses one (rare): the
         # message points first, in order, then the processors' and the side points
         counts = [len(d.points) for d in decoded]
-        seq: int | None = getattr(batch, "seq", None)
-        if seq is not None:
-            self._wait_turn(seq)
-        with self._processor_lock:
-            for processor in self.processors:
-                points.extend(processor.process(decoded, now_ns))
-        if seq is not None:
-            self._end_turn(seq)
+        points.extend(derived)
         with self._side_lock:
             if self._side_points:
                 points.extend(self._side_points)
                 self._side_points = []
         if points:
-            lines = [p.to_line() for p in points]
+            lines, unwritable = _lines_of(points)
             rejections = self._write_or_spool(lines)
+            if unwritable:  # (rare) indices of lines back to indices of points
+                at = [i for i in range(len(points)) if i not in unwritable]
+                rejections = [RejectedLine(at[r.index], r.reason) for r in rejections]
+                rejections += [RejectedLine(i, why) for i, why in unwritable.items()]
             sources = _sources(owners, counts, len(points)) if rejections else []
             for rejected in rejections:
                 index = sources[rejected.index]
@@ -137,20 +194,97 @@ class IngestPipeline:
                         raw.topic if raw else "hazwatch/derived",
                         "store_rejected",
                         f"the point store refused the point: {rejected.reason}",
-                        raw.payload if raw else lines[rejected.index].encode(),
+                        raw.payload if raw else repr(points[rejected.index]).encode(),
                     )
                 )
         if letters:
-            self.deadletters.add_many(letters)
+            kept = self.deadletters.add_many(letters)
             with self._side_lock:
                 self.deadlettered += len(letters)
+            self.deadletter_rate.add(len(letters))
             if self.publish is not None:
-                for letter in letters:
+                for letter in kept:
                     self.publish(letter.mqtt_topic(), letter.mqtt_payload())
         for family, count in families.items():
             MESSAGES.labels(family).inc(count)
         with self._side_lock:  # batches run on more than one thread
             self.messages += len(batch)
+
+    # isolation: one message fails, never its batch
+    def _process_isolated(
+        self,
+        processor: StreamProcessor,
+        decoded: list[Decoded],
+        now_ns: int,
+        failed: dict[int, tuple[str, BaseException]],
+    ) -> list[Point]:
+        """Run `processor` over the batch; when it fails for a reason of the data, bisect.
+
+        A transient failure (store down, locked) is raised: the batch is retried. Any other
+        failure is some message's: the halves are run again, in order, until the messages
+        that fail alone are found; those are dead-lettered, the rest processed. A processor
+        keeps nothing of a call that raised (StreamProcessor's contract), and a redelivered
+        message changes nothing twice, so running a half again is safe. Messages an earlier
+        processor failed on are not given to the later ones.
+        """
+        name = getattr(processor, "name", type(processor).__name__)
+        live = list(range(len(decoded))) if failed else None
+        if live is not None:
+            live = [pos for pos in live if pos not in failed]
+        out: list[Point] = []
+        stack: list[list[int] | None] = [live]  # None: the whole batch (the usual, one call)
+        while stack:
+            positions = stack.pop()
+            chunk = decoded if positions is None else [decoded[p] for p in positions]
+            if not chunk:
+                continue
+            try:
+                out.extend(processor.process(chunk, now_ns))
+                continue
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                if len(chunk) == 1:
+                    failed[positions[0] if positions is not None else 0] = (name, exc)
+                    continue
+            if positions is None:
+                positions = list(range(len(decoded)))
+            mid = len(positions) // 2
+            stack.append(positions[mid:])
+            stack.append(positions[:mid])
+        return out
+
+    def _internal_error(self, message: RawMessage, stage: str, exc: BaseException) -> DeadLetter:
+        reason = reason_of(exc)
+        _LOG_FAILURE(
+            f"{reason}:{stage}",
+            "%s failed on a message (dead-lettered, the rest go on): topic %s: %s",
+            stage,
+            message.topic[:200],
+            describe(exc),
+        )
+        what = "refused by the state store" if reason == "store_rejected" else "hazwatch failed"
+        return DeadLetter(
+            message.received_ns,
+            message.topic,
+            reason,
+            f"{what} while {_STAGES.get(stage, f'running {stage}')}: {describe(exc)}",
+            message.payload,
+        )
+
+    def _too_large(self, message: RawMessage) -> DeadLetter:
+        assert message.oversize is not None
+        size, sha256 = message.oversize
+        return DeadLetter(
+            message.received_ns,
+            message.topic,
+            "too_large",
+            f"payload is {size} bytes, over the {self.max_payload_bytes}-byte limit "
+            f"(the first {len(message.payload)} bytes are kept)",
+            message.payload,
+            raw_len=size,
+            raw_sha256=sha256,
+        )
 
     # batch order for the processors
     def _wait_turn(self, seq: int) -> None:
@@ -186,7 +320,7 @@ class IngestPipeline:
         if len(self.spool) == 0:
             start = time.perf_counter()
             try:
-                rejected = self.writer.write(lines)
+                rejected = self._write_isolating(lines)
             except StoreUnavailable as exc:
                 log.warning("point store unavailable (%s): spooling %d lines", exc, len(lines))
             else:
@@ -201,6 +335,49 @@ class IngestPipeline:
         with self._side_lock:
             self.points_spooled += len(lines)
         return []
+
+    def _write_isolating(self, lines: list[str]) -> list[RejectedLine]:
+        """writer.write, with any failure of the lines' own (not the store's) found line by line.
+
+        The writers return the lines the store refuses (InfluxDB 400, a type conflict) and
+        raise StoreUnavailable for an outage. Anything else they raise is either transient
+        (raised as StoreUnavailable: spool and retry) or caused by some line (a value the
+        driver cannot convert): bisect, and reject the lines that fail alone.
+        """
+        try:
+            return self.writer.write(lines)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise StoreUnavailable(f"{self.writer.name}: {describe(exc)}") from exc
+            first = exc
+        _LOG_FAILURE(
+            "write_error",
+            "the point store failed on a batch; finding its lines: %s",
+            describe(first),
+        )
+        rejected: list[RejectedLine] = []
+        stack: list[range] = [range(len(lines))]
+        while stack:
+            part = stack.pop()
+            try:
+                found = self.writer.write(lines[part.start : part.stop])
+            except StoreUnavailable:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    raise StoreUnavailable(f"{self.writer.name}: {describe(exc)}") from exc
+                if len(part) == 1:
+                    rejected.append(RejectedLine(part.start, describe(exc)))
+                else:
+                    mid = part.start + len(part) // 2
+                    stack.append(range(mid, part.stop))
+                    stack.append(range(part.start, mid))
+                continue
+            rejected.extend(RejectedLine(part.start + r.index, r.reason) for r in found)
+        rejected.sort(key=lambda r: r.index)
+        return rejected
 
     def add_points(self, points: Sequence[Point]) -> None:
         """Points made outside a batch (alerts): written with the next batch or tick."""
@@ -218,7 +395,7 @@ class IngestPipeline:
                     break
                 path, lines = oldest
                 try:
-                    rejected = self.writer.write(lines)
+                    rejected = self._write_isolating(lines)
                 except StoreUnavailable:
                     break
                 self.spool.remove(path)
@@ -270,6 +447,22 @@ def _refused(
         )
         for r in rejected
     ]
+
+
+def _lines_of(points: list[Point]) -> tuple[list[str], dict[int, str]]:
+    """Line protocol of the points, and (rare) why those that cannot be written cannot."""
+    try:
+        return [p.to_line() for p in points], {}
+    except Exception:
+        pass
+    lines: list[str] = []
+    unwritable: dict[int, str] = {}
+    for index, point in enumerate(points):
+        try:
+            lines.append(point.to_line())
+        except Exception as exc:
+            unwritable[index] = f"cannot be written as line protocol: {describe(exc)}"
+    return lines, unwritable
 
 
 def _sources(owners: list[int], counts: list[int], total: int) -> list[int]:
