@@ -27,6 +27,8 @@ class ApiContext:
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     api_token: str = ""
     lang: str = "zh"
+    # the ingest line's own state (ingest.health): oldest unacked, retries, dead-letter rate
+    ingest_health: Callable[[], dict[str, Any]] | None = None
     # parts that land later register themselves here (custody tracker, air aggregates ...)
     parts: dict[str, Any] = field(default_factory=dict)
 

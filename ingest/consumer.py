@@ -558,6 +558,7 @@ class MqttConsumer:
         self.acked = 0
         self._in_handler = 0
         self._oversize_held = 0  # bytes of oversize payloads' beginnings not yet acked
+        self._in_hand: dict[int, list[int]] = {}  # batch seq → [oldest received_ns, retries]
         self._workers_left = 0
         self._threads: list[threading.Thread] = []
         self.client = self._make_client()
@@ -722,6 +723,18 @@ class MqttConsumer:
     def backlog(self) -> int:
         return len(self._pending) + self._in_handler
 
+    def unacked(self) -> tuple[float, int]:
+        """(age in seconds of the oldest message received and not yet acked, the most times
+        a batch in hand has been retried): what /api/health judges a stalled line by."""
+        now = time.time_ns()
+        with self._cond:
+            oldest = [entry[0] for entry in self._in_hand.values()]
+            if self._pending:
+                oldest.append(self._pending[0].received_ns)
+            retries = max((entry[1] for entry in self._in_hand.values()), default=0)
+        age_s = (now - min(oldest)) / 1e9 if oldest else 0.0
+        return max(age_s, 0.0), retries
+
     # network thread: connect, read (unless the backlog is full), write acks, reconnect
     def _network_loop(self) -> None:
         cfg = self.config
@@ -820,12 +833,17 @@ class MqttConsumer:
                     break
                 UNACKED.set(self.backlog)
                 delay = 0.1
+                # [oldest received_ns, retries so far] of this batch, for health()
+                in_hand = [batch[0].received_ns if batch else time.time_ns(), 0]
+                with self._cond:
+                    self._in_hand[batch.seq] = in_hand
                 while True:
                     try:
                         self.handler(batch)
                         break
                     except Exception as exc:
                         BATCH_RETRIES.inc()
+                        in_hand[1] += 1
                         self.last_error = f"batch handler failed: {exc}"
                         log.exception("batch of %d failed; retrying in %.1f s", len(batch), delay)
                         if self._stopping.wait(delay):
@@ -839,6 +857,7 @@ class MqttConsumer:
                         self._oversize_held -= sum(
                             len(m.payload) for m in batch if m.oversize is not None
                         )
+                    self._in_hand.pop(batch.seq, None)
                 UNACKED.set(self.backlog)
         finally:
             with self._cond:

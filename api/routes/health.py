@@ -23,11 +23,18 @@ def health(ctx: Ctx) -> JSONResponse:
             components[name] = {"status": "up"}
         except Exception as exc:
             components[name] = {"status": "down", "error": str(exc)}
-    ok = all(c["status"] == "up" for c in components.values())
-    return JSONResponse(
-        {"status": "up" if ok else "degraded", "components": components},
-        status_code=200 if ok else 503,
-    )
+    reasons = [f"{name}: {c['error']}" for name, c in components.items() if c["status"] != "up"]
+    body: dict[str, object] = {"components": components}
+    if ctx.ingest_health is not None:
+        try:
+            ingest = ctx.ingest_health()
+        except Exception as exc:  # the report itself failing is a reason, not a 500
+            ingest = {"reasons": [f"ingest health unavailable: {exc}"]}
+        reasons += [str(r) for r in ingest.get("reasons", [])]
+        body["ingest"] = ingest
+    ok = not reasons
+    body = {"status": "up" if ok else "degraded", "reasons": reasons, **body}
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
 @router.get("/metrics")
