@@ -26,6 +26,7 @@ from hazwatch import wiring_air, wiring_custody, wiring_video
 from hazwatch.settings import Settings
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.deadletters import DeadLetterLimits, DeadLetterStore
+from ingest.health import Thresholds, judge
 from ingest.interfaces import StreamProcessor
 from ingest.pipeline import IngestPipeline
 from ingest.spool import Spool
@@ -157,6 +158,35 @@ class HazwatchService:
 
         return {"broker": broker, "point_store": self.writer.ping, "state_store": self.db.ping}
 
+    def ingest_health(self) -> dict[str, object]:
+        """The line's own state: is it moving, retrying, refusing a flood (ingest.health)."""
+        cfg = self.settings
+        oldest_s, retries = self.consumer.unacked()
+        rate = self.pipeline.deadletter_rate.per_minute()
+        store = self.deadletters.status() if hasattr(self.deadletters, "status") else None
+        reasons = judge(
+            oldest_unacked_s=oldest_s,
+            batch_retries=retries,
+            deadletters_per_min=rate,
+            deadletter_store=store,
+            thresholds=Thresholds(
+                cfg.health_max_unacked_age_s,
+                cfg.health_max_batch_retries,
+                cfg.health_max_deadletters_per_min,
+            ),
+            lang=cfg.lang,
+        )
+        return {
+            "reasons": reasons,
+            "oldest_unacked_s": round(oldest_s, 3),
+            "batch_retries": retries,
+            "deadletters_per_min": round(rate, 1),
+            "deadletter_store": store,
+            "spool_segments": len(self.spool),
+            "messages": self.pipeline.messages,
+            "deadlettered": self.pipeline.deadlettered,
+        }
+
     def api_context(self) -> ApiContext:
         return ApiContext(
             db=self.db,
@@ -164,6 +194,7 @@ class HazwatchService:
             alerts=self.alerts,
             data_dir=self.settings.data_dir,
             health_checks=self.health_checks(),  # type: ignore[arg-type]
+            ingest_health=self.ingest_health,
             api_token=self.settings.api_token,
             lang=self.settings.lang,
             parts={"service": self, "deadletters": self.deadletters},

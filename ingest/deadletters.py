@@ -500,6 +500,36 @@ class DeadLetterStore:
             for r in rows
         ]
 
+    def matching(
+        self, *, reason: str | None = None, since_ns: int | None = None, limit: int = 10_000
+    ) -> list[DeadLetter]:
+        """Dead letters of `reason` received since `since_ns`, oldest first (for replay)."""
+        where, params = ["1 = 1"], []
+        if reason:
+            where.append("reason = ?")
+            params.append(reason)
+        if since_ns is not None:
+            where.append("received_ns >= ?")
+            params.append(since_ns)
+        rows = self.db.query(
+            "SELECT id, received_ns, topic, reason, message, raw, raw_len, raw_sha256, source "
+            f"FROM deadletters WHERE {' AND '.join(where)} ORDER BY received_ns, id LIMIT ?",
+            (*params, limit),
+        )
+        return [_letter(r) for r in rows]
+
+    def remove(self, ids: Sequence[int]) -> int:
+        """Delete these dead letters (replayed: their messages are back on the broker)."""
+        removed = 0
+        with self.db.transaction():
+            for start in range(0, len(ids), 500):
+                chunk = list(ids[start : start + 500])
+                cur = self.db.execute(
+                    f"DELETE FROM deadletters WHERE id IN ({', '.join('?' * len(chunk))})", chunk
+                )
+                removed += max(cur.rowcount, 0)
+        return removed
+
     def count_by_reason(self) -> dict[str, int]:
         rows = self.db.query("SELECT reason, COUNT(*) FROM deadletters GROUP BY reason")
         return {str(r[0]): int(r[1]) for r in rows}
@@ -530,6 +560,20 @@ class DeadLetterStore:
             "SELECT source, SUM(suppressed) FROM deadletter_suppressed GROUP BY source"
         )
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _letter(r: Sequence[Any]) -> DeadLetter:
+    return DeadLetter(
+        int(r[1]),
+        r[2],
+        r[3],
+        r[4],
+        bytes(r[5]),
+        id=int(r[0]),
+        raw_len=int(r[6]) if r[6] is not None else None,
+        raw_sha256=r[7],
+        source=r[8],
+    )
 
 
 def _stored_bytes(letter: DeadLetter) -> int:
