@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -24,6 +27,10 @@ log = logging.getLogger("hazwatch.hj212_gateway")
 PUBLISHED = Counter("hazwatch_hj212_published_total", "HJ 212 packets put on MQTT by the gateway")
 DEAD = Counter("hazwatch_hj212_deadletters_total", "HJ 212 bytes the gateway refused", ["reason"])
 OPEN = Gauge("hazwatch_hj212_connections", "Stations connected to the HJ 212 gateway")
+CLOSED_BAD = Counter(
+    "hazwatch_hj212_closed_bad_frames_total",
+    "Gateway connections closed for more bad frames than the limit within the window",
+)
 
 # MN -> (site, station), or None when no registry entry has that MN.
 StationLookup = Callable[[str], "tuple[str, str] | None"]
@@ -37,7 +44,10 @@ class GatewayDeadLetter:
     topic: str  # hw/{site}/air/{station}/hj212 when the MN is known, else tcp://peer
     reason: str
     message: str
-    raw: bytes
+    raw: bytes  # at most GatewayLimits.keep_bytes of what was refused
+    raw_len: int | None = None  # all of it (a run of garbage is longer than what is kept)
+    raw_sha256: str | None = None  # of all of it; None: of raw
+    source: str | None = None  # tcp://{peer address}: the dead-letter store's rate limit unit
 
 
 DeadLetterSink = Callable[[GatewayDeadLetter], Awaitable[None]]
@@ -51,6 +61,12 @@ class GatewayLimits:
     max_connections: int = 2000
     write_timeout_s: float = 10.0  # a station that does not read its acks is dropped
     split_timeout_s: float = 120.0  # parts of a split packet must all arrive within this
+    # A connection that sends more bad frames than this within bad_window_s is closed: a
+    # station that lost its framing, or not a station. Bytes outside any packet count as one
+    # bad frame per started max_buffer_bytes.
+    max_bad_frames: int = 20
+    bad_window_s: float = 60.0
+    keep_bytes: int = 64 * 1024  # of a run of bytes outside any packet, kept for a person
 
 
 @dataclass(slots=True)
@@ -63,6 +79,7 @@ class GatewayStats:
     dead_letters: int = 0
     rejected_connections: int = 0
     timeouts: int = 0
+    closed_bad_frames: int = 0
 
 
 @dataclass(slots=True)
@@ -134,7 +151,8 @@ class Hj212Gateway:
         peer = writer.get_extra_info("peername")
         peer_name = f"tcp://{peer[0]}:{peer[1]}" if peer else "tcp://unknown"
         try:
-            await Connection(self, reader, writer, peer_name).run()
+            source = f"tcp://{peer[0]}" if peer else "tcp://unknown"
+            await Connection(self, reader, writer, peer_name, source).run()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
@@ -157,16 +175,29 @@ class Connection:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         peer: str,
+        source: str | None = None,
     ) -> None:
         self.gw = gateway
         self.reader = reader
         self.writer = writer
         self.peer = peer
+        self.source = source or peer  # the peer's address: reconnecting gets no new burst
         self.buffer = bytearray()
         self.frame_started: float | None = None
         self.splits: dict[tuple[str, str, str], _Split] = {}
+        self.junk: _Junk | None = None  # the run of bytes outside any packet, while it lasts
+        self.bad_frames: deque[float] = deque()  # when each recent bad frame came (monotonic)
+        self.too_many_bad = False
 
     async def run(self) -> None:
+        try:
+            await self._serve()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            await self._end_junk()
+            raise
+        await self._end_junk()
+
+    async def _serve(self) -> None:
         limits = self.gw.limits
         while True:
             timeout = limits.idle_timeout_s
@@ -189,6 +220,16 @@ class Connection:
                 return
             self.buffer += chunk
             await self._drain_frames()
+            if self.too_many_bad:
+                self.gw.stats.closed_bad_frames += 1
+                CLOSED_BAD.inc()
+                log.warning(
+                    "closing %s: more than %d bad frames within %g s",
+                    self.peer,
+                    limits.max_bad_frames,
+                    limits.bad_window_s,
+                )
+                return
             if len(self.buffer) > limits.max_buffer_bytes:
                 await self._dead(
                     bytes(self.buffer),
@@ -199,19 +240,23 @@ class Connection:
             await self._expire_splits()
 
     async def _drain_frames(self) -> None:
-        while self.buffer:
+        while self.buffer and not self.too_many_bad:
             start = self.buffer.find(hj212.HEADER)
             if start < 0:
+                # Garbage, maybe more to come: one run, one dead letter when it ends (a packet
+                # starts, the connection ends), not one per read.
                 keep = 1 if self.buffer.endswith(b"#") else 0  # maybe the first half of "##"
-                junk = bytes(self.buffer[: len(self.buffer) - keep])
-                del self.buffer[: len(junk)]
-                if junk.strip(b"\r\n"):
-                    await self._dead(junk, "bad_header", "bytes outside any packet")
+                end = len(self.buffer) - keep
+                self._add_junk(memoryview(self.buffer)[:end])
+                del self.buffer[:end]
                 if not self.buffer:
                     self.frame_started = None
                 return
             if start > 0:
-                await self._cut(start, "bad_header", "bytes outside any packet")
+                self._add_junk(memoryview(self.buffer)[:start])
+                del self.buffer[:start]
+            if self.junk is not None:  # a packet starts: the garbage before it is one letter
+                await self._end_junk()
                 continue
             try:
                 length = hj212.frame_length(bytes(self.buffer[:6]))
@@ -303,10 +348,92 @@ class Connection:
                 await self._dead(payload, "incomplete_split", f"split packet {key[1]} incomplete")
 
     async def _dead(self, raw: bytes, reason: str, message: str, topic: str | None = None) -> None:
+        await self._end_junk()  # the garbage before this came first
+        if reason != "unknown_mn":  # a whole packet, just not registered: not a framing fault
+            self._bad_frame()
+        await self._emit(raw, reason, message, topic)
+
+    async def _emit(
+        self,
+        raw: bytes,
+        reason: str,
+        message: str,
+        topic: str | None = None,
+        raw_len: int | None = None,
+        raw_sha256: str | None = None,
+    ) -> None:
         self.gw.stats.dead_letters += 1
         DEAD.labels(reason).inc()
-        letter = GatewayDeadLetter(self.gw.clock(), topic or self.peer, reason, message, raw)
+        letter = GatewayDeadLetter(
+            self.gw.clock(),
+            topic or self.peer,
+            reason,
+            message,
+            raw,
+            raw_len=raw_len,
+            raw_sha256=raw_sha256,
+            source=self.source,
+        )
         try:
             await self.gw.dead_letter(letter)
         except Exception:
             log.exception("dead letter from %s could not be stored: %s", self.peer, reason)
+
+    # bad frames
+    def _bad_frame(self) -> None:
+        now = time.monotonic()
+        window = self.bad_frames
+        window.append(now)
+        while window and now - window[0] > self.gw.limits.bad_window_s:
+            window.popleft()
+        if len(window) > self.gw.limits.max_bad_frames:
+            self.too_many_bad = True
+
+    def _add_junk(self, data: memoryview) -> None:
+        """Bytes outside any packet, added to the current run (CR LF alone between packets
+        is no garbage). Counted as a bad frame per started max_buffer_bytes."""
+        if self.junk is None:
+            if not bytes(data).strip(b"\r\n"):  # (at most one read past the buffer limit)
+                return
+            self.junk = _Junk(self.gw.limits.keep_bytes)
+        chunk = self.gw.limits.max_buffer_bytes
+        before = self.junk.length
+        self.junk.add(data)
+        # one when the run starts, one more each time it passes a multiple of the chunk
+        for _ in range(_chunks(self.junk.length, chunk) - _chunks(before, chunk)):
+            self._bad_frame()
+
+    async def _end_junk(self) -> None:
+        junk, self.junk = self.junk, None
+        if junk is None or not junk.length:
+            return
+        await self._emit(
+            bytes(junk.kept),
+            "bad_header",
+            f"{junk.length} bytes outside any packet",
+            raw_len=junk.length,
+            raw_sha256=junk.hasher.hexdigest(),
+        )
+
+
+def _chunks(length: int, chunk: int) -> int:
+    return -(-length // chunk)  # started chunks: ceil
+
+
+class _Junk:
+    """A run of garbage: its first `keep` bytes, its length and hash; never all of it."""
+
+    __slots__ = ("hasher", "keep", "kept", "length")
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self.kept = bytearray()
+        self.length = 0
+        self.hasher: Any = hashlib.sha256()
+
+    def add(self, data: memoryview) -> None:
+        room = self.keep - len(self.kept)
+        if room > 0:
+            self.kept += data[:room]
+        self.hasher.update(data)
+        self.length += len(data)

@@ -51,12 +51,26 @@ async def run_gateway(
     from devices.registry import RegistryContext, load_file
     from devices.statedb import StateDB
     from hazwatch.cli import settings
-    from ingest.deadletters import DeadLetter, DeadLetterStore
-    from ingest.hj212_gateway import GatewayDeadLetter, Hj212Gateway
+    from ingest.deadletters import DeadLetter, DeadLetterLimits, DeadLetterStore
+    from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 
     cfg = settings()
     db = StateDB(cfg.state_dsn)
-    deadletters = DeadLetterStore(db)
+    keep_bytes = cfg.deadletter_keep_kb * 1024
+    deadletters = DeadLetterStore(
+        db,
+        DeadLetterLimits(
+            keep_bytes=keep_bytes,
+            burst_per_min=cfg.deadletter_burst_per_min,
+            max_rows=cfg.deadletter_max_rows,
+            max_bytes=cfg.deadletter_max_mb * 1024 * 1024,
+        ),
+    )
+    limits = GatewayLimits(
+        max_bad_frames=cfg.gateway_max_bad_frames,
+        bad_window_s=cfg.gateway_bad_window_s,
+        keep_bytes=keep_bytes,
+    )
     if registry_file is not None:
         registry = RegistryContext(None, load_file(registry_file))
     else:
@@ -80,11 +94,19 @@ async def run_gateway(
         await client.publish(topic, payload, qos=1)
 
     async def dead_letter(letter: GatewayDeadLetter) -> None:
-        stored = DeadLetter(
-            letter.received_ns, letter.topic, letter.reason, letter.message, letter.raw
+        refused = DeadLetter(
+            letter.received_ns,
+            letter.topic,
+            letter.reason,
+            letter.message,
+            letter.raw,
+            raw_len=letter.raw_len,
+            raw_sha256=letter.raw_sha256,
+            source=letter.source,
         )
-        await asyncio.to_thread(deadletters.add_many, [stored])
-        await client.publish(stored.mqtt_topic(), orjson.dumps(stored.to_json()), qos=1)
+        # Published only when kept: past its peer's burst a letter is only counted.
+        for kept in await asyncio.to_thread(deadletters.add_many, [refused]):
+            await client.publish(kept.mqtt_topic(), orjson.dumps(kept.to_json()), qos=1)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -93,7 +115,7 @@ async def run_gateway(
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
-    async with client, Hj212Gateway(lookup, publish, dead_letter) as gateway:
+    async with client, Hj212Gateway(lookup, publish, dead_letter, limits) as gateway:
         await gateway.start(host, port)
         typer.echo(
             f"hj212-gateway listening on {host}:{gateway.port}, publishing to "

@@ -6,6 +6,8 @@ Never wait blindly: effects are awaited on the socket or polled with a deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import os
 import subprocess
 import sys
@@ -286,3 +288,78 @@ def test_cli_gateway(mosquitto: Mosquitto, tmp_path: Path) -> None:
             proc.kill()
         log.close()
     assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()
+
+
+def test_a_run_of_garbage_is_one_dead_letter_with_its_length_and_hash(
+    mosquitto: Mosquitto,
+) -> None:
+    """12,290 dead letters for 50 MB of garbage was the bug: now one per run, bounded."""
+    limits = GatewayLimits(max_bad_frames=100_000, keep_bytes=1000)
+    garbage = bytes(b % 35 for b in range(256)) * (8 * 1024 * 1024 // 256)  # 8 MiB, no '#'
+    assert b"#" not in garbage
+
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}, limits) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            for start in range(0, len(garbage), 64 * 1024):
+                writer.write(garbage[start : start + 64 * 1024])
+                await writer.drain()
+            good = hj212.build(packet("MN1", 0))
+            writer.write(good)
+            assert (await read_ack(reader)).qn == packet("MN1", 0).qn
+            await h.until(lambda: h.dead, "the run's dead letter")
+            (run,) = h.dead
+            assert run.reason == "bad_header" and run.raw_len == len(garbage)
+            assert run.raw == garbage[:1000]
+            assert run.raw_sha256 == hashlib.sha256(garbage).hexdigest()
+            assert run.source == "tcp://127.0.0.1"
+            writer.close()
+
+    run(main)
+
+
+async def _gone(reader: asyncio.StreamReader) -> bool:
+    """Closed by the gateway: EOF, or a reset (it closed with our bytes unread)."""
+    try:
+        return await _closed(reader, 5)
+    except ConnectionError:
+        return True
+
+
+def test_a_connection_sending_too_many_bad_frames_is_closed(mosquitto: Mosquitto) -> None:
+    limits = GatewayLimits(max_bad_frames=5, bad_window_s=60)
+
+    async def main() -> None:
+        async with harness(mosquitto, {"MN1": "aq-1"}, limits) as h:
+            closed_before = h.gateway.stats.closed_bad_frames
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            good = hj212.build(packet("MN1", 0))
+            bad_crc = good[:-6] + b"0000\r\n"
+            with contextlib.suppress(ConnectionError):
+                for _ in range(1000):  # 1000 bad frames: closed after the 6th
+                    writer.write(bad_crc)
+                    await writer.drain()
+            assert await _gone(reader)
+            assert h.gateway.stats.closed_bad_frames == closed_before + 1
+            assert 6 <= len(h.dead) <= 7  # (the last may be cut by the close)
+            # garbage counts too: one bad frame per started max_buffer_bytes
+            r2, w2 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            sent = 0
+            with contextlib.suppress(ConnectionError):
+                for _ in range(3000):  # up to 48 MiB of garbage
+                    w2.write(b"x" * 16 * 1024)
+                    await w2.drain()
+                    sent += 16 * 1024
+            assert await _gone(r2)
+            assert sent < 8 * 1024 * 1024  # closed after ~6 x 16 KiB, not after 48 MiB
+            assert h.dead[-1].reason == "bad_header"
+            assert h.dead[-1].raw_len is not None and h.dead[-1].raw_len <= 8 * 16 * 1024
+            assert h.gateway.stats.closed_bad_frames == closed_before + 2
+            # the gateway still serves others
+            r3, w3 = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            w3.write(good)
+            assert (await read_ack(r3)).cn == "9014"
+            for w in (writer, w2, w3):
+                w.close()
+
+    run(main)
