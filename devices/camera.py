@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from devices import status
 from devices.family import DecodeContext, Family, KindSpec
 from devices.points import Point
-from devices.schema import Payload, TimestampNs, clean_fields, validator
+from devices.schema import Count, Payload, Printable, TimestampNs, clean_fields, validator
 from devices.topics import Topic
 
 FAMILY = "camera"
@@ -22,9 +22,10 @@ Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 class DetectedObject(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
-    label: Annotated[str, Field(min_length=1, max_length=40)]
+    label: Annotated[str, Field(min_length=1, max_length=40), Printable]
     conf: Fraction
-    box: Annotated[list[float], Field(min_length=4, max_length=4)]
+    # x, y, w, h as fractions of the frame (devices.camera_agent): NaN would be stored as null
+    box: Annotated[list[Fraction], Field(min_length=4, max_length=4)]
 
 
 class Snapshot(BaseModel):
@@ -35,7 +36,7 @@ class Snapshot(BaseModel):
 
 class Frame(Payload):
     ts: TimestampNs
-    seq: Annotated[int, Field(ge=0)]
+    seq: Count
     width: Annotated[int, Field(ge=1, le=16384)] | None = None
     height: Annotated[int, Field(ge=1, le=16384)] | None = None
     brightness: Annotated[float, Field(ge=0, le=255, allow_inf_nan=False)] | None = None
@@ -45,7 +46,7 @@ class Frame(Payload):
     scene_change: Fraction | None = None
     objects: Annotated[list[DetectedObject], Field(max_length=256)] | None = None
     snapshot: Snapshot | None = None
-    event: Annotated[str, Field(max_length=40)] | None = None
+    event: Annotated[str, Field(max_length=40), Printable] | None = None
 
 
 _validate = validator(Frame)

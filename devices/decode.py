@@ -11,8 +11,8 @@ from typing import Any
 from devices.errors import PayloadError
 from devices.families import FAMILIES
 from devices.family import DecodeContext
-from devices.points import Point
-from devices.timeparse import DEFAULT_MAX_FUTURE_S, NS_PER_S, format_ts
+from devices.points import Point, unstorable
+from devices.timeparse import DEFAULT_MAX_FUTURE_S, EARLIEST_NS, NS_PER_S, format_ts, future_error
 from devices.topics import Topic, parse_topic
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
@@ -66,14 +66,17 @@ def decode(
     points = spec.to_points(record, parsed, ctx)
     limit_ns = now_ns + int(max_future_s * NS_PER_S)
     for point in points:
-        if point.ts_ns == 0:
+        ts_ns = point.ts_ns
+        if ts_ns == 0:
             point.ts_ns = now_ns
-        elif point.ts_ns > limit_ns:
-            ahead_s = (point.ts_ns - now_ns) / NS_PER_S
+        elif ts_ns > limit_ns:
+            raise future_error(ts_ns, now_ns, max_future_s)
+        elif ts_ns < EARLIEST_NS:
             raise PayloadError(
-                f"ts {format_ts(point.ts_ns)} is {ahead_s:.0f} s ahead of the receiver's clock "
-                f"(more than {max_future_s:.0f} s: device clock wrong?)",
-                reason="future_ts",
-                field="ts",
+                f"ts {format_ts(ts_ns)} is before 2000-01-01", reason="bad_ts", field="ts"
             )
+        # The families check every value; this is the last line should one of them miss one.
+        problem = unstorable(point.fields)
+        if problem is not None:
+            raise PayloadError(problem, reason="unstorable")
     return Decoded(parsed, record, points)

@@ -5,16 +5,17 @@ Never accept a packet whose length, CRC or any field is off: raise PayloadError 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
 from devices.air import BOUNDS, FLAGS
-from devices.errors import PayloadError
+from devices.errors import PayloadError, shown
 from devices.family import DecodeContext, KindSpec
 from devices.points import Point
-from devices.timeparse import NS_PER_MS, NS_PER_S
+from devices.timeparse import NS_PER_MS, NS_PER_S, check_ts_ns
 from devices.topics import Topic
 
 KIND = "hj212"
@@ -82,11 +83,14 @@ OTHER_SUFFIXES = frozenset(
 )
 
 _HEADER_FIELDS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO")
-_QN = re.compile(r"^\d{17}$")
-_DATATIME = re.compile(r"^\d{14}$")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_CODE = re.compile(r"^[A-Za-z0-9]{1,16}$")
-_MN = re.compile(r"^[A-Za-z0-9]{1,24}$")
+# Always fullmatch: match() with $ lets a trailing "\n" by (a QN echoed back in a response).
+_QN = re.compile(r"[0-9]{17}")
+_DATATIME = re.compile(r"[0-9]{14}")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)")
+_CODE = re.compile(r"[A-Za-z0-9]{1,16}")
+_MN = re.compile(r"[A-Za-z0-9]{1,24}")
+_CP_KEY = re.compile(r"[A-Za-z0-9-]{1,64}")
+_SMALL_INT = re.compile(r"[0-9]{1,4}")  # Flag (0–255), PNUM and PNO (1–9999)
 
 
 def _crc_table() -> tuple[int, ...]:
@@ -285,7 +289,9 @@ def parse_segment(text: str) -> Packet:
             continue
         key, eq, value = item.partition("=")
         if not eq or key not in _HEADER_FIELDS:
-            raise PayloadError(f"unknown header field {item!r}", reason="bad_field", field=key)
+            raise PayloadError(
+                f"unknown header field {shown(item)}", reason="bad_field", field=shown(key, 20)
+            )
         if key in header:
             raise PayloadError(f"header field {key} repeated", reason="bad_field", field=key)
         header[key] = value
@@ -293,34 +299,39 @@ def parse_segment(text: str) -> Packet:
         if key not in header:
             raise PayloadError(f"header field {key} is missing", reason="bad_field", field=key)
     qn, st, cn, pw, mn = (header[k] for k in ("QN", "ST", "CN", "PW", "MN"))
-    if not _QN.match(qn):
-        raise PayloadError(f"QN must be 17 digits, got {qn!r}", reason="bad_field", field="QN")
+    if not _QN.fullmatch(qn):
+        raise PayloadError(f"QN must be 17 digits, got {shown(qn)}", reason="bad_field", field="QN")
+    _check_qn(qn)
     if not (len(st) == 2 and st.isdigit()):
-        raise PayloadError(f"ST must be 2 digits, got {st!r}", reason="bad_field", field="ST")
+        raise PayloadError(f"ST must be 2 digits, got {shown(st)}", reason="bad_field", field="ST")
     if not (len(cn) == 4 and cn.isdigit()):
-        raise PayloadError(f"CN must be 4 digits, got {cn!r}", reason="bad_field", field="CN")
+        raise PayloadError(f"CN must be 4 digits, got {shown(cn)}", reason="bad_field", field="CN")
     if not (len(pw) <= 9 and pw.isalnum()):
-        raise PayloadError(f"PW must be ≤ 9 characters, got {pw!r}", reason="bad_field", field="PW")
-    if not _MN.match(mn):
         raise PayloadError(
-            f"MN must be ≤ 24 letters/digits, got {mn!r}", reason="bad_field", field="MN"
+            f"PW must be ≤ 9 characters, got {shown(pw)}", reason="bad_field", field="PW"
+        )
+    if not _MN.fullmatch(mn):
+        raise PayloadError(
+            f"MN must be ≤ 24 letters/digits, got {shown(mn)}", reason="bad_field", field="MN"
         )
     flag_text = header["Flag"]
-    if not (flag_text.isdigit() and int(flag_text) <= 255):
+    # digits first: int() of 5000 digits raises ValueError, and int() takes "+1", " 1", "1_0"
+    if not (_SMALL_INT.fullmatch(flag_text) and int(flag_text) <= 255):
         raise PayloadError(
-            f"Flag must be 0–255, got {flag_text!r}", reason="bad_field", field="Flag"
+            f"Flag must be 0–255, got {shown(flag_text)}", reason="bad_field", field="Flag"
         )
     flag = int(flag_text)
     pnum = pno = None
     if flag & FLAG_SPLIT:
-        try:
-            pnum, pno = int(header["PNUM"]), int(header["PNO"])
-        except (KeyError, ValueError):
+        pnum_text, pno_text = header.get("PNUM", ""), header.get("PNO", "")
+        if not (_SMALL_INT.fullmatch(pnum_text) and _SMALL_INT.fullmatch(pno_text)):
             raise PayloadError(
-                "Flag says the packet is split but PNUM/PNO are missing or not numbers",
+                "Flag says the packet is split but PNUM/PNO are missing or not 1–9999, got "
+                f"{shown(pnum_text, 20)}/{shown(pno_text, 20)}",
                 reason="bad_field",
                 field="PNUM",
-            ) from None
+            )
+        pnum, pno = int(pnum_text), int(pno_text)
         if not 1 <= pno <= pnum <= 9999:
             raise PayloadError(
                 f"PNO {pno} must be within 1..PNUM {pnum}", reason="bad_field", field="PNO"
@@ -337,8 +348,8 @@ def parse_cp(cp_text: str) -> tuple[tuple[str, str], ...]:
     for group in cp_text.split(";"):
         for item in group.split(","):
             key, eq, value = item.partition("=")
-            if not eq or not key or not re.match(r"^[A-Za-z0-9-]+$", key):
-                raise PayloadError(f"CP item {item!r} is not key=value", reason="bad_field")
+            if not eq or not _CP_KEY.fullmatch(key):
+                raise PayloadError(f"CP item {shown(item)} is not key=value", reason="bad_field")
             pairs.append((key, value))
     return tuple(pairs)
 
@@ -533,9 +544,12 @@ def _zone(zone_h: float) -> timezone:
 
 
 def parse_datatime(text: str, zone_h: float) -> int:
-    if not _DATATIME.match(text):
+    """DataTime (YYYYMMDDhhmmss, the station's local time) to UTC ns within [2000, 2262]."""
+    if not _DATATIME.fullmatch(text):
         raise PayloadError(
-            f"DataTime must be YYYYMMDDhhmmss, got {text!r}", reason="bad_field", field="DataTime"
+            f"DataTime must be YYYYMMDDhhmmss, got {shown(text)}",
+            reason="bad_field",
+            field="DataTime",
         )
     try:
         local = datetime.strptime(text, "%Y%m%d%H%M%S").replace(tzinfo=_zone(zone_h))
@@ -543,7 +557,18 @@ def parse_datatime(text: str, zone_h: float) -> int:
         raise PayloadError(
             f"DataTime is not a real time, got {text!r}", reason="bad_field", field="DataTime"
         ) from None
-    return int(local.timestamp()) * NS_PER_S
+    # aware datetimes subtract without overflow, even 0001-01-01 at UTC+8
+    return check_ts_ns(int(local.timestamp()) * NS_PER_S, "DataTime", text)
+
+
+def _check_qn(qn: str) -> None:
+    """QN is YYYYMMDDhhmmsszzz (a request's local time): refused when no such time exists."""
+    try:
+        datetime.strptime(qn[:14], "%Y%m%d%H%M%S")
+    except ValueError:
+        raise PayloadError(
+            f"QN is not a real time YYYYMMDDhhmmsszzz, got {qn!r}", reason="bad_field", field="QN"
+        ) from None
 
 
 def format_datatime(ts_ns: int, zone_h: float = 8.0) -> str:
@@ -555,9 +580,11 @@ def format_datatime(ts_ns: int, zone_h: float = 8.0) -> str:
 
 
 def _number(key: str, value: str) -> float:
-    if not _NUMBER.match(value):
-        raise PayloadError(f"{key} must be a number, got {value!r}", reason="bad_field", field=key)
-    return float(value)
+    if not _NUMBER.fullmatch(value):
+        raise PayloadError(
+            f"{key} must be a number, got {shown(value)}", reason="bad_field", field=key
+        )
+    return float(value)  # 400 digits are inf, not an error: the bounds below refuse it
 
 
 def station_data(packet: Packet, zone_h: float) -> StationData:
@@ -587,7 +614,7 @@ def station_data(packet: Packet, zone_h: float) -> StationData:
         if suffix == "Flag":
             if value not in FLAGS:
                 raise PayloadError(
-                    f"{key} must be a data flag ({''.join(sorted(FLAGS))}), got {value!r}",
+                    f"{key} must be a data flag ({''.join(sorted(FLAGS))}), got {shown(value)}",
                     reason="bad_field",
                     field=key,
                 )
@@ -599,7 +626,7 @@ def station_data(packet: Packet, zone_h: float) -> StationData:
                 )
             number = round(_number(key, value) * factor.scale, 6)
             low, high = BOUNDS.get(factor.name, (float("-inf"), float("inf")))
-            if not low <= number <= high:
+            if not (low <= number <= high and math.isfinite(number)):
                 raise PayloadError(
                     f"{key} = {number:g} is outside what {factor.name} can be ({low:g}…{high:g})",
                     reason="out_of_range",

@@ -5,11 +5,19 @@ Never put a value that identifies a real-world thing in a field: identity lives 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 FieldValue = float | int | bool | str
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1  # InfluxDB refuses an integer field (`i`) beyond signed 64 bits
+MAX_STRING_FIELD_BYTES = 64 * 1024  # InfluxDB's limit for one string field
+# Characters no stored text may hold: C0 and C1 controls and DEL (PostgreSQL TEXT refuses NUL;
+# the others break CSV, terminals and line protocol readers) and lone surrogates (not UTF-8).
+UNSTORABLE_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _TAG_ESCAPE = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\n": r"\n"})
 _MEAS_ESCAPE = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
@@ -124,6 +132,29 @@ def to_line(
     if not parts:
         raise ValueError(f"point {measurement} at {ts_ns} has no fields")
     return f"{_head(measurement, tags)} {','.join(parts)} {ts_ns}"
+
+
+def unstorable(fields: Mapping[str, FieldValue]) -> str | None:
+    """Why InfluxDB or the SQL stores would refuse one of these fields, or None when none."""
+    search = UNSTORABLE_CHAR.search
+    for key, value in fields.items():
+        kind = type(value)
+        if kind is float:
+            if value - value != 0.0:  # type: ignore[operator]  # inf - inf and nan are nan
+                return f"field {key} is {value!r}: InfluxDB stores finite numbers only"
+        elif kind is int:
+            if not INT64_MIN <= value <= INT64_MAX:  # type: ignore[operator]
+                return f"field {key} does not fit a 64-bit integer"
+        elif kind is str:
+            text: str = value  # type: ignore[assignment]
+            if search(text) is not None:
+                return f"field {key} holds a control character or a lone surrogate"
+            if (
+                len(text) * 4 > MAX_STRING_FIELD_BYTES
+                and len(text.encode()) > MAX_STRING_FIELD_BYTES
+            ):
+                return f"field {key} is over InfluxDB's {MAX_STRING_FIELD_BYTES}-byte string limit"
+    return None
 
 
 def parse_line(line: str) -> Point:

@@ -9,10 +9,16 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from devices.errors import PayloadError
+from devices.errors import PayloadError, shown
+from devices.points import INT64_MAX, UNSTORABLE_CHAR
 from devices.timeparse import parse_ts
+
+# Deepest JSON nesting a payload may have, counting every [ and {: ours go 3 deep (a frame's
+# objects' boxes). pydantic-core stops at 200 by itself, but a 64 KB payload of 150-deep
+# siblings costs it ~100 times a reading's parse, ignored key or not: refused before parsing.
+MAX_JSON_DEPTH = 32
 
 
 def _ts(value: object) -> int:
@@ -22,7 +28,7 @@ def _ts(value: object) -> int:
 # A device time, validated and converted to UTC nanoseconds.
 TimestampNs = Annotated[int, BeforeValidator(_ts)]
 
-_EPC = re.compile(r"^[0-9A-F]{8,64}$")
+_EPC = re.compile(r"[0-9A-F]{8,64}")
 
 
 def _epc(value: object) -> str:
@@ -31,7 +37,7 @@ def _epc(value: object) -> str:
             f"epc must be a hex string, got {type(value).__name__}", reason="bad_type", field="epc"
         )
     epc = value.strip().upper()
-    if not _EPC.match(epc):
+    if not _EPC.fullmatch(epc):
         raise PayloadError(
             f"epc must be 8–64 hex digits (EPC-96 is 24), got {value!r}",
             reason="bad_value",
@@ -41,6 +47,24 @@ def _epc(value: object) -> str:
 
 
 Epc = Annotated[str, BeforeValidator(_epc)]
+
+
+def _printable(value: str) -> str:
+    bad = UNSTORABLE_CHAR.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"must be printable text, holds control character U+{ord(bad.group()):04X} "
+            f"at position {bad.start()}"
+        )
+    return value
+
+
+# Free text a person typed or a device names, with a max_length beside it: no control chars.
+Printable = AfterValidator(_printable)
+
+
+# A count that becomes an InfluxDB integer field or a SQL BIGINT.
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
 
 
 class Payload(BaseModel):
@@ -90,20 +114,71 @@ def payload_error(exc: ValidationError) -> PayloadError:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if not loc:
         return PayloadError(msg, reason=reason)
-    got = err.get("input")
-    return PayloadError(f"{loc}: {msg}, got {got!r}", reason=reason, field=loc)
+    return PayloadError(f"{loc}: {msg}, got {shown(err.get('input'))}", reason=reason, field=loc)
+
+
+def _encoding_error(raw: bytes) -> PayloadError | None:
+    """A PayloadError when `raw` is not UTF-8 (JSON must be), else None."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = raw[exc.start : exc.start + 1].hex()
+        return PayloadError(
+            f"payload is not UTF-8: byte 0x{byte} at {exc.start} ({exc.reason})",
+            reason="bad_encoding",
+        )
+    return None
+
+
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_AS_PARENS = bytes.maketrans(b"[]{}", b"()()")
+
+
+def _nesting(limit: int) -> re.Pattern[bytes]:
+    # Brackets nested at most `limit` deep are a regular language: (?:\((?:\(…\))*\))*
+    pattern = b""
+    for _ in range(limit):
+        pattern = rb"(?:\(" + pattern + rb"\))*"
+    return re.compile(pattern)
+
+
+_WITHIN_LIMIT = _nesting(MAX_JSON_DEPTH - 1)  # checked once the innermost pairs are gone
+
+
+def too_deep(raw: bytes) -> bool:
+    """Whether the JSON text `raw` nests deeper than MAX_JSON_DEPTH, brackets in strings aside.
+
+    Linear whatever the input: 64 KB of brackets at worst (30-deep siblings) costs about what
+    pydantic-core then takes to parse it (3 ms; 0.5 ms if wide and shallow). Escapes go first,
+    so that every quote left delimits a string, then all but the brackets outside strings.
+    """
+    text = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    brackets = b"".join(text.split(b'"')[::2]).translate(_AS_PARENS, _NOT_BRACKETS)
+    if b"(" * (MAX_JSON_DEPTH + 1) in brackets:
+        return True
+    if brackets.count(b"(") != brackets.count(b")"):
+        return False  # unbalanced: the parser says which way it is invalid JSON
+    # one C pass takes the innermost pairs (most of a wide payload), the regex the rest
+    return _WITHIN_LIMIT.fullmatch(brackets.replace(b"()", b"")) is None
 
 
 def validator(model: type[M]) -> Callable[[bytes], M]:
     """A function that turns raw JSON bytes into `model` or raises PayloadError."""
     # the core validator itself: model_validate_json is a Python frame around it, per message
     validate: Callable[[bytes], M] = model.__pydantic_validator__.validate_json
+    limit = MAX_JSON_DEPTH
 
     def parse(raw: bytes) -> M:
+        # two C-speed counts per message; the scan only for payloads with many brackets
+        if raw.count(b"[") + raw.count(b"{") > limit and too_deep(raw):
+            raise PayloadError(f"payload JSON nests deeper than {limit} levels", reason="too_deep")
         try:
             return validate(raw)
         except ValidationError as exc:
-            raise payload_error(exc) from None
+            error = payload_error(exc)
+            if error.reason == "bad_json":
+                raise _encoding_error(raw) or error from None
+            raise error from None
 
     return parse
 

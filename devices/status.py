@@ -11,7 +11,7 @@ from pydantic import Field
 
 from devices.family import DecodeContext, KindSpec
 from devices.points import Point
-from devices.schema import Payload, TimestampNs, clean_fields, validator
+from devices.schema import Payload, Printable, TimestampNs, clean_fields, validator
 from devices.topics import Topic
 
 KIND = "status"
@@ -22,7 +22,7 @@ class DeviceStatus(Payload):
     ts: TimestampNs | None = None
     battery: Annotated[float, Field(ge=0, le=100)] | None = None
     rssi: Annotated[float, Field(ge=-150, le=0)] | None = None
-    fw: Annotated[str, Field(max_length=64)] | None = None
+    fw: Annotated[str, Field(max_length=64), Printable] | None = None
 
 
 _validate = validator(DeviceStatus)

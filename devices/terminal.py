@@ -14,15 +14,16 @@ from pydantic import Field, field_validator, model_validator
 from devices import status
 from devices.family import DecodeContext, Family, KindSpec
 from devices.points import Point
-from devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
+from devices.schema import Epc, Payload, Printable, TimestampNs, clean_fields, validator
 from devices.topics import Topic
 
 FAMILY = "terminal"
 # 《国家危险废物名录》: an 8-digit code xxx-xxx-xx whose last two digits are the category HWxx.
-WASTE_CODE = re.compile(r"^\d{3}-\d{3}-(\d{2})$")
-WASTE_CATEGORY = re.compile(r"^HW(\d{2})$")
+# ASCII digits only: str \d also takes ٩ and ９, and $ a trailing newline (fullmatch it).
+WASTE_CODE = re.compile(r"[0-9]{3}-[0-9]{3}-([0-9]{2})")
+WASTE_CATEGORY = re.compile(r"HW([0-9]{2})")
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")]
-Text = Annotated[str, Field(max_length=200)]
+Text = Annotated[str, Field(max_length=200), Printable]
 
 
 class BatchRegistration(Payload):
@@ -33,9 +34,9 @@ class BatchRegistration(Payload):
     waste_name: Text | None = None
     waste_category: str | None = None
     form: Literal["solid", "liquid", "sludge", "gas", "semi-solid"] | None = None
-    hazard: list[Literal["T", "C", "I", "R", "In"]] | None = None
+    hazard: Annotated[list[Literal["T", "C", "I", "R", "In"]], Field(max_length=5)] | None = None
     producer: Text | None = None
-    label_id: Annotated[str, Field(min_length=37, max_length=37)] | None = None
+    label_id: Annotated[str, Field(min_length=37, max_length=37), Printable] | None = None
     container_type: Text | None = None
     handler: Text | None = None
 
@@ -45,16 +46,16 @@ class BatchRegistration(Payload):
         code = value.strip()
         if code.upper().startswith("HW") and " " in code:  # "HW08 900-249-08"
             code = code.split()[-1]
-        if not WASTE_CODE.match(code):
+        if not WASTE_CODE.fullmatch(code):
             raise ValueError("waste_code must be a National List code like 900-249-08")
         return code
 
     @model_validator(mode="after")
     def _category_matches(self) -> BatchRegistration:
-        match = WASTE_CODE.match(self.waste_code)
+        match = WASTE_CODE.fullmatch(self.waste_code)
         assert match is not None
         if self.waste_category is not None:
-            cat = WASTE_CATEGORY.match(self.waste_category.strip().upper())
+            cat = WASTE_CATEGORY.fullmatch(self.waste_category.strip().upper())
             if cat is None:
                 raise ValueError("waste_category must look like HW08")
             if cat.group(1) != match.group(1):
@@ -66,7 +67,7 @@ class BatchRegistration(Payload):
 
     @property
     def category(self) -> str:
-        match = WASTE_CODE.match(self.waste_code)
+        match = WASTE_CODE.fullmatch(self.waste_code)
         assert match is not None
         return f"HW{match.group(1)}"
 
@@ -78,7 +79,7 @@ class Manifest(Payload):
     receiver: Ident
     producer: Ident | None = None
     transporter: Ident | None = None
-    vehicle: Annotated[str, Field(max_length=32)] | None = None
+    vehicle: Annotated[str, Field(max_length=32), Printable] | None = None
     planned_kg: Annotated[float, Field(ge=0, le=1_000_000)] | None = None
     transit_limit_h: Annotated[float, Field(gt=0, le=24 * 30)] | None = None
 

@@ -15,7 +15,7 @@ ROOT = "hw"
 SUBSCRIPTION = "hw/+/+/+/+"
 ALERT_ROOT = "hw/alerts"
 DEADLETTER_ROOT = "hw/deadletter"
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")  # api/params.py SEGMENT
 RESERVED_SITES = frozenset({"alerts", "deadletter"})
 
 
@@ -40,7 +40,7 @@ def parse_topic(topic: str) -> Topic:
         )
     _, site, family, device, kind = parts
     for name, value in (("site", site), ("family", family), ("device_id", device), ("kind", kind)):
-        if not _SEGMENT.match(value):
+        if not _SEGMENT.fullmatch(value):  # match() lets "a1\n" by
             raise TopicError(f"topic {name} {value!r} is not a valid identifier in {topic!r}")
     if site in RESERVED_SITES:
         raise TopicError(f"topic {topic!r} is under a hazwatch output root, not a device topic")
