@@ -115,6 +115,20 @@ def test_unparsable_lines_are_rejected_with_influxdbs_words(
     assert influxd.count(db, "air") == 20
 
 
+def test_values_influxdb_cannot_hold_are_rejected_alone(
+    influxd: Influxd, writer: InfluxV1Writer, db: str
+) -> None:
+    """Beyond int64, a time beyond its range: refused for what they are (#21, item 2), the
+    batch around them written."""
+    batch = readings(30)
+    batch[5] = "air,site=jy-0012,station=big count=9223372036854775808i " + str(T0)
+    batch[17] = "air,site=jy-0012,station=late pm25=1 99999999999999999999"
+    rejected = writer.write(batch)
+    assert [r.index for r in rejected] == [5, 17]
+    assert all(r.reason for r in rejected)
+    assert influxd.count(db, "air") == 28
+
+
 def test_many_bad_lines_are_found_quickly(
     influxd: Influxd, writer: InfluxV1Writer, db: str
 ) -> None:
