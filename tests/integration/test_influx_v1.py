@@ -236,3 +236,86 @@ def test_nothing_listening_is_store_unavailable() -> None:
     with pytest.raises(StoreUnavailable):
         writer.write(readings(1))
     writer.close()
+
+
+class Flaky:
+    """An HTTP hop in front of the real influxd that answers the first /write requests with
+    the statuses given (503, 429 with Retry-After …), then forwards every request unchanged."""
+
+    def __init__(self, upstream: str, statuses: list[tuple[int, dict[str, str]]]) -> None:
+        import http.server
+        import threading
+
+        self.statuses = list(statuses)
+        self.seen: list[tuple[float, int]] = []
+        flaky = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None: ...
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.path.startswith("/write") and flaky.statuses:
+                    status, headers = flaky.statuses.pop(0)
+                    flaky.seen.append((time.monotonic(), status))
+                    self.send_response(status)
+                    for key, value in headers.items():
+                        self.send_header(key, value)
+                    payload = b'{"error":"provoked"}'
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                if self.path.startswith("/write"):
+                    flaky.seen.append((time.monotonic(), 0))
+                keep = ("Content-Type", "Content-Encoding", "Authorization")
+                headers = {k: v for k, v in self.headers.items() if k in keep}
+                response = httpx.request(
+                    self.command, upstream + self.path, content=body, headers=headers
+                )
+                self.send_response(response.status_code)
+                self.send_header("Content-Length", str(len(response.content)))
+                self.end_headers()
+                self.wfile.write(response.content)
+
+            do_GET = do_POST = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_5xx_and_429_are_retried_honouring_retry_after(influxd: Influxd, db: str) -> None:
+    """Transient answers (#21, item 2): retried with backoff, Retry-After honoured, nothing
+    rejected, every line written once the server takes them."""
+    influxd.create_db(db)
+    flaky = Flaky(influxd.url, [(503, {}), (500, {}), (429, {"Retry-After": "1"}), (502, {})])
+    writer = InfluxV1Writer(flaky.url, db, retry=RetryPolicy(max_s=10, first_delay_s=0.05))
+    try:
+        assert writer.write(readings(50)) == []
+    finally:
+        writer.close()
+        flaky.close()
+    statuses = [status for _, status in flaky.seen]
+    assert statuses == [503, 500, 429, 502, 0]
+    after_429 = flaky.seen[3][0] - flaky.seen[2][0]
+    assert after_429 >= 0.95  # Retry-After: 1
+    assert influxd.count(db, "air") == 50
+
+
+def test_a_server_failing_past_the_retry_budget_is_store_unavailable(
+    influxd: Influxd, db: str
+) -> None:
+    flaky = Flaky(influxd.url, [(503, {})] * 100)
+    writer = InfluxV1Writer(flaky.url, db, retry=QUICKEST)
+    try:
+        with pytest.raises(StoreUnavailable, match="HTTP 503"):
+            writer.write(readings(5))
+    finally:
+        writer.close()
+        flaky.close()
