@@ -73,6 +73,13 @@ class StateDB:
     @property
     def conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.kind == "postgres" and (conn.closed or conn.broken):
+            # the server went away (restart, failover, terminated backend): the failure was
+            # transient to the caller, so the next call must reach the server anew
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            conn = None
         if conn is None:
             conn = self._connect()
             self._local.conn = conn

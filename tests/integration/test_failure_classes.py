@@ -145,3 +145,16 @@ def test_postgres_connection_killed_is_transient(pg_db: StateDB, postgres_url: s
 def test_postgres_unreachable_is_transient() -> None:
     exc = failure(lambda: StateDB("postgresql://postgres@127.0.0.1:1/test").execute("SELECT 1"))
     assert isinstance(exc, StoreUnavailable) and is_transient(exc)
+
+
+def test_a_state_store_connection_lost_is_reopened_on_the_next_call(
+    pg_db: StateDB, postgres_url: str
+) -> None:
+    """Transient must mean curable: a terminated backend fails one call, not every call after."""
+    pid = pg_db.query("SELECT pg_backend_pid()")[0][0]
+    killer = psycopg.connect(postgres_url, autocommit=True)
+    killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    killer.close()
+    exc = failure(lambda: pg_db.query("SELECT 1"))
+    assert is_transient(exc)
+    assert pg_db.query("SELECT v FROM t WHERE id = 1") == [("x",)]
