@@ -5,16 +5,37 @@ Never let a failing check take the endpoint down: report it.
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from pydantic import BaseModel
 
 from api.deps import Ctx
 
 router = APIRouter()
 
 
-@router.get("/api/health")
+class Component(BaseModel):
+    status: Literal["up", "down"]
+    error: str | None = None
+
+
+class HealthReport(BaseModel):
+    """`up`, or `degraded` with the reasons: a dependency down, or the line itself unwell."""
+
+    status: Literal["up", "degraded"]
+    reasons: list[str]
+    components: dict[str, Component]
+    ingest: dict[str, Any] | None = None
+
+
+@router.get(
+    "/api/health",
+    response_model=HealthReport,
+    responses={503: {"model": HealthReport, "description": "degraded: see `reasons`"}},
+)
 def health(ctx: Ctx) -> JSONResponse:
     components: dict[str, dict[str, str]] = {}
     for name, check in ctx.health_checks.items():
@@ -37,6 +58,10 @@ def health(ctx: Ctx) -> JSONResponse:
     return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
 def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

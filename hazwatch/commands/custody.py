@@ -130,8 +130,8 @@ def ledger(
     try:
         start = ledger_mod.parse_date_ns(date_from)
         end = ledger_mod.parse_date_ns(date_to, end=True)
-    except ValueError:
-        raise ConfigError("--from and --to must be dates like 2026-11-01") from None
+    except ValueError as exc:
+        raise ConfigError(f"--from and --to must be dates like 2026-11-01: {exc}") from None
     built = ledger_mod.ledger_for(CustodyStore(_db()), site, start, end, kind)
     body = ledger_mod.render(built, fmt, lang)
     if output is not None:
