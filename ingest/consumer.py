@@ -6,6 +6,7 @@ and never ack a message id from an earlier connection (ids are reused after a re
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import random
@@ -102,6 +103,24 @@ class ConsumerConfig:
 
 
 _RECV_BYTES = 262_144
+
+
+def _find_malloc_trim() -> Callable[[], object] | None:
+    """glibc's malloc_trim(0), or None elsewhere (musl, macOS)."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+# glibc keeps what a flood of big payloads made (their beginnings, the dead letters, their
+# JSON on the way out) in its arenas after Python freed it: 100+ MB that no later message
+# reuses. malloc_trim gives it back; called a second after oversize messages were acked.
+_MALLOC_TRIM = _find_malloc_trim()
+TRIM_DELAY_S = 1.0
 # Where paho keeps the time bytes last came in (keepalive): renamed in paho 2.2.
 _RX_CLOCK = (
     "_last_bytes_received"
@@ -558,6 +577,7 @@ class MqttConsumer:
         self.acked = 0
         self._in_handler = 0
         self._oversize_held = 0  # bytes of oversize payloads' beginnings not yet acked
+        self._trim_at = 0.0  # monotonic time to give freed memory back to the system; 0: no
         self._in_hand: dict[int, list[int]] = {}  # batch seq → [oldest received_ns, retries]
         self._workers_left = 0
         self._threads: list[threading.Thread] = []
@@ -745,6 +765,10 @@ class MqttConsumer:
         delay = 0.2
         connected_once = False
         while not self._drained.is_set():
+            if self._trim_at and time.monotonic() >= self._trim_at:
+                self._trim_at = 0.0
+                if _MALLOC_TRIM is not None:
+                    _MALLOC_TRIM()
             if self._stopping.is_set():
                 # Read nothing more; keep writing until the last batch's acks are out.
                 if self.client.want_write():
@@ -854,9 +878,10 @@ class MqttConsumer:
                 with self._cond:
                     self._in_handler -= len(batch)
                     if self._oversize_held:
-                        self._oversize_held -= sum(
-                            len(m.payload) for m in batch if m.oversize is not None
-                        )
+                        held = sum(len(m.payload) for m in batch if m.oversize is not None)
+                        if held:
+                            self._oversize_held -= held
+                            self._trim_at = time.monotonic() + TRIM_DELAY_S
                     self._in_hand.pop(batch.seq, None)
                 UNACKED.set(self.backlog)
         finally:
