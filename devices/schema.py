@@ -39,7 +39,7 @@ def _epc(value: object) -> str:
     epc = value.strip().upper()
     if not _EPC.fullmatch(epc):
         raise PayloadError(
-            f"epc must be 8–64 hex digits (EPC-96 is 24), got {value!r}",
+            f"epc must be 8–64 hex digits (EPC-96 is 24), got {shown(value)}",
             reason="bad_value",
             field="epc",
         )

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from devices.errors import TopicError
+from devices.errors import TopicError, shown
 
 ROOT = "hw"
 SUBSCRIPTION = "hw/+/+/+/+"
@@ -36,14 +36,18 @@ def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != ROOT:
         raise TopicError(
-            f"topic must be hw/{{site}}/{{family}}/{{device_id}}/{{kind}}, got {topic!r}"
+            f"topic must be hw/{{site}}/{{family}}/{{device_id}}/{{kind}}, got {shown(topic)}"
         )
     _, site, family, device, kind = parts
     for name, value in (("site", site), ("family", family), ("device_id", device), ("kind", kind)):
         if not _SEGMENT.fullmatch(value):  # match() lets "a1\n" by
-            raise TopicError(f"topic {name} {value!r} is not a valid identifier in {topic!r}")
+            raise TopicError(
+                f"topic {name} {shown(value)} is not a valid identifier in {shown(topic)}"
+            )
     if site in RESERVED_SITES:
-        raise TopicError(f"topic {topic!r} is under a hazwatch output root, not a device topic")
+        raise TopicError(
+            f"topic {shown(topic)} is under a hazwatch output root, not a device topic"
+        )
     return Topic(site, family, device, kind)
 
 

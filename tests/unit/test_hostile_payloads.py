@@ -438,10 +438,29 @@ def mutated_bytes(draw: st.DrawFn, payload: bytes) -> bytes:
     return b"\xef\xbb\xbf" + payload
 
 
+def _with_segment(topic: str, index: int, segment: str) -> str:
+    parts = topic.split("/")
+    parts[index % len(parts)] = segment
+    return "/".join(parts)
+
+
+def hostile_topics(topics: list[str]) -> st.SearchStrategy[str]:
+    good = st.sampled_from(sorted(set(topics)))
+    return st.one_of(
+        st.text(max_size=80),
+        st.builds(_with_segment, good, st.integers(0, 4), st.text(max_size=70)),
+        good.map(lambda topic: topic + "\n"),
+        st.builds(_repeat, st.sampled_from(["x", "/", "hw/a/air/b/reading/"]), st.just(4000)),
+        st.just("hw/alerts/air/a1/reading"),
+    )
+
+
 def json_inputs(kind: str) -> st.SearchStrategy[tuple[str, bytes]]:
-    topics = [topic for topic, _ in GOOD_JSON[kind]]
+    topics = sorted({topic for topic, _ in GOOD_JSON[kind]})
+    payloads = [json.dumps(body).encode() for _, body in GOOD_JSON[kind]]
     return st.one_of(
         hostile_json(kind),
+        st.tuples(hostile_topics(topics), st.sampled_from(payloads)),
         st.tuples(st.sampled_from(topics), st.binary(max_size=300)),
         st.tuples(st.sampled_from(topics), st.text(max_size=200).map(str.encode)),
     )
@@ -538,7 +557,7 @@ def hostile_hj212(draw: st.DrawFn) -> tuple[str, bytes]:
         elif target == "split":
             packet = replace(
                 packet,
-                flag=packet.flag | hj212.FLAG_SPLIT,
+                flag=packet.flag | hj212.FLAG_SPLIT if isinstance(packet.flag, int) else "7",
                 pnum=draw(st.integers(-1, 10**6) | hj_texts),
                 pno=draw(st.integers(-1, 10**6) | hj_texts),
             )
@@ -661,6 +680,26 @@ def _hj(
 REGRESSIONS: list[tuple[str, str, bytes, str]] = [
     # (name, topic, payload, expected reason)
     ("ts 1e308 (issue 21)", AIR, b'{"ts": 1e308, "pm25": 10}', "bad_ts"),
+    (
+        "LF after a site",
+        f"hw/{SITE}\n/air/aq-01/reading",
+        b'{"ts": %d, "pm25": 1}' % TS,
+        "bad_topic",
+    ),
+    ("LF after a kind", AIR + "\n", b'{"ts": %d, "pm25": 1}' % TS, "bad_topic"),
+    ("64 KB topic", "hw/" + "x" * 65_536, b'{"ts": %d, "pm25": 1}' % TS, "bad_topic"),
+    (
+        "4300-digit epc",
+        f"hw/{SITE}/rfid/gate-01/read",
+        b'{"ts": %d, "epc": %s}' % (TS, b"9" * 4300),
+        "bad_type",
+    ),
+    (
+        "64 KB epc",
+        f"hw/{SITE}/rfid/gate-01/read",
+        _json({"ts": TS, "epc": "x" * 60_000}),
+        "bad_value",
+    ),
     ("ts 1e19 ms", AIR, b'{"ts": 1e19, "pm25": 10}', "bad_ts"),
     ("ts int64 max ms", AIR, b'{"ts": 9223372036854775807, "pm25": 10}', "bad_ts"),
     ("ts 26 digits", AIR, b'{"ts": 99999999999999999999999999, "pm25": 10}', "bad_ts"),
