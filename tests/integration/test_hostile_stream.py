@@ -115,8 +115,14 @@ def publish(port: int, stream: list[tuple[str, bytes]]) -> None:
     client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
-    infos = [client.publish(topic, payload, qos=1) for topic, payload in stream]
-    for info in infos:
+    window: list[mqtt.MQTTMessageInfo] = []
+    for topic, payload in stream:
+        window.append(client.publish(topic, payload, qos=1))
+        if len(window) >= 20_000:  # message ids are 16 bits: never 65,535 in flight
+            for info in window:
+                info.wait_for_publish(120)
+            window.clear()
+    for info in window:
         info.wait_for_publish(120)
     client.disconnect()
     client.loop_stop()
