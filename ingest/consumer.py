@@ -421,18 +421,9 @@ class _BufferedClient(mqtt.Client):
             if not self._rx_fills_left:
                 return MQTTErrorCode.MQTT_ERR_AGAIN  # paho's "nothing more for now"
             self._rx_fills_left -= 1
-            # The errors as paho's reader reports them, so it disconnects the same way.
-            try:
-                data = super()._sock_recv(_RECV_BYTES)
-            except BlockingIOError:
-                return MQTTErrorCode.MQTT_ERR_AGAIN
-            except OSError as err:
-                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            if not data:
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            self._rx_buf = data
-            self._rx_pos = 0
+            failed = self._refill()
+            if failed is not None:
+                return failed
         publishes, self._rx_pos = scan_publishes(
             self._rx_buf, self._rx_pos, self._protocol == mqtt.MQTTv5
         )
@@ -443,6 +434,22 @@ class _BufferedClient(mqtt.Client):
                 return MQTTErrorCode.MQTT_ERR_SUCCESS
         # Not a QoS 0/1 PUBLISH, or not whole yet: paho reads it, from the buffer.
         return super()._packet_read()
+
+    def _refill(self) -> MQTTErrorCode | None:
+        """One receive into the buffer; the error as paho's reader reports it (so it
+        disconnects the same way), or None when bytes came."""
+        try:
+            data = super()._sock_recv(_RECV_BYTES)
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_AGAIN
+        except OSError as err:
+            self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        if not data:
+            return MQTTErrorCode.MQTT_ERR_CONN_LOST
+        self._rx_buf = data
+        self._rx_pos = 0
+        return None
 
     def _read_big(self) -> MQTTErrorCode:
         """The rest of a long PUBLISH, a receive buffer at a time; at most ~25 MB per call,
@@ -468,17 +475,9 @@ class _BufferedClient(mqtt.Client):
             if not reads_left:
                 return MQTTErrorCode.MQTT_ERR_AGAIN
             reads_left -= 1
-            try:
-                data = super()._sock_recv(_RECV_BYTES)
-            except BlockingIOError:
-                return MQTTErrorCode.MQTT_ERR_AGAIN
-            except OSError as err:
-                self._easy_log(mqtt.MQTT_LOG_ERR, "failed to receive on socket: %s", err)
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            if not data:
-                return MQTTErrorCode.MQTT_ERR_CONN_LOST
-            self._rx_buf = data
-            self._rx_pos = 0
+            failed = self._refill()
+            if failed is not None:
+                return failed
             self._mark_received()
 
     def _deliver_big(self, big: _OversizePublish) -> None:

@@ -485,20 +485,7 @@ class DeadLetterStore:
             f"FROM deadletters {where}ORDER BY received_ns DESC, id DESC LIMIT ?",
             params,
         )
-        return [
-            DeadLetter(
-                int(r[1]),
-                r[2],
-                r[3],
-                r[4],
-                bytes(r[5]),
-                id=int(r[0]),
-                raw_len=int(r[6]) if r[6] is not None else None,
-                raw_sha256=r[7],
-                source=r[8],
-            )
-            for r in rows
-        ]
+        return [_letter(r) for r in rows]
 
     def matching(
         self, *, reason: str | None = None, since_ns: int | None = None, limit: int = 10_000

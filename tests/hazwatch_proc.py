@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,21 @@ class HazwatchProcess:
         self.env.update({f"HAZWATCH_{k.upper()}": v for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "hazwatch.log"
+
+    @classmethod
+    def on_influx_v1(
+        cls, workdir: Path, mqtt_url: str, influx_url: str, db: str, **settings: str
+    ) -> HazwatchProcess:
+        """serve on a broker and an InfluxDB 1.x database, with an MQTT session of its own."""
+        return cls(
+            workdir,
+            mqtt_url=mqtt_url,
+            mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
+            influx_url=influx_url,
+            influx_api="v1",
+            influx_db=db,
+            **settings,
+        )
 
     @property
     def api(self) -> str:

@@ -132,13 +132,11 @@ def db(influxd: Influxd) -> str:
 def test_a_flood_of_oversize_and_garbage_leaves_memory_and_store_bounded(
     mosquitto: Mosquitto, influxd: Influxd, db: str, tmp_path: Path
 ) -> None:
-    proc = HazwatchProcess(
+    proc = HazwatchProcess.on_influx_v1(
         tmp_path / "hazwatch",
-        mqtt_url=mosquitto.url,
-        mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
-        influx_url=influxd.url,
-        influx_api="v1",
-        influx_db=db,
+        mosquitto.url,
+        influxd.url,
+        db,
         deadletter_max_rows=str(MAX_ROWS),
         deadletter_max_mb=str(MAX_MB),
         deadletter_burst_per_min=str(BURST),

@@ -202,13 +202,11 @@ def db(influxd: Influxd) -> str:
 
 
 def service_for(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: str) -> HazwatchProcess:
-    return HazwatchProcess(
+    return HazwatchProcess.on_influx_v1(
         tmp_path / "hazwatch",
-        mqtt_url=mosquitto.url,
-        mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
-        influx_url=influxd.url,
-        influx_api="v1",
-        influx_db=db,
+        mosquitto.url,
+        influxd.url,
+        db,
         # this test floods on purpose: the rate alone must not be what it checks health by
         health_max_deadletters_per_min="1000000000",
     )

@@ -81,13 +81,14 @@ def db(influxd: Influxd) -> str:
 
 @pytest.fixture()
 def service(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: str) -> HazwatchProcess:
-    proc = HazwatchProcess(
+    proc = HazwatchProcess.on_influx_v1(
         tmp_path / "hazwatch",
-        mqtt_url=mosquitto.url,
-        mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
-        influx_url=influxd.url,
-        influx_api="v1",
-        influx_db=db,
+        mosquitto.url,
+        influxd.url,
+        db,
+        # one simulated device sends a hundred faults a minute here, and every dead letter is
+        # looked up; the per-source rate limit has tests of its own (test_deadletters.py)
+        deadletter_burst_per_min="100000",
     )
     proc.start()
     yield proc

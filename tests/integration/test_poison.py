@@ -66,13 +66,11 @@ def db(influxd: Influxd) -> str:
 
 
 def make_service(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: str, **extra: str):  # type: ignore[no-untyped-def]
-    return HazwatchProcess(
+    return HazwatchProcess.on_influx_v1(
         tmp_path / "hazwatch",
-        mqtt_url=mosquitto.url,
-        mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
-        influx_url=influxd.url,
-        influx_api="v1",
-        influx_db=db,
+        mosquitto.url,
+        influxd.url,
+        db,
         **extra,
     )
 
