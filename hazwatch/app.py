@@ -125,7 +125,11 @@ class HazwatchService:
             max_future_s=settings.max_future_s,
             max_payload_bytes=settings.max_payload_bytes,
         )
-        self.consumer = MqttConsumer(consumer_config(settings), self.pipeline.handle)
+        self.consumer = MqttConsumer(
+            consumer_config(settings),
+            self.pipeline.handle,
+            on_poison=self.pipeline.dead_letter_batch,
+        )
         self.pipeline.publish = self.consumer.publish
         self.alerts.listeners.append(self._on_alert)
         self.with_api = with_api

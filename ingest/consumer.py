@@ -14,6 +14,7 @@ import ssl
 import struct
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -25,12 +26,18 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter, Gauge
 
+from ingest import failures
+
 if TYPE_CHECKING:
     from paho.mqtt.client import _InPacket
 
 log = logging.getLogger("hazwatch.consumer")
 
 UNACKED = Gauge("hazwatch_unacked_messages", "Messages received and not yet acknowledged")
+POISONED = Counter(
+    "hazwatch_poison_batch_messages_total",
+    "Messages of batches that failed repeatedly (not a store outage), dead-lettered and acked",
+)
 RECONNECTS = Counter("hazwatch_mqtt_reconnects_total", "Reconnections to the MQTT broker")
 BATCH_RETRIES = Counter(
     "hazwatch_batch_retries_total", "Batches whose handler failed and ran again"
@@ -100,6 +107,9 @@ class ConsumerConfig:
     # take more than this (a flood of them would otherwise fill memory at receive_maximum x
     # keep_payload_bytes).
     max_oversize_backlog_bytes: int = 32 * 1024 * 1024
+    # A batch whose handler failed this many times for a reason that is not transient (no
+    # store outage: a bug) goes to `on_poison` and is acked, instead of stalling the line.
+    poison_after_failures: int = 3
 
 
 _RECV_BYTES = 262_144
@@ -549,6 +559,8 @@ def _fresh_in_packet() -> _InPacket:
 
 
 Handler = Callable[[list[RawMessage]], None]
+# (batch, the last failure, its traceback): dead-letter every message of a poison batch
+PoisonHandler = Callable[[list[RawMessage], BaseException, str], None]
 
 
 class MqttConsumer:
@@ -556,12 +568,23 @@ class MqttConsumer:
 
     The handler returns only when the batch is durable; then the batch is acked. When the
     handler raises, the same batch is retried with backoff (nothing is acked, reading stops
-    once the backlog is full: backpressure).
+    once the backlog is full: backpressure) — unless it failed `poison_after_failures` times
+    for a reason `is_transient` does not call transient: then `on_poison` dead-letters it and
+    it is acked.
     """
 
-    def __init__(self, config: ConsumerConfig, handler: Handler) -> None:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        handler: Handler,
+        *,
+        on_poison: PoisonHandler | None = None,
+        is_transient: Callable[[BaseException], bool] | None = None,
+    ) -> None:
         self.config = config
         self.handler = handler
+        self.on_poison = on_poison
+        self.is_transient = is_transient or failures.is_transient
         self._cond = threading.Condition()
         self._pending: list[RawMessage] = []
         self._oldest_ns = 0
@@ -860,6 +883,7 @@ class MqttConsumer:
                 in_hand = [batch[0].received_ns if batch else time.time_ns(), 0]
                 with self._cond:
                     self._in_hand[batch.seq] = in_hand
+                permanent = 0  # failures of this batch that were not a store outage
                 while True:
                     try:
                         self.handler(batch)
@@ -867,6 +891,10 @@ class MqttConsumer:
                     except Exception as exc:
                         BATCH_RETRIES.inc()
                         in_hand[1] += 1
+                        if not self.is_transient(exc):
+                            permanent += 1
+                        if self._poisoned(batch, exc, permanent):
+                            break
                         self.last_error = f"batch handler failed: {exc}"
                         log.exception("batch of %d failed; retrying in %.1f s", len(batch), delay)
                         if self._stopping.wait(delay):
@@ -888,6 +916,19 @@ class MqttConsumer:
                 self._workers_left -= 1
                 if self._workers_left == 0:
                     self._drained.set()
+
+    def _poisoned(self, batch: Batch, exc: BaseException, count: int) -> bool:
+        """True when the batch has been handed to on_poison (dead-lettered): ack it."""
+        if self.on_poison is None or count < self.config.poison_after_failures:
+            return False
+        try:
+            self.on_poison(batch, exc, "".join(traceback.format_exception(exc)))
+        except Exception:
+            log.exception("could not dead-letter a poison batch of %d; retrying it", len(batch))
+            return False
+        POISONED.inc(len(batch))
+        log.error("batch of %d failed %d times (%s): dead-lettered", len(batch), count, exc)
+        return True
 
     def _ack(self, batch: list[RawMessage]) -> None:
         with self._gen_lock:

@@ -160,6 +160,9 @@ class DeadLetterLimits:
     # distinct sources a minute with a burst of their own; the rest share one (a client
     # inventing topics must not get a burst per topic)
     max_sources_per_min: int = 1000
+    # reasons that are hazwatch's failure, not the device's: never rate-limited, since each
+    # is a message to replay after the fix (only the store's caps bound them)
+    always_kept: frozenset[str] = frozenset({"internal_error"})
     # the totals are counted again at least this often while letters come in (other workers
     # add to the same store), and at once when this process's estimate passes a cap
     count_every_s: float = 10.0
@@ -279,6 +282,11 @@ class DeadLetterStore:
             per_source = self._per_source
             for letter in letters:
                 source = letter.source or source_of(letter.topic)
+                if letter.reason in limits.always_kept:
+                    kept.append(
+                        letter if letter.source else dataclasses.replace(letter, source=source)
+                    )
+                    continue
                 seen = per_source.get(source)
                 if seen is None and len(per_source) >= limits.max_sources_per_min:
                     source = OVERFLOW_SOURCE

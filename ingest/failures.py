@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from devices.errors import StoreUnavailable
+from devices.errors import HazwatchError, StoreUnavailable
 
 try:  # PostgreSQL is optional at run time (SQLite is the default state store)
     import psycopg
@@ -33,6 +33,11 @@ _PG_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
 _PG_TRANSIENT_STATES = ("55P03",)
 
 
+class RetryLater(HazwatchError):
+    """Not the store's failure and not the message's: only waiting cures it (a batch waiting
+    for the one before it, the spool full while InfluxDB is down)."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when the same work may succeed later unchanged: the store is down, busy or locked.
 
@@ -40,7 +45,7 @@ def is_transient(exc: BaseException) -> bool:
     convert), a bug in hazwatch met by this message — is the message's, and retrying it
     would only stall the line.
     """
-    if isinstance(exc, StoreUnavailable | ConnectionError | TimeoutError):
+    if isinstance(exc, StoreUnavailable | RetryLater | ConnectionError | TimeoutError):
         return True
     if isinstance(exc, sqlite3.OperationalError):
         text = str(exc).lower()

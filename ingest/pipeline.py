@@ -14,13 +14,13 @@ from collections.abc import Callable, Sequence
 from prometheus_client import Counter, Histogram
 
 from devices.decode import Decoded, decode
-from devices.errors import HazwatchError, PayloadError, StoreUnavailable
+from devices.errors import PayloadError, StoreUnavailable
 from devices.families import FAMILIES
 from devices.family import DecodeContext
 from devices.points import Point
 from ingest.consumer import RawMessage
 from ingest.deadletters import DeadLetter, DeadLetterStore
-from ingest.failures import describe, is_transient, reason_of
+from ingest.failures import RetryLater, describe, is_transient, reason_of
 from ingest.health import RateWindow
 from ingest.interfaces import PointWriter, RejectedLine, StreamProcessor
 from ingest.spool import Spool
@@ -40,7 +40,7 @@ WRITE_SECONDS = Histogram(
 Publish = Callable[[str, bytes], None]
 
 
-class OutOfTurn(HazwatchError):
+class OutOfTurn(RetryLater):
     """A batch waited too long for the one before it to reach the processors."""
 
 
@@ -209,6 +209,31 @@ class IngestPipeline:
             MESSAGES.labels(family).inc(count)
         with self._side_lock:  # batches run on more than one thread
             self.messages += len(batch)
+
+    def dead_letter_batch(self, batch: list[RawMessage], exc: BaseException, trace: str) -> None:
+        """The last resort for a batch that failed again and again for a reason that is not
+        a store outage (a bug outside the per-message isolation): every message of it becomes
+        an internal_error dead letter with the failure and its traceback, to replay after the
+        fix, so that the caller can ack it and the line goes on (issue #10, item 5)."""
+        text = f"its batch of {len(batch)} failed repeatedly: {describe(exc)}\n{trace[-2000:]}"
+        letters = [
+            DeadLetter(m.received_ns, m.topic, "internal_error", text, m.payload) for m in batch
+        ]
+        _LOG_FAILURE("poison_batch", "a batch failed repeatedly; dead-lettered: %s", describe(exc))
+        kept = self.deadletters.add_many(letters)
+        seq: int | None = getattr(batch, "seq", None)
+        if seq is not None:
+            with self._order:  # the batches after it need not wait for it any more
+                if seq >= self._next_seq:
+                    self._next_seq = seq + 1
+                    self._order.notify_all()
+        with self._side_lock:
+            self.deadlettered += len(letters)
+            self.messages += len(batch)
+        self.deadletter_rate.add(len(letters))
+        if self.publish is not None:
+            for letter in kept:
+                self.publish(letter.mqtt_topic(), letter.mqtt_payload())
 
     # isolation: one message fails, never its batch
     def _process_isolated(

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
-from devices.errors import HazwatchError
+from ingest.failures import RetryLater
 
 SPOOL_BYTES = Gauge("hazwatch_spool_bytes", "Bytes of line protocol waiting in the spool")
 
 
-class SpoolFull(HazwatchError):
+class SpoolFull(RetryLater):
     """The spool reached its size limit: stop reading from MQTT until it drains."""
 
 

@@ -153,3 +153,65 @@ def test_thousands_of_messages_arrive_once_in_order_and_all_are_acked(
     finally:
         consumer.close()
     assert again.messages == [(t, p, 1) for t, p in last]
+
+
+class Buggy(Recorder):
+    """A handler with a bug that every batch holding a `…/poison` topic meets, and a store that
+    is down for the first `outages` calls (StoreUnavailable: transient)."""
+
+    def __init__(self, outages: int = 0) -> None:
+        super().__init__()
+        self.outages = outages
+        self.calls = 0
+        self.poisoned: list[tuple[list[str], str, str]] = []
+
+    def __call__(self, batch: list[RawMessage]) -> None:
+        from devices.errors import StoreUnavailable
+
+        self.calls += 1
+        if self.outages > 0:
+            self.outages -= 1
+            raise StoreUnavailable("InfluxDB down")
+        if any(m.topic.endswith("/poison") for m in batch):
+            raise TypeError("a bug this batch meets")
+        super().__call__(batch)
+
+    def on_poison(self, batch: list[RawMessage], exc: BaseException, trace: str) -> None:
+        self.poisoned.append(([m.topic for m in batch], str(exc), trace))
+
+
+def test_a_poison_batch_is_handed_over_and_acked_while_an_outage_only_retries(
+    mosquitto: Mosquitto,
+) -> None:
+    """Issue #10 item 5: after three failures that are not a store outage the batch is
+    dead-lettered (on_poison, with the traceback) and acked; the line goes on. A store outage,
+    however long, never makes a batch poison."""
+    client_id = f"poison-{uuid.uuid4().hex[:8]}"
+    prefix = f"pz/{client_id}"
+    create_session(mosquitto, client_id, "5", f"{prefix}/#")
+    handler = Buggy(outages=6)
+    config = ConsumerConfig(
+        host="127.0.0.1",
+        port=mosquitto.port,
+        client_id=client_id,
+        subscription=f"{prefix}/#",
+        batch_max_messages=50,
+        batch_max_wait_s=0.02,
+    )
+    consumer = MqttConsumer(config, handler, on_poison=handler.on_poison)
+    consumer.start()
+    try:
+        wait_for(consumer.connected.is_set, 10, "connected")
+        publish(mosquitto, [(f"{prefix}/ok/{i}", b"{}") for i in range(10)])
+        wait_for(lambda: handler.count() == 10, 60, "through the outage")
+        assert handler.poisoned == [] and handler.calls >= 7
+        publish(mosquitto, [(f"{prefix}/1/poison", b"{}")])
+        wait_for(lambda: handler.poisoned, 30, "the poison batch handed over")
+        publish(mosquitto, [(f"{prefix}/ok/after", b"{}")])
+        wait_for(lambda: handler.count() == 11, 30, "the line goes on")
+        wait_for(lambda: consumer.acked == 12, 30, "all acked, the poison too")
+    finally:
+        consumer.close()
+    ((topics, error, trace),) = handler.poisoned
+    assert topics == [f"{prefix}/1/poison"] and error == "a bug this batch meets"
+    assert "TypeError" in trace and "Traceback" in trace

@@ -147,6 +147,17 @@ def test_each_source_keeps_its_burst_a_minute_and_the_rest_is_counted(db: StateD
     assert len(store.suppressed()) == 2  # one row per source, minute and reason
 
 
+def test_hazwatchs_own_failures_are_never_rate_limited(db: StateDB) -> None:
+    """internal_error letters are messages to replay after a fix, not a device's flood."""
+    store = DeadLetterStore(db, DeadLetterLimits(burst_per_min=20), clock=Clock())
+    bug = [letter("gate-1", raw=str(i).encode(), reason="internal_error") for i in range(50)]
+    flood = [letter("gate-1", reason="bad_json") for _ in range(30)]
+    kept = store.add_many(bug + flood)
+    assert sum(1 for k in kept if k.reason == "internal_error") == 50
+    assert sum(1 for k in kept if k.reason == "bad_json") == 20  # its own burst, untouched
+    assert store.suppressed_by_source() == {"s1/rfid/gate-1": 10}
+
+
 def test_the_kind_of_a_topic_does_not_make_a_new_source() -> None:
     assert source_of("hw/s1/air/a1/reading") == source_of("hw/s1/air/a1/hj212") == "s1/air/a1"
     assert source_of("tcp://10.0.0.7") == "tcp://10.0.0.7"

@@ -231,3 +231,32 @@ def test_failures_are_logged_once_a_minute_per_key(caplog: pytest.LogCaptureFixt
         "other: y",
         "failed: z (49 more since the last report)",
     ]
+
+
+def test_a_poison_batch_becomes_dead_letters_and_frees_the_batches_behind_it(
+    tmp_path: Path,
+) -> None:
+    """The consumer's last resort (issue #10, item 5): every message dead-lettered with the
+    failure and its traceback, never rate-limited (hazwatch's own failure), and the next
+    batch does not wait for the poison one."""
+    pipe = make(tmp_path)
+    pipe.order_wait_s = 0.5
+    poison = Batch([reading("same-device", i) for i in range(40)])
+    poison.seq = 0
+    pipe.dead_letter_batch(poison, RuntimeError("a bug"), "Traceback (most recent call last):\n")
+    letters = pipe.deadletters.latest(100)
+    assert len(letters) == 40 and {x.reason for x in letters} == {"internal_error"}
+    assert "RuntimeError: a bug" in letters[0].message and "Traceback" in letters[0].message
+    after = stations("next")
+    after.seq = 1
+    pipe.handle(after)  # in turn at once: no OutOfTurn
+    assert stored(pipe) == {"next"}
+
+
+def test_waiting_is_never_mistaken_for_poison() -> None:
+    from ingest.failures import is_transient
+    from ingest.pipeline import OutOfTurn
+    from ingest.spool import SpoolFull
+
+    assert is_transient(OutOfTurn("batch 3 waited 10 s for batch 2"))
+    assert is_transient(SpoolFull("spool full"))
