@@ -27,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from devices.topics import build_topic
 from devices.video_metrics import AnalyzerSettings, EdgeEvents, FrameAnalyzer, FrameMetrics
+from ingest.retry import Backoff, RetryPolicy
 
 log = logging.getLogger("hazwatch.camera")
 
@@ -291,14 +292,16 @@ class SnapshotUploader:
         return True
 
     def _run(self) -> None:
-        backoff = 1.0
+        backoff = Backoff(
+            RetryPolicy(max_s=None, first_delay_s=1.0, max_delay_s=self.max_backoff_s)
+        )
         with httpx.Client(timeout=self.timeout_s) as client:
             while True:
                 if self.run_once(client):
-                    backoff = 1.0
+                    backoff.succeeded()
                     wait_s = 5.0
                 else:
-                    wait_s, backoff = backoff, min(self.max_backoff_s, backoff * 2)
+                    wait_s = backoff.failed()
                 if self._stop.is_set():
                     return  # that was the last pass; what is left stays in the folder
                 self._wake.wait(wait_s)
@@ -497,7 +500,9 @@ class CameraAgent:
         log.warning("camera %s: %s; reconnecting", self.config.camera, why)
         self.sink.status(False)
         down_ns = self.clock_ns()
-        backoff = 0.5
+        backoff = Backoff(
+            RetryPolicy(max_s=None, first_delay_s=0.5, max_delay_s=self.config.reconnect_max_s)
+        )
         while not self.stop.is_set():
             try:
                 if self.reopen is not None:
@@ -515,8 +520,7 @@ class CameraAgent:
                 return True
             except StreamDown as exc:
                 log.info("camera %s: %s", self.config.camera, exc)
-                self.stop.wait(backoff)
-                backoff = min(self.config.reconnect_max_s, backoff * 2)
+                self.stop.wait(backoff.failed())
         return False
 
     def run(self) -> AgentStats:

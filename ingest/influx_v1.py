@@ -16,6 +16,7 @@ import orjson
 
 from devices.errors import StoreUnavailable
 from ingest.interfaces import RejectedLine
+from ingest.retry import Backoff, RetryPolicy, parse_retry_after
 
 # Status codes that say "this batch holds lines the server will never accept": split it.
 SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -40,17 +41,6 @@ class TryAgain(Exception):
         self.retry_after_s = retry_after_s
 
 
-class RetryPolicy:
-    """Exponential backoff bounded in total time: `max_s` after the first failure, then give up."""
-
-    __slots__ = ("first_delay_s", "max_delay_s", "max_s")
-
-    def __init__(
-        self, *, max_s: float = 10.0, first_delay_s: float = 0.1, max_delay_s: float = 2.0
-    ) -> None:
-        self.max_s, self.first_delay_s, self.max_delay_s = max_s, first_delay_s, max_delay_s
-
-
 def write_splitting(
     send: Callable[[Sequence[str]], None],
     lines: Sequence[str],
@@ -69,7 +59,8 @@ def write_splitting(
     rejected: list[RejectedLine] = []
     if not lines:
         return rejected
-    state: dict[str, Any] = {"failing_since": None}
+    # One budget for the whole write: it runs from the first failure until a send succeeds.
+    backoff = Backoff(retry)
     # An explicit stack (first part on top) keeps the lines in order and the depth flat.
     stack: list[Sequence[int]] = [range(len(lines))]
     while stack:
@@ -79,7 +70,7 @@ def write_splitting(
         else:
             chunk = [lines[i] for i in indices]
         try:
-            _send_retrying(send, chunk, retry, store, sleep, state)
+            _send_retrying(send, chunk, backoff, store, sleep)
         except LinesRefused as exc:
             if len(indices) == 1:
                 rejected.append(RejectedLine(indices[0], exc.reason))
@@ -144,29 +135,23 @@ def refused_by_reason(reason: str, chunk: Sequence[str]) -> list[tuple[int, str]
 def _send_retrying(
     send: Callable[[Sequence[str]], None],
     chunk: Sequence[str],
-    retry: RetryPolicy,
+    backoff: Backoff,
     store: str,
     sleep: Callable[[float], None],
-    state: dict[str, Any],
 ) -> None:
-    delay = retry.first_delay_s
+    backoff.restart_delay()  # a new chunk's pauses start short; the budget runs on
     while True:
         try:
             send(chunk)
-            state["failing_since"] = None
+            backoff.succeeded()
             return
         except TryAgain as exc:
-            now = time.monotonic()
-            if state["failing_since"] is None:
-                state["failing_since"] = now
-            pause = max(delay, exc.retry_after_s or 0.0)
-            if now + pause - state["failing_since"] > retry.max_s:
-                waited = now - state["failing_since"]
+            pause = backoff.failed(exc.retry_after_s)
+            if backoff.exhausted:
                 raise StoreUnavailable(
-                    f"{store}: {exc.reason} (gave up after {waited:.1f} s of retries)"
+                    f"{store}: {exc.reason} (gave up after {backoff.failing_s:.1f} s of retries)"
                 ) from None
             sleep(pause)
-            delay = min(delay * 2, retry.max_delay_s)
 
 
 def error_text(response: httpx.Response) -> str:
@@ -265,7 +250,9 @@ class InfluxV1Writer:
         if status in SPLIT_STATUSES:
             raise LinesRefused(reason)
         if status in RETRY_STATUSES:
-            raise TryAgain(f"HTTP {status}: {reason}", _retry_after(response))
+            raise TryAgain(
+                f"HTTP {status}: {reason}", parse_retry_after(response.headers.get("Retry-After"))
+            )
         # 401/403/404 and the like: the batch is fine, the configuration is not.
         raise StoreUnavailable(f"InfluxDB at {self.url} answered HTTP {status}: {reason}")
 
@@ -299,13 +286,6 @@ def ping(client: httpx.Client, url: str) -> None:
         raise StoreUnavailable(
             f"InfluxDB at {url} /ping answered HTTP {response.status_code}: {error_text(response)}"
         )
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
 
 
 class InfluxQLReader:

@@ -20,11 +20,11 @@ from ingest.influx_v1 import (
     SPLIT_STATUSES,
     InfluxQLReader,
     LinesRefused,
-    RetryPolicy,
     TryAgain,
     write_splitting,
 )
 from ingest.interfaces import RejectedLine
+from ingest.retry import RetryPolicy, parse_retry_after
 
 
 class InfluxV2Writer:
@@ -79,7 +79,9 @@ class InfluxV2Writer:
             if status in SPLIT_STATUSES:
                 raise LinesRefused(reason) from None
             if status in RETRY_STATUSES or status == 0:
-                raise TryAgain(f"HTTP {status}: {reason}", _retry_after(exc)) from None
+                raise TryAgain(
+                    f"HTTP {status}: {reason}", parse_retry_after(getattr(exc, "retry_after", None))
+                ) from None
             raise StoreUnavailable(
                 f"InfluxDB at {self.url} answered HTTP {status}: {reason}"
             ) from None
@@ -108,13 +110,6 @@ def _message(exc: ApiException) -> str:
     if message:
         return str(message).strip()
     return str(exc.reason or "")
-
-
-def _retry_after(exc: ApiException) -> float | None:
-    try:
-        return float(getattr(exc, "retry_after", None) or "")
-    except ValueError:
-        return None
 
 
 def v2_reader(url: str, token: str, bucket: str, *, timeout_s: float = 10.0) -> InfluxQLReader:

@@ -6,24 +6,52 @@ Never guess on a wrong combination of settings: raise ConfigError with one line 
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from devices.errors import ConfigError
 from ingest.interfaces import PointReader, PointWriter
 
-if TYPE_CHECKING:
-    from hazwatch.settings import Settings
+
+class InfluxSettings(Protocol):
+    """What these factories read of the settings (hazwatch's Settings has it all).
+
+    Said here rather than imported: ingest must not import the composition root.
+    """
+
+    @property
+    def influx_url(self) -> str: ...
+    @property
+    def influx_api(self) -> Literal["v1", "v2"]: ...
+    @property
+    def influx_db(self) -> str: ...
+    @property
+    def influx_token(self) -> str: ...
+    @property
+    def influx_org(self) -> str: ...
+    @property
+    def influx_bucket(self) -> str: ...
+    @property
+    def influx_user(self) -> str: ...
+    @property
+    def influx_password(self) -> str: ...
+    @property
+    def influx_timeout_s(self) -> float: ...
+    @property
+    def influx_retry_max_s(self) -> float: ...
+    @property
+    def points_path(self) -> Path: ...
 
 
-def make_writer(settings: Settings) -> PointWriter:
+def make_writer(settings: InfluxSettings) -> PointWriter:
     """InfluxV1Writer, InfluxV2Writer, or PointStore at settings.points_path (no influx_url)."""
     check_influx_settings(settings)
     if not settings.influx_url:
         from ingest.pointstore import PointStore
 
         return PointStore(settings.points_path)
-    from ingest.influx_v1 import RetryPolicy
+    from ingest.retry import RetryPolicy
 
     retry = RetryPolicy(max_s=settings.influx_retry_max_s)
     if settings.influx_api == "v2":
@@ -46,7 +74,7 @@ def make_writer(settings: Settings) -> PointWriter:
     )
 
 
-def _v1_connection(settings: Settings) -> dict[str, Any]:
+def _v1_connection(settings: InfluxSettings) -> dict[str, Any]:
     """What the v1 writer and the InfluxQL reader both connect with."""
     return {
         "url": settings.influx_url,
@@ -69,7 +97,7 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def make_reader(settings: Settings) -> PointReader:
+def make_reader(settings: InfluxSettings) -> PointReader:
     """InfluxQL on /query for v1 and v2 servers, or the embedded store (its own connection)."""
     check_influx_settings(settings)
     if not settings.influx_url:
@@ -90,7 +118,7 @@ def make_reader(settings: Settings) -> PointReader:
     return InfluxQLReader(**_v1_connection(settings))
 
 
-def check_influx_settings(settings: Settings) -> None:
+def check_influx_settings(settings: InfluxSettings) -> None:
     """ConfigError, one line, when the influx_* settings cannot work together."""
     credentials = [
         name
