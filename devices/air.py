@@ -9,7 +9,8 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from devices import status
+from devices import hj212, status
+from devices.air_bounds import BOUNDS, FLAGS
 from devices.family import DecodeContext, Family, KindSpec
 from devices.points import Point
 from devices.schema import Payload, TimestampNs, clean_fields, validator
@@ -18,25 +19,6 @@ from devices.topics import Topic
 FAMILY = "air"
 POLLUTANTS = ("pm25", "pm10", "so2", "no2", "co", "o3", "tvoc")
 WEATHER = ("temp", "rh", "wind_speed", "wind_dir", "pressure")
-# HJ 212-2017 data flags: N normal, F stopped, M maintenance, S manual, D fault, C calibration,
-# T over range, B communication abnormal.
-FLAGS = frozenset("NFMSDCTB")
-
-# Physical bounds a reading cannot leave (not limits: exceedance is an alert, not an error).
-BOUNDS: dict[str, tuple[float, float]] = {
-    "pm25": (0, 2000),  # µg/m³
-    "pm10": (0, 10000),
-    "so2": (0, 20000),
-    "no2": (0, 5000),
-    "co": (0, 200),  # mg/m³
-    "o3": (0, 2000),
-    "tvoc": (0, 200),  # mg/m³
-    "temp": (-60, 70),  # °C
-    "rh": (0, 100),  # %RH
-    "wind_speed": (0, 75),  # m/s
-    "wind_dir": (0, 360),  # degrees
-    "pressure": (300, 1100),  # hPa
-}
 
 
 def _bounded(name: str) -> object:
@@ -91,22 +73,9 @@ def to_points(reading: AirReading, topic: Topic, ctx: DecodeContext) -> list[Poi
     return [Point("air", tags, clean_fields(fields), reading.ts)]
 
 
-def _parse_hj212(raw: bytes, topic: Topic, ctx: DecodeContext) -> object:
-    from devices import hj212  # imported here: hj212 uses this module's bounds and flags
-
-    return hj212.parse(raw, topic, ctx)
-
-
-def _hj212_points(message: object, topic: Topic, ctx: DecodeContext) -> list[Point]:
-    from devices import hj212
-
-    assert isinstance(message, hj212.Hj212Message)
-    return hj212.to_points(message, topic, ctx)
-
-
 KINDS: dict[str, KindSpec] = {
     "reading": KindSpec("reading", parse, to_points, "JSON real-time reading"),
-    "hj212": KindSpec("hj212", _parse_hj212, _hj212_points, "HJ 212-2017 packet (devices.hj212)"),
+    "hj212": KindSpec("hj212", hj212.parse, hj212.to_points, "HJ 212-2017 packet (devices.hj212)"),
     "status": status.SPEC,
 }
 FAMILY_SPEC = Family(FAMILY, KINDS, "air micro-station")

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
-from devices.air import BOUNDS, FLAGS
+from devices.air_bounds import BOUNDS, FLAGS
 from devices.errors import PayloadError, shown
 from devices.family import DecodeContext, KindSpec
 from devices.points import Point
@@ -58,7 +58,7 @@ class Factor:
     scale: float = 1.0  # value_in_hazwatch_units = value_sent * scale
 
 
-# Extensible: add a code here and its name (and bounds in devices.air) and it flows through.
+# Extensible: add a code here and its name (and bounds in devices.air_bounds) and it flows through.
 FACTORS: dict[str, Factor] = {
     f.code: f
     for f in (

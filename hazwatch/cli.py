@@ -13,7 +13,7 @@ import typer
 
 from devices.errors import HazwatchError
 from hazwatch import __version__
-from hazwatch.settings import Settings, load_settings
+from hazwatch.invocation import State
 
 app = typer.Typer(
     name="hazwatch",
@@ -27,15 +27,6 @@ ConfigOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="TOML settings file (env HAZWATCH_* wins over it)."),
 ]
-
-
-class State:
-    config: Path | None = None
-
-
-def settings(**overrides: object) -> Settings:
-    """The settings for this invocation (from --config and the environment)."""
-    return load_settings(State.config, **overrides)
 
 
 def _version(value: bool) -> None:

@@ -50,7 +50,7 @@ async def run_gateway(
 
     from devices.registry import RegistryContext, load_file
     from devices.statedb import StateDB
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
     from ingest.deadletters import DeadLetter, DeadLetterLimits, DeadLetterStore
     from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 
@@ -145,7 +145,7 @@ def hj212_gateway(
     ] = None,
 ) -> None:
     """Accept HJ 212-2017 stations over TCP; publish their packets on hw/{site}/air/{id}/hj212."""
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
     from hazwatch.logs import setup_logging
 
     cfg = settings()

@@ -21,7 +21,7 @@ registry_app = typer.Typer(
 
 
 def _db() -> StateDB:
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
 
     return StateDB(settings().state_dsn)
 

@@ -91,8 +91,8 @@ def demo(
 ) -> None:
     """Run the whole product locally: a broker, hazwatch, and simulated devices of every family."""
     from hazwatch.app import HazwatchService
-    from hazwatch.cli import settings
     from hazwatch.embedded import EmbeddedBroker
+    from hazwatch.invocation import settings
     from hazwatch.logs import setup_logging
 
     if broker not in ("auto", "mosquitto", "amqtt"):

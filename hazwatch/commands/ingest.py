@@ -21,7 +21,7 @@ from devices.timeparse import format_ts
 def serve() -> None:
     """Run hazwatch: consume MQTT, write InfluxDB, track custody, raise alerts, serve the API."""
     from hazwatch.app import HazwatchService
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
     from hazwatch.logs import setup_logging
 
     cfg = settings()
@@ -61,7 +61,7 @@ def deadletters(
     """List dead letters newest first: time, topic, reason and the raw bytes."""
     if ctx.invoked_subcommand is not None:
         return
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
     from ingest.deadletters import DeadLetterStore
 
     store = DeadLetterStore(StateDB(settings().state_dsn))
@@ -103,7 +103,7 @@ def replay(
     that still fails is kept with its reason; a truncated payload, or one hazwatch made itself
     (a spooled or derived line), cannot be replayed and is kept.
     """
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
     from hazwatch.replay import replay_deadletters
 
     cfg = settings()
@@ -162,7 +162,7 @@ def status(
     """Is hazwatch well? Exit code 0 up, 1 degraded (the reasons are printed), 2 unreachable."""
     import httpx
 
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
 
     cfg = settings()
     zh = cfg.lang == "zh"

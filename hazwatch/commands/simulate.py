@@ -46,7 +46,7 @@ def simulate(
     seed: Annotated[int, typer.Option(help="Seed: the same seed makes the same messages.")] = 0,
 ) -> None:
     """Simulate a site's devices publishing to MQTT, and summarise what was sent and acked."""
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
 
     url = settings(mqtt_url=mqtt_url).mqtt_url if mqtt_url else settings().mqtt_url
     try:

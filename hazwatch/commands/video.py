@@ -105,7 +105,7 @@ def camera(
     synthetic_size: Annotated[str, typer.Option("--synthetic-size")] = "640x360",
 ) -> None:
     """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
-    from hazwatch.cli import settings
+    from hazwatch.invocation import settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     cfg = settings()
