@@ -28,7 +28,7 @@ MIX = [
 
 
 # Containers in circulation at one site: each EPC is a series of waste_read/waste_weight in
-# InfluxDB, and DESIGN.md puts a city at thousands of containers a year. A fresh random EPC
+# InfluxDB, and a city has thousands of containers a year (docs/payloads.md). A fresh random EPC
 # per read (as the first version did) made every RFID read a new series: a load no site has.
 CONTAINERS = 2000
 

@@ -1,4 +1,4 @@
-"""Payload generators for every device family: valid DESIGN.md messages, deterministic from a seed.
+"""Payload generators for every device family: valid messages (docs/payloads.md), seeded.
 
 Never emit a message devices/ would reject: faults are added on purpose by simulators.faults only.
 """

@@ -134,7 +134,7 @@ def to_inputs(batch: Sequence[Decoded], registry: RegistryContext) -> list[Input
 class CustodyProcessor:
     """Feeds the tracker, commits its changes in one transaction, alerts, returns points.
 
-    Several workers may share the store, each seeing part of the messages (DESIGN.md, Scale):
+    Several workers may share the store, each seeing part of the messages (docs/design-notes.md):
     under the store's lock a processor first applies what the others stored since it last
     looked, then its own inputs, and saves; it alerts what its commit changed in the stored
     verdicts, nothing the others already alerted.
@@ -323,7 +323,7 @@ def fresh_now(items: Sequence[Input]) -> int:
 
 
 def points(changes: Changes) -> list[Point]:
-    """`custody` points (DESIGN.md InfluxDB schema) of new or updated custody events."""
+    """`custody` points (docs/payloads.md, InfluxDB schema) of new or updated custody events."""
     codes = {b: j.waste_code for b, j in changes.batches.items()}
     out = []
     for event in changes.events.values():

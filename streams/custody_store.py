@@ -42,7 +42,7 @@ MIGRATIONS = [
     "epc {text} NOT NULL, stage {text} NOT NULL, ts_ns BIGINT NOT NULL, site {text} NOT NULL, "
     "device {text} NOT NULL, net_kg DOUBLE PRECISION, manifest {text});"
     "CREATE INDEX custody_event_batch ON custody_event (batch, ts_ns)",
-    # v2: several workers share one store (DESIGN.md, Scale). Every save takes the next value
+    # v2: several workers share one store (docs/design-notes.md). Every save takes the next value
     # of custody_clock and stamps the rows it inserts with it, so that a worker catches up
     # with what the others stored since it last looked: registrations (custody_batch.info),
     # manifests, reads kept as custody events and the other inputs. Rows of v1 are seq 0.
@@ -365,7 +365,7 @@ def _batch_row(r: Sequence[Any]) -> dict[str, Any]:
 
 
 def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, Any] | None:
-    """The `trace --json` object of DESIGN.md, or None when no such batch exists."""
+    """The object `hazwatch trace BATCH --json` prints, or None when no such batch exists."""
     row = store.batch(batch)
     if row is None:
         return None

@@ -1,6 +1,6 @@
 """InfluxV2Writer (influxdb-client, /api/v2/write) against a real v2-compatible VictoriaMetrics.
 
-Never expect overwrites or string fields here: VictoriaMetrics keeps neither (see DESIGN.md).
+Never expect overwrites or string fields here: VictoriaMetrics keeps neither (docs/payloads.md).
 """
 
 from __future__ import annotations
