@@ -78,7 +78,13 @@ def registry_show(
 
 def trace(
     batch: Annotated[str, typer.Argument(help="Batch code.")],
-    json_out: Annotated[bool, typer.Option("--json", help="One JSON object (DESIGN.md).")] = False,
+    json_out: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="One JSON object: batch, epc, waste_code, stage, verdict, violations, events.",
+        ),
+    ] = False,
 ) -> None:
     """A batch's ordered custody events, its stage and verdict."""
     from streams.custody_store import CustodyStore, trace_document
