@@ -28,6 +28,8 @@ COPY streams ./streams
 COPY alerts ./alerts
 COPY simulators ./simulators
 COPY api ./api
+# The server only: no extras (OpenCV for the camera agent and amqtt for the demo are
+# never imported by `hazwatch serve`).
 RUN pip install . && rm -rf /src
 
 WORKDIR /var/lib/hazwatch

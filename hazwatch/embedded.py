@@ -92,6 +92,14 @@ class EmbeddedBroker:
         elif self.prefer == "mosquitto":
             raise HazwatchError("mosquitto is not installed (apt-get install mosquitto)")
         else:
+            from hazwatch import extras
+
+            what = (
+                "--broker amqtt"
+                if self.prefer == "amqtt"
+                else "without mosquitto (apt-get install mosquitto), the demo"
+            )
+            extras.require("demo", what)
             self._start_amqtt()
 
     def _start_mosquitto(self, binary: str) -> None:

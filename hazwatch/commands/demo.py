@@ -129,6 +129,7 @@ def demo(
     api = f"http://{cfg.api_host}:{service.api_port}"
     where.add_row("API", f"{api}/api/health")
     where.add_row("metrics", f"{api}/metrics")
+    where.add_row("camera agent", _camera_agent_note())
     if not cfg.influx_url:
         where.add_row("InfluxDB", "set HAZWATCH_INFLUX_URL (and _API, _DB or _TOKEN/_ORG/_BUCKET)")
     if not embedded.production_ready:
@@ -186,6 +187,21 @@ def demo(
         f"done: {service.pipeline.messages:,} messages, "
         f"{service.pipeline.points_written:,} points stored in {store}"
     )
+
+
+def _camera_agent_note() -> str:
+    """The OpenCV edge agent is an extra: say how to run it, or which extra it needs."""
+    from rich.markup import escape
+
+    from hazwatch import extras
+
+    lacking = extras.missing("camera")
+    if lacking:
+        return (
+            f"[yellow]needs the camera extra ({', '.join(lacking)} not installed):"
+            f" {escape(extras.install_hint('camera'))}[/yellow]"
+        )
+    return f"hazwatch camera --source synthetic:person --camera cam-01 --site {DEMO_SITE}"
 
 
 def _online_by_family(service: object) -> Counter[str]:

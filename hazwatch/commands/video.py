@@ -9,24 +9,15 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from devices.camera_agent import (
-    AgentConfig,
-    CameraAgent,
-    CaptureSource,
-    EvidenceFolder,
-    FramePublisher,
-    FrameSource,
-    MotionBlobDetector,
-    ObjectDetector,
-    SnapshotUploader,
-    SourceFrame,
-    StreamDown,
-)
 from devices.errors import ConfigError
+from hazwatch import extras
+
+if TYPE_CHECKING:  # OpenCV is the camera extra: imported by the commands that use it
+    from devices.camera_agent import FrameSource, ObjectDetector, SourceFrame
 
 SYNTHETIC = "synthetic:"
 
@@ -45,6 +36,8 @@ class SceneSource:
         self._index = 0
 
     def read(self) -> SourceFrame | None:
+        from devices.camera_agent import SourceFrame
+
         if self._limit is not None and self._index >= self._limit:
             return None
         image = self.scene.frame(self._index)
@@ -56,6 +49,8 @@ class SceneSource:
 
 
 def open_source(spec: str, size: tuple[int, int], seconds: float | None) -> FrameSource:
+    from devices.camera_agent import CaptureSource, StreamDown
+
     if spec.startswith(SYNTHETIC):
         from simulators.video_scenes import SCENES
 
@@ -105,6 +100,16 @@ def camera(
     synthetic_size: Annotated[str, typer.Option("--synthetic-size")] = "640x360",
 ) -> None:
     """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
+    extras.require("camera", "hazwatch camera")
+    from devices.camera_agent import (
+        AgentConfig,
+        CameraAgent,
+        CaptureSource,
+        EvidenceFolder,
+        FramePublisher,
+        MotionBlobDetector,
+        SnapshotUploader,
+    )
     from hazwatch.invocation import settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -176,6 +181,7 @@ def scene(
     event_s: Annotated[float, typer.Option("--event-at", help="When the tamper starts.")] = 3.0,
 ) -> None:
     """Write a synthetic storage-room scene to a video file (for the agent or a demo)."""
+    extras.require("camera", "hazwatch scene")
     from simulators.video_scenes import SCENES, write_scene
 
     if name not in SCENES:

@@ -6,6 +6,9 @@ Never exempt an import without its reason in the table below; an exemption nothi
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -305,3 +308,27 @@ def test_the_checks_see_hidden_imports(tmp_path: Path) -> None:
     assert violations(contract, found)[0] == ["devices/d.py:2 imports ingest.c"]
     network = Rule("network", ("devices/",), ("paho",))
     assert violations(network, found)[0] == ["devices/b.py:2 imports paho.mqtt.client"]
+
+
+def test_the_server_imports_no_extra() -> None:
+    """`hazwatch serve` (the CLI with every command registered, and the service) runs on
+    `pip install .`: no package of an extra is imported (they load in the commands using them)."""
+    from hazwatch.extras import EXTRAS
+
+    extra_imports = sorted({name for names in EXTRAS.values() for name in names})
+    code = (
+        "import sys, hazwatch.cli, hazwatch.app; hazwatch.cli._register(); "
+        f"print(sorted(set({extra_imports!r}) & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", f"the server imports: {done.stdout.strip()}"
+
+
+def test_the_extras_are_the_ones_pyproject_declares() -> None:
+    from hazwatch.extras import EXTRAS
+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        declared = tomllib.load(f)["project"]["optional-dependencies"]
+    assert set(EXTRAS) <= set(declared), f"hazwatch.extras names {set(EXTRAS) - set(declared)}"
