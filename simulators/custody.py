@@ -17,6 +17,7 @@ import orjson
 from simulators.fleet import Progress, no_progress
 from simulators.mqtt import device_client
 from simulators.scenarios import Scenario, register_scenario
+from streams.custody import RULE_SPECS
 
 MIN = 60 * 1_000_000_000
 HOUR = 60 * MIN
@@ -37,20 +38,10 @@ WASTES = [
     ("900-041-49", "废包装桶", "HW49"),
     ("336-064-17", "废酸洗液", "HW17"),
 ]
-# Every batch-level rule this scenario can break on purpose (unknown_tag is extra reads).
-BATCH_VIOLATIONS = (
-    "skipped_stage",
-    "backward_stage",
-    "disposed_tag",
-    "weight_mismatch",
-    "storage_overdue",
-    "transit_overdue",
-    "wrong_receiver",
-    "cloned_tag",
-    "manifest_split",
-    "storage_over_capacity",
-)
-VIOLATIONS = (*BATCH_VIOLATIONS, "unknown_tag")
+# Every custody rule this scenario can break on purpose, as declared: each rule about a batch
+# (`plan` breaks one batch per rule), and unknown_tag (extra reads of unregistered tags).
+BATCH_VIOLATIONS = tuple(spec.id for spec in RULE_SPECS if spec.subject == "batch")
+VIOLATIONS = (*BATCH_VIOLATIONS, *(spec.id for spec in RULE_SPECS if spec.subject == "epc"))
 STAGE_OF = {
     "storage_in": "STORED",
     "storage_out": "DISPATCHED",

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
-from devices.registry import CustodyLimits
+from alerts.model import Severity
+from alerts.rules import RuleSpec, defaults_of
+from devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG, CustodyLimits
 
 NS_PER_S = 1_000_000_000
 NS_PER_H = 3600 * NS_PER_S
@@ -35,19 +37,113 @@ LOCATION_STAGE = {
     "disposal": DISPOSED,
 }
 
-RULES = (
-    "skipped_stage",
-    "backward_stage",
-    "unknown_tag",
-    "disposed_tag",
-    "weight_mismatch",
-    "storage_overdue",
-    "transit_overdue",
-    "wrong_receiver",
-    "cloned_tag",
-    "manifest_split",
-    "storage_over_capacity",
+# Each custody rule, declared once: the processor's alert severities, the simulator's faults
+# and docs/rules.md are made from these. Thresholds are the defaults of the registry's
+# [custody] table (devices.registry.CustodyLimits) and of a site's storage limits.
+RULE_SPECS: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        "skipped_stage",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "环节缺失：批次在某一环节被读到时，此前的环节没有记录（如未入库贮存即出库）",
+        "a batch was read at a stage without the stage(s) before it (e.g. dispatched, never "
+        "stored)",
+    ),
+    RuleSpec(
+        "backward_stage",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "环节倒退：批次已到达后续环节，又在此前的环节被读到（如已入厂又在运输车上被读到）",
+        "a batch was read at an earlier stage than one it had already reached",
+    ),
+    RuleSpec(
+        "unknown_tag",
+        "custody",
+        Severity.WARNING,
+        "epc",
+        "未登记标签：读到的电子标签不属于任何已登记的危废批次，宽限期过后仍未登记",
+        "a tag read belongs to no registered batch, still none after the grace period",
+        defaults_of(CustodyLimits, "unknown_tag_grace_s"),
+    ),
+    RuleSpec(
+        "disposed_tag",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "已处置标签再现：批次已处置，其标签又在其他环节被读到（疑似标签重复使用）",
+        "a tag was read at another stage after its batch was disposed (a reused tag?)",
+    ),
+    RuleSpec(
+        "weight_mismatch",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "称重不符：接收单位入厂复称的净重与产生时称重之差超出允许偏差（百分比与千克数取大者）",
+        "the net weight reweighed at the receiver's gate differs from the weight at generation "
+        "by more than the tolerance (the larger of the percentage and the kilograms)",
+        defaults_of(CustodyLimits, "weight_tolerance_pct", "weight_tolerance_kg"),
+    ),
+    RuleSpec(
+        "storage_overdue",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "贮存超期：批次在贮存场所的贮存时间超过该场所的贮存期限（出库时已超期，或至今仍未出库）",
+        "a batch stayed in a storage site longer than the site's storage limit (it left late, "
+        "or is still there)",
+        {"storage_limit_days": DEFAULT_STORAGE_LIMIT_DAYS},
+    ),
+    RuleSpec(
+        "transit_overdue",
+        "custody",
+        Severity.CRITICAL,
+        "batch",
+        "转移运输超时：出库后未在联单规定的运输时限内到达接收单位（联单未写时限时按默认时限）",
+        "not received within the manifest's transit limit of dispatch (the default limit when "
+        "the manifest names none)",
+        defaults_of(CustodyLimits, "transit_limit_h"),
+    ),
+    RuleSpec(
+        "wrong_receiver",
+        "custody",
+        Severity.CRITICAL,
+        "batch",
+        "接收单位不符：批次在转移联单所列接收单位以外的场所入厂",
+        "received at a site other than the receiver its transfer manifest names",
+    ),
+    RuleSpec(
+        "cloned_tag",
+        "custody",
+        Severity.CRITICAL,
+        "batch",
+        "疑似克隆标签：同一标签先后在两处固定读写器被读到，两地距离以最高车速在间隔时间内无法到达",
+        "the same tag was read at two fixed readers too far apart to travel between in the time "
+        "between the reads at the highest speed",
+        defaults_of(CustodyLimits, "max_speed_kmh"),
+    ),
+    RuleSpec(
+        "manifest_split",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "联单批次未同车出库：同一转移联单所列批次未在规定时间窗内与首个批次一同出库",
+        "a batch of a manifest listing several was not dispatched within the window after the "
+        "manifest's first batch",
+        defaults_of(CustodyLimits, "manifest_window_h"),
+    ),
+    RuleSpec(
+        "storage_over_capacity",
+        "custody",
+        Severity.MAJOR,
+        "batch",
+        "贮存超量：批次入库使该贮存场所的危废贮存量超过其贮存上限",
+        "storing the batch took its storage site over the site's limit in kilograms",
+        {"storage_limit_kg": DEFAULT_STORAGE_LIMIT_KG},
+    ),
 )
+RULES = tuple(spec.id for spec in RULE_SPECS)
 CLONE_SLACK_KM = 5.0  # site extent and coordinate error
 
 
@@ -273,6 +369,261 @@ def storage_interval(events: Iterable[CustodyEvent]) -> tuple[str, int, int | No
     return (stay[0], stay[1], None, stay[2]) if stay else None
 
 
+@dataclass(frozen=True, slots=True)
+class Case:
+    """What a batch is judged on: its registration, its events sorted by their own time, its
+    manifest and when the manifest's batches left, its storage-capacity hit (a finding across
+    batches, made by the tracker), the registry's limits and the time of judging."""
+
+    info: Registration
+    events: list[CustodyEvent]
+    manifest: ManifestInfo | None
+    manifest_dispatches: Mapping[str, int]
+    capacity_hit: Violation | None
+    geo: Geography
+    now_ns: int
+
+
+@dataclass(slots=True)
+class Findings:
+    """What the rules found of one batch: violations, and when a time-based rule would next
+    fire unless something happens first."""
+
+    subject: str
+    violations: list[Violation] = field(default_factory=list)
+    deadlines: list[int] = field(default_factory=list)
+
+    def violate(
+        self, rule: str, event: CustodyEvent, message: str, at_ns: int | None = None
+    ) -> None:
+        at = event.ts_ns if at_ns is None else at_ns
+        self.violations.append(
+            Violation(rule, self.subject, event.event_id, at, event.site, message)
+        )
+
+
+Check = Callable[[Case, Findings], None]
+# Rule id → its check, in the order they are declared below; unknown_tag has none here (its
+# subject is a read no batch owns: Tracker._orphans_due finds it).
+CHECKS: dict[str, Check] = {}
+
+
+def _checks(rule: str) -> Callable[[Check], Check]:
+    """Register the decorated function as the check of a rule declared in RULE_SPECS."""
+    if rule not in RULES:
+        raise ValueError(f"{rule} is not declared in RULE_SPECS")
+
+    def register(check: Check) -> Check:
+        CHECKS[rule] = check
+        return check
+
+    return register
+
+
+@_checks("skipped_stage")
+def skipped_stage(case: Case, found: Findings) -> None:
+    top = -1
+    for event in case.events:
+        index = STAGE_INDEX[event.stage]
+        if index > top + 1:
+            skipped = ", ".join(STAGES[top + 1 : index])
+            found.violate(
+                "skipped_stage",
+                event,
+                f"{event.stage} at {event.site}/{event.device} without {skipped}",
+            )
+        top = max(top, index)
+
+
+@_checks("backward_stage")
+def backward_stage(case: Case, found: Findings) -> None:
+    top = -1
+    for event in case.events:
+        if event.stage == DISPOSED:
+            return  # what is read after disposal is disposed_tag's
+        index = STAGE_INDEX[event.stage]
+        if index < top:
+            found.violate(
+                "backward_stage",
+                event,
+                f"{event.stage} at {event.site}/{event.device} after the batch "
+                f"reached {STAGES[top]}",
+            )
+        top = max(top, index)
+
+
+@_checks("disposed_tag")
+def disposed_tag(case: Case, found: Findings) -> None:
+    disposed: CustodyEvent | None = None
+    for event in case.events:
+        if disposed is None:
+            if event.stage == DISPOSED:
+                disposed = event
+        elif event.stage != DISPOSED:
+            found.violate(
+                "disposed_tag",
+                event,
+                f"tag {event.epc} read at {event.site}/{event.device} ({event.stage}) after "
+                f"its batch was disposed at {disposed.site}",
+            )
+
+
+@_checks("cloned_tag")
+def cloned_tag(case: Case, found: Findings) -> None:
+    max_speed_kmh = case.geo.limits.max_speed_kmh
+    previous: CustodyEvent | None = None  # the last read at a fixed place
+    for event in case.events:
+        if event.stage == IN_TRANSIT:
+            continue  # a vehicle reader has no fixed place
+        if previous is not None and previous.site != event.site:
+            distance = case.geo.distance_km(previous.site, event.site)
+            hours = (event.ts_ns - previous.ts_ns) / NS_PER_H
+            if distance is not None and distance > max_speed_kmh * hours + CLONE_SLACK_KM:
+                found.violate(
+                    "cloned_tag",
+                    event,
+                    f"tag {event.epc} read at {previous.site} and {event.site}, "
+                    f"{distance:.0f} km apart, {hours * 60:.0f} min between "
+                    f"(faster than {max_speed_kmh:g} km/h)",
+                )
+        previous = event
+
+
+def _receipt(events: list[CustodyEvent]) -> CustodyEvent | None:
+    return next((e for e in events if e.stage == RECEIVED), None)
+
+
+def _dispatch(events: list[CustodyEvent]) -> CustodyEvent | None:
+    return next((e for e in events if e.stage == DISPATCHED), None)
+
+
+@_checks("weight_mismatch")
+def weight_mismatch(case: Case, found: Findings) -> None:
+    events, limits = case.events, case.geo.limits
+    generated_kg = events[0].net_kg if events and events[0].stage == GENERATED else None
+    for event in events:
+        if event.stage == GENERATED and event.event_id == case.info.event_id:
+            generated_kg = event.net_kg
+    receipt = _receipt(events)
+    if generated_kg is None or receipt is None or receipt.net_kg is None:
+        return
+    tolerance = max(generated_kg * limits.weight_tolerance_pct / 100, limits.weight_tolerance_kg)
+    if abs(receipt.net_kg - generated_kg) > tolerance:
+        found.violate(
+            "weight_mismatch",
+            receipt,
+            f"received {receipt.net_kg:g} kg, generated {generated_kg:g} kg "
+            f"(tolerance {tolerance:.1f} kg)",
+        )
+
+
+@_checks("storage_overdue")
+def storage_overdue(case: Case, found: Findings) -> None:
+    events = case.events
+    stay = storage_interval(events)
+    if stay is None:
+        return
+    site, in_ns, out_ns, stored_id = stay
+    limit_days = case.geo.site(site).storage_limit_days
+    limit_ns = int(limit_days * NS_PER_DAY)
+    if out_ns is not None and out_ns - in_ns > limit_ns:
+        leave = next(e for e in events if e.ts_ns == out_ns and STAGE_INDEX[e.stage] > 1)
+        found.violate(
+            "storage_overdue",
+            leave,
+            f"left storage at {site} after {(out_ns - in_ns) / NS_PER_DAY:.0f} days "
+            f"(limit {limit_days:g})",
+        )
+    elif out_ns is None and case.now_ns - in_ns <= limit_ns:
+        found.deadlines.append(in_ns + limit_ns + 1)
+    elif out_ns is None:
+        stored = next(e for e in events if e.event_id == stored_id)
+        found.violate(
+            "storage_overdue",
+            stored,
+            f"still in storage at {site} after its limit of {limit_days:g} days",
+            in_ns + limit_ns,
+        )
+
+
+@_checks("transit_overdue")
+def transit_overdue(case: Case, found: Findings) -> None:
+    events, manifest = case.events, case.manifest
+    dispatch = _dispatch(events)
+    if dispatch is None:
+        return
+    limit_h = case.geo.limits.transit_limit_h
+    if manifest is not None and manifest.transit_limit_h is not None:
+        limit_h = manifest.transit_limit_h
+    limit_ns = int(limit_h * NS_PER_H)
+    arrival = next((e for e in events if STAGE_INDEX[e.stage] >= STAGE_INDEX[RECEIVED]), None)
+    if arrival is not None and arrival.ts_ns - dispatch.ts_ns > limit_ns:
+        found.violate(
+            "transit_overdue",
+            arrival,
+            f"arrived {(arrival.ts_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
+            f"(limit {limit_h:g} h)",
+        )
+    elif arrival is None and case.now_ns - dispatch.ts_ns <= limit_ns:
+        found.deadlines.append(dispatch.ts_ns + limit_ns + 1)
+    elif arrival is None:
+        found.violate(
+            "transit_overdue",
+            dispatch,
+            f"not received within {limit_h:g} h of dispatch",
+            dispatch.ts_ns + limit_ns,
+        )
+
+
+@_checks("wrong_receiver")
+def wrong_receiver(case: Case, found: Findings) -> None:
+    manifest = case.manifest
+    if manifest is None:
+        return
+    receipt = _receipt(case.events)
+    if receipt is not None and receipt.site != manifest.receiver:
+        found.violate(
+            "wrong_receiver",
+            receipt,
+            f"received at {receipt.site}, manifest {manifest.manifest} names {manifest.receiver}",
+        )
+
+
+@_checks("manifest_split")
+def manifest_split(case: Case, found: Findings) -> None:
+    manifest, dispatches, events = case.manifest, case.manifest_dispatches, case.events
+    if manifest is None or len(manifest.batches) <= 1 or not dispatches:
+        return
+    first_ns = min(dispatches.values())
+    window_ns = int(case.geo.limits.manifest_window_h * NS_PER_H)
+    own = dispatches.get(case.info.batch)
+    if own is not None and own - first_ns > window_ns:
+        dispatch = _dispatch(events)
+        assert dispatch is not None
+        found.violate(
+            "manifest_split",
+            dispatch,
+            f"dispatched {(own - first_ns) / NS_PER_H:.1f} h after the first batch of "
+            f"manifest {manifest.manifest}",
+        )
+    elif own is None and case.now_ns - first_ns <= window_ns:
+        found.deadlines.append(first_ns + window_ns + 1)
+    elif own is None and events:
+        found.violate(
+            "manifest_split",
+            events[-1],
+            f"not dispatched with the other batches of manifest {manifest.manifest}",
+            first_ns + window_ns,
+        )
+
+
+@_checks("storage_over_capacity")
+def storage_over_capacity(case: Case, found: Findings) -> None:
+    # a finding across the batches of a site: the tracker's storage sweep made it
+    if case.capacity_hit is not None:
+        found.violations.append(case.capacity_hit)
+
+
 def judge(
     info: Registration,
     events: list[CustodyEvent],
@@ -283,164 +634,15 @@ def judge(
     now_ns: int,
 ) -> Judgement:
     """The verdict of one batch from its events sorted by their own time (pure)."""
-    subject = info.batch
-    found: list[Violation] = []
-
-    def violate(rule: str, event: CustodyEvent, message: str, at_ns: int | None = None) -> None:
-        at = event.ts_ns if at_ns is None else at_ns
-        found.append(Violation(rule, subject, event.event_id, at, event.site, message))
-
-    limits = geo.limits
-    deadlines: list[int] = []
-    top = -1
-    disposed: CustodyEvent | None = None
-    previous_fixed: CustodyEvent | None = None
-    for event in events:
-        index = STAGE_INDEX[event.stage]
-        if disposed is not None and event.stage != DISPOSED:
-            violate(
-                "disposed_tag",
-                event,
-                f"tag {event.epc} read at {event.site}/{event.device} ({event.stage}) after "
-                f"its batch was disposed at {disposed.site}",
-            )
-        elif index < top:
-            violate(
-                "backward_stage",
-                event,
-                f"{event.stage} at {event.site}/{event.device} after the batch "
-                f"reached {STAGES[top]}",
-            )
-        elif index > top + 1:
-            skipped = ", ".join(STAGES[top + 1 : index])
-            violate(
-                "skipped_stage",
-                event,
-                f"{event.stage} at {event.site}/{event.device} without {skipped}",
-            )
-        top = max(top, index)
-        if event.stage == DISPOSED and disposed is None:
-            disposed = event
-        if event.stage != IN_TRANSIT:  # a vehicle reader has no fixed place
-            if previous_fixed is not None and previous_fixed.site != event.site:
-                distance = geo.distance_km(previous_fixed.site, event.site)
-                hours = (event.ts_ns - previous_fixed.ts_ns) / NS_PER_H
-                if (
-                    distance is not None
-                    and distance > limits.max_speed_kmh * hours + CLONE_SLACK_KM
-                ):
-                    violate(
-                        "cloned_tag",
-                        event,
-                        f"tag {event.epc} read at {previous_fixed.site} and {event.site}, "
-                        f"{distance:.0f} km apart, {hours * 60:.0f} min between "
-                        f"(faster than {limits.max_speed_kmh:g} km/h)",
-                    )
-            previous_fixed = event
-
-    generated_kg = events[0].net_kg if events and events[0].stage == GENERATED else None
-    for event in events:
-        if event.stage == GENERATED and event.event_id == info.event_id:
-            generated_kg = event.net_kg
-    receipt = next((e for e in events if e.stage == RECEIVED), None)
-    if generated_kg is not None and receipt is not None and receipt.net_kg is not None:
-        tolerance = max(
-            generated_kg * limits.weight_tolerance_pct / 100, limits.weight_tolerance_kg
-        )
-        if abs(receipt.net_kg - generated_kg) > tolerance:
-            violate(
-                "weight_mismatch",
-                receipt,
-                f"received {receipt.net_kg:g} kg, generated {generated_kg:g} kg "
-                f"(tolerance {tolerance:.1f} kg)",
-            )
-
-    stay = storage_interval(events)
-    if stay is not None:
-        site, in_ns, out_ns, stored_id = stay
-        limit_ns = int(geo.site(site).storage_limit_days * NS_PER_DAY)
-        if out_ns is not None and out_ns - in_ns > limit_ns:
-            leave = next(e for e in events if e.ts_ns == out_ns and STAGE_INDEX[e.stage] > 1)
-            violate(
-                "storage_overdue",
-                leave,
-                f"left storage at {site} after {(out_ns - in_ns) / NS_PER_DAY:.0f} days "
-                f"(limit {geo.site(site).storage_limit_days:g})",
-            )
-        elif out_ns is None and now_ns - in_ns <= limit_ns:
-            deadlines.append(in_ns + limit_ns + 1)
-        elif out_ns is None:
-            stored = next(e for e in events if e.event_id == stored_id)
-            violate(
-                "storage_overdue",
-                stored,
-                f"still in storage at {site} after its limit of "
-                f"{geo.site(site).storage_limit_days:g} days",
-                in_ns + limit_ns,
-            )
-
-    dispatch = next((e for e in events if e.stage == DISPATCHED), None)
-    if dispatch is not None:
-        limit_h = limits.transit_limit_h
-        if manifest is not None and manifest.transit_limit_h is not None:
-            limit_h = manifest.transit_limit_h
-        limit_ns = int(limit_h * NS_PER_H)
-        arrival = next((e for e in events if STAGE_INDEX[e.stage] >= STAGE_INDEX[RECEIVED]), None)
-        if arrival is not None and arrival.ts_ns - dispatch.ts_ns > limit_ns:
-            violate(
-                "transit_overdue",
-                arrival,
-                f"arrived {(arrival.ts_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
-                f"(limit {limit_h:g} h)",
-            )
-        elif arrival is None and now_ns - dispatch.ts_ns <= limit_ns:
-            deadlines.append(dispatch.ts_ns + limit_ns + 1)
-        elif arrival is None:
-            violate(
-                "transit_overdue",
-                dispatch,
-                f"not received within {limit_h:g} h of dispatch",
-                dispatch.ts_ns + limit_ns,
-            )
-
-    if manifest is not None:
-        if receipt is not None and receipt.site != manifest.receiver:
-            violate(
-                "wrong_receiver",
-                receipt,
-                f"received at {receipt.site}, manifest {manifest.manifest} names "
-                f"{manifest.receiver}",
-            )
-        if len(manifest.batches) > 1 and manifest_dispatches:
-            first_ns = min(manifest_dispatches.values())
-            window_ns = int(limits.manifest_window_h * NS_PER_H)
-            own = manifest_dispatches.get(info.batch)
-            if own is not None and own - first_ns > window_ns:
-                assert dispatch is not None
-                violate(
-                    "manifest_split",
-                    dispatch,
-                    f"dispatched {(own - first_ns) / NS_PER_H:.1f} h after the first batch of "
-                    f"manifest {manifest.manifest}",
-                )
-            elif own is None and now_ns - first_ns <= window_ns:
-                deadlines.append(first_ns + window_ns + 1)
-            elif own is None and events:
-                violate(
-                    "manifest_split",
-                    events[-1],
-                    f"not dispatched with the other batches of manifest {manifest.manifest}",
-                    first_ns + window_ns,
-                )
-    if capacity_hit is not None:
-        found.append(capacity_hit)
-
-    found.sort(key=lambda v: (v.at_ns, v.rule, v.event_id))
+    case = Case(info, events, manifest, manifest_dispatches, capacity_hit, geo, now_ns)
+    found = Findings(info.batch)
+    for check in CHECKS.values():
+        check(case, found)
+    violations = sorted(found.violations, key=lambda v: (v.at_ns, v.rule, v.event_id))
     last = events[-1] if events else None
-    stage = last.stage if last else GENERATED
-    if found:
+    if violations:
         verdict = "broken"
-    elif top == STAGE_INDEX[DISPOSED]:
+    elif any(e.stage == DISPOSED for e in events):
         verdict = "complete"
     else:
         verdict = "open"
@@ -448,14 +650,14 @@ def judge(
         info.batch,
         info.epc,
         info.waste_code,
-        stage,
+        last.stage if last else GENERATED,
         last.ts_ns if last else info.ts_ns,
         verdict,
         tuple(events),
-        tuple(found),
+        tuple(violations),
         manifest.manifest if manifest else None,
         last.site if last else info.site,
-        min(deadlines) if deadlines else None,
+        min(found.deadlines) if found.deadlines else None,
     )
 
 
@@ -670,8 +872,29 @@ class Tracker:
 
     # judging -------------------------------------------------------------
     def _rejudge(self, dirty: set[str], now_ns: int) -> Changes:
+        """Judge the `dirty` batches again, and every batch their changes affect."""
         changes = Changes()
-        # 1. events of every batch to judge; manifest partners follow a changed dispatch
+        events_of, manifest_of = self._gather(dirty)
+        self._apply_stays(events_of, manifest_of)
+        for batch_id, events in events_of.items():
+            manifest = manifest_of[batch_id]
+            judgement = judge(
+                self.batches[batch_id].info,
+                events,
+                manifest,
+                self.dispatches.get(manifest.manifest, {}) if manifest else {},
+                self._capacity_hit(batch_id, events),
+                self.geo,
+                now_ns,
+            )
+            self._record(batch_id, judgement, changes)
+        return changes
+
+    def _gather(
+        self, dirty: set[str]
+    ) -> tuple[dict[str, list[CustodyEvent]], dict[str, ManifestInfo | None]]:
+        """The events and manifest of every batch to judge: the dirty ones, and the partners on
+        their manifest when a dispatch time changed (manifest_split compares them)."""
         events_of: dict[str, list[CustodyEvent]] = {}
         manifest_of: dict[str, ManifestInfo | None] = {}
         work = [b for b in dirty if b in self.batches]
@@ -691,8 +914,16 @@ class Tracker:
                     else:
                         times[batch_id] = dispatch
                     work.extend(b for b in manifest.batches if b in self.batches)
-        # 2. storage stays, applied in time order (arrivals and departures of all batches)
-        #    so that a live fleet's changes take the incremental path
+        return events_of, manifest_of
+
+    def _apply_stays(
+        self,
+        events_of: dict[str, list[CustodyEvent]],
+        manifest_of: dict[str, ManifestInfo | None],
+    ) -> None:
+        """Record the batches' storage stays in time order (arrivals and departures of all of
+        them), so that a live fleet's changes take the stores' incremental path; a batch whose
+        capacity hit changed joins those to judge."""
         ops: list[tuple[int, int, str, tuple[str, int, int | None, str] | None, float]] = []
         for batch_id, events in events_of.items():
             stay = storage_interval(events)
@@ -717,37 +948,26 @@ class Tracker:
             for other in self._update_stay(batch_id, stay, kg):
                 if other not in events_of and other in self.batches:
                     events_of[other], manifest_of[other] = self._events_of(other)
-        # 3. judge
-        for batch_id, events in events_of.items():
-            manifest = manifest_of[batch_id]
-            site = self.stay_site.get(batch_id)
-            hit_ns = self.stores[site].hits.get(batch_id) if site else None
-            capacity_hit = None
-            if site is not None and hit_ns is not None:
-                stay_kg = self.stores[site].stays[batch_id].kg
-                limit_kg = self.geo.site(site).storage_limit_kg
-                stored = next(
-                    e for e in events if e.stage == STORED and e.ts_ns == hit_ns and e.site == site
-                )
-                capacity_hit = Violation(
-                    "storage_over_capacity",
-                    batch_id,
-                    stored.event_id,
-                    hit_ns,
-                    site,
-                    f"storing {stay_kg:g} kg took {site} over its {limit_kg:g} kg limit",
-                )
-            judgement = judge(
-                self.batches[batch_id].info,
-                events,
-                manifest,
-                self.dispatches.get(manifest.manifest, {}) if manifest else {},
-                capacity_hit,
-                self.geo,
-                now_ns,
-            )
-            self._record(batch_id, judgement, changes)
-        return changes
+
+    def _capacity_hit(self, batch_id: str, events: list[CustodyEvent]) -> Violation | None:
+        """storage_over_capacity of a batch whose storing took its site over the limit."""
+        site = self.stay_site.get(batch_id)
+        hit_ns = self.stores[site].hits.get(batch_id) if site else None
+        if site is None or hit_ns is None:
+            return None
+        stay_kg = self.stores[site].stays[batch_id].kg
+        limit_kg = self.geo.site(site).storage_limit_kg
+        stored = next(
+            e for e in events if e.stage == STORED and e.ts_ns == hit_ns and e.site == site
+        )
+        return Violation(
+            "storage_over_capacity",
+            batch_id,
+            stored.event_id,
+            hit_ns,
+            site,
+            f"storing {stay_kg:g} kg took {site} over its {limit_kg:g} kg limit",
+        )
 
     def _events_of(self, batch_id: str) -> tuple[list[CustodyEvent], ManifestInfo | None]:
         manifest_id = self.manifest_of.get(batch_id)

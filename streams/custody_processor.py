@@ -11,10 +11,12 @@ import threading
 from collections.abc import Callable, Sequence
 
 from alerts.model import AlertSignal, AlertSink, Severity
+from alerts.rules import severities
 from devices.decode import Decoded
 from devices.points import Point
 from devices.registry import Registry, RegistryContext
 from streams.custody import (
+    RULE_SPECS,
     Changes,
     Geography,
     Input,
@@ -31,19 +33,8 @@ from streams.custody_store import CustodyStore
 
 log = logging.getLogger(__name__)
 
-SEVERITY = {
-    "skipped_stage": Severity.MAJOR,
-    "backward_stage": Severity.MAJOR,
-    "unknown_tag": Severity.WARNING,
-    "disposed_tag": Severity.MAJOR,
-    "weight_mismatch": Severity.MAJOR,
-    "storage_overdue": Severity.MAJOR,
-    "transit_overdue": Severity.CRITICAL,
-    "wrong_receiver": Severity.CRITICAL,
-    "cloned_tag": Severity.CRITICAL,
-    "manifest_split": Severity.MAJOR,
-    "storage_over_capacity": Severity.MAJOR,
-}
+# the severity each custody rule raises with, as declared (streams.custody.RULE_SPECS)
+SEVERITY = severities(RULE_SPECS)
 
 
 def event_id(topic: str, ts_ns: int, key: str) -> str:
