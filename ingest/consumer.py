@@ -9,7 +9,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import logging
-import random
 import ssl
 import struct
 import threading
@@ -27,6 +26,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter, Gauge
 
 from ingest import failures
+from ingest.retry import Backoff, RetryPolicy
 
 if TYPE_CHECKING:
     from paho.mqtt.client import _InPacket
@@ -784,7 +784,8 @@ class MqttConsumer:
         # thread owns the socket; this thread does, so acks from the batch thread are
         # written here.
         self.client._thread = threading.current_thread()
-        delay = 0.2
+        # jitter: many workers losing one broker must not all come back in the same instant
+        backoff = Backoff(RetryPolicy(max_s=None, first_delay_s=0.2, max_delay_s=10.0, jitter=0.5))
         connected_once = False
         while not self._drained.is_set():
             if self._trim_at and time.monotonic() >= self._trim_at:
@@ -815,12 +816,12 @@ class MqttConsumer:
                         else:  # 3.1.1: clean_session=False was set on the client
                             self.client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
                         connected_once = True
-                    delay = 0.2
+                    backoff.succeeded()
                 except Exception as exc:  # never let the network thread die
                     self.last_error = f"cannot reach the broker {cfg.host}:{cfg.port}: {exc}"
-                    log.warning("%s; retrying in %.1f s", self.last_error, delay)
-                    self._stopping.wait(delay + random.uniform(0, delay / 2))
-                    delay = min(delay * 2, 10.0)
+                    pause = backoff.failed()
+                    log.warning("%s; retrying in %.1f s", self.last_error, pause)
+                    self._stopping.wait(pause)
                     continue
             if (
                 len(self._pending) >= cfg.max_backlog
@@ -835,8 +836,7 @@ class MqttConsumer:
             rc = self.client.loop(timeout=0.1)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS and not self._stopping.is_set():
                 self.connected.clear()
-                self._stopping.wait(delay)
-                delay = min(delay * 2, 10.0)
+                self._stopping.wait(backoff.failed())
         for _ in range(100):
             if self.client.socket() is None or not self.client.want_write():
                 break
@@ -878,7 +878,7 @@ class MqttConsumer:
                 if batch is None:
                     break
                 UNACKED.set(self.backlog)
-                delay = 0.1
+                backoff = Backoff(RetryPolicy(max_s=None, first_delay_s=0.1, max_delay_s=5.0))
                 # [oldest received_ns, retries so far] of this batch, for health()
                 in_hand = [batch[0].received_ns if batch else time.time_ns(), 0]
                 with self._cond:
@@ -896,11 +896,11 @@ class MqttConsumer:
                         if self._poisoned(batch, exc, permanent):
                             break
                         self.last_error = f"batch handler failed: {exc}"
-                        log.exception("batch of %d failed; retrying in %.1f s", len(batch), delay)
-                        if self._stopping.wait(delay):
+                        pause = backoff.failed()
+                        log.exception("batch of %d failed; retrying in %.1f s", len(batch), pause)
+                        if self._stopping.wait(pause):
                             # Shutting down: leave the batch unacked; the broker redelivers.
                             return
-                        delay = min(delay * 2, 5.0)
                 self._ack(batch)
                 with self._cond:
                     self._in_handler -= len(batch)
