@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from alerts.model import AlertSignal, AlertSink, Severity
+from alerts.rules import RuleSpec, defaults_of, severities
 from devices.decode import Decoded
 from devices.points import Point
 from devices.statedb import StateDB
@@ -109,6 +110,66 @@ class HourlySettings:
     keep_readings_h: float = 48.0
     # A station not heard from for this long (receiver's clock) raises station_stale on tick.
     stale_after_s: float = 1800.0
+
+
+# Each air rule, declared once (alerts and docs/rules.md are made from these). The class II
+# limits air_exceedance checks are GB 3095-2012's, in streams.aqi.LIMITS_CLASS_II.
+RULE_SPECS: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        RULE_EXCEEDANCE,
+        "air",
+        Severity.WARNING,
+        "site/station/limit",
+        "空气质量超标：站点污染物的小时均值或 24 小时、8 小时滑动均值超过 GB 3095-2012 "
+        "二级浓度限值",
+        "a pollutant's hourly mean, or its 24-h or 8-h moving mean, is over the GB 3095-2012 "
+        "class II limit",
+    ),
+    RuleSpec(
+        RULE_AQI,
+        "air",
+        Severity.WARNING,
+        "site/station",
+        "空气质量指数超标：站点小时 AQI 超过 100（三级轻度污染及以上；三级为警告，四级为较重，"
+        "五、六级为严重）",
+        "the station's hourly AQI is over 100 (level 3, lightly polluted, or worse); its "
+        "severity rises with the level: 3 warning, 4 major, 5 and 6 critical",
+    ),
+    RuleSpec(
+        RULE_FLATLINE,
+        "air",
+        Severity.WARNING,
+        "site/station/pollutant",
+        "传感器读数恒定：一小时内某污染物的读数始终是同一个值（疑似传感器故障）",
+        "a sensor stuck on one value: every reading of a pollutant in the hour is the same, "
+        "over at least the minutes an hourly mean needs",
+        defaults_of(HourlySettings, "min_valid_minutes"),
+    ),
+    RuleSpec(
+        RULE_SPIKE,
+        "air",
+        Severity.WARNING,
+        "site/station/pollutant",
+        "传感器读数突跳：一小时内某污染物出现远高于该小时中位数的峰值（疑似传感器故障或干扰）",
+        "one absurd jump: a pollutant's peak in the hour is many times the hour's median and "
+        "far above it (CO in mg/m³, the others in µg/m³)",
+        {
+            "spike_ratio": SPIKE_RATIO,
+            "spike_min_jump_ugm3": SPIKE_MIN_JUMP_UGM3,
+            "spike_min_jump_co_mgm3": SPIKE_MIN_JUMP["co"],
+        },
+    ),
+    RuleSpec(
+        RULE_STALE,
+        "air",
+        Severity.MAJOR,
+        "site/station",
+        "站点数据中断：超过规定时间未收到空气监测站的数据",
+        "nothing heard from the air station for longer than the limit",
+        defaults_of(HourlySettings, "stale_after_s"),
+    ),
+)
+SEVERITY = severities(RULE_SPECS)
 
 
 @dataclass(slots=True)
@@ -327,7 +388,7 @@ class AirHourly:
                 AlertSignal(
                     RULE_STALE,
                     f"{site}/{station}",
-                    Severity.MAJOR,
+                    SEVERITY[RULE_STALE],
                     f"air station {station} sent no valid data for {silent_min:.0f} min",
                     site,
                     now_ns,
@@ -463,7 +524,7 @@ class AirHourly:
                     AlertSignal(
                         rule,
                         f"{subject}/{pollutant}",
-                        Severity.WARNING,
+                        SEVERITY[rule],
                         why,
                         hour.site,
                         at_ns,
@@ -484,7 +545,7 @@ class AirHourly:
                     AlertSignal(
                         RULE_EXCEEDANCE,
                         f"{subject}/{key}",
-                        Severity.WARNING,
+                        SEVERITY[RULE_EXCEEDANCE],
                         f"{key} {value:.1f} {unit} over the GB 3095-2012 class II limit {limit:g}",
                         hour.site,
                         at_ns,
@@ -497,7 +558,8 @@ class AirHourly:
         if result is None or result.aqi is None or result.level is None:
             return
         if result.aqi > 100:
-            severity = {3: Severity.WARNING, 4: Severity.MAJOR}.get(
+            # level 3 raises with the declared severity; worse levels raise it
+            severity = {3: SEVERITY[RULE_AQI], 4: Severity.MAJOR}.get(
                 result.level.number, Severity.CRITICAL
             )
             self.alerts.raise_alert(

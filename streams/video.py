@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from alerts.model import Severity
+from alerts.rules import RuleSpec, defaults_of
+
 NS_PER_S = 1_000_000_000
 
 # rule ids (alerts, API, screen)
@@ -25,16 +28,6 @@ TAMPER_DEFOCUS = "tamper_defocus"
 TAMPER_SCENE_CHANGE = "tamper_scene_change"
 CAMERA_TOO_DARK = "camera_too_dark"
 DOOR_MOTION_NO_READ = "door_motion_no_read"
-RULES = (
-    CAMERA_OFFLINE,
-    FRAME_GAP,
-    TAMPER_OCCLUSION,
-    TAMPER_DEFOCUS,
-    TAMPER_SCENE_CHANGE,
-    CAMERA_TOO_DARK,
-    DOOR_MOTION_NO_READ,
-)
-
 TAMPER_RULES = (TAMPER_OCCLUSION, CAMERA_TOO_DARK, TAMPER_SCENE_CHANGE, TAMPER_DEFOCUS)
 
 WatchedReaders = Callable[[str, str], list[str]]
@@ -60,6 +53,84 @@ class VideoRuleSettings:
     confirm_grace_s: float = 10.0
     confirm_max_queries: int = 32  # point-store queries per confirmation round; the rest wait
     confirm_max_rows: int = 10_000  # rows one query may return
+
+
+# Each video rule, declared once (alerts and docs/rules.md are made from these); its
+# thresholds are the defaults of VideoRuleSettings above, which `HAZWATCH_VIDEO_*` set.
+def _spec(rule: str, severity: Severity, zh: str, en: str, *thresholds: str) -> RuleSpec:
+    return RuleSpec(
+        rule, "video", severity, "site/camera", zh, en, defaults_of(VideoRuleSettings, *thresholds)
+    )
+
+
+RULE_SPECS: tuple[RuleSpec, ...] = (
+    _spec(
+        CAMERA_OFFLINE,
+        Severity.MAJOR,
+        "摄像机离线：摄像机上报离线，或超过规定时间未收到其视频帧",
+        "the camera reported itself offline, or no frame came from it for longer than the limit",
+        "offline_after_s",
+    ),
+    _spec(
+        FRAME_GAP,
+        Severity.WARNING,
+        "视频帧缺失：摄像机帧序号跳号，确认宽限期过后共享存储中也没有缺失的帧",
+        "the camera's frame numbers skip messages that the shared point store does not have "
+        "either, once the confirmation grace is over",
+        "gap_min_missing",
+        "confirm_grace_s",
+    ),
+    _spec(
+        TAMPER_OCCLUSION,
+        Severity.MAJOR,
+        "镜头遮挡：画面被遮挡的比例连续多帧达到阈值（疑似人为遮挡）",
+        "the lens is covered: the occluded share of the picture reaches the threshold on "
+        "several frame messages in a row",
+        "occlusion_on",
+        "persist_frames",
+    ),
+    _spec(
+        TAMPER_DEFOCUS,
+        Severity.WARNING,
+        "画面失焦：清晰度连续多帧低于该摄像机自身基线的一定比例（疑似被调焦或镜头脏污）",
+        "out of focus: sharpness under a share of the camera's own baseline on several frame "
+        "messages in a row (a baseline too low says nothing about focus)",
+        "defocus_ratio",
+        "defocus_min_baseline",
+        "baseline_frames",
+        "persist_frames",
+    ),
+    _spec(
+        TAMPER_SCENE_CHANGE,
+        Severity.MAJOR,
+        "画面移位：画面与原场景相比变化超过阈值且持续多帧（疑似摄像机被转动或移动）",
+        "the view changed beyond the threshold on several frame messages in a row (the camera "
+        "moved?)",
+        "scene_change_on",
+        "persist_frames",
+    ),
+    _spec(
+        CAMERA_TOO_DARK,
+        Severity.WARNING,
+        "画面过暗：画面亮度连续多帧低于阈值，无法看清现场",
+        "too dark to see: brightness under the threshold on several frame messages in a row",
+        "too_dark_brightness",
+        "persist_frames",
+    ),
+    _spec(
+        DOOR_MOTION_NO_READ,
+        Severity.MAJOR,
+        "出入无标签读取：贮存间门口摄像机检测到移动，前后时间窗内所监视的读写器无任何标签读取"
+        "（疑似危废未经登记出入库）",
+        "movement at a storage door with no RFID read at the readers the camera watches within "
+        "the window before or after it",
+        "door_motion_on",
+        "door_window_s",
+        "confirm_grace_s",
+    ),
+)
+RULES = tuple(spec.id for spec in RULE_SPECS)
+SEVERITY = {spec.id: spec.severity.value for spec in RULE_SPECS}  # Finding.severity's values
 
 
 class FrameFacts(NamedTuple):
@@ -243,7 +314,7 @@ class VideoRules:
                     True,
                     at_ns,
                     f"camera {camera} at {site} went offline (status)",
-                    "major",
+                    SEVERITY[CAMERA_OFFLINE],
                 )
             ]
         if online and cam.offline_raised:
@@ -310,16 +381,16 @@ class VideoRules:
                     cam.baseline_sharpness = (1 - a) * base + a * f.sharpness
                 cam.baseline_n += 1
         conditions = (
-            (TAMPER_OCCLUSION, occluded, "lens covered", "major", f.occlusion),
-            (CAMERA_TOO_DARK, dark, "too dark to see", "warning", f.brightness),
-            (TAMPER_SCENE_CHANGE, moved, "view changed (camera moved?)", "major", f.scene_change),
-            (TAMPER_DEFOCUS, defocus, "out of focus", "warning", f.sharpness),
+            (TAMPER_OCCLUSION, occluded, "lens covered", f.occlusion),
+            (CAMERA_TOO_DARK, dark, "too dark to see", f.brightness),
+            (TAMPER_SCENE_CHANGE, moved, "view changed (camera moved?)", f.scene_change),
+            (TAMPER_DEFOCUS, defocus, "out of focus", f.sharpness),
         )
         streak, unsaid, raised = cam.streak, cam.unsaid, cam.raised
-        for rule, now_on, what, severity, value in conditions:
+        for rule, now_on, what, value in conditions:
             # the usual frame: condition off and nothing to end (most frames, every camera)
             if now_on or streak.get(rule) or rule in unsaid or rule in raised:
-                out.extend(self._persisting(cam, f, rule, now_on, what, severity, value))
+                out.extend(self._persisting(cam, f, rule, now_on, what, value))
         if cam.in_door_motion or (f.motion is not None and f.motion >= s.door_motion_on):
             self._door(cam, f, prev_seq, prev_ts, now_ns)
         return out
@@ -331,7 +402,6 @@ class VideoRules:
         rule: str,
         on: bool,
         what: str,
-        severity: str,
         value: float | None,
     ) -> list[Finding]:
         streak = cam.streak.get(rule, 0) + 1 if on else 0
@@ -350,7 +420,7 @@ class VideoRules:
                     True,
                     f.ts_ns,
                     f"camera {f.camera} at {f.site}: {what}",
-                    severity,
+                    SEVERITY[rule],
                     evidence=f.snapshot or cam.last_evidence,
                     details={"value": value, "seq": f.seq},
                 )
@@ -424,7 +494,7 @@ class VideoRules:
                         now_ns,
                         f"camera {camera} at {site}: no frame for more than "
                         f"{s.offline_after_s:.0f} s",
-                        "major",
+                        SEVERITY[CAMERA_OFFLINE],
                         details={"last_frame_ns": cam.last_ts_ns},
                     )
                 )
@@ -556,6 +626,7 @@ class VideoRules:
                 gap.to_ts_ns,
                 f"camera {gap.camera}: {missing} frame message(s) missing "
                 f"(seq {seq} → {gap.to_seq})",
+                SEVERITY[FRAME_GAP],
                 details={
                     "missing": missing,
                     "missing_seqs": list(range(first, min(run_end, first + 99) + 1)),
@@ -602,7 +673,7 @@ class VideoRules:
             door.at_ns,
             f"movement at the storage door seen by {door.camera} at {door.site} with no RFID "
             f"read at {', '.join(door.readers)} within {s.door_window_s:.0f} s",
-            "major",
+            SEVERITY[DOOR_MOTION_NO_READ],
             evidence=door.evidence,
             details={"readers": list(door.readers), "motion": door.motion},
         )
