@@ -1,1 +1,3 @@
-"""The FastAPI app: JSON API and the monitoring screen; reads what ingest/streams/alerts stored."""
+"""The FastAPI app: the JSON API over what ingest, streams and alerts stored (health, metrics,
+custody, air, snapshots).
+"""

@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
+from devices.timeparse import NS_PER_S
 from devices.topics import build_topic
 from devices.video_metrics import AnalyzerSettings, EdgeEvents, FrameAnalyzer, FrameMetrics
 from ingest.retry import Backoff, RetryPolicy
@@ -32,7 +33,6 @@ from ingest.retry import Backoff, RetryPolicy
 log = logging.getLogger("hazwatch.camera")
 
 Image = NDArray[np.uint8]
-NS_PER_S = 1_000_000_000
 CHINA = timezone(timedelta(hours=8), "CST")
 SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 

@@ -6,12 +6,14 @@ Never accept a naive time (no zone), guess a zone, or return a time InfluxDB can
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from devices.errors import PayloadError, shown
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000
+# China Standard Time, UTC+8: the zone the center's officers, reports and devices speak
+CHINA = timezone(timedelta(hours=8))
 # 2000-01-01T00:00:00Z; hazwatch has no hardware older than that.
 EARLIEST_NS = 946_684_800 * NS_PER_S
 # 2262-04-11T23:47:16.854775807Z: the last nanosecond a signed 64-bit time holds (InfluxDB's).

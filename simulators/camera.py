@@ -18,12 +18,12 @@ from typing import Any
 
 import orjson
 
+from devices.timeparse import NS_PER_S
 from devices.topics import build_topic
 from simulators.fleet import Progress, drop_connection, no_progress
 from simulators.mqtt import announce_online, device_client
 from simulators.scenarios import Scenario, register_scenario
 
-NS_PER_S = 1_000_000_000
 TAMPERS = ("occlusion", "scene_change", "defocus", "dark")
 WINDOW = 200  # QoS 1 publishes in flight per camera when publishing as fast as possible
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devices import hj212
+from devices.timeparse import NS_PER_S
 from devices.topics import build_topic
 from simulators.mqtt import device_client
 
-NS_PER_S = 1_000_000_000
 NS_PER_MIN = 60 * NS_PER_S
 FAULT_KINDS = ("bad_crc", "truncated", "wrong_mn")
 # What the receiving side dead-letters each fault as.

@@ -10,11 +10,12 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timezone
 from typing import Any
 
 import orjson
 
+from devices.timeparse import CHINA, NS_PER_S
 from devices.topics import build_topic
 
 # Families the fleet simulates (the order is the order of `--families` and of reports).
@@ -23,10 +24,8 @@ FAMILIES = ("rfid", "scale", "terminal", "air", "camera")
 DATA_KIND = {"rfid": "read", "scale": "weight", "terminal": "batch", "air": "reading"}
 DATA_KIND["camera"] = "frame"
 DEVICE_PREFIX = {"rfid": "gate", "scale": "s", "terminal": "t", "air": "aq", "camera": "cam"}
-CHINA = timezone(timedelta(hours=8))
 NS_PER_US = 1_000
 NS_PER_MS = 1_000_000
-NS_PER_S = 1_000_000_000
 FIRMWARE = {"rfid": "r2.4.1", "scale": "w1.9.0", "terminal": "t3.1.2", "air": "a5.0.3"}
 FIRMWARE["camera"] = "c7.2.0"
 

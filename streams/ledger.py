@@ -11,9 +11,10 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from typing import Any
 
+from devices.timeparse import CHINA
 from streams.custody import (
     DISPATCHED,
     DISPOSED,
@@ -32,7 +33,6 @@ KINDS = {
     "disposal": (DISPOSED, "自行利用处置"),
 }
 FORMATS = ("csv", "xlsx", "json")
-CHINA = timezone(timedelta(hours=8))
 # The days a ledger may start or end on: far inside what datetime and 64-bit ns can hold.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
