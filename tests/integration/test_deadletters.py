@@ -24,6 +24,8 @@ from ingest.deadletters import (
     source_of,
 )
 
+pytestmark = pytest.mark.integration
+
 T0 = 1_780_000_000 * 1_000_000_000 // MINUTE_NS * MINUTE_NS  # the start of a minute
 
 

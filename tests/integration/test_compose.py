@@ -25,6 +25,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 from hazwatch.settings import Settings
 from tests.services import IN_CI, Mosquitto, ServiceMissing, find_binary, wait_for
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"

@@ -8,6 +8,8 @@ from alerts.model import AlertSignal, AlertState, Severity
 from alerts.store import AlertError, AlertStore
 from devices.statedb import StateDB
 
+pytestmark = pytest.mark.integration
+
 
 def signal(subject: str = "aq-07", at_ns: int = 1_000) -> AlertSignal:
     return AlertSignal("air_exceedance", subject, Severity.MAJOR, "PM2.5 over", "jy-0012", at_ns)
