@@ -21,11 +21,17 @@ from prometheus_client import Counter, Gauge
 from devices import hj212
 from devices.errors import PayloadError
 from devices.topics import build_topic
+from ingest.deadletters import DeadLetter
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 
 PUBLISHED = Counter("hazwatch_hj212_published_total", "HJ 212 packets put on MQTT by the gateway")
 DEAD = Counter("hazwatch_hj212_deadletters_total", "HJ 212 bytes the gateway refused", ["reason"])
+LOST = Counter(
+    "hazwatch_hj212_deadletters_lost_total",
+    "HJ 212 dead letters the state store could not take even after retries",
+    ["reason"],
+)
 OPEN = Gauge("hazwatch_hj212_connections", "Stations connected to the HJ 212 gateway")
 CLOSED_BAD = Counter(
     "hazwatch_hj212_closed_bad_frames_total",
@@ -38,17 +44,9 @@ StationLookup = Callable[[str], "tuple[str, str] | None"]
 Publish = Callable[[str, bytes], Awaitable[None]]
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayDeadLetter:
-    received_ns: int
-    topic: str  # hw/{site}/air/{station}/hj212 when the MN is known, else tcp://peer
-    reason: str
-    message: str
-    raw: bytes  # at most GatewayLimits.keep_bytes of what was refused
-    raw_len: int | None = None  # all of it (a run of garbage is longer than what is kept)
-    raw_sha256: str | None = None  # of all of it; None: of raw
-    source: str | None = None  # tcp://{peer address}: the dead-letter store's rate limit unit
-
+# What the gateway refused is a dead letter like any other (ingest.deadletters): topic
+# hw/{site}/air/{station}/hj212 when the MN is known, else tcp://peer; source tcp://{address}.
+GatewayDeadLetter = DeadLetter
 
 DeadLetterSink = Callable[[GatewayDeadLetter], Awaitable[None]]
 
@@ -376,7 +374,8 @@ class Connection:
         )
         try:
             await self.gw.dead_letter(letter)
-        except Exception:
+        except Exception:  # the sink retried what waiting could cure: this one is lost, counted
+            LOST.labels(reason).inc()
             log.exception("dead letter from %s could not be stored: %s", self.peer, reason)
 
     # bad frames

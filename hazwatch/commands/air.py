@@ -51,8 +51,10 @@ async def run_gateway(
     from devices.registry import RegistryContext, load_file
     from devices.statedb import StateDB
     from hazwatch.invocation import settings
-    from ingest.deadletters import DeadLetter, DeadLetterLimits, DeadLetterStore
+    from ingest.deadletters import DeadLetterLimits, DeadLetterStore
+    from ingest.failures import is_transient
     from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
+    from ingest.retry import Backoff, RetryPolicy
 
     cfg = settings()
     db = StateDB(cfg.state_dsn)
@@ -94,19 +96,21 @@ async def run_gateway(
         await client.publish(topic, payload, qos=1)
 
     async def dead_letter(letter: GatewayDeadLetter) -> None:
-        refused = DeadLetter(
-            letter.received_ns,
-            letter.topic,
-            letter.reason,
-            letter.message,
-            letter.raw,
-            raw_len=letter.raw_len,
-            raw_sha256=letter.raw_sha256,
-            source=letter.source,
-        )
+        # A state store that is busy or briefly down must not lose what a station sent: the
+        # letter is retried (holding up only that station's connection) before it is given up.
+        backoff = Backoff(RetryPolicy(max_s=30.0, first_delay_s=0.1, max_delay_s=2.0))
+        while True:
+            try:
+                kept = await asyncio.to_thread(deadletters.add_many, [letter])
+                break
+            except Exception as exc:
+                pause = backoff.failed()
+                if not is_transient(exc) or backoff.exhausted:
+                    raise
+                await asyncio.sleep(pause)
         # Published only when kept: past its peer's burst a letter is only counted.
-        for kept in await asyncio.to_thread(deadletters.add_many, [refused]):
-            await client.publish(kept.mqtt_topic(), orjson.dumps(kept.to_json()), qos=1)
+        for refused in kept:
+            await client.publish(refused.mqtt_topic(), orjson.dumps(refused.to_json()), qos=1)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
