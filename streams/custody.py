@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from alerts.model import Severity
 from alerts.rules import RuleSpec, defaults_of
@@ -369,11 +370,14 @@ def storage_interval(events: Iterable[CustodyEvent]) -> tuple[str, int, int | No
     return (stay[0], stay[1], None, stay[2]) if stay else None
 
 
-@dataclass(frozen=True, slots=True)
-class Case:
+class Case(NamedTuple):
     """What a batch is judged on: its registration, its events sorted by their own time, its
     manifest and when the manifest's batches left, its storage-capacity hit (a finding across
-    batches, made by the tracker), the registry's limits and the time of judging."""
+    batches, made by the tracker), the registry's limits and the time of judging.
+
+    A NamedTuple, not a frozen dataclass: one is made each time a batch is judged, and a
+    frozen dataclass sets each of its seven fields through object.__setattr__.
+    """
 
     info: Registration
     events: list[CustodyEvent]
@@ -382,6 +386,9 @@ class Case:
     capacity_hit: Violation | None
     geo: Geography
     now_ns: int
+    # found once for the rules that ask: the batch's first dispatch and its first receipt
+    dispatch: CustodyEvent | None
+    receipt: CustodyEvent | None
 
 
 @dataclass(slots=True)
@@ -432,7 +439,8 @@ def skipped_stage(case: Case, found: Findings) -> None:
                 event,
                 f"{event.stage} at {event.site}/{event.device} without {skipped}",
             )
-        top = max(top, index)
+        if index > top:
+            top = index
 
 
 @_checks("backward_stage")
@@ -449,7 +457,8 @@ def backward_stage(case: Case, found: Findings) -> None:
                 f"{event.stage} at {event.site}/{event.device} after the batch "
                 f"reached {STAGES[top]}",
             )
-        top = max(top, index)
+        if index > top:
+            top = index
 
 
 @_checks("disposed_tag")
@@ -489,14 +498,6 @@ def cloned_tag(case: Case, found: Findings) -> None:
         previous = event
 
 
-def _receipt(events: list[CustodyEvent]) -> CustodyEvent | None:
-    return next((e for e in events if e.stage == RECEIVED), None)
-
-
-def _dispatch(events: list[CustodyEvent]) -> CustodyEvent | None:
-    return next((e for e in events if e.stage == DISPATCHED), None)
-
-
 @_checks("weight_mismatch")
 def weight_mismatch(case: Case, found: Findings) -> None:
     events, limits = case.events, case.geo.limits
@@ -504,7 +505,7 @@ def weight_mismatch(case: Case, found: Findings) -> None:
     for event in events:
         if event.stage == GENERATED and event.event_id == case.info.event_id:
             generated_kg = event.net_kg
-    receipt = _receipt(events)
+    receipt = case.receipt
     if generated_kg is None or receipt is None or receipt.net_kg is None:
         return
     tolerance = max(generated_kg * limits.weight_tolerance_pct / 100, limits.weight_tolerance_kg)
@@ -549,7 +550,7 @@ def storage_overdue(case: Case, found: Findings) -> None:
 @_checks("transit_overdue")
 def transit_overdue(case: Case, found: Findings) -> None:
     events, manifest = case.events, case.manifest
-    dispatch = _dispatch(events)
+    dispatch = case.dispatch
     if dispatch is None:
         return
     limit_h = case.geo.limits.transit_limit_h
@@ -580,7 +581,7 @@ def wrong_receiver(case: Case, found: Findings) -> None:
     manifest = case.manifest
     if manifest is None:
         return
-    receipt = _receipt(case.events)
+    receipt = case.receipt
     if receipt is not None and receipt.site != manifest.receiver:
         found.violate(
             "wrong_receiver",
@@ -598,7 +599,7 @@ def manifest_split(case: Case, found: Findings) -> None:
     window_ns = int(case.geo.limits.manifest_window_h * NS_PER_H)
     own = dispatches.get(case.info.batch)
     if own is not None and own - first_ns > window_ns:
-        dispatch = _dispatch(events)
+        dispatch = case.dispatch
         assert dispatch is not None
         found.violate(
             "manifest_split",
@@ -634,7 +635,11 @@ def judge(
     now_ns: int,
 ) -> Judgement:
     """The verdict of one batch from its events sorted by their own time (pure)."""
-    case = Case(info, events, manifest, manifest_dispatches, capacity_hit, geo, now_ns)
+    dispatch = next((e for e in events if e.stage == DISPATCHED), None)
+    receipt = next((e for e in events if e.stage == RECEIVED), None)
+    case = Case(
+        info, events, manifest, manifest_dispatches, capacity_hit, geo, now_ns, dispatch, receipt
+    )
     found = Findings(info.batch)
     for check in CHECKS.values():
         check(case, found)

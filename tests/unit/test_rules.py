@@ -146,7 +146,7 @@ def test_a_custody_check_is_judged_alone_on_a_case() -> None:
     got = custody.CustodyEvent("r1", "B1", "E1", custody.RECEIVED, 9, "dp-01", "rg-1", 90.0)
     info = custody.Registration("g1", "B1", "E1", "900-249-08", "jy-0012", "t1", 0)
     found = custody.Findings("B1")
-    case = custody.Case(info, [gen, got], None, {}, None, custody.Geography(), 10)
+    case = custody.Case(info, [gen, got], None, {}, None, custody.Geography(), 10, None, got)
     custody.CHECKS["weight_mismatch"](case, found)
     assert [(v.rule, v.event_id) for v in found.violations] == [("weight_mismatch", "r1")]
 
