@@ -18,6 +18,7 @@ from devices.errors import StoreUnavailable
 from devices.points import FieldValue
 from devices.points import number as _number
 from devices.points import parse_escaped as _parse_escaped
+from ingest.failures import is_transient
 from ingest.interfaces import RejectedLine
 
 SCHEMA = """
@@ -112,7 +113,11 @@ class PointStore:
             try:
                 rejected += self._store(parsed)
             except sqlite3.Error as exc:
-                raise StoreUnavailable(f"point store {self.path}: {exc}") from None
+                # locked, busy, disk full: an outage, spooled and retried; anything else is
+                # some line's (the pipeline bisects), or a spooled batch would fail for ever
+                if is_transient(exc):
+                    raise StoreUnavailable(f"point store {self.path}: {exc}") from None
+                raise
         if rejected:
             rejected.sort(key=lambda item: item.index)
         return rejected

@@ -358,3 +358,45 @@ def test_influx_retry_budget_comes_from_settings(tmp_path: Path) -> None:
         writer = make_writer(conf)
         assert writer.retry.max_s == 42.0  # type: ignore[attr-defined]
         writer.close()
+
+
+def test_a_refusal_of_the_embedded_store_is_the_lines_not_an_outage(tmp_path: Path) -> None:
+    """#21: an integrity error was called "store unavailable", so its batch was spooled and
+    the spool replayed it for ever. Now the pipeline bisects it; a locked store is still an
+    outage (spooled)."""
+    import sqlite3
+
+    from devices.errors import StoreUnavailable
+    from devices.family import NoRegistry
+    from devices.statedb import StateDB
+    from ingest.deadletters import DeadLetterStore
+    from ingest.pipeline import IngestPipeline
+    from ingest.spool import Spool
+
+    points = PointStore(tmp_path / "points.db")
+    raw = sqlite3.connect(tmp_path / "points.db")
+    raw.execute(
+        "CREATE TRIGGER refuse BEFORE INSERT ON points WHEN CAST(NEW.fields AS TEXT) LIKE '%666%' "
+        "BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END"
+    )
+    raw.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        points.write([air("bad", 1, pm25=666.0)])
+    pipe = IngestPipeline(
+        ctx=NoRegistry(),
+        writer=points,
+        spool=Spool(tmp_path / "spool", 1 << 20),
+        deadletters=DeadLetterStore(StateDB(f"sqlite:///{tmp_path / 'state.db'}")),
+    )
+    lines = [air(f"s{i}", 1_764_000_000_000_000_000 + i, pm25=float(i)) for i in range(9)]
+    lines.insert(4, air("bad", 1_764_000_000_000_000_000, pm25=666.0))
+    rejected = pipe._write_isolating(lines)
+    assert [(r.index, "refused by a trigger" in r.reason) for r in rejected] == [(4, True)]
+    assert points.count("air") == 9
+
+    raw.execute("BEGIN EXCLUSIVE")  # another writer holds the database: an outage
+    points_busy = PointStore(tmp_path / "points.db", busy_timeout_s=0.1)
+    with pytest.raises(StoreUnavailable, match="locked"):
+        points_busy.write([air("s0", 2, pm25=1.0)])
+    raw.rollback()
+    raw.close()
