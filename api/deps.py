@@ -5,16 +5,22 @@ Never open stores here: the composition root builds them and hands them in.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
 
 from alerts.store import AlertStore
 from devices.statedb import StateDB
+from ingest.deadletters import DeadLetterStore
 from ingest.interfaces import PointReader
+from streams.air_hourly import AirHourly
+from streams.custody_store import CustodyStore
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -29,8 +35,17 @@ class ApiContext:
     lang: str = "zh"
     # the ingest line's own state (ingest.health): oldest unacked, retries, dead-letter rate
     ingest_health: Callable[[], dict[str, Any]] | None = None
-    # parts that land later register themselves here (custody tracker, air aggregates ...)
-    parts: dict[str, Any] = field(default_factory=dict)
+    # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
+    custody: CustodyStore | None = None
+    air: AirHourly | None = None
+    deadletters: DeadLetterStore | None = None
+
+
+def part_store(value: T | None, part: str) -> T:
+    """A part's store, or 503 when this API was built without that part."""
+    if value is None:
+        raise HTTPException(status_code=503, detail=f"the {part} part is not wired in this API")
+    return value
 
 
 def get_ctx(request: Request) -> ApiContext:
@@ -45,5 +60,7 @@ def require_token(ctx: Ctx, authorization: Annotated[str | None, Header()] = Non
     """Write endpoints need `Authorization: Bearer <HAZWATCH_API_TOKEN>` when a token is set."""
     if not ctx.api_token:
         return
-    if authorization != f"Bearer {ctx.api_token}":
+    expected = f"Bearer {ctx.api_token}".encode()
+    # constant time: how long a wrong token takes to refuse tells nothing of the right one
+    if not hmac.compare_digest((authorization or "").encode(), expected):
         raise HTTPException(status_code=401, detail="missing or wrong bearer token")

@@ -424,16 +424,3 @@ class RegistryContext:
         """(site, station) of the station with this HJ 212 MN (for the TCP gateway)."""
         self._fresh()
         return self._by_mn.get(mn)
-
-
-_CURRENT: list[RegistryContext] = []
-
-
-def activate(ctx: RegistryContext) -> None:
-    """Make `ctx` the registry that module-level lookups (station_by_mn) answer from."""
-    _CURRENT[:] = [ctx]
-
-
-def station_by_mn(mn: str) -> tuple[str, str] | None:
-    """(site, station) of the station with this HJ 212 MN in the active registry, or None."""
-    return _CURRENT[0].station_by_mn(mn) if _CURRENT else None

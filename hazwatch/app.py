@@ -9,7 +9,7 @@ import gc
 import logging
 import threading
 import time
-from types import ModuleType
+from collections.abc import Callable
 
 import orjson
 import uvicorn
@@ -22,8 +22,11 @@ from api.routes.snapshots import prune_snapshots, snapshot_dir
 from devices.points import Point
 from devices.statedb import StateDB
 from devices.topics import ALERT_ROOT
-from hazwatch import wiring_air, wiring_custody, wiring_video
+from hazwatch.parts import Part, PartContext
 from hazwatch.settings import Settings
+from hazwatch.wiring_air import AirPart
+from hazwatch.wiring_custody import CustodyPart
+from hazwatch.wiring_video import VideoPart
 from ingest.consumer import ConsumerConfig, MqttConsumer
 from ingest.deadletters import DeadLetterLimits, DeadLetterStore
 from ingest.health import Thresholds, judge
@@ -34,7 +37,9 @@ from ingest.writers import make_reader, make_writer
 
 log = logging.getLogger("hazwatch.app")
 
-PARTS: tuple[ModuleType, ...] = (wiring_custody, wiring_air, wiring_video)
+# The parts the service is made of, in the order their processors see each batch: adding a
+# part is its module and one entry here.
+PARTS: tuple[Callable[[PartContext], Part], ...] = (CustodyPart, AirPart, VideoPart)
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
@@ -111,10 +116,11 @@ class HazwatchService:
         self.deadletters = DeadLetterStore(self.db, deadletter_limits(settings))
         self.writer = make_writer(settings)
         self.reader = make_reader(settings)
-        self.decode_ctx = wiring_custody.decode_context(settings, self.db)
-        processors: list[StreamProcessor] = []
-        for part in PARTS:
-            processors.extend(part.processors(settings, self.db, self.alerts))
+        context = PartContext(settings, self.db, self.alerts, self.reader)
+        self.parts: list[Part] = [build(context) for build in PARTS]
+        (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
+        self.decode_ctx = custody.decode_context  # reader locations, the tracker's live batches
+        processors: list[StreamProcessor] = [p for part in self.parts for p in part.processors()]
         self.spool = Spool(settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
         self.pipeline = IngestPipeline(
             ctx=self.decode_ctx,
@@ -201,7 +207,8 @@ class HazwatchService:
             ingest_health=self.ingest_health,
             api_token=self.settings.api_token,
             lang=self.settings.lang,
-            parts={"service": self, "deadletters": self.deadletters},
+            deadletters=self.deadletters,
+            **{k: v for part in self.parts for k, v in part.api_stores().items()},  # type: ignore[arg-type]
         )
 
     # lifecycle
@@ -210,7 +217,7 @@ class HazwatchService:
         building the app is a few hundred ms of start-up that should not compete with the
         first batches for the interpreter."""
         if self.with_api:
-            routers = [r for part in PARTS for r in part.routers()]
+            routers = [r for part in self.parts for r in part.routers()]
             app = create_app(self.api_context(), routers)
             config = uvicorn.Config(
                 app,

@@ -1,23 +1,32 @@
-"""Wiring of the air part: its stream processors, API routers and decode context.
+"""The air part: the hourly means and AQI (its processor and store in one, built once), and
+its API routes.
 
-hazwatch.app calls these; nothing else imports this module.
+hazwatch.app builds it; nothing else imports this module.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from alerts.model import AlertSink
-from devices.statedb import StateDB
-from hazwatch.settings import Settings
+from hazwatch.parts import PartContext
 from ingest.interfaces import StreamProcessor
+from streams.air_hourly import AirHourly
 
 
-def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
-    """Stream processors fed every ingested batch (built once per ingest worker)."""
-    from streams.air_hourly import AirHourly
+class AirPart:
+    name = "air"
 
-    return [AirHourly(db, alerts)]
+    def __init__(self, ctx: PartContext) -> None:
+        self.hourly = AirHourly(ctx.db, ctx.alerts)
+
+    def processors(self) -> list[StreamProcessor]:
+        return [self.hourly]
+
+    def routers(self) -> list[APIRouter]:
+        return routers()
+
+    def api_stores(self) -> dict[str, object]:
+        return {"air": self.hourly}
 
 
 def routers() -> list[APIRouter]:

@@ -1,41 +1,47 @@
-"""Wiring of the custody part: its stream processors, API routers and decode context.
+"""The custody part: its tracker, registry and store (built once, owned here), its stream
+processor, its API routes and the decode context the pipeline asks reader locations of.
 
-hazwatch.app calls these; nothing else imports this module.
+hazwatch.app builds it; nothing else imports this module.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from alerts.model import AlertSink
 from devices.family import DecodeContext
-from devices.registry import RegistryContext, activate
-from devices.statedb import StateDB
-from hazwatch.settings import Settings
+from devices.registry import RegistryContext
+from hazwatch.parts import PartContext
 from ingest.interfaces import StreamProcessor
 from streams.custody import Tracker
 from streams.custody_processor import CustodyProcessor
 from streams.custody_store import CustodyStore
 
-# One tracker and registry per state store: decode_context and processors share them, so
-# batch_of() answers from the tracker's live EPC → batch map.
-_SHARED: dict[str, tuple[RegistryContext, Tracker]] = {}
 
+class CustodyPart:
+    """One tracker and registry per service: the decode context and the processor share them,
+    so batch_of() answers from the tracker's live EPC → batch map."""
 
-def _shared(db: StateDB) -> tuple[RegistryContext, Tracker]:
-    found = _SHARED.get(db.dsn)
-    if found is None:
-        tracker = Tracker()
-        registry = RegistryContext(db, batches=tracker.epc_batch)
-        activate(registry)
-        found = _SHARED[db.dsn] = (registry, tracker)
-    return found
+    name = "custody"
 
+    def __init__(self, ctx: PartContext) -> None:
+        self.tracker = Tracker()
+        self.registry = RegistryContext(ctx.db, batches=self.tracker.epc_batch)
+        self.store = CustodyStore(ctx.db)
+        self._processor = CustodyProcessor(self.tracker, self.registry, ctx.alerts, self.store)
 
-def processors(settings: Settings, db: StateDB, alerts: AlertSink) -> list[StreamProcessor]:
-    """Stream processors fed every ingested batch (built once per ingest worker)."""
-    registry, tracker = _shared(db)
-    return [CustodyProcessor(tracker, registry, alerts, CustodyStore(db))]
+    @property
+    def decode_context(self) -> DecodeContext:
+        """What decoding asks of the device registry and custody state."""
+        return self.registry
+
+    def processors(self) -> list[StreamProcessor]:
+        return [self._processor]
+
+    def routers(self) -> list[APIRouter]:
+        return routers()
+
+    def api_stores(self) -> dict[str, object]:
+        return {"custody": self.store}
 
 
 def routers() -> list[APIRouter]:
@@ -43,8 +49,3 @@ def routers() -> list[APIRouter]:
     from api.routes import custody
 
     return [custody.router]
-
-
-def decode_context(settings: Settings, db: StateDB) -> DecodeContext:
-    """What decoding asks of the device registry and custody state (reader locations, batches)."""
-    return _shared(db)[0]

@@ -1,6 +1,7 @@
-"""Wiring of the video part: its stream processors, API routers and decode context.
+"""The video part: its stream processor (the video rules, confirming in the point store), the
+evidence snapshots' API routes.
 
-hazwatch.app calls these; nothing else imports this module.
+hazwatch.app builds it; nothing else imports this module.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from fastapi import APIRouter
 
 from alerts.model import AlertSink
 from devices.statedb import StateDB
+from hazwatch.parts import PartContext
 from hazwatch.settings import Settings
 from ingest.interfaces import PointReader, StreamProcessor
 
@@ -73,3 +75,21 @@ def routers() -> list[APIRouter]:
     from api.routes import snapshots
 
     return [snapshots.router]
+
+
+class VideoPart:
+    """The video rules' processor (built once) and the evidence snapshots' routes."""
+
+    name = "video"
+
+    def __init__(self, ctx: PartContext) -> None:
+        self._processors = processors(ctx.settings, ctx.db, ctx.alerts, ctx.reader)
+
+    def processors(self) -> list[StreamProcessor]:
+        return list(self._processors)
+
+    def routers(self) -> list[APIRouter]:
+        return routers()
+
+    def api_stores(self) -> dict[str, object]:
+        return {}

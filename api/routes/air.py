@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 
-from api.deps import ApiContext, Ctx
+from api.deps import ApiContext, Ctx, part_store
 from api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
 from devices.timeparse import format_ts
 from streams.air_hourly import AirHourly
@@ -21,11 +21,7 @@ NS_PER_H = 3600 * 1_000_000_000
 
 
 def _store(ctx: ApiContext) -> AirHourly:
-    store = ctx.parts.get("air_hourly")
-    if not isinstance(store, AirHourly):
-        store = AirHourly(ctx.db)
-        ctx.parts["air_hourly"] = store
-    return store
+    return part_store(ctx.air, "air")
 
 
 Station = Annotated[

@@ -10,15 +10,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from api.deps import Ctx
+from api.deps import ApiContext, Ctx, part_store
 from api.params import IDENT, IDENT_MAX, SEGMENT, SEGMENT_MAX, day_query, errors, invalid
 from devices import registry as device_registry
-from devices.statedb import StateDB
 from streams import ledger as ledger_mod
 from streams.custody_store import CustodyStore, trace_document
 
 router = APIRouter(prefix="/api", tags=["custody"])
-_STORES: dict[int, CustodyStore] = {}
 
 Batch = Annotated[str, Path(pattern=IDENT, max_length=IDENT_MAX, description="the batch code")]
 SiteOf = Annotated[str, Query(pattern=SEGMENT, max_length=SEGMENT_MAX, description="a site id")]
@@ -55,16 +53,13 @@ LEDGER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _store(db: StateDB) -> CustodyStore:
-    store = _STORES.get(id(db))
-    if store is None or store.db is not db:
-        store = _STORES[id(db)] = CustodyStore(db)
-    return store
+def _store(ctx: ApiContext) -> CustodyStore:
+    return part_store(ctx.custody, "custody")
 
 
 @router.get("/batches/{batch}/trace", responses=errors(404))
 def batch_trace(batch: Batch, ctx: Ctx) -> dict[str, Any]:
-    doc = trace_document(_store(ctx.db), batch, time.time_ns())
+    doc = trace_document(_store(ctx), batch, time.time_ns())
     if doc is None:
         raise HTTPException(status_code=404, detail=f"no batch {batch!r} is known to custody")
     return doc
@@ -78,7 +73,7 @@ def batch_list(
     verdict: Literal["complete", "open", "broken"] | None = None,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> list[dict[str, Any]]:
-    rows = _store(ctx.db).batches(stage=stage, site=site, verdict=verdict, limit=limit)
+    rows = _store(ctx).batches(stage=stage, site=site, verdict=verdict, limit=limit)
     return [
         {
             "batch": r["batch"],
@@ -111,7 +106,7 @@ def ledger(
     end = ledger_mod.parse_date_ns(date_to, end=True)
     if start >= end:
         raise invalid("query", "to", date_to, "to must not be before from")
-    built = ledger_mod.ledger_for(_store(ctx.db), site, start, end, kind)
+    built = ledger_mod.ledger_for(_store(ctx), site, start, end, kind)
     body = ledger_mod.render(built, format, lang)
     media = MEDIA[format]
     headers = {}

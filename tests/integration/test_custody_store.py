@@ -79,7 +79,13 @@ def test_api_routes(db: StateDB) -> None:
     proc.process(
         [decode(m.topic, m.payload, proc.registry, now_ns=now) for m in the_plan.messages], now
     )
-    ctx = ApiContext(db=db, reader=None, alerts=AlertStore(db), data_dir=Path("."))  # type: ignore[arg-type]
+    ctx = ApiContext(
+        db=db,
+        reader=None,  # type: ignore[arg-type]
+        alerts=AlertStore(db),
+        data_dir=Path("."),
+        custody=proc.store,
+    )
     client = TestClient(create_app(ctx, [custody_routes.router]))
     missing = client.get("/api/batches/NOPE/trace")
     assert missing.status_code == 404 and "NOPE" in missing.json()["detail"]

@@ -35,7 +35,14 @@ def test_stations_and_hourly(tmp_path: Path) -> None:
         for m in range(130)
     ]
     proc.process(batch, NOW)
-    ctx = ApiContext(db=db, reader=None, alerts=AlertStore(db), data_dir=tmp_path, lang="en")  # type: ignore[arg-type]
+    ctx = ApiContext(
+        db=db,
+        reader=None,  # type: ignore[arg-type]
+        alerts=AlertStore(db),
+        data_dir=tmp_path,
+        lang="en",
+        air=proc,
+    )
     client = TestClient(create_app(ctx, wiring_air.routers()))
     (station,) = client.get("/api/air/stations").json()
     assert station["station"] == "aq-1" and station["aqi"] == 107

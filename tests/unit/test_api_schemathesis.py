@@ -33,7 +33,7 @@ from devices import hj212, registry, topics
 from devices.decode import decode
 from devices.family import NoRegistry
 from devices.statedb import StateDB
-from hazwatch.app import PARTS
+from hazwatch import wiring_air, wiring_custody, wiring_video
 from ingest.pointstore import PointStore
 from simulators.custody import Plan, plan
 from streams import ledger
@@ -63,7 +63,8 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     registry.save(db, registry.load_file(REGISTRY), "test", now)
     tracker = Tracker()
     decode_ctx = registry.RegistryContext(db, batches=tracker.epc_batch)
-    custody = CustodyProcessor(tracker, decode_ctx, ListSink(), CustodyStore(db))
+    custody_store = CustodyStore(db)
+    custody = CustodyProcessor(tracker, decode_ctx, ListSink(), custody_store)
     the_plan = plan(10, 2, seed=1)
     custody.process(
         [decode(m.topic, m.payload, decode_ctx, now_ns=now) for m in the_plan.messages], now
@@ -73,9 +74,8 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         hj212.build(hj212.data_packet("MN1", "2051", hour0 + m * NS_MIN, {"pm25": 80.0}))
         for m in range(130)
     ]
-    AirHourly(db).process(
-        [decode("hw/s1/air/aq-1/hj212", p, NoRegistry(), now_ns=now) for p in packets], now
-    )
+    air = AirHourly(db)
+    air.process([decode("hw/s1/air/aq-1/hj212", p, NoRegistry(), now_ns=now) for p in packets], now)
     folder_snapshots = snapshot_dir(folder)
     folder_snapshots.mkdir(parents=True)
     (folder_snapshots / SNAPSHOT).write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
@@ -86,8 +86,11 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         data_dir=folder,
         health_checks={"state_store": db.ping},  # the dependencies this app has are up
         api_token=TOKEN,
+        custody=custody_store,
+        air=air,
     )
-    routers = [router for part in PARTS for router in part.routers()]
+    # every part's routes, as serve includes them (hazwatch.app.PARTS)
+    routers = [r for module in (wiring_custody, wiring_air, wiring_video) for r in module.routers()]
     return create_app(ctx, routers), db, the_plan
 
 
