@@ -67,10 +67,10 @@ class RawMessage(NamedTuple):
 
 
 # (mid, topic, payload, qos) of one PUBLISH, as decoded from the wire.
-Publish = tuple[int, str, bytes, int]
+PublishPacket = tuple[int, str, bytes, int]
 
 
-class Batch(list[RawMessage]):
+class MessageBatch(list[RawMessage]):
     """Messages handed to the handler at once. `seq` numbers batches in the order they were
     received (0, 1, 2, …): a handler running several batches at once keeps that order where
     it matters (ingest.pipeline runs the stream processors in it)."""
@@ -165,7 +165,7 @@ def _encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
-def scan_publishes(buf: bytes, pos: int, mqtt5: bool) -> tuple[list[Publish], int]:
+def scan_publishes(buf: bytes, pos: int, mqtt5: bool) -> tuple[list[PublishPacket], int]:
     """Decode the whole QoS 0/1 PUBLISH packets at buf[pos:], up to the first byte that is not
     one: another packet type, QoS 2, an incomplete or a malformed packet. Returns them and the
     position of that byte, where paho's own reader takes over (and reports what is wrong).
@@ -173,7 +173,7 @@ def scan_publishes(buf: bytes, pos: int, mqtt5: bool) -> tuple[list[Publish], in
     Publish properties are skipped: hazwatch sets no topic alias maximum, so the broker
     sends no alias, and it uses none of the others.
     """
-    found: list[Publish] = []
+    found: list[PublishPacket] = []
     append = found.append
     end = len(buf)
     while pos + 1 < end:
@@ -364,7 +364,7 @@ class _BufferedClient(mqtt.Client):
 
     # Set by MqttConsumer: called with the (mid, topic, payload, qos) of received PUBLISHes,
     # in order, from the network thread. Without it paho delivers through on_message.
-    on_publish_batch: Callable[[list[Publish]], None] | None = None
+    on_publish_batch: Callable[[list[PublishPacket]], None] | None = None
     # A PUBLISH longer than this is read through by _OversizePublish, not by paho (which
     # would hold it whole, then copy it three times); 0: paho reads every packet.
     max_payload_bytes = 0
@@ -684,7 +684,7 @@ class MqttConsumer:
         # Only QoS 2 comes this way (paho's own path); treated like the rest.
         self._on_publishes([(message.mid, message.topic, message.payload, message.qos)])
 
-    def _on_publishes(self, publishes: list[Publish]) -> None:
+    def _on_publishes(self, publishes: list[PublishPacket]) -> None:
         now = time.time_ns()
         generation = self._generation
         new = tuple.__new__  # RawMessage's own __new__ is a Python call per message
@@ -846,7 +846,7 @@ class MqttConsumer:
             self.client.loop_write()
 
     # batch thread: hand batches to the handler, then ack them
-    def _take_batch(self) -> Batch | None:
+    def _take_batch(self) -> MessageBatch | None:
         cfg = self.config
         with self._cond:
             while True:
@@ -857,7 +857,7 @@ class MqttConsumer:
                         or waited_s >= cfg.batch_max_wait_s
                         or self._stopping.is_set()
                     ):
-                        batch = Batch(self._pending[: cfg.batch_max_messages])
+                        batch = MessageBatch(self._pending[: cfg.batch_max_messages])
                         batch.seq = self._next_seq
                         self._next_seq += 1
                         del self._pending[: cfg.batch_max_messages]
@@ -917,7 +917,7 @@ class MqttConsumer:
                 if self._workers_left == 0:
                     self._drained.set()
 
-    def _poisoned(self, batch: Batch, exc: BaseException, count: int) -> bool:
+    def _poisoned(self, batch: MessageBatch, exc: BaseException, count: int) -> bool:
         """True when the batch has been handed to on_poison (dead-lettered): ack it."""
         if self.on_poison is None or count < self.config.poison_after_failures:
             return False

@@ -41,7 +41,7 @@ CLOSED_BAD = Counter(
 # MN -> (site, station), or None when no registry entry has that MN.
 StationLookup = Callable[[str], "tuple[str, str] | None"]
 # Publishes one payload at QoS 1 and returns once the broker has acknowledged it.
-Publish = Callable[[str, bytes], Awaitable[None]]
+AsyncPublisher = Callable[[str, bytes], Awaitable[None]]
 
 
 # What the gateway refused is a dead letter like any other (ingest.deadletters): topic
@@ -93,7 +93,7 @@ class Hj212Gateway:
     def __init__(
         self,
         lookup: StationLookup,
-        publish: Publish,
+        publish: AsyncPublisher,
         dead_letter: DeadLetterSink,
         limits: GatewayLimits | None = None,
         clock: Callable[[], int] = time.time_ns,

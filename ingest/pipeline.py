@@ -37,7 +37,7 @@ WRITE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 
-Publish = Callable[[str, bytes], None]
+Publisher = Callable[[str, bytes], None]
 
 
 class OutOfTurn(RetryLater):
@@ -85,7 +85,7 @@ class IngestPipeline:
         spool: Spool,
         deadletters: DeadLetterStore,
         processors: Sequence[StreamProcessor] = (),
-        publish: Publish | None = None,
+        publish: Publisher | None = None,
         max_future_s: float = 300.0,
         max_payload_bytes: int = 64 * 1024,
         clock: Callable[[], int] = time.time_ns,

@@ -679,7 +679,7 @@ class _Stay:
 
 
 @dataclass(slots=True)
-class _Store:
+class _StorageRoom:
     """Everything ever stored at one site, and which stays pushed it over its limit."""
 
     stays: dict[str, _Stay] = field(default_factory=dict)
@@ -776,7 +776,7 @@ class Tracker:
         self.reported_orphans: set[str] = set()
         self.seen: set[str] = set()
         self.judged: dict[str, Judgement] = {}
-        self.stores: dict[str, _Store] = {}
+        self.rooms: dict[str, _StorageRoom] = {}
         self.stay_site: dict[str, str] = {}
         self.open: set[str] = set()  # batches whose verdict may still change with time
         self.watermark_ns = 0  # the newest device time among the inputs
@@ -934,7 +934,7 @@ class Tracker:
             stay = storage_interval(events)
             kg = events[0].net_kg if events[0].stage == GENERATED and events[0].net_kg else 0.0
             site = self.stay_site.get(batch_id)
-            old = self.stores[site].stays.get(batch_id) if site else None
+            old = self.rooms[site].stays.get(batch_id) if site else None
             if (
                 stay is not None
                 and old is not None
@@ -957,10 +957,10 @@ class Tracker:
     def _capacity_hit(self, batch_id: str, events: list[CustodyEvent]) -> Violation | None:
         """storage_over_capacity of a batch whose storing took its site over the limit."""
         site = self.stay_site.get(batch_id)
-        hit_ns = self.stores[site].hits.get(batch_id) if site else None
+        hit_ns = self.rooms[site].hits.get(batch_id) if site else None
         if site is None or hit_ns is None:
             return None
-        stay_kg = self.stores[site].stays[batch_id].kg
+        stay_kg = self.rooms[site].stays[batch_id].kg
         limit_kg = self.geo.site(site).storage_limit_kg
         stored = next(
             e for e in events if e.stage == STORED and e.ts_ns == hit_ns and e.site == site
@@ -985,12 +985,12 @@ class Tracker:
         changed: set[str] = set()
         old_site = self.stay_site.get(batch_id)
         if old_site is not None and (stay is None or stay[0] != old_site):
-            store = self.stores[old_site]
+            store = self.rooms[old_site]
             changed |= store.update(None, batch_id, self.geo.site(old_site).storage_limit_kg)
             del self.stay_site[batch_id]
         if stay is not None:
             site, in_ns, out_ns, event_id = stay
-            store = self.stores.setdefault(site, _Store())
+            store = self.rooms.setdefault(site, _StorageRoom())
             self.stay_site[batch_id] = site
             changed |= store.update(
                 _Stay(batch_id, in_ns, out_ns, kg, event_id),

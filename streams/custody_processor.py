@@ -54,10 +54,10 @@ def geography(registry: Registry) -> Geography:
     )
 
 
-def to_inputs(batch: Sequence[Decoded], registry: RegistryContext) -> list[Input]:
+def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[Input]:
     """The custody inputs among decoded messages (readers/scales the registry knows)."""
     inputs: list[Input] = []
-    for decoded in batch:
+    for decoded in messages:
         topic, record = decoded.topic, decoded.record
         family, kind = topic.family, topic.kind
         if family == "rfid" and kind == "read":
@@ -185,10 +185,10 @@ class CustodyProcessor:
             self._geo_version = self.registry.version
             self.tracker.geo = geography(self.registry.registry)
 
-    def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
+    def process(self, messages: Sequence[Decoded], now_ns: int) -> list[Point]:
         with self._lock:
             self._sync_geography()
-            inputs = to_inputs(batch, self.registry)
+            inputs = to_inputs(messages, self.registry)
             if not inputs:
                 return []
             return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)

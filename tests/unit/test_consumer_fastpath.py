@@ -174,7 +174,7 @@ def make_client(mqtt5: bool) -> tuple[_BufferedClient, ArrivingSocket, list[Even
     sock = ArrivingSocket()
     client._sock = sock  # type: ignore[assignment]
 
-    def on_publish_batch(publishes: list[consumer.Publish]) -> None:
+    def on_publish_batch(publishes: list[consumer.PublishPacket]) -> None:
         events.extend(("publish", *p) for p in publishes)
 
     def on_message(c: object, u: object, message: mqtt.MQTTMessage) -> None:

@@ -18,7 +18,7 @@ from devices.family import NoRegistry
 from devices.points import Point
 from devices.statedb import StateDB
 from ingest import pipeline as pipeline_module
-from ingest.consumer import Batch, RawMessage
+from ingest.consumer import MessageBatch, RawMessage
 from ingest.deadletters import DeadLetterStore
 from ingest.interfaces import RejectedLine
 from ingest.pipeline import IngestPipeline, OncePerMinute
@@ -54,8 +54,8 @@ def reading(station: str, offset_ms: int = 0, **extra: object) -> RawMessage:
     return RawMessage(1, f"hw/s1/air/{station}/reading", body, 1, time.time_ns(), 0)
 
 
-def stations(*names: str) -> Batch:
-    out = Batch([reading(name, i) for i, name in enumerate(names)])
+def stations(*names: str) -> MessageBatch:
+    out = MessageBatch([reading(name, i) for i, name in enumerate(names)])
     out.seq = 0
     return out
 
@@ -241,7 +241,7 @@ def test_a_poison_batch_becomes_dead_letters_and_frees_the_batches_behind_it(
     batch does not wait for the poison one."""
     pipe = make(tmp_path)
     pipe.order_wait_s = 0.5
-    poison = Batch([reading("same-device", i) for i in range(40)])
+    poison = MessageBatch([reading("same-device", i) for i in range(40)])
     poison.seq = 0
     pipe.dead_letter_batch(poison, RuntimeError("a bug"), "Traceback (most recent call last):\n")
     letters = pipe.deadletters.latest(100)

@@ -15,7 +15,7 @@ from devices.decode import Decoded
 from devices.family import NoRegistry
 from devices.points import Point
 from devices.statedb import StateDB
-from ingest.consumer import Batch, RawMessage
+from ingest.consumer import MessageBatch, RawMessage
 from ingest.deadletters import DeadLetterStore
 from ingest.pipeline import IngestPipeline, OutOfTurn
 from ingest.pointstore import PointStore
@@ -38,10 +38,10 @@ class Recorder:
         return []
 
 
-def batch(seq: int, station: str, pollutant: str = "pm25") -> Batch:
+def batch(seq: int, station: str, pollutant: str = "pm25") -> MessageBatch:
     now_ms = int(time.time() * 1000)
     body = orjson.dumps({"ts": now_ms - 1000 + seq, pollutant: 30.0})
-    out = Batch([RawMessage(seq + 1, f"hw/s1/air/{station}/reading", body, 1, 0, 0)])
+    out = MessageBatch([RawMessage(seq + 1, f"hw/s1/air/{station}/reading", body, 1, 0, 0)])
     out.seq = seq
     return out
 
@@ -104,7 +104,7 @@ def test_a_point_the_store_refuses_dead_letters_its_own_message(
     ts_ns = orjson.loads(typed[0].payload)["ts"] * 1_000_000
     assert pipe.writer.write([f"air,interval=rtd,site=s1,station=typed pm25=30i {ts_ns}"]) == []
     # InfluxDB keeps one type per field of a measurement: readings without pm25 still go in
-    mixed = Batch([batch(0, "a", "pm10")[0], typed[0], batch(0, "b", "no2")[0]])
+    mixed = MessageBatch([batch(0, "a", "pm10")[0], typed[0], batch(0, "b", "no2")[0]])
     mixed.seq = 0
     pipe.handle(mixed)
     (letter,) = pipe.deadletters.latest()
