@@ -7,6 +7,7 @@ is the data's own stalls every message behind it, for good (issue #21).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable, Sequence
 
 from devices.errors import HazwatchError, StoreUnavailable
 
@@ -76,3 +77,34 @@ def describe(exc: BaseException, limit: int = 500) -> str:
     """`Type: message`, bounded (an exception may quote a whole payload)."""
     text = f"{type(exc).__name__}: {exc}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def isolate(
+    positions: Sequence[int], attempt: Callable[[Sequence[int]], None]
+) -> dict[int, Exception]:
+    """Run `attempt` over `positions`; when it fails for a reason that is not transient, over
+    each half again, in order, until the positions that fail alone are found.
+
+    Returns position → its failure; a transient failure is raised (the caller retries the
+    whole). `attempt` must be safe to run again over positions a failed call covered (a
+    processor keeps nothing of a call that raised; a write is idempotent).
+    """
+    failures: dict[int, Exception] = {}
+    stack: list[Sequence[int]] = [positions]
+    while stack:
+        part = stack.pop()
+        if not part:
+            continue
+        try:
+            attempt(part)
+            continue
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(part) == 1:
+                failures[part[0]] = exc
+                continue
+        mid = len(part) // 2
+        stack.append(part[mid:])
+        stack.append(part[:mid])
+    return failures

@@ -20,13 +20,12 @@ from devices.family import DecodeContext
 from devices.points import Point
 from ingest.consumer import RawMessage
 from ingest.deadletters import DeadLetter, DeadLetterStore
-from ingest.failures import RetryLater, describe, is_transient, reason_of
+from ingest.failures import RetryLater, describe, isolate, reason_of
 from ingest.health import RateWindow
 from ingest.interfaces import PointWriter, RejectedLine, StreamProcessor
 from ingest.spool import Spool
 
 log = logging.getLogger("hazwatch.pipeline")
-_STAGES = {"decoding": "decoding it"}
 
 MESSAGES = Counter("hazwatch_messages_total", "Messages received", ["family"])
 POINTS = Counter("hazwatch_points_written_total", "Points written to the point store")
@@ -198,13 +197,7 @@ class IngestPipeline:
                     )
                 )
         if letters:
-            kept = self.deadletters.add_many(letters)
-            with self._side_lock:
-                self.deadlettered += len(letters)
-            self.deadletter_rate.add(len(letters))
-            if self.publish is not None:
-                for letter in kept:
-                    self.publish(letter.mqtt_topic(), letter.mqtt_payload())
+            self._dead_letter(letters)
         for family, count in families.items():
             MESSAGES.labels(family).inc(count)
         with self._side_lock:  # batches run on more than one thread
@@ -220,16 +213,18 @@ class IngestPipeline:
             DeadLetter(m.received_ns, m.topic, "internal_error", text, m.payload) for m in batch
         ]
         _LOG_FAILURE("poison_batch", "a batch failed repeatedly; dead-lettered: %s", describe(exc))
-        kept = self.deadletters.add_many(letters)
+        self._dead_letter(letters)
         seq: int | None = getattr(batch, "seq", None)
         if seq is not None:
-            with self._order:  # the batches after it need not wait for it any more
-                if seq >= self._next_seq:
-                    self._next_seq = seq + 1
-                    self._order.notify_all()
+            self._end_turn(seq)  # the batches after it need not wait for it any more
+        with self._side_lock:
+            self.messages += len(batch)
+
+    def _dead_letter(self, letters: list[DeadLetter]) -> None:
+        """Store the letters, count them, publish those the store kept (hw/deadletter/…)."""
+        kept = self.deadletters.add_many(letters)
         with self._side_lock:
             self.deadlettered += len(letters)
-            self.messages += len(batch)
         self.deadletter_rate.add(len(letters))
         if self.publish is not None:
             for letter in kept:
@@ -253,30 +248,17 @@ class IngestPipeline:
         processor failed on are not given to the later ones.
         """
         name = getattr(processor, "name", type(processor).__name__)
-        live = list(range(len(decoded))) if failed else None
-        if live is not None:
-            live = [pos for pos in live if pos not in failed]
+        everyone = range(len(decoded))
+        live = [pos for pos in everyone if pos not in failed] if failed else everyone
         out: list[Point] = []
-        stack: list[list[int] | None] = [live]  # None: the whole batch (the usual, one call)
-        while stack:
-            positions = stack.pop()
-            chunk = decoded if positions is None else [decoded[p] for p in positions]
-            if not chunk:
-                continue
-            try:
-                out.extend(processor.process(chunk, now_ns))
-                continue
-            except Exception as exc:
-                if is_transient(exc):
-                    raise
-                if len(chunk) == 1:
-                    failed[positions[0] if positions is not None else 0] = (name, exc)
-                    continue
-            if positions is None:
-                positions = list(range(len(decoded)))
-            mid = len(positions) // 2
-            stack.append(positions[mid:])
-            stack.append(positions[:mid])
+
+        def attempt(positions: Sequence[int]) -> None:
+            whole = len(positions) == len(decoded)  # the usual case: one call, no copy
+            chunk = decoded if whole else [decoded[p] for p in positions]
+            out.extend(processor.process(chunk, now_ns))
+
+        for pos, exc in isolate(live, attempt).items():
+            failed[pos] = (name, exc)
         return out
 
     def _internal_error(self, message: RawMessage, stage: str, exc: BaseException) -> DeadLetter:
@@ -293,7 +275,8 @@ class IngestPipeline:
             message.received_ns,
             message.topic,
             reason,
-            f"{what} while {_STAGES.get(stage, f'running {stage}')}: {describe(exc)}",
+            f"{what} while {'decoding it' if stage == 'decoding' else f'running {stage}'}: "
+            f"{describe(exc)}",
             message.payload,
         )
 
@@ -369,39 +352,27 @@ class IngestPipeline:
         (raised as StoreUnavailable: spool and retry) or caused by some line (a value the
         driver cannot convert): bisect, and reject the lines that fail alone.
         """
+        rejected: list[RejectedLine] = []
+
+        def attempt(part: Sequence[int]) -> None:
+            assert isinstance(part, range)  # halves of a range are ranges: one slice each
+            found = self.writer.write(lines[part.start : part.stop])
+            rejected.extend(RejectedLine(part.start + r.index, r.reason) for r in found)
+
         try:
-            return self.writer.write(lines)
+            failures = isolate(range(len(lines)), attempt)
         except StoreUnavailable:
             raise
-        except Exception as exc:
-            if is_transient(exc):
-                raise StoreUnavailable(f"{self.writer.name}: {describe(exc)}") from exc
-            first = exc
-        _LOG_FAILURE(
-            "write_error",
-            "the point store failed on a batch; finding its lines: %s",
-            describe(first),
-        )
-        rejected: list[RejectedLine] = []
-        stack: list[range] = [range(len(lines))]
-        while stack:
-            part = stack.pop()
-            try:
-                found = self.writer.write(lines[part.start : part.stop])
-            except StoreUnavailable:
-                raise
-            except Exception as exc:
-                if is_transient(exc):
-                    raise StoreUnavailable(f"{self.writer.name}: {describe(exc)}") from exc
-                if len(part) == 1:
-                    rejected.append(RejectedLine(part.start, describe(exc)))
-                else:
-                    mid = part.start + len(part) // 2
-                    stack.append(range(mid, part.stop))
-                    stack.append(range(part.start, mid))
-                continue
-            rejected.extend(RejectedLine(part.start + r.index, r.reason) for r in found)
-        rejected.sort(key=lambda r: r.index)
+        except Exception as exc:  # transient, in the writer's own words: an outage
+            raise StoreUnavailable(f"{self.writer.name}: {describe(exc)}") from exc
+        if failures:
+            _LOG_FAILURE(
+                "write_error",
+                "the point store failed on lines of a batch (rejected, the rest written): %s",
+                describe(next(iter(failures.values()))),
+            )
+            rejected += [RejectedLine(index, describe(exc)) for index, exc in failures.items()]
+            rejected.sort(key=lambda r: r.index)
         return rejected
 
     def add_points(self, points: Sequence[Point]) -> None:
