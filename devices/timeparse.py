@@ -51,15 +51,10 @@ def parse_ts(
         ts_ns = value * NS_PER_MS
     elif isinstance(value, float):
         # compared as a float first: int(1e308) is a 300-digit integer
-        if not math.isfinite(value):
-            raise PayloadError(
-                f"{field} as a number must be whole epoch milliseconds, got {value!r}",
-                reason="bad_ts",
-                field=field,
-            )
-        if not EARLIEST_MS <= value <= LATEST_MS:
+        finite = math.isfinite(value)
+        if finite and not EARLIEST_MS <= value <= LATEST_MS:
             raise _out_of_range(value, field, early=value < EARLIEST_MS)
-        if value != int(value):
+        if not finite or value != int(value):
             raise PayloadError(
                 f"{field} as a number must be whole epoch milliseconds, got {value!r}",
                 reason="bad_ts",
@@ -74,8 +69,7 @@ def parse_ts(
             reason="bad_ts",
             field=field,
         )
-    if not EARLIEST_NS <= ts_ns <= LATEST_NS:
-        raise _out_of_range(value, field, early=ts_ns < EARLIEST_NS)
+    check_ts_ns(ts_ns, field, value)
     if now_ns is not None and ts_ns > now_ns + int(max_future_s * NS_PER_S):
         raise future_error(ts_ns, now_ns, max_future_s, field)
     return ts_ns

@@ -173,7 +173,7 @@ class HazwatchService:
         cfg = self.settings
         oldest_s, retries = self.consumer.unacked()
         rate = self.pipeline.deadletter_rate.per_minute()
-        store = self.deadletters.status() if hasattr(self.deadletters, "status") else None
+        store = self.deadletters.status()
         reasons = judge(
             oldest_unacked_s=oldest_s,
             batch_retries=retries,

@@ -64,10 +64,11 @@ def judge(
     base = (letter.id, letter.topic, letter.reason)
     if not letter.topic.startswith("hw/"):
         return Outcome(*base, "unreplayable", "hazwatch made it (not a device's message)")
-    full = letter.raw_len if letter.raw_len is not None else len(letter.raw)
-    if full > len(letter.raw):
+    if letter.truncated:
         return Outcome(
-            *base, "unreplayable", f"only {len(letter.raw)} of its {full} bytes were kept"
+            *base,
+            "unreplayable",
+            f"only {len(letter.raw)} of its {letter.raw_len} bytes were kept",
         )
     try:
         decode(

@@ -283,9 +283,7 @@ class DeadLetterStore:
             for letter in letters:
                 source = letter.source or source_of(letter.topic)
                 if letter.reason in limits.always_kept:
-                    kept.append(
-                        letter if letter.source else dataclasses.replace(letter, source=source)
-                    )
+                    kept.append(_with_source(letter, source))
                     continue
                 seen = per_source.get(source)
                 if seen is None and len(per_source) >= limits.max_sources_per_min:
@@ -295,9 +293,7 @@ class DeadLetterStore:
                 per_source[source] = seen
                 taken.append(source)
                 if seen <= limits.burst_per_min:
-                    kept.append(
-                        letter if letter.source else dataclasses.replace(letter, source=source)
-                    )
+                    kept.append(_with_source(letter, source))
                 else:
                     over.append((letter, source))
         return kept, over, taken
@@ -499,7 +495,8 @@ class DeadLetterStore:
         self, *, reason: str | None = None, since_ns: int | None = None, limit: int = 10_000
     ) -> list[DeadLetter]:
         """Dead letters of `reason` received since `since_ns`, oldest first (for replay)."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[object] = []
         if reason:
             where.append("reason = ?")
             params.append(reason)
@@ -555,6 +552,10 @@ class DeadLetterStore:
             "SELECT source, SUM(suppressed) FROM deadletter_suppressed GROUP BY source"
         )
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _with_source(letter: DeadLetter, source: str) -> DeadLetter:
+    return letter if letter.source else dataclasses.replace(letter, source=source)
 
 
 def _letter(r: Sequence[Any]) -> DeadLetter:
