@@ -22,7 +22,7 @@ import pytest
 
 from devices import hj212
 from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
-from tests.services import Mosquitto, free_port, port_open, wait_for
+from tests.services import Mosquitto, free_port, port_open, terminate, wait_for
 
 pytestmark = pytest.mark.integration
 TS0 = (time.time_ns() // 60_000_000_000 - 120) * 60_000_000_000
@@ -281,11 +281,7 @@ def test_cli_gateway(mosquitto: Mosquitto, tmp_path: Path) -> None:
 
         run(main)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        terminate(proc)
         log.close()
     assert proc.returncode == 0, (tmp_path / "gateway.log").read_text()
 

@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.hazwatch_proc import HazwatchProcess
 from tests.integration.test_ingest import expected_identities, run_fleet, stored_identities
-from tests.services import Influxd, Mosquitto, free_port, port_open, wait_for
+from tests.services import Influxd, Mosquitto, free_port, port_open, terminate, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -272,10 +272,6 @@ def test_a_flood_of_oversize_and_garbage_leaves_memory_and_store_bounded(
     finally:
         client.loop_stop()
         client.disconnect()
-        gateway.terminate()
-        try:
-            gateway.wait(10)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
+        terminate(gateway)
         gateway_log.close()
         proc.stop()

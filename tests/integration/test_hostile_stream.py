@@ -308,7 +308,7 @@ def test_hostile_hj212_over_the_tcp_gateway(
     import sys
 
     from devices import hj212
-    from tests.services import free_port, port_open
+    from tests.services import free_port, port_open, terminate
     from tests.unit.test_hostile_payloads import GOOD_HJ212
 
     site = f"ht{uuid.uuid4().hex[:5]}"
@@ -376,10 +376,6 @@ def test_hostile_hj212_over_the_tcp_gateway(
         dead_letters(service, site)  # asserts that hazwatch failed on none (internal_error)
         assert service.health()["status"] == "up"
     finally:
-        gateway.terminate()
-        try:
-            gateway.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
+        terminate(gateway)
         log.close()
         service.stop()
