@@ -21,8 +21,11 @@ WORKDIR /src
 # Only what the distribution is built from (pyproject's package list), so a
 # local .venv, .git or data directory never ends up in the image.
 COPY pyproject.toml README.md ./
+# hazwatch/ holds symlinks to the folders beside it (pyproject.toml): copy them all.
 COPY hazwatch ./hazwatch
+COPY base ./base
 COPY devices ./devices
+COPY edge ./edge
 COPY ingest ./ingest
 COPY streams ./streams
 COPY alerts ./alerts

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
-from alerts.model import Severity
+from hazwatch.alerts.model import Severity
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import orjson
 
-from alerts.model import Alert, AlertSignal, AlertState, Severity
-from devices.errors import HazwatchError
-from devices.statedb import StateDB
+from hazwatch.alerts.model import Alert, AlertSignal, AlertState, Severity
+from hazwatch.base.errors import HazwatchError
+from hazwatch.base.statedb import StateDB
 
 MIGRATIONS = [
     """

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from fastapi import APIRouter, FastAPI
 
-from api.deps import ApiContext
-from api.routes import health
+from hazwatch.api.deps import ApiContext
+from hazwatch.api.routes import health
 
 
 def create_app(ctx: ApiContext, routers: Sequence[APIRouter] = ()) -> FastAPI:

@@ -13,12 +13,12 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, HTTPException, Request
 
-from alerts.store import AlertStore
-from devices.statedb import StateDB
-from ingest.deadletters import DeadLetterStore
-from ingest.interfaces import PointReader
-from streams.air_hourly import AirHourly
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.store import AlertStore
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.deadletters import DeadLetterStore
+from hazwatch.ingest.interfaces import PointReader
+from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.custody.store import CustodyStore
 
 T = TypeVar("T")
 
@@ -33,7 +33,7 @@ class ApiContext:
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)
     api_token: str = ""
     lang: str = "zh"
-    # the ingest line's own state (ingest.health): oldest unacked, retries, dead-letter rate
+    # the ingest line's own state (ingest/health.py): oldest unacked, retries, dead-letter rate
     ingest_health: Callable[[], dict[str, Any]] | None = None
     # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
     custody: CustodyStore | None = None

@@ -12,9 +12,9 @@ from fastapi import Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel
 
-from devices.errors import PayloadError
-from devices.timeparse import parse_ts
-from streams.ledger import FIRST_DAY, LAST_DAY, parse_date_ns
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices.timeparse import parse_ts
+from hazwatch.streams.custody.ledger import FIRST_DAY, LAST_DAY, parse_date_ns
 
 # A site or device id is one MQTT topic segment (devices/topics.py _SEGMENT), ASCII only.
 SEGMENT = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import load  # noqa: E402  (bench/load.py)
 
-from ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage  # noqa: E402
+from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage  # noqa: E402
 from tests.services import Mosquitto, wait_for  # noqa: E402
 
 

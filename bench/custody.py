@@ -11,12 +11,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from alerts.model import ListSink
-from devices.registry import RegistryContext, load_file
-from devices.statedb import StateDB
-from streams.custody import Input, ManifestInfo, Read, Registration, Tracker, Weighing
-from streams.custody_processor import CustodyProcessor, geography
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.registry import RegistryContext, load_file
+from hazwatch.streams.custody.processor import CustodyProcessor, geography
+from hazwatch.streams.custody.rules import (
+    Input,
+    ManifestInfo,
+    Read,
+    Registration,
+    Tracker,
+    Weighing,
+)
+from hazwatch.streams.custody.store import CustodyStore
 
 REGISTRY = Path(__file__).parents[1] / "tests" / "data" / "registry.toml"
 T0 = 1_700_000_000 * 1_000_000_000

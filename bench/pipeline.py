@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 import load  # noqa: E402  (bench/load.py)
 
 import hazwatch.app as app_mod  # noqa: E402
+from hazwatch.ingest.consumer import RawMessage  # noqa: E402
+from hazwatch.ingest.interfaces import RejectedLine  # noqa: E402
 from hazwatch.settings import Settings  # noqa: E402
-from ingest.consumer import RawMessage  # noqa: E402
-from ingest.interfaces import RejectedLine  # noqa: E402
 
 
 class NullWriter:

@@ -16,9 +16,9 @@ from typing import Any
 
 import cv2
 
-from devices.camera_agent import AgentConfig, CameraAgent, CaptureSource, EvidenceFolder
-from devices.video_metrics import AnalyzerSettings, FrameAnalyzer
-from simulators.video_scenes import write_scene
+from hazwatch.edge.camera_agent import AgentConfig, CameraAgent, CaptureSource, EvidenceFolder
+from hazwatch.edge.video_metrics import AnalyzerSettings, FrameAnalyzer
+from hazwatch.simulators.video_scenes import write_scene
 
 FPS = 25.0
 SIZES = ((1920, 1080), (1280, 720))

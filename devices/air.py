@@ -1,4 +1,4 @@
-"""Air micro-stations: JSON `air/{station}/reading` (HJ 212 packets live in devices.hj212).
+"""Air micro-stations: JSON `air/{station}/reading` (HJ 212 packets live in hazwatch.devices.hj212).
 
 Never store a physically impossible concentration; units are µg/m³ except CO and TVOC (mg/m³).
 """
@@ -9,12 +9,12 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from devices import hj212, status
-from devices.air_bounds import BOUNDS, FLAGS
-from devices.family import DecodeContext, Family, KindSpec
-from devices.points import Point
-from devices.schema import Payload, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices import hj212, status
+from hazwatch.devices.air_bounds import BOUNDS, FLAGS
+from hazwatch.devices.family import DecodeContext, Family, KindSpec
+from hazwatch.devices.schema import Payload, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 FAMILY = "air"
 POLLUTANTS = ("pm25", "pm10", "so2", "no2", "co", "o3", "tvoc")
@@ -75,7 +75,9 @@ def to_points(reading: AirReading, topic: Topic, ctx: DecodeContext) -> list[Poi
 
 KINDS: dict[str, KindSpec] = {
     "reading": KindSpec("reading", parse, to_points, "JSON real-time reading"),
-    "hj212": KindSpec("hj212", hj212.parse, hj212.to_points, "HJ 212-2017 packet (devices.hj212)"),
+    "hj212": KindSpec(
+        "hj212", hj212.parse, hj212.to_points, "HJ 212-2017 packet (hazwatch.devices.hj212)"
+    ),
     "status": status.SPEC,
 }
 FAMILY_SPEC = Family(FAMILY, KINDS, "air micro-station")

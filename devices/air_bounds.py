@@ -1,6 +1,7 @@
 """What an air value may be, whatever carried it (JSON reading or HJ 212 packet): bounds, flags.
 
-Never import another hazwatch module here: devices.air and devices.hj212 both build on this one.
+Never import another hazwatch module here: devices/air.py and devices/hj212.py both build on
+this one.
 """
 
 from __future__ import annotations

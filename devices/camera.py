@@ -10,11 +10,11 @@ from typing import Annotated
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from devices import status
-from devices.family import DecodeContext, Family, KindSpec
-from devices.points import Point
-from devices.schema import Count, Payload, Printable, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices import status
+from hazwatch.devices.family import DecodeContext, Family, KindSpec
+from hazwatch.devices.schema import Count, Payload, Printable, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 FAMILY = "camera"
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -24,7 +24,7 @@ class DetectedObject(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     label: Annotated[str, Field(min_length=1, max_length=40), Printable]
     conf: Fraction
-    # x, y, w, h as fractions of the frame (devices.camera_agent): NaN would be stored as null
+    # x, y, w, h as fractions of the frame (hazwatch.edge.camera_agent): NaN would be stored as null
     box: Annotated[list[Fraction], Field(min_length=4, max_length=4)]
 
 

@@ -8,12 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from devices.errors import PayloadError
-from devices.families import FAMILIES
-from devices.family import DecodeContext
-from devices.points import Point, unstorable
-from devices.timeparse import DEFAULT_MAX_FUTURE_S, EARLIEST_NS, NS_PER_S, format_ts, future_error
-from devices.topics import Topic, parse_topic
+from hazwatch.base.errors import PayloadError
+from hazwatch.base.points import Point, unstorable
+from hazwatch.devices.families import FAMILIES
+from hazwatch.devices.family import DecodeContext
+from hazwatch.devices.timeparse import (
+    DEFAULT_MAX_FUTURE_S,
+    EARLIEST_NS,
+    NS_PER_S,
+    format_ts,
+    future_error,
+)
+from hazwatch.devices.topics import Topic, parse_topic
 
 DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 

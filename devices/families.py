@@ -5,8 +5,8 @@ Never put parsing logic here; this only maps topic family names to their modules
 
 from __future__ import annotations
 
-from devices import air, camera, rfid, scale, terminal
-from devices.family import Family
+from hazwatch.devices import air, camera, rfid, scale, terminal
+from hazwatch.devices.family import Family
 
 FAMILIES: dict[str, Family] = {
     spec.name: spec

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from devices.points import Point
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices.topics import Topic
 
 
 class DecodeContext(Protocol):

@@ -11,12 +11,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 
-from devices.air_bounds import BOUNDS, FLAGS
-from devices.errors import PayloadError, shown
-from devices.family import DecodeContext, KindSpec
-from devices.points import Point
-from devices.timeparse import NS_PER_MS, NS_PER_S, check_ts_ns
-from devices.topics import Topic
+from hazwatch.base.errors import PayloadError, shown
+from hazwatch.base.points import Point
+from hazwatch.devices.air_bounds import BOUNDS, FLAGS
+from hazwatch.devices.family import DecodeContext, KindSpec
+from hazwatch.devices.timeparse import NS_PER_MS, NS_PER_S, check_ts_ns
+from hazwatch.devices.topics import Topic
 
 KIND = "hj212"
 HEADER = b"##"
@@ -58,7 +58,7 @@ class Factor:
     scale: float = 1.0  # value_in_hazwatch_units = value_sent * scale
 
 
-# Extensible: add a code here and its name (and bounds in devices.air_bounds) and it flows through.
+# Extensible: add a code here and its name (and bounds in air_bounds.py) and it flows through.
 FACTORS: dict[str, Factor] = {
     f.code: f
     for f in (

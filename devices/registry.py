@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devices.errors import ConfigError
-from devices.statedb import StateDB
+from hazwatch.base.errors import ConfigError
+from hazwatch.base.statedb import StateDB
 
 ROLES = ("producer", "transporter", "receiver")
 READER_LOCATIONS = (

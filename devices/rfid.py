@@ -9,11 +9,11 @@ from typing import Annotated
 
 from pydantic import Field
 
-from devices import status
-from devices.family import DecodeContext, Family, KindSpec
-from devices.points import Point
-from devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices import status
+from hazwatch.devices.family import DecodeContext, Family, KindSpec
+from hazwatch.devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 FAMILY = "rfid"
 UNKNOWN_LOCATION = "unknown"

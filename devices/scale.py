@@ -9,11 +9,11 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from devices import status
-from devices.family import DecodeContext, Family, KindSpec
-from devices.points import Point
-from devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices import status
+from hazwatch.devices.family import DecodeContext, Family, KindSpec
+from hazwatch.devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 FAMILY = "scale"
 MAX_KG = 60_000.0  # a loaded 40 ft container; anything heavier is a fault

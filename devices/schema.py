@@ -11,9 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from devices.errors import PayloadError, shown
-from devices.points import INT64_MAX, UNSTORABLE_CHAR
-from devices.timeparse import parse_ts
+from hazwatch.base.errors import PayloadError, shown
+from hazwatch.base.points import INT64_MAX, UNSTORABLE_CHAR
+from hazwatch.devices.timeparse import parse_ts
 
 # Deepest JSON nesting a payload may have, counting every [ and {: ours go 3 deep (a frame's
 # objects' boxes). pydantic-core stops at 200 by itself, but a 64 KB payload of 150-deep

@@ -9,10 +9,10 @@ from typing import Annotated
 
 from pydantic import Field
 
-from devices.family import DecodeContext, KindSpec
-from devices.points import Point
-from devices.schema import Payload, Printable, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices.family import DecodeContext, KindSpec
+from hazwatch.devices.schema import Payload, Printable, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 KIND = "status"
 

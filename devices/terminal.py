@@ -11,11 +11,11 @@ from typing import Annotated, Literal
 import orjson
 from pydantic import Field, field_validator, model_validator
 
-from devices import status
-from devices.family import DecodeContext, Family, KindSpec
-from devices.points import Point
-from devices.schema import Epc, Payload, Printable, TimestampNs, clean_fields, validator
-from devices.topics import Topic
+from hazwatch.base.points import Point
+from hazwatch.devices import status
+from hazwatch.devices.family import DecodeContext, Family, KindSpec
+from hazwatch.devices.schema import Epc, Payload, Printable, TimestampNs, clean_fields, validator
+from hazwatch.devices.topics import Topic
 
 FAMILY = "terminal"
 # 《国家危险废物名录》: an 8-digit code xxx-xxx-xx whose last two digits are the category HWxx.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta, timezone
 
-from devices.errors import PayloadError, shown
+from hazwatch.base.errors import PayloadError, shown
 
 NS_PER_MS = 1_000_000
 NS_PER_S = 1_000_000_000

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from devices.errors import TopicError, shown
+from hazwatch.base.errors import TopicError, shown
 
 ROOT = "hw"
 SUBSCRIPTION = "hw/+/+/+/+"

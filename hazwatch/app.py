@@ -14,26 +14,26 @@ from collections.abc import Callable
 import orjson
 import uvicorn
 
-from alerts.model import Alert
-from alerts.store import AlertStore
-from api.app import create_app
-from api.deps import ApiContext
-from api.routes.snapshots import prune_snapshots, snapshot_dir
-from devices.points import Point
-from devices.statedb import StateDB
-from devices.topics import ALERT_ROOT
+from hazwatch.alerts.model import Alert
+from hazwatch.alerts.store import AlertStore
+from hazwatch.api.app import create_app
+from hazwatch.api.deps import ApiContext
+from hazwatch.api.routes.snapshots import prune_snapshots, snapshot_dir
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.topics import ALERT_ROOT
+from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer
+from hazwatch.ingest.deadletters import DeadLetterLimits, DeadLetterStore
+from hazwatch.ingest.health import Thresholds, judge
+from hazwatch.ingest.interfaces import StreamProcessor
+from hazwatch.ingest.pipeline import IngestPipeline
+from hazwatch.ingest.spool import Spool
+from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.parts import Part, PartContext
+from hazwatch.parts.air import AirPart
+from hazwatch.parts.custody import CustodyPart
+from hazwatch.parts.video import VideoPart
 from hazwatch.settings import Settings
-from hazwatch.wiring_air import AirPart
-from hazwatch.wiring_custody import CustodyPart
-from hazwatch.wiring_video import VideoPart
-from ingest.consumer import ConsumerConfig, MqttConsumer
-from ingest.deadletters import DeadLetterLimits, DeadLetterStore
-from ingest.health import Thresholds, judge
-from ingest.interfaces import StreamProcessor
-from ingest.pipeline import IngestPipeline
-from ingest.spool import Spool
-from ingest.writers import make_reader, make_writer
 
 log = logging.getLogger("hazwatch.app")
 
@@ -169,7 +169,7 @@ class HazwatchService:
         return {"broker": broker, "point_store": self.writer.ping, "state_store": self.db.ping}
 
     def ingest_health(self) -> dict[str, object]:
-        """The line's own state: is it moving, retrying, refusing a flood (ingest.health)."""
+        """The line's own state: is it moving, retrying, refusing a flood (ingest/health.py)."""
         cfg = self.settings
         oldest_s, retries = self.consumer.unacked()
         rate = self.pipeline.deadletter_rate.per_minute()

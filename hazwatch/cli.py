@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from devices.errors import HazwatchError
 from hazwatch import __version__
+from hazwatch.base.errors import HazwatchError
 from hazwatch.invocation import State
 
 app = typer.Typer(

@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from devices.errors import HazwatchError
+from hazwatch.base.errors import HazwatchError
 
 log = logging.getLogger("hazwatch.embedded")
 

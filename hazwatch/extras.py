@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-from devices.errors import ConfigError
+from hazwatch.base.errors import ConfigError
 
 # extra (pyproject's [project.optional-dependencies]) -> the import names it provides
 EXTRAS: dict[str, tuple[str, ...]] = {

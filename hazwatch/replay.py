@@ -11,14 +11,14 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from devices.decode import decode
-from devices.errors import PayloadError, StoreUnavailable
-from devices.family import DecodeContext
-from devices.registry import RegistryContext
-from devices.statedb import StateDB
+from hazwatch.base.errors import PayloadError, StoreUnavailable
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import DecodeContext
+from hazwatch.devices.registry import RegistryContext
+from hazwatch.ingest.deadletters import DeadLetter, DeadLetterStore
+from hazwatch.ingest.failures import describe
 from hazwatch.settings import Settings
-from ingest.deadletters import DeadLetter, DeadLetterStore
-from ingest.failures import describe
 
 Kind = Literal["replayed", "would", "failing", "unreplayable"]
 

@@ -14,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from devices.errors import ConfigError
+from hazwatch.base.errors import ConfigError
 
 
 def default_data_dir() -> Path:
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     max_future_s: float = 300.0
     spool_max_mb: int = Field(default=512, ge=1)
 
-    # dead letters (ingest.deadletters): bounded in what each keeps, how fast one source may
+    # dead letters (ingest/deadletters.py): bounded in what each keeps, how fast one source may
     # add them, and in all
     deadletter_keep_kb: int = Field(default=64, ge=1, le=1024)  # raw bytes kept of a payload
     # per source (device, gateway peer) and minute: this many are always kept and published
@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     health_max_batch_retries: int = Field(default=5, ge=1)
     health_max_deadletters_per_min: float = Field(default=600.0, gt=0)
 
-    # video rules (streams.video.VideoRuleSettings: each video_<name> sets its <name>)
+    # video rules (streams/video/rules.py VideoRuleSettings: each video_<name> sets its <name>)
     video_offline_after_s: float = Field(default=30.0, gt=0)
     video_persist_frames: int = Field(default=2, ge=1)
     video_occlusion_on: float = Field(default=0.6, gt=0, le=1)

@@ -25,8 +25,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter, Gauge
 
-from ingest import failures
-from ingest.retry import Backoff, RetryPolicy
+from hazwatch.base.retry import Backoff, RetryPolicy
+from hazwatch.ingest import failures
 
 if TYPE_CHECKING:
     from paho.mqtt.client import _InPacket
@@ -73,7 +73,7 @@ PublishPacket = tuple[int, str, bytes, int]
 class MessageBatch(list[RawMessage]):
     """Messages handed to the handler at once. `seq` numbers batches in the order they were
     received (0, 1, 2, …): a handler running several batches at once keeps that order where
-    it matters (ingest.pipeline runs the stream processors in it)."""
+    it matters (hazwatch.ingest.pipeline runs the stream processors in it)."""
 
     seq: int = -1
 

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Gauge
 
-from devices.statedb import StateDB
-from devices.timeparse import format_ts
-from devices.topics import DEADLETTER_ROOT
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.timeparse import format_ts
+from hazwatch.devices.topics import DEADLETTER_ROOT
 
 log = logging.getLogger("hazwatch.deadletters")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 
-from devices.errors import HazwatchError, StoreUnavailable
+from hazwatch.base.errors import HazwatchError, StoreUnavailable
 
 try:  # PostgreSQL is optional at run time (SQLite is the default state store)
     import psycopg

@@ -18,10 +18,10 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from devices import hj212
-from devices.errors import PayloadError
-from devices.topics import build_topic
-from ingest.deadletters import DeadLetter
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices import hj212
+from hazwatch.devices.topics import build_topic
+from hazwatch.ingest.deadletters import DeadLetter
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 
@@ -44,7 +44,7 @@ StationLookup = Callable[[str], "tuple[str, str] | None"]
 AsyncPublisher = Callable[[str, bytes], Awaitable[None]]
 
 
-# What the gateway refused is a dead letter like any other (ingest.deadletters): topic
+# What the gateway refused is a dead letter like any other (hazwatch.ingest.deadletters): topic
 # hw/{site}/air/{station}/hj212 when the MN is known, else tcp://peer; source tcp://{address}.
 GatewayDeadLetter = DeadLetter
 

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import orjson
 
-from devices.errors import StoreUnavailable
-from ingest.interfaces import RejectedLine
-from ingest.retry import Backoff, RetryPolicy, parse_retry_after
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.retry import Backoff, RetryPolicy, parse_retry_after
+from hazwatch.ingest.interfaces import RejectedLine
 
 # Status codes that say "this batch holds lines the server will never accept": split it.
 SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -101,7 +101,9 @@ _TYPE_NAMES = {float: "float", int: "integer", str: "string", bool: "boolean"}
 
 def refused_by_reason(reason: str, chunk: Sequence[str]) -> list[tuple[int, str]]:
     """(position, reason) of the lines in `chunk` the server's error names beyond doubt."""
-    from ingest.pointstore import line_fields  # the one line-protocol reader of this package
+    from hazwatch.ingest.pointstore import (
+        line_fields,  # the one line-protocol reader of this package
+    )
 
     found: list[tuple[int, str]] = []
     conflict = _CONFLICT.search(reason)

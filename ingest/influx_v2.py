@@ -14,8 +14,9 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 from influxdb_client.service.ping_service import PingService
 
-from devices.errors import StoreUnavailable
-from ingest.influx_v1 import (
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.retry import RetryPolicy, parse_retry_after
+from hazwatch.ingest.influx_v1 import (
     RETRY_STATUSES,
     SPLIT_STATUSES,
     InfluxQLReader,
@@ -23,8 +24,7 @@ from ingest.influx_v1 import (
     TryAgain,
     write_splitting,
 )
-from ingest.interfaces import RejectedLine
-from ingest.retry import RetryPolicy, parse_retry_after
+from hazwatch.ingest.interfaces import RejectedLine
 
 
 class InfluxV2Writer:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from devices.decode import Decoded
-from devices.points import Point
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import Decoded
 
 
 @dataclass(frozen=True, slots=True)

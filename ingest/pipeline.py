@@ -13,17 +13,17 @@ from collections.abc import Callable, Sequence
 
 from prometheus_client import Counter, Histogram
 
-from devices.decode import Decoded, decode
-from devices.errors import PayloadError, StoreUnavailable
-from devices.families import FAMILIES
-from devices.family import DecodeContext
-from devices.points import Point
-from ingest.consumer import RawMessage
-from ingest.deadletters import DeadLetter, DeadLetterStore
-from ingest.failures import RetryLater, describe, isolate, reason_of
-from ingest.health import RateWindow
-from ingest.interfaces import PointWriter, RejectedLine, StreamProcessor
-from ingest.spool import Spool
+from hazwatch.base.errors import PayloadError, StoreUnavailable
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.devices.families import FAMILIES
+from hazwatch.devices.family import DecodeContext
+from hazwatch.ingest.consumer import RawMessage
+from hazwatch.ingest.deadletters import DeadLetter, DeadLetterStore
+from hazwatch.ingest.failures import RetryLater, describe, isolate, reason_of
+from hazwatch.ingest.health import RateWindow
+from hazwatch.ingest.interfaces import PointWriter, RejectedLine, StreamProcessor
+from hazwatch.ingest.spool import Spool
 
 log = logging.getLogger("hazwatch.pipeline")
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import orjson
 
-from devices.errors import StoreUnavailable
-from devices.points import FieldValue
-from devices.points import number as _number
-from devices.points import parse_escaped as _parse_escaped
-from ingest.failures import is_transient
-from ingest.interfaces import RejectedLine
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.points import FieldValue
+from hazwatch.base.points import number as _number
+from hazwatch.base.points import parse_escaped as _parse_escaped
+from hazwatch.ingest.failures import is_transient
+from hazwatch.ingest.interfaces import RejectedLine
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS series (

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
-from ingest.failures import RetryLater
+from hazwatch.ingest.failures import RetryLater
 
 SPOOL_BYTES = Gauge("hazwatch_spool_bytes", "Bytes of line protocol waiting in the spool")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
-from devices.errors import ConfigError
-from ingest.interfaces import PointReader, PointWriter
+from hazwatch.base.errors import ConfigError
+from hazwatch.ingest.interfaces import PointReader, PointWriter
 
 
 class InfluxSettings(Protocol):
@@ -48,14 +48,14 @@ def make_writer(settings: InfluxSettings) -> PointWriter:
     """InfluxV1Writer, InfluxV2Writer, or PointStore at settings.points_path (no influx_url)."""
     check_influx_settings(settings)
     if not settings.influx_url:
-        from ingest.pointstore import PointStore
+        from hazwatch.ingest.pointstore import PointStore
 
         return PointStore(settings.points_path)
-    from ingest.retry import RetryPolicy
+    from hazwatch.base.retry import RetryPolicy
 
     retry = RetryPolicy(max_s=settings.influx_retry_max_s)
     if settings.influx_api == "v2":
-        from ingest.influx_v2 import InfluxV2Writer
+        from hazwatch.ingest.influx_v2 import InfluxV2Writer
 
         return InfluxV2Writer(
             settings.influx_url,
@@ -65,7 +65,7 @@ def make_writer(settings: InfluxSettings) -> PointWriter:
             timeout_s=settings.influx_timeout_s,
             retry=retry,
         )
-    from ingest.influx_v1 import InfluxV1Writer
+    from hazwatch.ingest.influx_v1 import InfluxV1Writer
 
     return InfluxV1Writer(
         **_v1_connection(settings),
@@ -101,13 +101,13 @@ def make_reader(settings: InfluxSettings) -> PointReader:
     """InfluxQL on /query for v1 and v2 servers, or the embedded store (its own connection)."""
     check_influx_settings(settings)
     if not settings.influx_url:
-        from ingest.pointstore import PointStore
+        from hazwatch.ingest.pointstore import PointStore
 
         return PointStore(settings.points_path)
-    from ingest.influx_v1 import InfluxQLReader
+    from hazwatch.ingest.influx_v1 import InfluxQLReader
 
     if settings.influx_api == "v2":
-        from ingest.influx_v2 import v2_reader
+        from hazwatch.ingest.influx_v2 import v2_reader
 
         return v2_reader(
             settings.influx_url,

@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 
-from devices.timeparse import NS_PER_S
-from devices.topics import build_topic
-from simulators.fleet import Progress, drop_connection, no_progress
-from simulators.mqtt import announce_online, device_client
-from simulators.scenarios import Scenario, register_scenario
+from hazwatch.devices.timeparse import NS_PER_S
+from hazwatch.devices.topics import build_topic
+from hazwatch.simulators.fleet import Progress, drop_connection, no_progress
+from hazwatch.simulators.mqtt import announce_online, device_client
+from hazwatch.simulators.scenarios import Scenario, register_scenario
 
 TAMPERS = ("occlusion", "scene_change", "defocus", "dark")
 WINDOW = 200  # QoS 1 publishes in flight per camera when publishing as fast as possible

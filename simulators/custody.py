@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from simulators.fleet import Progress, no_progress
-from simulators.mqtt import device_client
-from simulators.scenarios import Scenario, register_scenario
-from streams.custody import RULE_SPECS
+from hazwatch.simulators.fleet import Progress, no_progress
+from hazwatch.simulators.mqtt import device_client
+from hazwatch.simulators.scenarios import Scenario, register_scenario
+from hazwatch.streams.custody.rules import RULE_SPECS
 
 MIN = 60 * 1_000_000_000
 HOUR = 60 * MIN

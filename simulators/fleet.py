@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 
-from devices.errors import HazwatchError
-from simulators.faults import FaultPlan, InjectedFault, inject
-from simulators.mqtt import device_client, status_topic
-from simulators.payloads import FAMILIES, DeviceGenerator, Message, device_ids
+from hazwatch.base.errors import HazwatchError
+from hazwatch.simulators.faults import FaultPlan, InjectedFault, inject
+from hazwatch.simulators.mqtt import device_client, status_topic
+from hazwatch.simulators.payloads import FAMILIES, DeviceGenerator, Message, device_ids
 
 # progress(fraction done in [0, 1], one line saying where it is)
 Progress = Callable[[float, str], None]

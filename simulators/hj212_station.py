@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from devices import hj212
-from devices.timeparse import NS_PER_S
-from devices.topics import build_topic
-from simulators.mqtt import device_client
+from hazwatch.devices import hj212
+from hazwatch.devices.timeparse import NS_PER_S
+from hazwatch.devices.topics import build_topic
+from hazwatch.simulators.mqtt import device_client
 
 NS_PER_MIN = 60 * NS_PER_S
 FAULT_KINDS = ("bad_crc", "truncated", "wrong_mn")
@@ -293,7 +293,7 @@ class AirStep:
 
 
 def air_scenario(**options: Any) -> Any:
-    from simulators.scenarios import Scenario
+    from hazwatch.simulators.scenarios import Scenario
 
     count = int(options.get("devices") or 5)
     duration_s = options.get("duration_s")
@@ -309,7 +309,7 @@ def air_scenario(**options: Any) -> Any:
 
 
 def _register() -> None:
-    from simulators.scenarios import register_scenario
+    from hazwatch.simulators.scenarios import register_scenario
 
     register_scenario("air", air_scenario)
 

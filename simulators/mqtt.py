@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import orjson
 
-from devices.topics import build_topic
+from hazwatch.devices.topics import build_topic
 
 
 def status_topic(site: str, family: str, device: str) -> str:

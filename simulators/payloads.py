@@ -1,6 +1,7 @@
 """Payload generators for every device family: valid messages (docs/payloads.md), seeded.
 
-Never emit a message devices/ would reject: faults are added on purpose by simulators.faults only.
+Never emit a message devices/ would reject: faults are added on purpose by
+simulators/faults.py only.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import orjson
 
-from devices.timeparse import CHINA, NS_PER_S
-from devices.topics import build_topic
+from hazwatch.devices.timeparse import CHINA, NS_PER_S
+from hazwatch.devices.topics import build_topic
 
 # Families the fleet simulates (the order is the order of `--families` and of reports).
 FAMILIES = ("rfid", "scale", "terminal", "air", "camera")

@@ -14,7 +14,7 @@ once, so a scenario needs no other registration line.
 
 A Scenario is a name and a list of steps; `await scenario.run(mqtt_url, progress)` runs the
 steps in order and returns a report. A step is any object with a `label: str` and
-`async run(mqtt_url: str, progress: Progress) -> ScenarioReport` (simulators.fleet.Fleet is
+`async run(mqtt_url: str, progress: Progress) -> ScenarioReport` (hazwatch.simulators.fleet.Fleet is
 one). `progress(fraction, text)` takes the fraction done in [0, 1] and one line of status.
 A ScenarioReport has `ok: bool` (everything sent was acknowledged) and
 `summary() -> list[tuple[str, str]]` (rows for the CLI's summary table).
@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from simulators.fleet import Fleet, FleetConfig, Progress, no_progress
+from hazwatch.simulators.fleet import Fleet, FleetConfig, Progress, no_progress
 
 
 class ScenarioReport(Protocol):
@@ -126,8 +126,8 @@ def discover() -> None:
     if _discovered:
         return
     _discovered = True
-    package = importlib.import_module("simulators")
-    for module in pkgutil.iter_modules(package.__path__, "simulators."):
+    package = importlib.import_module("hazwatch.simulators")
+    for module in pkgutil.iter_modules(package.__path__, "hazwatch.simulators."):
         try:
             importlib.import_module(module.name)
         except Exception as exc:  # one part's broken module must not hide the others' scenarios

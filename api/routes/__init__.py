@@ -1,1 +1,1 @@
-"""One router module per resource; api.app includes them."""
+"""One router module per resource; hazwatch.api.app includes them."""

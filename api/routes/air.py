@@ -10,11 +10,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path
 
-from api.deps import ApiContext, Ctx, part_store
-from api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
-from devices.timeparse import format_ts
-from streams.air_hourly import AirHourly
-from streams.aqi import level_of
+from hazwatch.api.deps import ApiContext, Ctx, part_store
+from hazwatch.api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
+from hazwatch.devices.timeparse import format_ts
+from hazwatch.streams.air.aqi import level_of
+from hazwatch.streams.air.hourly import AirHourly
 
 router = APIRouter(prefix="/api/air", tags=["air"])
 NS_PER_H = 3600 * 1_000_000_000

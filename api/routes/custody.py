@@ -10,17 +10,17 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
-from api.deps import ApiContext, Ctx, part_store
-from api.params import IDENT, IDENT_MAX, SEGMENT, SEGMENT_MAX, day_query, errors, invalid
-from devices import registry as device_registry
-from streams import ledger as ledger_mod
-from streams.custody_store import CustodyStore, trace_document
+from hazwatch.api.deps import ApiContext, Ctx, part_store
+from hazwatch.api.params import IDENT, IDENT_MAX, SEGMENT, SEGMENT_MAX, day_query, errors, invalid
+from hazwatch.devices import registry as device_registry
+from hazwatch.streams.custody import ledger as ledger_mod
+from hazwatch.streams.custody.store import CustodyStore, trace_document
 
 router = APIRouter(prefix="/api", tags=["custody"])
 
 Batch = Annotated[str, Path(pattern=IDENT, max_length=IDENT_MAX, description="the batch code")]
 SiteOf = Annotated[str, Query(pattern=SEGMENT, max_length=SEGMENT_MAX, description="a site id")]
-# streams.custody.STAGES, either case (the stored stage is upper case)
+# hazwatch.streams.custody.rules.STAGES, either case (the stored stage is upper case)
 Stage = Literal[
     "GENERATED", "STORED", "DISPATCHED", "IN_TRANSIT", "RECEIVED", "DISPOSED",
     "generated", "stored", "dispatched", "in_transit", "received", "disposed",

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pydantic import BaseModel
 
-from api.deps import Ctx
+from hazwatch.api.deps import Ctx
 
 router = APIRouter()
 

@@ -16,8 +16,8 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from api.deps import Ctx, require_token
-from api.params import errors
+from hazwatch.api.deps import Ctx, require_token
+from hazwatch.api.params import errors
 
 router = APIRouter()
 

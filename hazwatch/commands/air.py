@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from devices.errors import ConfigError
+from hazwatch.base.errors import ConfigError
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 
@@ -48,13 +48,13 @@ async def run_gateway(
     import aiomqtt
     import orjson
 
-    from devices.registry import RegistryContext, load_file
-    from devices.statedb import StateDB
+    from hazwatch.base.retry import Backoff, RetryPolicy
+    from hazwatch.base.statedb import StateDB
+    from hazwatch.devices.registry import RegistryContext, load_file
+    from hazwatch.ingest.deadletters import DeadLetterLimits, DeadLetterStore
+    from hazwatch.ingest.failures import is_transient
+    from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
     from hazwatch.invocation import settings
-    from ingest.deadletters import DeadLetterLimits, DeadLetterStore
-    from ingest.failures import is_transient
-    from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
-    from ingest.retry import Backoff, RetryPolicy
 
     cfg = settings()
     db = StateDB(cfg.state_dsn)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from devices.statedb import StateDB
+from hazwatch.base.statedb import StateDB
 
 registry_app = typer.Typer(
     help="The device registry (which device stands where).", no_args_is_help=True
@@ -29,7 +29,7 @@ def _db() -> StateDB:
 @registry_app.command("load")
 def registry_load(file: Annotated[Path, typer.Argument(help="Registry TOML file.")]) -> None:
     """Validate a registry file and store it as the current registry."""
-    from devices import registry
+    from hazwatch.devices import registry
 
     loaded = registry.load_file(file)
     version = registry.save(_db(), loaded, str(file), time.time_ns())
@@ -48,7 +48,7 @@ def registry_show(
     from rich.console import Console
     from rich.table import Table
 
-    from devices import registry
+    from hazwatch.devices import registry
 
     version, current = registry.load_stored(_db())
     if json_out:
@@ -87,7 +87,7 @@ def trace(
     ] = False,
 ) -> None:
     """A batch's ordered custody events, its stage and verdict."""
-    from streams.custody_store import CustodyStore, trace_document
+    from hazwatch.streams.custody.store import CustodyStore, trace_document
 
     doc = trace_document(CustodyStore(_db()), batch, time.time_ns())
     if doc is None:
@@ -123,9 +123,9 @@ def ledger(
     ] = None,
 ) -> None:
     """The management ledger (HJ 1259-2022) and its monthly summary, from custody events."""
-    from devices.errors import ConfigError
-    from streams import ledger as ledger_mod
-    from streams.custody_store import CustodyStore
+    from hazwatch.base.errors import ConfigError
+    from hazwatch.streams.custody import ledger as ledger_mod
+    from hazwatch.streams.custody.store import CustodyStore
 
     if fmt not in ledger_mod.FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(ledger_mod.FORMATS)}")

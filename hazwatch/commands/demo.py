@@ -28,7 +28,7 @@ class _Fleets:
     """The demo's simulators, each in a thread with its own event loop; stoppable."""
 
     def __init__(self, mqtt_url: str, rate: float) -> None:
-        from simulators.fleet import Fleet, FleetConfig
+        from hazwatch.simulators.fleet import Fleet, FleetConfig
 
         self.fleets = [
             Fleet(
@@ -66,7 +66,7 @@ class _Fleets:
 
 
 def _load_demo_registry(service: object) -> str:
-    from devices import registry
+    from hazwatch.devices import registry
 
     text = resources.files("hazwatch").joinpath("demo_registry.toml").read_text("utf-8")
     import tomllib

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from devices.statedb import StateDB
-from devices.timeparse import format_ts
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.timeparse import format_ts
 
 
 def serve() -> None:
@@ -61,8 +61,8 @@ def deadletters(
     """List dead letters newest first: time, topic, reason and the raw bytes."""
     if ctx.invoked_subcommand is not None:
         return
+    from hazwatch.ingest.deadletters import DeadLetterStore
     from hazwatch.invocation import settings
-    from ingest.deadletters import DeadLetterStore
 
     store = DeadLetterStore(StateDB(settings().state_dsn))
     letters = store.latest(limit, reason)
@@ -139,8 +139,8 @@ def replay(
 
 
 def _parse_since(text: str) -> int:
-    from devices.errors import ConfigError, PayloadError
-    from devices.timeparse import parse_ts
+    from hazwatch.base.errors import ConfigError, PayloadError
+    from hazwatch.devices.timeparse import parse_ts
 
     raw = text.strip()
     if len(raw) == 10 and raw[4] == "-" and raw[7] == "-":

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from devices.errors import ConfigError
-from simulators.faults import FAULT_KINDS, FaultPlan
-from simulators.payloads import FAMILIES
-from simulators.scenarios import ScenarioReport, get_scenario
+from hazwatch.base.errors import ConfigError
+from hazwatch.simulators.faults import FAULT_KINDS, FaultPlan
+from hazwatch.simulators.payloads import FAMILIES
+from hazwatch.simulators.scenarios import ScenarioReport, get_scenario
 
 
 def simulate(

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from devices.errors import ConfigError
 from hazwatch import extras
+from hazwatch.base.errors import ConfigError
 
 if TYPE_CHECKING:  # OpenCV is the camera extra: imported by the commands that use it
-    from devices.camera_agent import FrameSource, ObjectDetector, SourceFrame
+    from hazwatch.edge.camera_agent import FrameSource, ObjectDetector, SourceFrame
 
 SYNTHETIC = "synthetic:"
 
@@ -26,7 +26,7 @@ class SceneSource:
     """A synthetic scene as a live camera: frames generated on the fly, paced at its fps."""
 
     def __init__(self, scene_name: str, width: int, height: int, fps: float, seconds: float | None):
-        from simulators.video_scenes import Scene
+        from hazwatch.simulators.video_scenes import Scene
 
         self.scene = Scene(scene_name, width, height, fps, event_s=5.0)
         self.name = f"{SYNTHETIC}{scene_name}"
@@ -36,7 +36,7 @@ class SceneSource:
         self._index = 0
 
     def read(self) -> SourceFrame | None:
-        from devices.camera_agent import SourceFrame
+        from hazwatch.edge.camera_agent import SourceFrame
 
         if self._limit is not None and self._index >= self._limit:
             return None
@@ -49,10 +49,10 @@ class SceneSource:
 
 
 def open_source(spec: str, size: tuple[int, int], seconds: float | None) -> FrameSource:
-    from devices.camera_agent import CaptureSource, StreamDown
+    from hazwatch.edge.camera_agent import CaptureSource, StreamDown
 
     if spec.startswith(SYNTHETIC):
-        from simulators.video_scenes import SCENES
+        from hazwatch.simulators.video_scenes import SCENES
 
         name = spec[len(SYNTHETIC) :] or "person"
         if name not in SCENES:
@@ -101,7 +101,7 @@ def camera(
 ) -> None:
     """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
     extras.require("camera", "hazwatch camera")
-    from devices.camera_agent import (
+    from hazwatch.edge.camera_agent import (
         AgentConfig,
         CameraAgent,
         CaptureSource,
@@ -182,7 +182,7 @@ def scene(
 ) -> None:
     """Write a synthetic storage-room scene to a video file (for the agent or a demo)."""
     extras.require("camera", "hazwatch scene")
-    from simulators.video_scenes import SCENES, write_scene
+    from hazwatch.simulators.video_scenes import SCENES, write_scene
 
     if name not in SCENES:
         raise ConfigError(f"unknown scene {name!r} (known: {', '.join(SCENES)})")

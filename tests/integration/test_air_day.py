@@ -1,7 +1,8 @@
 """50 HJ 212 stations for a simulated day, over TCP (gateway) and MQTT, into `hazwatch serve` and
 InfluxDB 1.x: the hourly means and AQI there equal those computed here from what was sent.
 
-Never reuse streams.aqi or streams.air_hourly to compute the expectation: this is the check on them.
+Never reuse streams/air/aqi.py or streams/air/hourly.py to compute the expectation: this is
+the check on them.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devices.registry import parse_registry, save
-from devices.statedb import StateDB
-from simulators.hj212_station import (
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.registry import parse_registry, save
+from hazwatch.simulators.hj212_station import (
     EXPECTED_REASON,
     AirReport,
     AirSimConfig,

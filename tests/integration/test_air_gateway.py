@@ -20,8 +20,8 @@ from pathlib import Path
 import aiomqtt
 import pytest
 
-from devices import hj212
-from ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
+from hazwatch.devices import hj212
+from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 from tests.services import Mosquitto, free_port, port_open, terminate, wait_for
 
 pytestmark = pytest.mark.integration

@@ -11,13 +11,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devices import hj212
-from devices.decode import Decoded, decode
-from devices.family import NoRegistry
-from devices.points import Point
-from devices.statedb import StateDB
-from streams import aqi
-from streams.air_hourly import MIGRATIONS, AirHourly, readings_of
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import hj212
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.streams.air import aqi
+from hazwatch.streams.air.hourly import MIGRATIONS, AirHourly, readings_of
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,8 +119,8 @@ def test_a_redelivered_batch_changes_nothing(state_url: str) -> None:
 CHILD = """
 import sys
 import orjson
-from devices.statedb import StateDB
-from streams.air_hourly import AirHourly
+from hazwatch.base.statedb import StateDB
+from hazwatch.streams.air.hourly import AirHourly
 from tests.integration.test_air_hourly_store import NOW, batches
 
 proc = AirHourly(StateDB(sys.argv[1]))

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from alerts.store import AlertStore
-from devices import hj212
-from devices.decode import Decoded, decode
-from devices.family import NoRegistry
-from devices.statedb import StateDB
-from streams.air_hourly import AirHourly
+from hazwatch.alerts.store import AlertStore
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import hj212
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.streams.air.hourly import AirHourly
 
 pytestmark = pytest.mark.integration
 NS_MIN = 60 * 10**9

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.model import AlertSignal, AlertState, Severity
-from alerts.store import AlertError, AlertStore
-from devices.statedb import StateDB
+from hazwatch.alerts.model import AlertSignal, AlertState, Severity
+from hazwatch.alerts.store import AlertError, AlertStore
+from hazwatch.base.statedb import StateDB
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_two_workers_raising_at_once_open_one_alert(
 
 
 def test_migration_resolves_duplicate_open_alerts_keeping_the_oldest(state_url: str) -> None:
-    from alerts.store import MIGRATIONS
+    from hazwatch.alerts.store import MIGRATIONS
 
     db = StateDB(state_url)
     db.migrate("alerts", MIGRATIONS[:1])  # a store from before the unique index

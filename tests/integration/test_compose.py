@@ -251,21 +251,22 @@ def test_dockerfile_runs_hazwatch_as_non_root() -> None:
     assert any(name == "RUN" and "pip install ." in arg for name, arg in instructions)
 
 
-def test_dockerfile_copies_every_package_the_distribution_has() -> None:
-    """The Dockerfile copies directories one by one; a new top-level package must be added."""
-    import tomllib
-
-    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    packages = {
-        p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
+def test_dockerfile_copies_every_folder_the_distribution_has() -> None:
+    """The Dockerfile copies directories one by one: hazwatch/ and every folder it links to."""
+    linked = {
+        (ROOT / "hazwatch" / link.readlink()).resolve().relative_to(ROOT).as_posix()
+        for link in (ROOT / "hazwatch").iterdir()
+        if link.is_symlink()
     }
+    assert {"devices", "ingest", "api"} <= linked
     copied = {
         src.rstrip("/")
         for name, arg in _dockerfile_instructions()
         if name == "COPY"
         for src in shlex.split(arg)[:-1]
     }
-    assert packages <= copied, f"packages not copied into the image: {sorted(packages - copied)}"
+    wanted = {"hazwatch", *linked}
+    assert wanted <= copied, f"folders not copied into the image: {sorted(wanted - copied)}"
     assert {"pyproject.toml", "README.md"} <= copied
 
 

@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage
+from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage
 from tests.services import Mosquitto, wait_for
 
 pytestmark = pytest.mark.integration
@@ -166,7 +166,7 @@ class Buggy(Recorder):
         self.poisoned: list[tuple[list[str], str, str]] = []
 
     def __call__(self, batch: list[RawMessage]) -> None:
-        from devices.errors import StoreUnavailable
+        from hazwatch.base.errors import StoreUnavailable
 
         self.calls += 1
         if self.outages > 0:

@@ -17,11 +17,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alerts.store import AlertStore
-from devices.statedb import StateDB
-from simulators.custody import CustodyLifecycle, Plan, plan
-from streams.custody import RULES
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.store import AlertStore
+from hazwatch.base.statedb import StateDB
+from hazwatch.simulators.custody import CustodyLifecycle, Plan, plan
+from hazwatch.streams.custody.rules import RULES
+from hazwatch.streams.custody.store import CustodyStore
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 

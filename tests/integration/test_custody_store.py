@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.model import ListSink
-from alerts.store import AlertStore
-from api.app import create_app
-from api.deps import ApiContext
-from api.routes import custody as custody_routes
-from devices import registry
-from devices.decode import Decoded, decode
-from devices.statedb import StateDB
-from simulators.custody import plan
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.alerts.store import AlertStore
+from hazwatch.api.app import create_app
+from hazwatch.api.deps import ApiContext
+from hazwatch.api.routes import custody as custody_routes
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import registry
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.simulators.custody import plan
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 pytestmark = pytest.mark.integration
 REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"

@@ -18,15 +18,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.model import Alert, AlertSignal
-from alerts.store import AlertStore
-from devices import registry
-from devices.decode import Decoded, decode
-from devices.statedb import StateDB
-from simulators.custody import Plan, plan
-from streams.custody import NS_PER_S, Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import Alert, AlertSignal
+from hazwatch.alerts.store import AlertStore
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import registry
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.simulators.custody import Plan, plan
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import NS_PER_S, Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 pytestmark = pytest.mark.integration
 REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"

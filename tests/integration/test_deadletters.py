@@ -13,8 +13,8 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import REGISTRY
 
-from devices.statedb import StateDB
-from ingest.deadletters import (
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.deadletters import (
     MIGRATIONS,
     MINUTE_NS,
     OVERFLOW_SOURCE,

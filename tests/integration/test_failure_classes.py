@@ -13,9 +13,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from devices.errors import StoreUnavailable
-from devices.statedb import StateDB
-from ingest.failures import is_transient, reason_of
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.failures import is_transient, reason_of
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.decode import decode
-from devices.errors import PayloadError
-from devices.family import NoRegistry
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 from tests.unit.test_hostile_payloads import JSON_KINDS, good_messages, hj212_inputs, json_inputs
@@ -174,7 +174,7 @@ def dead_letters(service: HazwatchProcess, site: str) -> tuple[Counter[str], int
     Past 1,000 sources a minute the rate limit lets the rest share one burst: of a flood of
     this many devices, some letters are counted as suppressed rather than stored whole.
     """
-    from devices.statedb import StateDB
+    from hazwatch.base.statedb import StateDB
 
     db = StateDB(f"sqlite:///{service.workdir / 'data' / 'state.db'}")
     try:
@@ -307,7 +307,7 @@ def test_hostile_hj212_over_the_tcp_gateway(
     import subprocess
     import sys
 
-    from devices import hj212
+    from hazwatch.devices import hj212
     from tests.services import free_port, port_open, terminate
     from tests.unit.test_hostile_payloads import GOOD_HJ212
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devices.errors import StoreUnavailable
-from devices.points import to_line
-from ingest.influx_v1 import InfluxQLReader, InfluxV1Writer, RetryPolicy, quote_string
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.points import to_line
+from hazwatch.ingest.influx_v1 import InfluxQLReader, InfluxV1Writer, RetryPolicy, quote_string
 from tests.services import IN_CI, Influxd, ServiceMissing, free_port, wait_for
 
 pytestmark = pytest.mark.integration

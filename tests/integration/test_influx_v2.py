@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from devices.errors import StoreUnavailable
-from devices.points import to_line
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.points import to_line
+from hazwatch.ingest.influx_v1 import InfluxV1Writer, RetryPolicy
+from hazwatch.ingest.influx_v2 import InfluxV2Writer, v2_reader
+from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.settings import Settings
-from ingest.influx_v1 import InfluxV1Writer, RetryPolicy
-from ingest.influx_v2 import InfluxV2Writer, v2_reader
-from ingest.writers import make_reader, make_writer
 from tests.services import IN_CI, Influxd, ServiceMissing, VictoriaMetrics, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -16,9 +16,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from simulators.faults import FaultPlan
-from simulators.fleet import Fleet, FleetConfig, FleetReport
-from simulators.payloads import Message
+from hazwatch.simulators.faults import FaultPlan
+from hazwatch.simulators.fleet import Fleet, FleetConfig, FleetReport
+from hazwatch.simulators.payloads import Message
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, VictoriaMetrics, wait_for
 

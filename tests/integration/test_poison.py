@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.statedb import StateDB
-from ingest.deadletters import DeadLetter, DeadLetterStore
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.deadletters import DeadLetter, DeadLetterStore
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 

@@ -19,13 +19,13 @@ import orjson
 import paho.mqtt.client as paho
 import pytest
 
-from devices.decode import decode
-from devices.errors import PayloadError
-from devices.family import NoRegistry
-from simulators.faults import FaultPlan
-from simulators.fleet import Fleet, FleetConfig, drop_connection
-from simulators.mqtt import device_client, status_topic
-from simulators.payloads import FAMILIES
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.simulators.faults import FaultPlan
+from hazwatch.simulators.fleet import Fleet, FleetConfig, drop_connection
+from hazwatch.simulators.mqtt import device_client, status_topic
+from hazwatch.simulators.payloads import FAMILIES
 from tests.services import Mosquitto, free_port, wait_for
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from simulators.video_scenes import write_scene
+from hazwatch.simulators.video_scenes import write_scene
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 

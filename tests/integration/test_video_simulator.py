@@ -11,13 +11,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from alerts.model import ListSink
-from devices.decode import decode
-from devices.family import NoRegistry
-from simulators.camera import VideoFleet
-from simulators.scenarios import get_scenario
-from streams.video import CAMERA_OFFLINE, FRAME_GAP, TAMPER_OCCLUSION
-from streams.video_processor import VideoProcessor
+from hazwatch.alerts.model import ListSink
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.simulators.camera import VideoFleet
+from hazwatch.simulators.scenarios import get_scenario
+from hazwatch.streams.video.processor import VideoProcessor
+from hazwatch.streams.video.rules import CAMERA_OFFLINE, FRAME_GAP, TAMPER_OCCLUSION
 from tests.services import Mosquitto, wait_for
 
 pytestmark = pytest.mark.integration

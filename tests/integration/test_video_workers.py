@@ -16,11 +16,17 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devices.statedb import StateDB
-from devices.topics import build_topic
-from simulators.camera import VideoFleet
-from simulators.mqtt import device_client
-from streams.video import CAMERA_OFFLINE, DOOR_MOTION_NO_READ, FRAME_GAP, RULES, VideoRuleSettings
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.topics import build_topic
+from hazwatch.simulators.camera import VideoFleet
+from hazwatch.simulators.mqtt import device_client
+from hazwatch.streams.video.rules import (
+    CAMERA_OFFLINE,
+    DOOR_MOTION_NO_READ,
+    FRAME_GAP,
+    RULES,
+    VideoRuleSettings,
+)
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from alerts.store import AlertStore
-from api.app import create_app
-from api.deps import ApiContext
-from devices import hj212
-from devices.decode import decode
-from devices.family import NoRegistry
-from devices.statedb import StateDB
-from hazwatch import wiring_air
-from streams.air_hourly import AirHourly
+from hazwatch.alerts.store import AlertStore
+from hazwatch.api.app import create_app
+from hazwatch.api.deps import ApiContext
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import hj212
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.parts import air as wiring_air
+from hazwatch.streams.air.hourly import AirHourly
 
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN

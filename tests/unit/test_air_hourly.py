@@ -7,14 +7,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from alerts.model import ListSink
-from devices import hj212
-from devices.decode import Decoded, decode
-from devices.family import NoRegistry
-from devices.points import Point
-from devices.statedb import StateDB
-from streams import aqi
-from streams.air_hourly import COLUMNS, AirHourly
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import hj212
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.streams.air import aqi
+from hazwatch.streams.air.hourly import COLUMNS, AirHourly
 
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
@@ -106,7 +106,7 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListS
 
 
 def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
-    from alerts.store import AlertStore
+    from hazwatch.alerts.store import AlertStore
 
     db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
     store = AlertStore(db)

@@ -23,24 +23,26 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from alerts.model import ListSink
-from alerts.store import AlertStore
-from api.app import create_app
-from api.deps import ApiContext
-from api.params import SEGMENT
-from api.routes.snapshots import snapshot_dir
-from devices import hj212, registry, topics
-from devices.decode import decode
-from devices.family import NoRegistry
-from devices.statedb import StateDB
-from hazwatch import wiring_air, wiring_custody, wiring_video
-from ingest.pointstore import PointStore
-from simulators.custody import Plan, plan
-from streams import ledger
-from streams.air_hourly import AirHourly
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.alerts.store import AlertStore
+from hazwatch.api.app import create_app
+from hazwatch.api.deps import ApiContext
+from hazwatch.api.params import SEGMENT
+from hazwatch.api.routes.snapshots import snapshot_dir
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import hj212, registry, topics
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.ingest.pointstore import PointStore
+from hazwatch.parts import air as wiring_air
+from hazwatch.parts import custody as wiring_custody
+from hazwatch.parts import video as wiring_video
+from hazwatch.simulators.custody import Plan, plan
+from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.custody import ledger
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 TOKEN = "fuzz-token"
 REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams import aqi
+from hazwatch.streams.air import aqi
 
 TABLES = sorted(aqi.BREAKPOINTS)
 

@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
-from ingest import consumer
-from ingest.consumer import _BufferedClient, scan_publishes
+from hazwatch.ingest import consumer
+from hazwatch.ingest.consumer import _BufferedClient, scan_publishes
 
 # What the client is seen to do: ("publish", mid, topic, payload, qos) from the fast path or
 # its decoder, ("paho publish", …) from paho's own on_message (QoS 2), ("suback", mid),

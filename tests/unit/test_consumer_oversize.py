@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from paho.mqtt.enums import MQTTErrorCode
 
-from ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage
+from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer, RawMessage
 from tests.unit.test_consumer_fastpath import SOME_PROPERTIES, ArrivingSocket, publish, suback
 
 LIMIT = 4096

@@ -9,14 +9,14 @@ import sys
 import time
 from pathlib import Path
 
-from alerts.model import ListSink
-from devices import registry
-from devices.decode import decode
-from devices.statedb import StateDB
-from simulators.custody import plan
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import registry
+from hazwatch.devices.decode import decode
+from hazwatch.simulators.custody import plan
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
 SAMPLE = Path(__file__).parents[1] / "data" / "registry.toml"

@@ -8,13 +8,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from alerts.model import ListSink
-from devices.decode import Decoded, decode
-from devices.registry import RegistryContext, load_file
-from devices.statedb import StateDB
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import Decoded, decode
+from hazwatch.devices.registry import RegistryContext, load_file
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
 NOW = time.time_ns()

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.registry import load_file
-from streams.custody import (
+from hazwatch.devices.registry import load_file
+from hazwatch.streams.custody.processor import geography
+from hazwatch.streams.custody.rules import (
     NS_PER_DAY,
     NS_PER_H,
     Input,
@@ -19,7 +20,6 @@ from streams.custody import (
     Tracker,
     Weighing,
 )
-from streams.custody_processor import geography
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
 T0 = 1_700_000_000 * 1_000_000_000

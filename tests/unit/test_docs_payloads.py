@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from devices import hj212
-from devices.families import FAMILIES
-from devices.family import KindSpec
+from hazwatch.devices import hj212
+from hazwatch.devices.families import FAMILIES
+from hazwatch.devices.family import KindSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs" / "payloads.md").read_text(encoding="utf-8")
@@ -138,9 +138,9 @@ def test_every_measurement_written_has_a_section() -> None:
 
 def test_device_points_match_their_section() -> None:
     """Tags and fields the simulators' messages decode to are each in their measurement's table."""
-    from devices.decode import decode
-    from devices.family import NoRegistry
-    from simulators.payloads import DeviceGenerator
+    from hazwatch.devices.decode import decode
+    from hazwatch.devices.family import NoRegistry
+    from hazwatch.simulators.payloads import DeviceGenerator
 
     now_ns = 1_795_996_800_000_000_000
     for family in FAMILIES:

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices import hj212
-from devices.decode import decode
-from devices.errors import PayloadError
-from devices.family import NoRegistry
-from devices.topics import parse_topic
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices import hj212
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.devices.topics import parse_topic
 
 # HJ 212-2017 section 6.2 / appendix: the example packet of the standard (CN 1062, set RtdInterval).
 STANDARD_EXAMPLE = (
@@ -241,7 +241,7 @@ def test_built_packets_round_trip(values: dict[str, float], cn: str) -> None:
 
 
 def test_topic_kind_is_registered() -> None:
-    from devices.families import FAMILIES
+    from hazwatch.devices.families import FAMILIES
 
     assert "hj212" in FAMILIES["air"].kinds
     assert parse_topic("hw/s/air/a1/hj212").kind == "hj212"

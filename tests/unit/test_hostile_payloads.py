@@ -21,15 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from devices import air as air_family
-from devices import camera, hj212, rfid, scale, status, terminal
-from devices.decode import decode
-from devices.errors import PayloadError
-from devices.family import NoRegistry
-from devices.points import Point, parse_line
-from devices.timeparse import EARLIEST_NS, NS_PER_MS, NS_PER_S, format_ts
-from simulators.hj212_station import AirSimConfig, StationSim, stations
-from simulators.payloads import DeviceGenerator, device_ids
+from hazwatch.base.errors import PayloadError
+from hazwatch.base.points import Point, parse_line
+from hazwatch.devices import air as air_family
+from hazwatch.devices import camera, hj212, rfid, scale, status, terminal
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.devices.timeparse import EARLIEST_NS, NS_PER_MS, NS_PER_S, format_ts
+from hazwatch.simulators.hj212_station import AirSimConfig, StationSim, stations
+from hazwatch.simulators.payloads import DeviceGenerator, device_ids
 
 NOW_NS = 1_764_050_000_000_000_000  # 2025-11-25T05:53:20Z
 MAX_FUTURE_NS = 300 * NS_PER_S
@@ -148,7 +148,7 @@ def assert_storable(point: Point) -> None:
     assert back.ts_ns == point.ts_ns
     assert back.fields == point.fields
     try:
-        from ingest.pointstore import line_fields
+        from hazwatch.ingest.pointstore import line_fields
     except ImportError:  # another part of the tree; the round trip above stands on its own
         return
     assert line_fields(line)[1] == point.fields

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingest.health import RateWindow, Thresholds, judge
+from hazwatch.ingest.health import RateWindow, Thresholds, judge
 
 WELL = dict(oldest_unacked_s=0.5, batch_retries=0, deadletters_per_min=3.0, deadletter_store={})
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from alerts.model import ListSink
-from devices.decode import decode
-from devices.registry import RegistryContext, load_file
-from devices.statedb import StateDB
-from simulators.custody import Plan, plan
-from streams import ledger
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import decode
+from hazwatch.devices.registry import RegistryContext, load_file
+from hazwatch.simulators.custody import Plan, plan
+from hazwatch.streams.custody import ledger
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
 CHINA = timezone(timedelta(hours=8))

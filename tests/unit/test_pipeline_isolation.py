@@ -12,18 +12,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devices.decode import Decoded
-from devices.errors import StoreUnavailable
-from devices.family import NoRegistry
-from devices.points import Point
-from devices.statedb import StateDB
-from ingest import pipeline as pipeline_module
-from ingest.consumer import MessageBatch, RawMessage
-from ingest.deadletters import DeadLetterStore
-from ingest.interfaces import RejectedLine
-from ingest.pipeline import IngestPipeline, OncePerMinute
-from ingest.pointstore import PointStore
-from ingest.spool import Spool
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import Decoded
+from hazwatch.devices.family import NoRegistry
+from hazwatch.ingest import pipeline as pipeline_module
+from hazwatch.ingest.consumer import MessageBatch, RawMessage
+from hazwatch.ingest.deadletters import DeadLetterStore
+from hazwatch.ingest.interfaces import RejectedLine
+from hazwatch.ingest.pipeline import IngestPipeline, OncePerMinute
+from hazwatch.ingest.pointstore import PointStore
+from hazwatch.ingest.spool import Spool
 
 
 class Picky:
@@ -254,9 +254,9 @@ def test_a_poison_batch_becomes_dead_letters_and_frees_the_batches_behind_it(
 
 
 def test_waiting_is_never_mistaken_for_poison() -> None:
-    from ingest.failures import is_transient
-    from ingest.pipeline import OutOfTurn
-    from ingest.spool import SpoolFull
+    from hazwatch.ingest.failures import is_transient
+    from hazwatch.ingest.pipeline import OutOfTurn
+    from hazwatch.ingest.spool import SpoolFull
 
     assert is_transient(OutOfTurn("batch 3 waited 10 s for batch 2"))
     assert is_transient(SpoolFull("spool full"))

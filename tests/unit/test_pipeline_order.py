@@ -11,15 +11,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from devices.decode import Decoded
-from devices.family import NoRegistry
-from devices.points import Point
-from devices.statedb import StateDB
-from ingest.consumer import MessageBatch, RawMessage
-from ingest.deadletters import DeadLetterStore
-from ingest.pipeline import IngestPipeline, OutOfTurn
-from ingest.pointstore import PointStore
-from ingest.spool import Spool
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import Decoded
+from hazwatch.devices.family import NoRegistry
+from hazwatch.ingest.consumer import MessageBatch, RawMessage
+from hazwatch.ingest.deadletters import DeadLetterStore
+from hazwatch.ingest.pipeline import IngestPipeline, OutOfTurn
+from hazwatch.ingest.pointstore import PointStore
+from hazwatch.ingest.spool import Spool
 
 
 class Recorder:

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.errors import ConfigError
-from devices.points import Point, parse_line, to_line
+from hazwatch.base.errors import ConfigError
+from hazwatch.base.points import Point, parse_line, to_line
+from hazwatch.ingest.influx_v1 import InfluxV1Writer
+from hazwatch.ingest.pointstore import PointStore
+from hazwatch.ingest.writers import check_influx_settings, make_reader, make_writer
 from hazwatch.settings import Settings
-from ingest.influx_v1 import InfluxV1Writer
-from ingest.pointstore import PointStore
-from ingest.writers import check_influx_settings, make_reader, make_writer
 
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
 
@@ -258,7 +258,7 @@ def test_v1_writer_compresses_only_over_a_network(
     writer.close()
 
 
-# -- line protocol round trip (devices/points.py) ------------------------------------------
+# -- line protocol round trip (base/points.py) ------------------------------------------
 
 AWKWARD = list("危废暂存间 ,=\"'\\\n\tn")
 awkward_chars = st.sampled_from(AWKWARD) | st.characters(codec="utf-8")
@@ -366,12 +366,12 @@ def test_a_refusal_of_the_embedded_store_is_the_lines_not_an_outage(tmp_path: Pa
     outage (spooled)."""
     import sqlite3
 
-    from devices.errors import StoreUnavailable
-    from devices.family import NoRegistry
-    from devices.statedb import StateDB
-    from ingest.deadletters import DeadLetterStore
-    from ingest.pipeline import IngestPipeline
-    from ingest.spool import Spool
+    from hazwatch.base.errors import StoreUnavailable
+    from hazwatch.base.statedb import StateDB
+    from hazwatch.devices.family import NoRegistry
+    from hazwatch.ingest.deadletters import DeadLetterStore
+    from hazwatch.ingest.pipeline import IngestPipeline
+    from hazwatch.ingest.spool import Spool
 
     points = PointStore(tmp_path / "points.db")
     raw = sqlite3.connect(tmp_path / "points.db")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from devices import registry
-from devices.errors import ConfigError
-from devices.statedb import StateDB
+from hazwatch.base.errors import ConfigError
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import registry
 
 SAMPLE = Path(__file__).parents[1] / "data" / "registry.toml"
 

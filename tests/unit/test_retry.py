@@ -1,11 +1,11 @@
-"""ingest.retry: the pauses, the budget and Retry-After, on a clock the test moves."""
+"""hazwatch.base.retry: the pauses, the budget and Retry-After, on a clock the test moves."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-from ingest.retry import Backoff, RetryPolicy, parse_retry_after
+from hazwatch.base.retry import Backoff, RetryPolicy, parse_retry_after
 
 
 class Clock:

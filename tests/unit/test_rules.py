@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import ListSink, Severity
-from alerts.rules import RuleSpec, defaults_of, index, markdown_table, severities
-from devices.decode import decode
-from devices.registry import RegistryContext, load_file
-from simulators import custody as custody_sim
-from streams import air_hourly, custody, custody_processor, video
-from streams.custody_processor import CustodyProcessor
+from hazwatch.alerts.model import ListSink, Severity
+from hazwatch.alerts.rules import RuleSpec, defaults_of, index, markdown_table, severities
+from hazwatch.devices.decode import decode
+from hazwatch.devices.registry import RegistryContext, load_file
+from hazwatch.simulators import custody as custody_sim
+from hazwatch.streams.air import hourly as air_hourly
+from hazwatch.streams.custody import processor as custody_processor
+from hazwatch.streams.custody import rules as custody
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.video import rules as video
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "rules.md"

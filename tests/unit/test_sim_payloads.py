@@ -10,11 +10,11 @@ from collections import Counter
 
 import pytest
 
-from devices.decode import decode
-from devices.errors import PayloadError
-from devices.family import NoRegistry
-from simulators.faults import EXPECTED_REASON, FaultPlan, inject
-from simulators.payloads import FAMILIES, DeviceGenerator, device_ids
+from hazwatch.base.errors import PayloadError
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.simulators.faults import EXPECTED_REASON, FaultPlan, inject
+from hazwatch.simulators.payloads import FAMILIES, DeviceGenerator, device_ids
 
 NOW_NS = 1_764_050_000_000_000_000  # 2025-11-25T05:53:20Z
 CTX = NoRegistry()
@@ -131,8 +131,13 @@ class _Step:
 def test_scenarios_are_steps_run_in_order_behind_a_registry() -> None:
     import asyncio
 
-    from simulators.fleet import Fleet
-    from simulators.scenarios import Scenario, get_scenario, register_scenario, scenario_names
+    from hazwatch.simulators.fleet import Fleet
+    from hazwatch.simulators.scenarios import (
+        Scenario,
+        get_scenario,
+        register_scenario,
+        scenario_names,
+    )
 
     first, second = _Step("first"), _Step("second", ok=False)
 

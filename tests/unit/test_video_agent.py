@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from devices.camera import Frame
-from devices.camera_agent import (
+from hazwatch.devices.camera import Frame
+from hazwatch.devices.schema import validator
+from hazwatch.edge.camera_agent import (
     AgentConfig,
     CameraAgent,
     EvidenceFolder,
@@ -16,8 +17,7 @@ from devices.camera_agent import (
     SourceFrame,
     StreamDown,
 )
-from devices.schema import validator
-from simulators.video_scenes import Scene
+from hazwatch.simulators.video_scenes import Scene
 
 T0 = 1_764_000_000 * 1_000_000_000
 
@@ -84,8 +84,8 @@ def test_dropped_stream_says_offline_reconnects_and_goes_on(tmp_path: Path) -> N
 def test_every_message_is_a_valid_frame_payload_with_objects(tmp_path: Path) -> None:
     import orjson
 
-    from devices.camera_agent import CaptureSource
-    from simulators.video_scenes import write_scene
+    from hazwatch.edge.camera_agent import CaptureSource
+    from hazwatch.simulators.video_scenes import write_scene
 
     video = write_scene(tmp_path / "p.mp4", "covered", seconds=2, event_s=1.0)
     sink = Collect()

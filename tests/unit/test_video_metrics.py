@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from devices.camera_agent import AgentConfig, CameraAgent, CaptureSource, EvidenceFolder
-from simulators.video_scenes import write_scene
+from hazwatch.edge.camera_agent import AgentConfig, CameraAgent, CaptureSource, EvidenceFolder
+from hazwatch.simulators.video_scenes import write_scene
 
 SECONDS = 3.0
 EVENT_S = 1.0  # the tamper starts here; "before" is frames 5..24, "after" is from 1.4 s on
@@ -131,8 +131,8 @@ def test_lights_out_is_dark(scene_files: dict[str, Path], tmp_path: Path) -> Non
 
 
 def test_a_camera_that_starts_covered_takes_its_first_real_view_as_reference() -> None:
-    from devices.video_metrics import FrameAnalyzer
-    from simulators.video_scenes import Scene
+    from hazwatch.edge.video_metrics import FrameAnalyzer
+    from hazwatch.simulators.video_scenes import Scene
 
     covered, room = Scene("covered", event_s=0.0), Scene("static")
     analyzer = FrameAnalyzer()

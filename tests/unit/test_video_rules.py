@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.model import ListSink
-from devices.decode import decode
-from devices.family import NoRegistry
-from devices.points import Point
-from ingest.pointstore import PointStore
-from streams.video import (
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import decode
+from hazwatch.devices.family import NoRegistry
+from hazwatch.ingest.pointstore import PointStore
+from hazwatch.streams.video.processor import VideoProcessor, ask
+from hazwatch.streams.video.rules import (
     CAMERA_OFFLINE,
     CAMERA_TOO_DARK,
     DOOR_MOTION_NO_READ,
@@ -24,7 +25,6 @@ from streams.video import (
     VideoRules,
     VideoRuleSettings,
 )
-from streams.video_processor import VideoProcessor, ask
 
 S = 1_000_000_000
 T0 = 1_764_000_000 * S

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from alerts.store import AlertStore
-from api.app import create_app
-from api.deps import ApiContext
-from devices.camera_agent import EvidenceFolder, SnapshotUploader, snapshot_jpeg
-from devices.statedb import StateDB
-from hazwatch import wiring_video
+from hazwatch.alerts.store import AlertStore
+from hazwatch.api.app import create_app
+from hazwatch.api.deps import ApiContext
+from hazwatch.base.statedb import StateDB
+from hazwatch.edge.camera_agent import EvidenceFolder, SnapshotUploader, snapshot_jpeg
+from hazwatch.parts import video as wiring_video
 
 TOKEN = "s3cret"
 T0 = 1_764_000_000 * 1_000_000_000
@@ -113,8 +113,8 @@ def test_old_snapshots_go_unless_an_open_alert_cites_them(tmp_path: Path) -> Non
     import os
     import time
 
-    from alerts.model import AlertSignal, Severity
-    from api.routes.snapshots import prune_snapshots
+    from hazwatch.alerts.model import AlertSignal, Severity
+    from hazwatch.api.routes.snapshots import prune_snapshots
 
     folder = tmp_path / "snapshots"
     folder.mkdir()

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from alerts.model import ListSink
-from devices import registry
-from devices.statedb import StateDB
-from hazwatch import wiring_video
+from hazwatch.alerts.model import ListSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices import registry
+from hazwatch.parts import video as wiring_video
 from hazwatch.settings import Settings
-from streams.video import VideoRuleSettings
-from streams.video_processor import VideoProcessor
+from hazwatch.streams.video.processor import VideoProcessor
+from hazwatch.streams.video.rules import VideoRuleSettings
 
 DOC = {
     "site": [{"id": "jy-0012", "name": "暂存间"}],

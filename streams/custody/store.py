@@ -10,9 +10,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from devices.statedb import StateDB
-from devices.timeparse import format_ts
-from streams.custody import (
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.timeparse import format_ts
+from hazwatch.streams.custody.rules import (
     LOCATION_STAGE,
     Changes,
     CustodyEvent,

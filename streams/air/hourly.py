@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 
-from alerts.model import AlertSignal, AlertSink, Severity
-from alerts.rules import RuleSpec, defaults_of, severities
-from devices.decode import Decoded
-from devices.points import Point
-from devices.statedb import StateDB
-from streams import aqi
+from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
+from hazwatch.alerts.rules import RuleSpec, defaults_of, severities
+from hazwatch.base.points import Point
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.decode import Decoded
+from hazwatch.streams.air import aqi
 
 NS_PER_MIN = 60 * 1_000_000_000
 NS_PER_HOUR = 60 * NS_PER_MIN
@@ -113,7 +113,7 @@ class HourlySettings:
 
 
 # Each air rule, declared once (alerts and docs/rules.md are made from these). The class II
-# limits air_exceedance checks are GB 3095-2012's, in streams.aqi.LIMITS_CLASS_II.
+# limits air_exceedance checks are GB 3095-2012's, in hazwatch.streams.air.aqi.LIMITS_CLASS_II.
 RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec(
         RULE_EXCEEDANCE,

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from devices.family import DecodeContext
-from devices.registry import RegistryContext
+from hazwatch.devices.family import DecodeContext
+from hazwatch.devices.registry import RegistryContext
+from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext
-from ingest.interfaces import StreamProcessor
-from streams.custody import Tracker
-from streams.custody_processor import CustodyProcessor
-from streams.custody_store import CustodyStore
+from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.custody.rules import Tracker
+from hazwatch.streams.custody.store import CustodyStore
 
 
 class CustodyPart:
@@ -45,7 +45,7 @@ class CustodyPart:
 
 
 def routers() -> list[APIRouter]:
-    """API routers of this part, included by api.app."""
-    from api.routes import custody
+    """API routers of this part, included by hazwatch.api.app."""
+    from hazwatch.api.routes import custody
 
     return [custody.router]

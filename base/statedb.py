@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from devices.errors import ConfigError, StoreUnavailable
+from hazwatch.base.errors import ConfigError, StoreUnavailable
 
 # Templates in migrations: {id} an auto-increment primary key, {blob} binary, {text} text.
 _TEMPLATES = {

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from alerts.model import Severity
-from alerts.rules import RuleSpec, defaults_of
+from hazwatch.alerts.model import Severity
+from hazwatch.alerts.rules import RuleSpec, defaults_of
 
 NS_PER_S = 1_000_000_000
 
@@ -134,7 +134,7 @@ SEVERITY = {spec.id: spec.severity.value for spec in RULE_SPECS}  # Finding.seve
 
 
 class FrameFacts(NamedTuple):
-    """What the rules need of one frame message (devices.camera.Frame, flattened).
+    """What the rules need of one frame message (hazwatch.devices.camera.Frame, flattened).
 
     A NamedTuple, not a frozen dataclass: one is made per camera frame on the hot path, and a
     frozen dataclass sets each of its eleven fields through object.__setattr__.

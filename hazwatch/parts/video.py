@@ -12,19 +12,19 @@ from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
-from alerts.model import AlertSink
-from devices.statedb import StateDB
+from hazwatch.alerts.model import AlertSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.interfaces import PointReader, StreamProcessor
 from hazwatch.parts import PartContext
 from hazwatch.settings import Settings
-from ingest.interfaces import PointReader, StreamProcessor
 
 if TYPE_CHECKING:
-    from streams.video import VideoRuleSettings
+    from hazwatch.streams.video.rules import VideoRuleSettings
 
 
 def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     """(site, camera) -> the RFID readers at the door the camera sees, from the stored registry."""
-    from devices.registry import RegistryContext
+    from hazwatch.devices.registry import RegistryContext
 
     registry = RegistryContext(db)
 
@@ -38,7 +38,7 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
 
 def rule_settings(settings: Settings) -> VideoRuleSettings:
     """The video rules' thresholds: each settings field video_<name> sets the rules' <name>."""
-    from streams.video import VideoRuleSettings
+    from hazwatch.streams.video.rules import VideoRuleSettings
 
     names = {f.name for f in fields(VideoRuleSettings)}
     chosen = {
@@ -57,8 +57,8 @@ def processors(
     Frame gaps and door motion are confirmed in the shared point store (other workers on the
     shared subscription store what this one never sees): `reader`, or one made from settings.
     """
-    from ingest.writers import make_reader
-    from streams.video_processor import VideoProcessor
+    from hazwatch.ingest.writers import make_reader
+    from hazwatch.streams.video.processor import VideoProcessor
 
     return [
         VideoProcessor(
@@ -71,8 +71,8 @@ def processors(
 
 
 def routers() -> list[APIRouter]:
-    """API routers of this part, included by api.app."""
-    from api.routes import snapshots
+    """API routers of this part, included by hazwatch.api.app."""
+    from hazwatch.api.routes import snapshots
 
     return [snapshots.router]
 

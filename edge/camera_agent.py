@@ -25,10 +25,10 @@ import paho.mqtt.client as mqtt
 from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
-from devices.timeparse import NS_PER_S
-from devices.topics import build_topic
-from devices.video_metrics import AnalyzerSettings, EdgeEvents, FrameAnalyzer, FrameMetrics
-from ingest.retry import Backoff, RetryPolicy
+from hazwatch.base.retry import Backoff, RetryPolicy
+from hazwatch.devices.timeparse import NS_PER_S
+from hazwatch.devices.topics import build_topic
+from hazwatch.edge.video_metrics import AnalyzerSettings, EdgeEvents, FrameAnalyzer, FrameMetrics
 
 log = logging.getLogger("hazwatch.camera")
 

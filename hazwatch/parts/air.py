@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext
-from ingest.interfaces import StreamProcessor
-from streams.air_hourly import AirHourly
+from hazwatch.streams.air.hourly import AirHourly
 
 
 class AirPart:
@@ -30,7 +30,7 @@ class AirPart:
 
 
 def routers() -> list[APIRouter]:
-    """API routers of this part, included by api.app."""
-    from api.routes import air
+    """API routers of this part, included by hazwatch.api.app."""
+    from hazwatch.api.routes import air
 
     return [air.router]

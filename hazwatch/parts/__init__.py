@@ -12,10 +12,10 @@ from typing import Protocol
 
 from fastapi import APIRouter
 
-from alerts.model import AlertSink
-from devices.statedb import StateDB
+from hazwatch.alerts.model import AlertSink
+from hazwatch.base.statedb import StateDB
+from hazwatch.ingest.interfaces import PointReader, StreamProcessor
 from hazwatch.settings import Settings
-from ingest.interfaces import PointReader, StreamProcessor
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from alerts.model import AlertSignal, AlertSink, Severity
-from alerts.rules import severities
-from devices.decode import Decoded
-from devices.points import Point
-from devices.registry import Registry, RegistryContext
-from streams.custody import (
+from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
+from hazwatch.alerts.rules import severities
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import Decoded
+from hazwatch.devices.registry import Registry, RegistryContext
+from hazwatch.streams.custody.rules import (
     RULE_SPECS,
     Changes,
     Geography,
@@ -29,11 +29,11 @@ from streams.custody import (
     Violation,
     Weighing,
 )
-from streams.custody_store import CustodyStore
+from hazwatch.streams.custody.store import CustodyStore
 
 log = logging.getLogger(__name__)
 
-# the severity each custody rule raises with, as declared (streams.custody.RULE_SPECS)
+# the severity each custody rule raises with, as declared (rules.py RULE_SPECS)
 SEVERITY = severities(RULE_SPECS)
 
 

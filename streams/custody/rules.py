@@ -10,9 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from alerts.model import Severity
-from alerts.rules import RuleSpec, defaults_of
-from devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG, CustodyLimits
+from hazwatch.alerts.model import Severity
+from hazwatch.alerts.rules import RuleSpec, defaults_of
+from hazwatch.devices.registry import (
+    DEFAULT_STORAGE_LIMIT_DAYS,
+    DEFAULT_STORAGE_LIMIT_KG,
+    CustodyLimits,
+)
 
 NS_PER_S = 1_000_000_000
 NS_PER_H = 3600 * NS_PER_S
@@ -40,7 +44,7 @@ LOCATION_STAGE = {
 
 # Each custody rule, declared once: the processor's alert severities, the simulator's faults
 # and docs/rules.md are made from these. Thresholds are the defaults of the registry's
-# [custody] table (devices.registry.CustodyLimits) and of a site's storage limits.
+# [custody] table (hazwatch.devices.registry.CustodyLimits) and of a site's storage limits.
 RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec(
         "skipped_stage",

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from devices.timeparse import CHINA
-from streams.custody import (
+from hazwatch.devices.timeparse import CHINA
+from hazwatch.streams.custody.rules import (
     DISPATCHED,
     DISPOSED,
     GENERATED,

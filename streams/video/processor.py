@@ -1,6 +1,6 @@
 """The video StreamProcessor: camera frames, camera statuses and RFID reads into the video rules.
 
-Never decide a rule here (streams.video does); this only translates records, findings and the
+Never decide a rule here (rules.py does); this only translates records, findings and the
 point-store answers that confirm candidates (asked off the batch path, on its own thread).
 """
 
@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alerts.model import AlertSignal, AlertSink, Severity
-from devices.decode import Decoded
-from devices.points import Point
-from ingest.interfaces import PointReader
-from streams.video import (
+from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import Decoded
+from hazwatch.ingest.interfaces import PointReader
+from hazwatch.streams.video.rules import (
     Confirmation,
     Finding,
     FrameFacts,
