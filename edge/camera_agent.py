@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, cast
 from urllib.parse import unquote, urlsplit
@@ -26,6 +25,7 @@ from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hazwatch.base.retry import Backoff, RetryPolicy
+from hazwatch.devices.camera import check_snapshot_name, snapshot_name
 from hazwatch.devices.timeparse import NS_PER_S
 from hazwatch.devices.topics import build_topic
 from hazwatch.edge.video_metrics import AnalyzerSettings, EdgeEvents, FrameAnalyzer, FrameMetrics
@@ -34,7 +34,6 @@ log = logging.getLogger("hazwatch.camera")
 
 Image = NDArray[np.uint8]
 CHINA = timezone(timedelta(hours=8), "CST")
-SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 
 
 # ── frame sources ────────────────────────────────────────────────────────────────────────────
@@ -187,12 +186,6 @@ def snapshot_jpeg(
     return bytes(buf.tobytes())
 
 
-def snapshot_name(site: str, camera: str, ts_ns: int, seq: int, event: str) -> str:
-    when = datetime.fromtimestamp(ts_ns / NS_PER_S, tz=UTC)
-    stamp = f"{when:%Y%m%dT%H%M%S}{when.microsecond // 1000:03d}Z"
-    return f"{site}_{camera}_{stamp}_{seq}_{event}.jpg"[-128:]
-
-
 class EvidenceFolder:
     """A bounded folder of snapshots: `pending/` (not yet uploaded) and `sent/` (uploaded).
 
@@ -213,8 +206,7 @@ class EvidenceFolder:
 
     def keep(self, name: str, jpeg: bytes) -> str | None:
         """Store a snapshot to upload; its sha256, or None when there is no room."""
-        if not SNAPSHOT_NAME.match(name):
-            raise ValueError(f"bad snapshot name {name!r}")
+        check_snapshot_name(name)  # ValueError: the service would never take it
         with self._lock:
             used = self._used()
             if used + len(jpeg) > self.max_bytes:

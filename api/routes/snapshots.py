@@ -18,11 +18,11 @@ from pydantic import BaseModel
 
 from hazwatch.api.deps import Ctx, require_token
 from hazwatch.api.params import errors
+from hazwatch.devices.camera import check_snapshot_name
 
 router = APIRouter()
 
 MAX_SNAPSHOT_BYTES = 2 * 1024 * 1024
-NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,123}\.jpg$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 JPEG = {"schema": {"type": "string", "format": "binary"}}
 
@@ -56,9 +56,10 @@ def snapshot_dir(data_dir: Path | str) -> Path:
 
 
 def _check_name(name: str) -> str:
-    if not NAME.match(name) or ".." in name:
-        raise HTTPException(status_code=400, detail=f"bad snapshot name {name!r}")
-    return name
+    try:
+        return check_snapshot_name(name)
+    except ValueError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
 
 
 @router.post(

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from hazwatch.alerts.store import AlertStore
 from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
+from hazwatch.base.errors import PayloadError
 from hazwatch.base.statedb import StateDB
 from hazwatch.edge.camera_agent import EvidenceFolder, SnapshotUploader, snapshot_jpeg
 from hazwatch.parts import video as wiring_video
@@ -133,3 +135,47 @@ def test_old_snapshots_go_unless_an_open_alert_cites_them(tmp_path: Path) -> Non
     assert deleted == ["old.jpg"]
     assert sorted(p.name for p in folder.iterdir()) == ["cited.jpg", "new.jpg"]
     assert prune_snapshots(tmp_path / "none", 1, now, set()) == []
+
+
+def test_a_built_name_passes_the_check_and_hostile_names_do_not() -> None:
+    """The snapshot name is the agent's and the service's contract (devices/camera.py)."""
+    from hazwatch.devices.camera import Frame, check_snapshot_name, snapshot_name
+    from hazwatch.devices.schema import validator
+
+    name = snapshot_name("jy-0012", "cam-2", T0, 7, "occlusion")
+    assert name == "jy-0012_cam-2_20251124T160000000Z_7_occlusion.jpg"
+    assert check_snapshot_name(name) == name
+    # topic ids may hold dots, and a long name is cut to its last 128 characters
+    for digits in range(1, 17):
+        built = snapshot_name("a." * 32, "c" * 64, T0, 10**digits, "scene_change")
+        assert len(built) <= 128 and check_snapshot_name(built) == built
+    dotted = snapshot_name("a..b", "c.", T0, 1, "motion_start")
+    assert check_snapshot_name(dotted) == dotted
+
+    hostile = [
+        "../b.jpg",
+        "..jpg",
+        "a..jpg",
+        "a/b.jpg",
+        "a\\b.jpg",
+        "/etc/x.jpg",
+        ".hidden.jpg",
+        "a\x00.jpg",
+        "a.jpg\x00",
+        "a.jpg\n",
+        "x" * 125 + ".jpg",
+        "é.jpg",
+        "摄像头.jpg",
+        "a.exe",
+        ".jpg",
+        "",
+    ]
+    parse = validator(Frame)
+    for bad in hostile:
+        with pytest.raises(ValueError, match="bad snapshot name"):
+            check_snapshot_name(bad)
+        frame = {"ts": T0 // 1_000_000, "seq": 1, "snapshot": {"name": bad, "sha256": "0" * 64}}
+        with pytest.raises(PayloadError):
+            parse(orjson.dumps(frame))
+    with pytest.raises(ValueError, match="bad snapshot name"):
+        snapshot_name("site/..", "cam-2", T0, 1, "occlusion")
