@@ -80,13 +80,19 @@ def describe(exc: BaseException, limit: int = 500) -> str:
 
 
 def isolate(
-    positions: Sequence[int], attempt: Callable[[Sequence[int]], None]
+    positions: Sequence[int],
+    attempt: Callable[[Sequence[int]], None],
+    *,
+    splits: type[Exception] | tuple[type[Exception], ...] = Exception,
+    named: Callable[[Sequence[int], Exception], dict[int, Exception]] | None = None,
 ) -> dict[int, Exception]:
     """Run `attempt` over `positions`; when it fails for a reason that is not transient, over
     each half again, in order, until the positions that fail alone are found.
 
-    Returns position → its failure; a transient failure is raised (the caller retries the
-    whole). `attempt` must be safe to run again over positions a failed call covered (a
+    Returns position → its failure; a transient failure, or one that is not a `splits`, is
+    raised (the caller retries the whole). `named(part, exc)` may give the positions of `part`
+    that `exc` names beyond doubt: those fail at once and the rest is tried again together,
+    not halved. `attempt` must be safe to run again over positions a failed call covered (a
     processor keeps nothing of a call that raised; a write is idempotent).
     """
     failures: dict[int, Exception] = {}
@@ -99,10 +105,15 @@ def isolate(
             attempt(part)
             continue
         except Exception as exc:
-            if is_transient(exc):
+            if is_transient(exc) or not isinstance(exc, splits):
                 raise
             if len(part) == 1:
                 failures[part[0]] = exc
+                continue
+            known = named(part, exc) if named is not None else None
+            if known:
+                failures.update(known)
+                stack.append([position for position in part if position not in known])
                 continue
         mid = len(part) // 2
         stack.append(part[mid:])

@@ -1,4 +1,4 @@
-"""InfluxDB 2.x/3.x/1.8+ through influxdb-client's v2 write API, and InfluxQL reading on /query.
+"""InfluxDB 2.x/3.x/1.8+ through influxdb-client's v2 write API (its reader: ingest/influxql.py).
 
 Never drop a line silently: a refused line is returned as RejectedLine, an outage raised.
 """
@@ -15,15 +15,8 @@ from influxdb_client.rest import ApiException
 from influxdb_client.service.ping_service import PingService
 
 from hazwatch.base.errors import StoreUnavailable
-from hazwatch.base.retry import RetryPolicy, parse_retry_after
-from hazwatch.ingest.influx_v1 import (
-    RETRY_STATUSES,
-    SPLIT_STATUSES,
-    InfluxQLReader,
-    LinesRefused,
-    TryAgain,
-    write_splitting,
-)
+from hazwatch.base.retry import RetryPolicy
+from hazwatch.ingest.influx_http import TryAgain, write_failure, write_splitting
 from hazwatch.ingest.interfaces import RejectedLine
 
 
@@ -74,16 +67,11 @@ class InfluxV2Writer:
                 self.bucket, self.org, record=body, write_precision=WritePrecision.NS
             )
         except ApiException as exc:
-            status = int(exc.status or 0)
-            reason = _message(exc)
-            if status in SPLIT_STATUSES:
-                raise LinesRefused(reason) from None
-            if status in RETRY_STATUSES or status == 0:
-                raise TryAgain(
-                    f"HTTP {status}: {reason}", parse_retry_after(getattr(exc, "retry_after", None))
-                ) from None
-            raise StoreUnavailable(
-                f"InfluxDB at {self.url} answered HTTP {status}: {reason}"
+            raise write_failure(
+                int(exc.status or 0),
+                _message(exc),
+                getattr(exc, "retry_after", None),
+                f"InfluxDB at {self.url}",
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TryAgain(f"{type(exc).__name__}: {exc}") from None
@@ -110,13 +98,3 @@ def _message(exc: ApiException) -> str:
     if message:
         return str(message).strip()
     return str(exc.reason or "")
-
-
-def v2_reader(url: str, token: str, bucket: str, *, timeout_s: float = 10.0) -> InfluxQLReader:
-    """PointReader for a v2 server: InfluxQL on its v1-compatible `/query` with the token.
-
-    InfluxDB 2.x and 3.x answer `/query?db=` only for a database name that has a DBRP mapping
-    to the bucket (`influx v1 dbrp create --db BUCKET --rp autogen --bucket-id ...`; 3.x maps
-    a database of the same name by itself). Here `db` is the bucket name.
-    """
-    return InfluxQLReader(url, bucket, token=token, timeout_s=timeout_s)

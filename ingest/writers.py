@@ -104,11 +104,9 @@ def make_reader(settings: InfluxSettings) -> PointReader:
         from hazwatch.ingest.pointstore import PointStore
 
         return PointStore(settings.points_path)
-    from hazwatch.ingest.influx_v1 import InfluxQLReader
+    from hazwatch.ingest.influxql import InfluxQLReader, v2_reader
 
     if settings.influx_api == "v2":
-        from hazwatch.ingest.influx_v2 import v2_reader
-
         return v2_reader(
             settings.influx_url,
             settings.influx_token,

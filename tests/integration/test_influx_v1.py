@@ -15,7 +15,9 @@ import pytest
 
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.points import to_line
-from hazwatch.ingest.influx_v1 import InfluxQLReader, InfluxV1Writer, RetryPolicy, quote_string
+from hazwatch.base.retry import RetryPolicy
+from hazwatch.ingest.influx_v1 import InfluxV1Writer
+from hazwatch.ingest.influxql import InfluxQLReader, quote_string
 from tests.services import IN_CI, Influxd, ServiceMissing, free_port, wait_for
 
 pytestmark = pytest.mark.integration

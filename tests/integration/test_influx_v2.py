@@ -14,8 +14,10 @@ import pytest
 
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.points import to_line
-from hazwatch.ingest.influx_v1 import InfluxV1Writer, RetryPolicy
-from hazwatch.ingest.influx_v2 import InfluxV2Writer, v2_reader
+from hazwatch.base.retry import RetryPolicy
+from hazwatch.ingest.influx_v1 import InfluxV1Writer
+from hazwatch.ingest.influx_v2 import InfluxV2Writer
+from hazwatch.ingest.influxql import v2_reader
 from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.settings import Settings
 from tests.services import IN_CI, Influxd, ServiceMissing, VictoriaMetrics, free_port, wait_for

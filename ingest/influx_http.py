@@ -1,0 +1,181 @@
+"""What the InfluxDB adapters share: an answer's failure class, the server's error text, and a
+batch written with retries and split where the server refuses lines.
+
+Never call a refusal an outage or an outage a refusal: a 4xx names lines to reject, a 5xx or a
+lost connection is waited out, a wrong configuration (401, 403, 404) is StoreUnavailable.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+import orjson
+
+from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.retry import Backoff, RetryPolicy, parse_retry_after
+from hazwatch.ingest.failures import isolate
+from hazwatch.ingest.interfaces import RejectedLine
+
+# Status codes that say "this batch holds lines the server will never accept": split it.
+SPLIT_STATUSES = frozenset({400, 413, 422})
+# Status codes worth another try after a pause (the server is busy, restarting or overloaded).
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class LinesRefused(Exception):
+    """The server refused the lines sent (4xx): split the batch to find the bad ones."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TryAgain(Exception):
+    """A transient failure (5xx, connection refused, timeout): retry after a pause."""
+
+    def __init__(self, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+
+def write_failure(status: int, reason: str, retry_after: object, store: str) -> Exception:
+    """The failure a write answered with HTTP `status` (not 2xx) is, to raise.
+
+    LinesRefused for 400/413/422; TryAgain for 408/429/5xx, or no status at all, pausing at
+    least as long as the `Retry-After` value asks; StoreUnavailable for the rest (401/403/404
+    and the like: the batch is fine, the configuration is not).
+    """
+    if status in SPLIT_STATUSES:
+        return LinesRefused(reason)
+    if status in RETRY_STATUSES or status == 0:
+        return TryAgain(f"HTTP {status}: {reason}", parse_retry_after(retry_after))
+    return StoreUnavailable(f"{store} answered HTTP {status}: {reason}")
+
+
+def error_text(response: httpx.Response) -> str:
+    """The server's own error message: the `error` (1.x) or `message` (2.x) of its JSON body."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return response.text.strip() or response.reason_phrase
+    if isinstance(body, dict):
+        for key in ("error", "message"):
+            if isinstance(body.get(key), str):
+                return str(body[key])
+    return response.text.strip()
+
+
+def v1_credentials(
+    username: str, password: str, token: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The v1 API's two ways to log in: query parameters `u`/`p`, or a `Token` header (1.8+
+    and 2.x's v1-compatible API); (params, headers), each empty when not used."""
+    params = {"u": username, "p": password} if username else {}
+    headers = {"Authorization": f"Token {token}"} if token else {}
+    return params, headers
+
+
+def write_splitting(
+    send: Callable[[Sequence[str]], None],
+    lines: Sequence[str],
+    retry: RetryPolicy,
+    store: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[RejectedLine]:
+    """Send `lines` with retries; on LinesRefused find the refused lines and send the rest.
+
+    `send` raises LinesRefused (the lines are wrong), TryAgain (the store is not well now) or
+    StoreUnavailable (give up at once). Every line not returned as rejected has been accepted.
+    The lines an error names for certain (a field type conflict names measurement, field and
+    type; a parse error quotes the line) are rejected at once and the rest resent; otherwise
+    the chunk is bisected. Resending accepted lines is harmless: writes are idempotent.
+    """
+    # One budget for the whole write: it runs from the first failure until a send succeeds.
+    backoff = Backoff(retry)
+
+    def chunk_of(part: Sequence[int]) -> Sequence[str]:
+        if isinstance(part, range):
+            return lines[part.start : part.stop]
+        return [lines[i] for i in part]
+
+    def attempt(part: Sequence[int]) -> None:
+        _send_retrying(send, chunk_of(part), backoff, store, sleep)
+
+    def named(part: Sequence[int], exc: Exception) -> dict[int, Exception]:
+        assert isinstance(exc, LinesRefused)
+        found = refused_by_reason(exc.reason, chunk_of(part))
+        return {part[pos]: LinesRefused(reason) for pos, reason in found}
+
+    failures = isolate(range(len(lines)), attempt, splits=LinesRefused, named=named)
+    # Only LinesRefused are isolated (anything else is raised): its text is the server's reason.
+    return [RejectedLine(index, str(exc)) for index, exc in sorted(failures.items())]
+
+
+# InfluxDB 1.x and 2.x word it alike, names in plain double quotes (not escaped).
+_CONFLICT = re.compile(
+    r'field type conflict: input field "(.*?)" on measurement "(.*?)"'
+    r" is type (\w+), already exists as type (\w+)"
+)
+_DROPPED = re.compile(r"\s*dropped=\d+\s*$")
+_TYPE_NAMES = {float: "float", int: "integer", str: "string", bool: "boolean"}
+
+
+def refused_by_reason(reason: str, chunk: Sequence[str]) -> list[tuple[int, str]]:
+    """(position, reason) of the lines in `chunk` the server's error names beyond doubt."""
+    from hazwatch.ingest.pointstore import (
+        line_fields,  # the one line-protocol reader of this package
+    )
+
+    found: list[tuple[int, str]] = []
+    conflict = _CONFLICT.search(reason)
+    if conflict is not None:
+        field, measurement, kind, _ = conflict.groups()
+        line_reason = _DROPPED.sub("", reason)
+        for pos, line in enumerate(chunk):
+            if field not in line:  # cheap: most lines cannot be it
+                continue
+            try:
+                line_measurement, fields = line_fields(line)
+            except ValueError:
+                continue
+            value = fields.get(field)
+            if (
+                line_measurement == measurement
+                and value is not None
+                and _TYPE_NAMES[type(value)] == kind
+            ):
+                found.append((pos, line_reason))
+        return found
+    if "unable to parse '" in reason:
+        for pos, line in enumerate(chunk):
+            start = reason.find(f"unable to parse '{line}'")
+            if start >= 0:
+                end = reason.find("\n", start)
+                found.append((pos, reason[start : end if end >= 0 else None].strip()))
+    return found
+
+
+def _send_retrying(
+    send: Callable[[Sequence[str]], None],
+    chunk: Sequence[str],
+    backoff: Backoff,
+    store: str,
+    sleep: Callable[[float], None],
+) -> None:
+    backoff.restart_delay()  # a new chunk's pauses start short; the budget runs on
+    while True:
+        try:
+            send(chunk)
+            backoff.succeeded()
+            return
+        except TryAgain as exc:
+            pause = backoff.failed(exc.retry_after_s)
+            if backoff.exhausted:
+                raise StoreUnavailable(
+                    f"{store}: {exc.reason} (gave up after {backoff.failing_s:.1f} s of retries)"
+                ) from None
+            sleep(pause)
