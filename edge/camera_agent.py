@@ -24,6 +24,7 @@ import paho.mqtt.client as mqtt
 from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion
 
+from hazwatch.base.errors import ConfigError
 from hazwatch.base.retry import Backoff, RetryPolicy
 from hazwatch.devices.camera import check_snapshot_name, snapshot_name
 from hazwatch.devices.timeparse import NS_PER_S
@@ -121,6 +122,17 @@ class CaptureSource:
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def open_capture(spec: str) -> CaptureSource:
+    """The CaptureSource of a file, URL or device index; ConfigError when `spec` is none of
+    them or the file does not open (a live source that is down is retried by the agent)."""
+    if "://" not in spec and not spec.isdigit() and not Path(spec).exists():
+        raise ConfigError(f"video source {spec!r} is not a file, a URL or a device index")
+    try:
+        return CaptureSource(spec)
+    except StreamDown as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # ── detectors (optional) ─────────────────────────────────────────────────────────────────────
@@ -608,6 +620,87 @@ class CameraAgent:
         if self.uploader is not None:
             self.uploader.wake()
         return {"name": name, "sha256": sha}
+
+
+# ── one camera's program, wired ──────────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CameraSetup:
+    """What one camera's edge program is given: where frames come from, where their metadata
+    and snapshots go. The edge reads no hazwatch settings: `hazwatch camera` fills this in."""
+
+    site: str
+    camera: str
+    source: str  # a file, an rtsp:// or http:// URL, or a device index
+    mqtt_url: str
+    api_url: str  # the hazwatch API that takes the snapshots
+    token: str = ""  # its API token
+    evidence_dir: Path
+    evidence_max_bytes: int = 256 * 1024 * 1024
+    rate_hz: float = 2.0
+    realtime: bool = False  # pace a recording at its frame rate
+    seconds: float | None = None  # stop after this much video of a file or camera
+    detector: str = "none"  # none | blobs (moving blobs, no model)
+    analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
+
+
+DETECTORS: dict[str, Callable[[], ObjectDetector] | None] = {
+    "none": None,
+    "blobs": MotionBlobDetector,
+}
+
+
+class CameraProgram:
+    """One camera's edge program, built from a CameraSetup: its frame source, the agent, the
+    MQTT publisher, the evidence folder and the snapshot uploader. `run()` until the source
+    ends or `stop()` (safe from a signal handler); it flushes and closes them all."""
+
+    def __init__(self, setup: CameraSetup, source: FrameSource | None = None) -> None:
+        """`source` replaces the CaptureSource of `setup.source` (a synthetic scene)."""
+        if setup.detector not in DETECTORS:
+            raise ConfigError(f"--detector must be none or blobs, got {setup.detector!r}")
+        make_detector = DETECTORS[setup.detector]
+        self.setup = setup
+        self.source = source if source is not None else open_capture(setup.source)
+        max_frames: int | None = None
+        if setup.seconds is not None and isinstance(self.source, CaptureSource):
+            max_frames = round(setup.seconds * self.source.fps)
+        config = AgentConfig(
+            site=setup.site,
+            camera=setup.camera,
+            rate_hz=setup.rate_hz,
+            evidence_dir=setup.evidence_dir,
+            evidence_max_bytes=setup.evidence_max_bytes,
+            realtime=setup.realtime,
+            max_frames=max_frames,
+            analyzer=setup.analyzer,
+        )
+        self.evidence = EvidenceFolder(config.evidence_dir, config.evidence_max_bytes)
+        self.uploader = SnapshotUploader(self.evidence, setup.api_url, setup.token)
+        self.publisher = FramePublisher(setup.mqtt_url, setup.site, setup.camera)
+        # a live CaptureSource reopens itself when its stream drops (the agent retries)
+        self.agent = CameraAgent(
+            config,
+            self.source,
+            self.publisher,
+            evidence=self.evidence,
+            uploader=self.uploader,
+            detector=make_detector() if make_detector is not None else None,
+        )
+
+    def run(self) -> AgentStats:
+        self.publisher.start()
+        self.uploader.start()
+        try:
+            return self.agent.run()
+        finally:
+            self.agent.source.close()
+            self.publisher.close()
+            self.uploader.close()
+
+    def stop(self) -> None:
+        self.agent.stop.set()
 
 
 def _is_published(info: mqtt.MQTTMessageInfo) -> bool:

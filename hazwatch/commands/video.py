@@ -9,7 +9,7 @@ import logging
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ from hazwatch import extras
 from hazwatch.base.errors import ConfigError
 
 if TYPE_CHECKING:  # OpenCV is the camera extra: imported by the commands that use it
-    from hazwatch.edge.camera_agent import FrameSource, ObjectDetector, SourceFrame
+    from hazwatch.edge.camera_agent import FrameSource, SourceFrame
 
 SYNTHETIC = "synthetic:"
 
@@ -48,22 +48,14 @@ class SceneSource:
         pass
 
 
-def open_source(spec: str, size: tuple[int, int], seconds: float | None) -> FrameSource:
-    from hazwatch.edge.camera_agent import CaptureSource, StreamDown
+def synthetic_source(spec: str, size: tuple[int, int], seconds: float | None) -> FrameSource:
+    """The SceneSource a `--source synthetic:<scene>` names."""
+    from hazwatch.simulators.video_scenes import SCENES
 
-    if spec.startswith(SYNTHETIC):
-        from hazwatch.simulators.video_scenes import SCENES
-
-        name = spec[len(SYNTHETIC) :] or "person"
-        if name not in SCENES:
-            raise ConfigError(f"unknown synthetic scene {name!r} (known: {', '.join(SCENES)})")
-        return SceneSource(name, size[0], size[1], 25.0, seconds)
-    if "://" not in spec and not spec.isdigit() and not Path(spec).exists():
-        raise ConfigError(f"video source {spec!r} is not a file, a URL or a device index")
-    try:
-        return CaptureSource(spec)  # a live source that is down is retried by the agent
-    except StreamDown as exc:
-        raise ConfigError(str(exc)) from None
+    name = spec[len(SYNTHETIC) :] or "person"
+    if name not in SCENES:
+        raise ConfigError(f"unknown synthetic scene {name!r} (known: {', '.join(SCENES)})")
+    return SceneSource(name, size[0], size[1], 25.0, seconds)
 
 
 def camera(
@@ -101,15 +93,7 @@ def camera(
 ) -> None:
     """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
     extras.require("camera", "hazwatch camera")
-    from hazwatch.edge.camera_agent import (
-        AgentConfig,
-        CameraAgent,
-        CaptureSource,
-        EvidenceFolder,
-        FramePublisher,
-        MotionBlobDetector,
-        SnapshotUploader,
-    )
+    from hazwatch.edge.camera_agent import CameraProgram, CameraSetup
     from hazwatch.invocation import settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -118,50 +102,30 @@ def camera(
         w, h = (int(v) for v in synthetic_size.lower().split("x"))
     except ValueError:
         raise ConfigError(f"--synthetic-size must be WxH, got {synthetic_size!r}") from None
-    src = open_source(source, (w, h), seconds)
-    if seconds is not None and isinstance(src, CaptureSource):
-        max_frames: int | None = round(seconds * src.fps)
-    else:
-        max_frames = None
     is_synthetic = source.startswith(SYNTHETIC)
-    config = AgentConfig(
+    setup = CameraSetup(
         site=site,
         camera=camera_id,
-        rate_hz=rate,
+        source=source,
+        mqtt_url=mqtt_url or cfg.mqtt_url,
+        api_url=api_url or f"http://{cfg.api_host}:{cfg.api_port}",
+        token=token if token is not None else cfg.api_token,
         evidence_dir=evidence_dir or cfg.data_dir / "evidence" / f"{site}_{camera_id}",
         evidence_max_bytes=evidence_mb * 1024 * 1024,
+        rate_hz=rate,
         realtime=is_synthetic if realtime is None else realtime,
-        max_frames=max_frames,
+        seconds=seconds,
+        detector=detector,
     )
-    evidence = EvidenceFolder(config.evidence_dir, config.evidence_max_bytes)
-    api = api_url or f"http://{cfg.api_host}:{cfg.api_port}"
-    uploader = SnapshotUploader(evidence, api, token if token is not None else cfg.api_token)
-    publisher = FramePublisher(mqtt_url or cfg.mqtt_url, site, camera_id)
-    found: ObjectDetector | None = None
-    if detector == "blobs":
-        found = MotionBlobDetector()
-    elif detector != "none":
-        raise ConfigError(f"--detector must be none or blobs, got {detector!r}")
-    # a live CaptureSource reopens itself when its stream drops (the agent retries with backoff)
-    agent = CameraAgent(
-        config, src, publisher, evidence=evidence, uploader=uploader, detector=found
+    program = CameraProgram(
+        setup, synthetic_source(source, (w, h), seconds) if is_synthetic else None
     )
-
-    def stop(*_: Any) -> None:
-        agent.stop.set()
-
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, stop)
-    publisher.start()
-    uploader.start()
+        signal.signal(sig, lambda *_: program.stop())
     started = time.monotonic()
-    try:
-        stats = agent.run()
-    finally:
-        agent.source.close()
-        publisher.close()
-        uploader.close()
+    stats = program.run()
     wall = max(1e-9, time.monotonic() - started)
+    uploader, evidence = program.uploader, program.evidence
     typer.echo(
         f"camera {site}/{camera_id}: {stats.frames} frames analysed "
         f"({stats.frames / wall:.1f}/s; decode {stats.decode_s:.1f} s, "
