@@ -9,6 +9,7 @@ import argparse
 import os
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 from hazwatch.alerts.model import ListSink
@@ -23,9 +24,12 @@ from hazwatch.streams.custody.rules import (
     Tracker,
     Weighing,
 )
+from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.custody.store import CustodyStore
 
 REGISTRY = Path(__file__).parents[1] / "tests" / "data" / "registry.toml"
+# the custody tolerances that go with it (its settings file's [custody] table)
+SETTINGS = Path(__file__).parents[1] / "tests" / "data" / "settings.toml"
 T0 = 1_700_000_000 * 1_000_000_000
 MIN = 60 * 1_000_000_000
 LIFE = (
@@ -57,9 +61,14 @@ def run(dsn: str | None, batches: int, chunk: int) -> float:
     """Events/s through tracker + store (`dsn` None: the tracker alone, the baseline)."""
     db = StateDB(dsn) if dsn else None
     registry = load_file(REGISTRY)
-    tracker = Tracker(geography(registry))
+    limits = CustodyLimits(**tomllib.loads(SETTINGS.read_text(encoding="utf-8"))["custody"])
+    tracker = Tracker(geography(registry, limits))
     processor = CustodyProcessor(
-        tracker, RegistryContext(None, registry), ListSink(), CustodyStore(db) if db else None
+        tracker,
+        RegistryContext(None, registry),
+        ListSink(),
+        CustodyStore(db) if db else None,
+        limits=limits,
     )
     items = inputs(batches)
     started = time.perf_counter()
@@ -73,8 +82,8 @@ def run(dsn: str | None, batches: int, chunk: int) -> float:
     if db is not None:
         started = time.perf_counter()
         restarted = CustodyProcessor(
-            Tracker(geography(registry)), RegistryContext(None, registry), ListSink(),
-            CustodyStore(db),
+            Tracker(geography(registry, limits)), RegistryContext(None, registry), ListSink(),
+            CustodyStore(db), limits=limits,
         )  # fmt: skip
         REPLAY[dsn] = time.perf_counter() - started
         assert len(restarted.tracker.judged) == batches

@@ -6,6 +6,7 @@ Never query the state store per message: lookups are dict reads on a cached snap
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import tomllib
@@ -16,6 +17,8 @@ from typing import Any
 
 from hazwatch.base.errors import ConfigError
 from hazwatch.base.statedb import StateDB
+
+log = logging.getLogger(__name__)
 
 ROLES = ("producer", "transporter", "receiver")
 READER_LOCATIONS = (
@@ -30,6 +33,13 @@ SCALE_LOCATIONS = ("generation", "receiver_gate")
 DEFAULT_STORAGE_LIMIT_KG = 3000.0  # GB 18597-2023: a 贮存点 holds at most 3 t
 DEFAULT_STORAGE_LIMIT_DAYS = 365.0  # Solid Waste Law: one year for licensed storers
 DEFAULT_ZONE_H = 8.0
+# The custody rules' tolerances are settings (hazwatch.streams.custody.settings), not facts
+# about devices: a registry naming them is refused, not half-read.
+CUSTODY_MOVED = (
+    "{source}: the [custody] table is no longer part of the registry: the custody tolerances "
+    "moved to the settings file's [custody] table (hazwatch --config FILE) or env "
+    "HAZWATCH_CUSTODY__<NAME>; a site's storage_limit_kg / storage_limit_days stay here"
+)
 
 MIGRATIONS = [
     "CREATE TABLE registry_doc (version {id}, loaded_ns BIGINT NOT NULL, "
@@ -80,25 +90,12 @@ class Camera:
 
 
 @dataclass(frozen=True, slots=True)
-class CustodyLimits:
-    """Tolerances of the custody rules (the registry's optional [custody] table)."""
-
-    weight_tolerance_pct: float = 5.0
-    weight_tolerance_kg: float = 2.0
-    transit_limit_h: float = 24.0
-    max_speed_kmh: float = 120.0
-    manifest_window_h: float = 2.0
-    unknown_tag_grace_s: float = 300.0
-
-
-@dataclass(frozen=True, slots=True)
 class Registry:
     sites: dict[str, Site] = field(default_factory=dict)
     readers: dict[tuple[str, str], Reader] = field(default_factory=dict)
     scales: dict[tuple[str, str], Scale] = field(default_factory=dict)
     stations: dict[tuple[str, str], Station] = field(default_factory=dict)
     cameras: dict[tuple[str, str], Camera] = field(default_factory=dict)
-    custody: CustodyLimits = field(default_factory=CustodyLimits)
 
     def to_document(self) -> dict[str, Any]:
         """The TOML shape again (tables of entries), for storing and `registry show`."""
@@ -108,7 +105,6 @@ class Registry:
             "scale": [asdict(s) for s in self.scales.values()],
             "station": [asdict(s) for s in self.stations.values()],
             "camera": [{**asdict(c), "watches": list(c.watches)} for c in self.cameras.values()],
-            "custody": asdict(self.custody),
         }
 
     def distance_km(self, site_a: str, site_b: str) -> float | None:
@@ -188,7 +184,9 @@ def _tables(doc: Mapping[str, Any], source: str, name: str) -> list[Any]:
 
 def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry:
     """Validate a registry document (the parsed TOML); every problem names file, entry, field."""
-    known = {"site", "reader", "scale", "station", "camera", "custody"}
+    if "custody" in doc:
+        raise ConfigError(CUSTODY_MOVED.format(source=source))
+    known = {"site", "reader", "scale", "station", "camera"}
     for key in doc:
         if key not in known:
             raise ConfigError(
@@ -273,33 +271,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         if (site, camera.id) in cameras:
             raise e.fail("id", f"repeats camera {camera.id!r} at site {site!r}")
         cameras[(site, camera.id)] = camera
-    custody = CustodyLimits()
-    raw_custody = doc.get("custody")
-    if raw_custody is not None:
-        e = _Entry(source, "custody", 0, raw_custody)
-        e.where = f"{source}: [custody]"
-        allowed = set(CustodyLimits.__dataclass_fields__)
-        for key in e.raw:
-            if key not in allowed:
-                raise e.fail(key, f"is not a custody setting (known: {', '.join(sorted(allowed))})")
-        d = CustodyLimits()
-        custody = CustodyLimits(
-            weight_tolerance_pct=e.required_number(
-                "weight_tolerance_pct", d.weight_tolerance_pct, 0, 100
-            ),
-            weight_tolerance_kg=e.required_number(
-                "weight_tolerance_kg", d.weight_tolerance_kg, 0, 1e6
-            ),
-            transit_limit_h=e.required_number("transit_limit_h", d.transit_limit_h, 0.01, 24 * 365),
-            max_speed_kmh=e.required_number("max_speed_kmh", d.max_speed_kmh, 1, 2000),
-            manifest_window_h=e.required_number(
-                "manifest_window_h", d.manifest_window_h, 0, 24 * 365
-            ),
-            unknown_tag_grace_s=e.required_number(
-                "unknown_tag_grace_s", d.unknown_tag_grace_s, 0, 86400 * 30
-            ),
-        )
-    return Registry(sites, readers, scales, stations, cameras, custody)
+    return Registry(sites, readers, scales, stations, cameras)
 
 
 def load_file(path: Path) -> Registry:
@@ -344,7 +316,14 @@ def load_stored(db: StateDB) -> tuple[int, Registry]:
     rows = db.query("SELECT version, body FROM registry_doc ORDER BY version DESC LIMIT 1")
     if not rows:
         return 0, Registry()
-    return int(rows[0][0]), parse_registry(json.loads(rows[0][1]), "state store")
+    doc = json.loads(rows[0][1])
+    if doc.pop("custody", None) is not None:  # stored before the tolerances became settings
+        log.warning(
+            "the stored registry v%s has a [custody] table, now ignored: set the custody "
+            "tolerances in the settings file's [custody] table, and load the registry again",
+            rows[0][0],
+        )
+    return int(rows[0][0]), parse_registry(doc, "state store")
 
 
 # ---------------------------------------------------------------- decode context

@@ -1,20 +1,39 @@
 """All of hazwatch's settings in one pydantic-settings class: env HAZWATCH_*, an optional TOML file.
 
 Never read os.environ for a setting anywhere else; a wrong value fails here with one clear line.
+Each part's rule thresholds are one dataclass of its own (streams/<part>/settings.py), composed
+here as a nested field: the file's [custody] / [video] / [air] table, env
+HAZWATCH_<PART>__<NAME>; env wins over the file field by field.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
+from contextvars import ContextVar
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from hazwatch.base.errors import ConfigError
+from hazwatch.streams.custody.settings import CustodyLimits
+
+# the part tables a settings file may hold (the nested fields of Settings)
+PART_TABLES = ("custody",)
+# the settings file's values while load_settings builds Settings (the lowest source)
+_FILE_VALUES: ContextVar[Mapping[str, Any]] = ContextVar(
+    "hazwatch_settings_file", default=MappingProxyType({})
+)
 
 
 def default_data_dir() -> Path:
@@ -22,9 +41,12 @@ def default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    """hazwatch settings; every field is also env var HAZWATCH_<NAME>."""
+    """hazwatch settings; every field is also env var HAZWATCH_<NAME>, every field of a part's
+    table env var HAZWATCH_<PART>__<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="HAZWATCH_", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="HAZWATCH_", env_nested_delimiter="__", extra="forbid"
+    )
 
     # where things are
     data_dir: Path = Field(default_factory=default_data_dir)
@@ -86,6 +108,9 @@ class Settings(BaseSettings):
     video_door_window_s: float = Field(default=60.0, gt=0)
     video_confirm_grace_s: float = Field(default=10.0, ge=0)
 
+    # each part's rule thresholds (streams/<part>/settings.py): a table of the settings file
+    custody: CustodyLimits = Field(default_factory=CustodyLimits)
+
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged
     snapshot_keep_days: float = Field(default=365.0, gt=0)
@@ -98,6 +123,20 @@ class Settings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then env, then the settings file: sources are merged field by
+        field, so HAZWATCH_VIDEO__DOOR_WINDOW_S keeps the file's other [video] fields."""
+        settings_file = InitSettingsSource(settings_cls, init_kwargs=dict(_FILE_VALUES.get()))
+        return (init_settings, env_settings, dotenv_settings, file_secret_settings, settings_file)
 
     @field_validator("mqtt_url")
     @classmethod
@@ -168,7 +207,11 @@ class MqttTarget:
 
 
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from env and an optional TOML file (env wins); ConfigError on anything wrong."""
+    """Settings from env and an optional TOML file (env wins); ConfigError on anything wrong.
+
+    The file's keys are the settings' names, in a [hazwatch] table or at its top level; a
+    part's thresholds are its table ([hazwatch.video] or [video]).
+    """
     file_values: dict[str, Any] = {}
     if config is not None:
         try:
@@ -178,15 +221,25 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"config file {config} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config} is not valid TOML: {exc}") from None
-        table = loaded.get("hazwatch", loaded)
-        env_names = {k[len("HAZWATCH_") :].lower() for k in os.environ if k.startswith("HAZWATCH_")}
-        file_values = {k: v for k, v in table.items() if k not in env_names}
+        file_values = loaded.get("hazwatch", loaded)
+        if not isinstance(file_values, dict):
+            raise ConfigError(f"config file {config}: hazwatch must be a table ([hazwatch])")
+        if file_values is not loaded:
+            beside = sorted(set(PART_TABLES) & set(loaded))
+            if beside:
+                raise ConfigError(
+                    f"config file {config}: [{beside[0]}] is outside the [hazwatch] table; "
+                    f"write it [hazwatch.{beside[0]}]"
+                )
+    token = _FILE_VALUES.set(file_values)
     try:
-        return Settings(**file_values, **overrides)
+        return Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
-        name = ".".join(str(p) for p in err["loc"])
+        loc = [str(p) for p in err["loc"]]
         msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            raise ConfigError(f"unknown setting {name!r}") from None
-        raise ConfigError(f"setting HAZWATCH_{name.upper()}: {msg}") from None
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            raise ConfigError(f"unknown setting {'.'.join(loc)!r}") from None
+        raise ConfigError(f"setting HAZWATCH_{'__'.join(loc).upper()}: {msg}") from None
+    finally:
+        _FILE_VALUES.reset(token)

@@ -106,6 +106,9 @@ def demo(
         mqtt_url=embedded.url,
         mqtt_protocol=embedded.protocol,
         mqtt_client_id="hazwatch-demo",
+        # a tag of no batch is alerted at once, not after the 5 minutes' grace (as the demo
+        # registry's [custody] table said before the tolerances became settings)
+        custody={"unknown_tag_grace_s": 0},
     )
     service = HazwatchService(cfg)
     try:

@@ -27,7 +27,9 @@ class CustodyPart:
         self.tracker = Tracker()
         self.registry = RegistryContext(ctx.db, batches=self.tracker.epc_batch)
         self.store = CustodyStore(ctx.db)
-        self._processor = CustodyProcessor(self.tracker, self.registry, ctx.alerts, self.store)
+        self._processor = CustodyProcessor(
+            self.tracker, self.registry, ctx.alerts, self.store, limits=ctx.settings.custody
+        )
 
     @property
     def decode_context(self) -> DecodeContext:

@@ -29,6 +29,7 @@ from hazwatch.streams.custody.rules import (
     Violation,
     Weighing,
 )
+from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.custody.store import CustodyStore
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,11 @@ def event_id(topic: str, ts_ns: int, key: str) -> str:
     return digest
 
 
-def geography(registry: Registry) -> Geography:
+def geography(registry: Registry, limits: CustodyLimits | None = None) -> Geography:
+    """What the rules need: the custody settings' tolerances (the defaults without them) and
+    the registry's sites and distances."""
     return Geography(
-        registry.custody,
+        limits if limits is not None else CustodyLimits(),
         {
             site.id: SiteLimits(site.storage_limit_kg, site.storage_limit_days)
             for site in registry.sites.values()
@@ -139,9 +142,14 @@ class CustodyProcessor:
         registry: RegistryContext,
         alerts: AlertSink,
         store: CustodyStore | None = None,
+        *,
+        limits: CustodyLimits | None = None,
     ) -> None:
+        """`limits`: the custody settings' tolerances (hazwatch.settings `custody`), the
+        defaults without them."""
         self.tracker = tracker
         self.registry = registry
+        self.limits = limits if limits is not None else CustodyLimits()
         self.alerts = alerts
         self.store = store
         self.seen_seq = 0  # the store's seq this tracker has applied everything up to
@@ -183,7 +191,7 @@ class CustodyProcessor:
         self.registry.refresh()
         if self.registry.version != self._geo_version:
             self._geo_version = self.registry.version
-            self.tracker.geo = geography(self.registry.registry)
+            self.tracker.geo = geography(self.registry.registry, self.limits)
 
     def process(self, messages: Sequence[Decoded], now_ns: int) -> list[Point]:
         with self._lock:

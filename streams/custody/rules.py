@@ -12,11 +12,8 @@ from typing import NamedTuple
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of
-from hazwatch.devices.registry import (
-    DEFAULT_STORAGE_LIMIT_DAYS,
-    DEFAULT_STORAGE_LIMIT_KG,
-    CustodyLimits,
-)
+from hazwatch.devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG
+from hazwatch.streams.custody.settings import CustodyLimits
 
 NS_PER_S = 1_000_000_000
 NS_PER_H = 3600 * NS_PER_S
@@ -43,8 +40,9 @@ LOCATION_STAGE = {
 }
 
 # Each custody rule, declared once: the processor's alert severities, the simulator's faults
-# and docs/rules.md are made from these. Thresholds are the defaults of the registry's
-# [custody] table (hazwatch.devices.registry.CustodyLimits) and of a site's storage limits.
+# and docs/rules.md are made from these. Thresholds are the defaults of the custody settings
+# (settings.py CustodyLimits: the settings file's [custody] table) and of a site's storage
+# limits (the registry's).
 RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec(
         "skipped_stage",
@@ -280,7 +278,8 @@ class SiteLimits:
 
 @dataclass(frozen=True, slots=True)
 class Geography:
-    """What the rules need of the registry: site limits and distances (pure lookups)."""
+    """What the rules need: the custody settings' tolerances, and of the registry its sites'
+    limits and distances (pure lookups)."""
 
     limits: CustodyLimits = field(default_factory=CustodyLimits)
     sites: Mapping[str, SiteLimits] = field(default_factory=dict)

@@ -20,6 +20,7 @@ from hazwatch.simulators.custody import plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from tests.samples import custody_limits
 
 pytestmark = pytest.mark.integration
 REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"
@@ -35,7 +36,7 @@ def db(request: pytest.FixtureRequest, state_url: str) -> StateDB:
 def processor(db: StateDB, sink: ListSink) -> CustodyProcessor:
     tracker = Tracker()
     ctx = registry.RegistryContext(db, batches=tracker.epc_batch)
-    return CustodyProcessor(tracker, ctx, sink, CustodyStore(db))
+    return CustodyProcessor(tracker, ctx, sink, CustodyStore(db), limits=custody_limits())
 
 
 def count(db: StateDB, table: str) -> int:

@@ -27,6 +27,7 @@ from hazwatch.simulators.custody import Plan, plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import NS_PER_S, Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from tests.samples import custody_limits
 
 pytestmark = pytest.mark.integration
 REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"
@@ -45,7 +46,9 @@ class Worker:
         self.alerts = AlertStore(self.db)
         tracker = Tracker()
         ctx = registry.RegistryContext(self.db, batches=tracker.epc_batch)
-        self.proc = CustodyProcessor(tracker, ctx, self, CustodyStore(self.db))
+        self.proc = CustodyProcessor(
+            tracker, ctx, self, CustodyStore(self.db), limits=custody_limits()
+        )
         self.raised: list[tuple[str, str, str | None]] = []
 
     # the AlertSink the processor sees: the alert store, recording what was raised

@@ -17,6 +17,7 @@ from hazwatch.simulators.custody import plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from tests.samples import custody_limits
 
 HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
 SAMPLE = Path(__file__).parents[1] / "data" / "registry.toml"
@@ -42,7 +43,7 @@ def test_registry_trace_and_ledger_commands(tmp_path: Path) -> None:
     db = StateDB(state)
     tracker = Tracker()
     ctx = registry.RegistryContext(db, batches=tracker.epc_batch)
-    proc = CustodyProcessor(tracker, ctx, ListSink(), CustodyStore(db))
+    proc = CustodyProcessor(tracker, ctx, ListSink(), CustodyStore(db), limits=custody_limits())
     the_plan = plan(10, 2, seed=1)
     now = time.time_ns()
     proc.process([decode(m.topic, m.payload, ctx, now_ns=now) for m in the_plan.messages], now)

@@ -15,8 +15,10 @@ from hazwatch.devices.registry import RegistryContext, load_file
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from tests.samples import custody_limits
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
+LIMITS = custody_limits()  # the sample settings' tolerances
 NOW = time.time_ns()
 TS = NOW // 1_000_000 - 3_600_000
 EPC = "E28000000000000000000042"
@@ -39,7 +41,7 @@ def make(tmp_path: Path) -> tuple[CustodyProcessor, ListSink, StateDB]:
     tracker = Tracker()
     ctx = RegistryContext(None, REGISTRY, batches=tracker.epc_batch)
     sink = ListSink()
-    return CustodyProcessor(tracker, ctx, sink, CustodyStore(db)), sink, db
+    return CustodyProcessor(tracker, ctx, sink, CustodyStore(db), limits=LIMITS), sink, db
 
 
 def decoded(proc: CustodyProcessor, items: list[tuple[str, bytes]]) -> list[Decoded]:

@@ -20,8 +20,10 @@ from hazwatch.streams.custody.rules import (
     Tracker,
     Weighing,
 )
+from tests.samples import custody_limits
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
+LIMITS = custody_limits()  # the sample settings' tolerances
 T0 = 1_700_000_000 * 1_000_000_000
 M = 60 * 1_000_000_000
 EPC = "E2000017221101441890AB01"
@@ -64,7 +66,7 @@ def story(
 
 
 def run(items: list[Input], now_ns: int | None = None) -> tuple[Tracker, list[str]]:
-    tracker = Tracker(geography(REGISTRY))
+    tracker = Tracker(geography(REGISTRY, LIMITS))
     changes = tracker.apply(items, now_ns or T0 + 2 * NS_PER_DAY)
     return tracker, sorted({v.rule for v in changes.raised})
 
@@ -173,7 +175,7 @@ def test_transit_overdue_fires_from_the_periodic_check() -> None:
 
 
 def test_unknown_tag_and_its_honest_neighbour() -> None:
-    tracker = Tracker(geography(REGISTRY))
+    tracker = Tracker(geography(REGISTRY, LIMITS))
     changes = tracker.apply(
         [Read("x1", "AAAABBBBCCCC", "jy-0012", "gate-03", "storage_in", T0)], T0
     )
@@ -232,7 +234,7 @@ def test_capacity_counts_what_is_held_at_once() -> None:
 
 def test_duplicates_make_no_second_event() -> None:
     items = story()
-    tracker = Tracker(geography(REGISTRY))
+    tracker = Tracker(geography(REGISTRY, LIMITS))
     first = tracker.apply(items, T0 + NS_PER_DAY)
     again = tracker.apply(items, T0 + NS_PER_DAY)
     assert len(first.events) == 6
@@ -275,11 +277,11 @@ def test_arrival_order_does_not_change_the_verdict(  # after the periodic check
         extra = {k: v for k, v in VIOLATING[kind].items() if k != "steps"}
         items += story(f"B{i}", epc, steps=steps, **extra)  # type: ignore[arg-type]
     now = T0 + 3 * NS_PER_DAY
-    reference = Tracker(geography(REGISTRY))
+    reference = Tracker(geography(REGISTRY, LIMITS))
     reference.apply(items, now)
     shuffled = data.draw(st.permutations(items))
     chunks = data.draw(st.integers(min_value=1, max_value=len(items)))
-    tracker = Tracker(geography(REGISTRY))
+    tracker = Tracker(geography(REGISTRY, LIMITS))
     for start in range(0, len(shuffled), chunks):
         tracker.apply(shuffled[start : start + chunks], now)
     tracker.apply(shuffled[:3], now)  # redelivery on top

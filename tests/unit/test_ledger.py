@@ -22,6 +22,7 @@ from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from tests.samples import custody_limits
 
 REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
 CHINA = timezone(timedelta(hours=8))
@@ -42,7 +43,7 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, CustodySto
     tracker = Tracker()
     ctx = RegistryContext(None, REGISTRY, batches=tracker.epc_batch)
     store = CustodyStore(db)
-    processor = CustodyProcessor(tracker, ctx, ListSink(), store)
+    processor = CustodyProcessor(tracker, ctx, ListSink(), store, limits=custody_limits())
     now = time.time_ns()
     decoded = [decode(m.topic, m.payload, ctx, now_ns=now) for m in the_plan.messages]
     for start in range(0, len(decoded), 50):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from hazwatch.base.errors import ConfigError
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import registry
+from tests.samples import custody_limits
 
 SAMPLE = Path(__file__).parents[1] / "data" / "registry.toml"
 
@@ -17,7 +19,7 @@ def test_sample_loads() -> None:
     loaded = registry.load_file(SAMPLE)
     assert loaded.readers[("jy-0012", "gate-03")].location == "storage_in"
     assert loaded.sites["jy-0012"].storage_limit_kg == 3000
-    assert loaded.custody.unknown_tag_grace_s == 0
+    assert custody_limits().unknown_tag_grace_s == 0  # its tolerances: the sample settings
     assert 10 < (loaded.distance_km("jy-0012", "dp-01") or 0) < 30
 
 
@@ -43,7 +45,7 @@ def test_example_in_docs_is_the_sample() -> None:
         ),
         ('[[site]]\nid = "a"\n[[site]]\nid = "a"', "[[site]] #2 (id 'a'): field 'id' repeats"),
         ('[[site]]\nid = "a"\nrole = "mayor"', "field 'role' must be one of producer"),
-        ("[custody]\nspeed = 3", "[custody]: field 'speed' is not a custody setting"),
+        ("[custody]\nspeed = 3", "the [custody] table is no longer part of the registry"),
         ("[[gadget]]\nid = 1", "unknown table 'gadget'"),
         ('[[site]]\nname = "x"', "field 'id' is required"),
     ],
@@ -54,6 +56,33 @@ def test_errors_name_file_entry_and_field(tmp_path: Path, text: str, expected: s
     with pytest.raises(ConfigError) as caught:
         registry.load_file(path)
     assert str(path) in str(caught.value) and expected in str(caught.value)
+
+
+def test_a_custody_table_is_refused_with_where_the_tolerances_went(tmp_path: Path) -> None:
+    path = tmp_path / "reg.toml"
+    path.write_text('[custody]\nunknown_tag_grace_s = 0\n[[site]]\nid = "a"\n')
+    with pytest.raises(ConfigError) as caught:
+        registry.load_file(path)
+    said = str(caught.value)
+    assert said.startswith(f"{path}: the [custody] table is no longer part of the registry")
+    assert "settings file's [custody] table" in said and "HAZWATCH_CUSTODY__<NAME>" in said
+
+
+def test_a_registry_stored_with_custody_tolerances_still_loads(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Stored before the tolerances became settings: the stored table is dropped, said once."""
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    registry.save(db, registry.load_file(SAMPLE), "sample", 1)
+    body = json.loads(db.query("SELECT body FROM registry_doc")[0][0])
+    with db.transaction():
+        db.execute(
+            "UPDATE registry_doc SET body = ?",
+            (json.dumps({**body, "custody": {"unknown_tag_grace_s": 0}}),),
+        )
+    version, loaded = registry.load_stored(db)
+    assert version == 1 and loaded == registry.load_file(SAMPLE)
+    assert "settings file's [custody] table" in caplog.text
 
 
 def test_bad_toml_and_missing_file(tmp_path: Path) -> None:

@@ -1,0 +1,97 @@
+"""Settings: env and the settings file, merged field by field; each part's thresholds a table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hazwatch.base.errors import ConfigError
+from hazwatch.settings import PART_TABLES, Settings, load_settings
+from hazwatch.streams.custody.settings import CustodyLimits
+
+
+@pytest.fixture(autouse=True)
+def _no_hazwatch_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("HAZWATCH_")]:
+        monkeypatch.delenv(name)
+
+
+def settings_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hazwatch.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_each_part_table_is_its_settings_dataclass_with_its_defaults() -> None:
+    defaults = Settings()
+    assert set(PART_TABLES) <= set(Settings.model_fields)
+    assert defaults.custody == CustodyLimits()
+
+
+def test_env_overrides_one_field_of_a_file_table_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = settings_file(
+        tmp_path,
+        "mqtt_client_id = 'from-file'\napi_port = 9000\n"
+        "[custody]\nunknown_tag_grace_s = 0\ntransit_limit_h = 48\n",
+    )
+    monkeypatch.setenv("HAZWATCH_CUSTODY__TRANSIT_LIMIT_H", "12")
+    monkeypatch.setenv("HAZWATCH_API_PORT", "9100")
+    loaded = load_settings(path)
+    assert loaded.custody == CustodyLimits(unknown_tag_grace_s=0, transit_limit_h=12)
+    assert (loaded.mqtt_client_id, loaded.api_port) == ("from-file", 9100)
+
+
+def test_a_part_table_inside_the_hazwatch_table(tmp_path: Path) -> None:
+    path = settings_file(
+        tmp_path, "[hazwatch]\napi_port = 9000\n[hazwatch.custody]\nmax_speed_kmh = 90\n"
+    )
+    loaded = load_settings(path)
+    assert loaded.api_port == 9000 and loaded.custody.max_speed_kmh == 90
+    beside = settings_file(tmp_path, "[hazwatch]\napi_port = 9000\n[custody]\nmax_speed_kmh = 90\n")
+    with pytest.raises(ConfigError, match=r"\[custody\] is outside the \[hazwatch\] table"):
+        load_settings(beside)
+
+
+def test_keyword_overrides_win_over_env_field_by_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HAZWATCH_CUSTODY__MAX_SPEED_KMH", "90")
+    monkeypatch.setenv("HAZWATCH_CUSTODY__UNKNOWN_TAG_GRACE_S", "60")
+    loaded = load_settings(None, custody={"unknown_tag_grace_s": 0})
+    assert loaded.custody == CustodyLimits(max_speed_kmh=90, unknown_tag_grace_s=0)
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "expected"),
+    [
+        ("[custody]\nspeed = 3\n", {}, "unknown setting 'custody.speed'"),
+        ("", {"HAZWATCH_CUSTODY__SPEED": "3"}, "unknown setting 'custody.speed'"),
+        ("nope = 1\n", {}, "unknown setting 'nope'"),
+        (
+            "[custody]\nweight_tolerance_pct = 101\n",
+            {},
+            "setting HAZWATCH_CUSTODY__WEIGHT_TOLERANCE_PCT: Input should be less than or equal",
+        ),
+        (
+            "",
+            {"HAZWATCH_CUSTODY__MAX_SPEED_KMH": "fast"},
+            "setting HAZWATCH_CUSTODY__MAX_SPEED_KMH: Input should be a valid number",
+        ),
+        ("custody = 3\n", {}, "setting HAZWATCH_CUSTODY: "),
+    ],
+)
+def test_a_wrong_part_setting_fails_with_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(settings_file(tmp_path, text))
+    assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_the_sample_settings_file_holds_the_tolerances_the_sample_registry_held() -> None:
+    sample = Path(__file__).parents[1] / "data" / "settings.toml"
+    assert load_settings(sample).custody == CustodyLimits(unknown_tag_grace_s=0)
