@@ -17,7 +17,7 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.interfaces import PointReader
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.custody.store import CustodyStore
 
 T = TypeVar("T")
@@ -37,7 +37,7 @@ class ApiContext:
     ingest_health: Callable[[], dict[str, Any]] | None = None
     # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
     custody: CustodyStore | None = None
-    air: AirHourly | None = None
+    air: AirStore | None = None
     deadletters: DeadLetterStore | None = None
 
 

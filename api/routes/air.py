@@ -1,6 +1,6 @@
 """`/api/air/...`: air stations with their latest AQI, and a station's hourly means and AQI.
 
-Never compute aggregates here: read what the air_hourly processor committed to the state store.
+Never compute aggregates here: read what the air processor committed to the air store.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from hazwatch.api.deps import ApiContext, Ctx, part_store
 from hazwatch.api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.air.aqi import level_of
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.store import AirStore
 
 router = APIRouter(prefix="/api/air", tags=["air"])
 NS_PER_H = 3600 * 1_000_000_000
 
 
-def _store(ctx: ApiContext) -> AirHourly:
+def _store(ctx: ApiContext) -> AirStore:
     return part_store(ctx.air, "air")
 
 

@@ -1,5 +1,5 @@
-"""The air part: the hourly means and AQI (its processor and store in one, built once), and
-its API routes.
+"""The air part: its store (built once, owned here), the processor of hourly means, AQI and
+the air rules over it, and its API routes.
 
 hazwatch.app builds it; nothing else imports this module.
 """
@@ -10,23 +10,25 @@ from fastapi import APIRouter
 
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import AirStore
 
 
 class AirPart:
     name = "air"
 
     def __init__(self, ctx: PartContext) -> None:
-        self.hourly = AirHourly(ctx.db, ctx.alerts)
+        self.store = AirStore(ctx.db)
+        self._processor = AirProcessor(self.store, ctx.alerts)
 
     def processors(self) -> list[StreamProcessor]:
-        return [self.hourly]
+        return [self._processor]
 
     def routers(self) -> list[APIRouter]:
         return routers()
 
     def api_stores(self) -> dict[str, object]:
-        return {"air": self.hourly}
+        return {"air": self.store}
 
 
 def routers() -> list[APIRouter]:

@@ -1,7 +1,7 @@
 """50 HJ 212 stations for a simulated day, over TCP (gateway) and MQTT, into `hazwatch serve` and
 InfluxDB 1.x: the hourly means and AQI there equal those computed here from what was sent.
 
-Never reuse streams/air/aqi.py or streams/air/hourly.py to compute the expectation: this is
+Never reuse streams/air/ (aqi.py, processor.py, rules.py) to compute the expectation: this is
 the check on them.
 """
 

@@ -17,7 +17,8 @@ from hazwatch.devices import hj212
 from hazwatch.devices.decode import Decoded, decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.streams.air import aqi
-from hazwatch.streams.air.hourly import MIGRATIONS, AirHourly, readings_of
+from hazwatch.streams.air.processor import AirProcessor, readings_of
+from hazwatch.streams.air.store import MIGRATIONS, AirStore
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +56,7 @@ def results(points: list[Point]) -> Results:
 
 def reference(tmp_path: Path, batches: list[list[Decoded]]) -> Results:
     """What one processor that runs all along makes of these batches, after a final tick."""
-    proc = AirHourly(StateDB(f"sqlite:///{tmp_path / 'reference.db'}"))
+    proc = AirProcessor(AirStore(StateDB(f"sqlite:///{tmp_path / 'reference.db'}")))
     points = [p for batch in batches for p in proc.process(batch, NOW)]
     return results(points + proc.tick(LATER))
 
@@ -91,7 +92,7 @@ def test_per_pollutant_rows_migrate_to_one_row_per_reading(state_url: str, tmp_p
             (station, max(r[3] for r in narrow if r[1] == station), NOW),
         )
 
-    proc = AirHourly(db)
+    proc = AirProcessor(AirStore(db))
     got = db.query(
         "SELECT site, station, source, ts_ns, so2, no2, pm10, co, o3, pm25 FROM air_reading "
         "ORDER BY site, station, source, ts_ns"
@@ -106,7 +107,7 @@ def test_per_pollutant_rows_migrate_to_one_row_per_reading(state_url: str, tmp_p
 
 def test_a_redelivered_batch_changes_nothing(state_url: str) -> None:
     db = StateDB(state_url)
-    proc = AirHourly(db)
+    proc = AirProcessor(AirStore(db))
     for batch in batches():
         first = results(proc.process(batch, NOW))
         state = snapshot(db)
@@ -120,10 +121,11 @@ CHILD = """
 import sys
 import orjson
 from hazwatch.base.statedb import StateDB
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import AirStore
 from tests.integration.test_air_hourly_store import NOW, batches
 
-proc = AirHourly(StateDB(sys.argv[1]))
+proc = AirProcessor(AirStore(StateDB(sys.argv[1])))
 for batch in batches()[: int(sys.argv[2])]:
     points = proc.process(batch, NOW)  # returned: committed, the consumer acks the batch now
     print(orjson.dumps([[p.tags, p.fields, p.ts_ns] for p in points]).decode(), flush=True)
@@ -152,7 +154,8 @@ def test_kill_9_between_batches_loses_nothing(state_url: str, tmp_path: Path) ->
         for tags, fields, ts_ns in orjson.loads(line)
     ]
     db = StateDB(state_url)
-    proc = AirHourly(db)  # the restarted service: the broker redelivers only unacked batches
+    # the restarted service: the broker redelivers only unacked batches
+    proc = AirProcessor(AirStore(db))
     for batch in batches()[acked:]:
         points += proc.process(batch, NOW)
     points += proc.tick(LATER)

@@ -11,7 +11,8 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.devices import hj212
 from hazwatch.devices.decode import Decoded, decode
 from hazwatch.devices.family import NoRegistry
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import AirStore
 
 pytestmark = pytest.mark.integration
 NS_MIN = 60 * 10**9
@@ -35,7 +36,7 @@ def day() -> list[Decoded]:
 
 def run(url: str) -> dict[int, dict[str, object]]:
     db = StateDB(url)
-    proc = AirHourly(db, AlertStore(db))
+    proc = AirProcessor(AirStore(db), AlertStore(db))
     batch = day()
     points = []
     for start in range(0, len(batch), 500):

@@ -14,7 +14,8 @@ from hazwatch.devices import hj212
 from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.parts import air as wiring_air
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import AirStore
 
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
@@ -24,7 +25,7 @@ NOW = HOUR0 + 2 * 24 * NS_H
 
 def test_stations_and_hourly(tmp_path: Path) -> None:
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
-    proc = AirHourly(db)
+    proc = AirProcessor(AirStore(db))
     batch = [
         decode(
             "hw/s1/air/aq-1/hj212",
@@ -41,7 +42,7 @@ def test_stations_and_hourly(tmp_path: Path) -> None:
         alerts=AlertStore(db),
         data_dir=tmp_path,
         lang="en",
-        air=proc,
+        air=proc.store,
     )
     client = TestClient(create_app(ctx, wiring_air.routers()))
     (station,) = client.get("/api/air/stations").json()

@@ -14,7 +14,8 @@ from hazwatch.devices import hj212
 from hazwatch.devices.decode import Decoded, decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.streams.air import aqi
-from hazwatch.streams.air.hourly import COLUMNS, AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import COLUMNS, AirStore
 
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
@@ -29,12 +30,14 @@ def minute(ts_ns: int, values: dict[str, float], flags: dict[str, str] | None = 
 
 
 @pytest.fixture()
-def processor(tmp_path: Path) -> tuple[AirHourly, ListSink]:
+def processor(tmp_path: Path) -> tuple[AirProcessor, ListSink]:
     sink = ListSink()
-    return AirHourly(StateDB(f"sqlite:///{tmp_path / 's.db'}"), sink), sink
+    return AirProcessor(AirStore(StateDB(f"sqlite:///{tmp_path / 's.db'}")), sink), sink
 
 
-def test_hour_mean_closes_when_data_passes_the_hour(processor: tuple[AirHourly, ListSink]) -> None:
+def test_hour_mean_closes_when_data_passes_the_hour(
+    processor: tuple[AirProcessor, ListSink],
+) -> None:
     proc, _ = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": float(m), "no2": 40.0}) for m in range(60)]
     assert proc.process(batch, HOUR0 + NS_H) == []  # the hour is not over for the station yet
@@ -49,7 +52,7 @@ def test_hour_mean_closes_when_data_passes_the_hour(processor: tuple[AirHourly, 
     assert point.fields["primary"] == ""
 
 
-def test_fewer_than_45_valid_minutes_is_no_mean(processor: tuple[AirHourly, ListSink]) -> None:
+def test_fewer_than_45_valid_minutes_is_no_mean(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, _ = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 50.0}) for m in range(44)]
     # flagged data (M: maintenance) does not count toward validity
@@ -59,7 +62,7 @@ def test_fewer_than_45_valid_minutes_is_no_mean(processor: tuple[AirHourly, List
     assert point.fields["pm25_minutes"] == 44
 
 
-def test_redelivery_counts_a_reading_once(processor: tuple[AirHourly, ListSink]) -> None:
+def test_redelivery_counts_a_reading_once(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, _ = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": float(m % 7)}) for m in range(60)]
     proc.process(batch, HOUR0)
@@ -68,11 +71,11 @@ def test_redelivery_counts_a_reading_once(processor: tuple[AirHourly, ListSink])
     # redelivered after the hour closed: the same point again (overwrites in InfluxDB)
     (again,) = proc.process(batch, LATER) + proc.tick(LATER + 16 * NS_MIN)
     assert first.fields == again.fields and first.ts_ns == again.ts_ns
-    rows = proc.db.query("SELECT COUNT(*) FROM air_reading")
+    rows = proc.store.db.query("SELECT COUNT(*) FROM air_reading")
     assert rows[0][0] == 60
 
 
-def test_late_data_recomputes_the_hour(processor: tuple[AirHourly, ListSink]) -> None:
+def test_late_data_recomputes_the_hour(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, _ = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(50)]
     assert proc.process(batch, NOW) == []
@@ -83,7 +86,7 @@ def test_late_data_recomputes_the_hour(processor: tuple[AirHourly, ListSink]) ->
     assert late.ts_ns == HOUR0 and late.fields["pm25"] == pytest.approx(20.0)
 
 
-def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListSink]) -> None:
+def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, sink = processor
     batch = []
     for h in range(24):
@@ -101,8 +104,8 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirHourly, ListS
     rules = {(s.rule, s.subject) for s in sink.raised}
     assert ("aqi_level", "s1/aq-1") in rules
     assert ("air_exceedance", "s1/aq-1/pm25_24h") in rules
-    assert proc.stations()[0]["aqi"] == 132
-    assert len(proc.hourly("aq-1", HOUR0, NOW)) == 24
+    assert proc.store.stations()[0]["aqi"] == 132
+    assert len(proc.store.hourly("aq-1", HOUR0, NOW)) == 24
 
 
 def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
@@ -110,7 +113,7 @@ def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
 
     db = StateDB(f"sqlite:///{tmp_path / 's.db'}")
     store = AlertStore(db)
-    proc = AirHourly(db, store)
+    proc = AirProcessor(AirStore(db), store)
     batch = [minute(HOUR0 + m * NS_MIN, {"no2": 250.0}) for m in range(60)]
     proc.process(batch, NOW)
     (point,) = proc.tick(LATER)
@@ -119,7 +122,7 @@ def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
     assert rules == ["air_exceedance", "aqi_level", "sensor_flatline"]  # 250.0 sixty times
 
 
-def test_spike_flatline_and_stale_station(processor: tuple[AirHourly, ListSink]) -> None:
+def test_spike_flatline_and_stale_station(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, sink = processor
     batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 30.0 + m % 5, "co": 0.8}) for m in range(60)]
     batch[30] = minute(HOUR0 + 30 * NS_MIN, {"pm25": 900.0, "co": 0.8})
@@ -139,7 +142,7 @@ def test_spike_flatline_and_stale_station(processor: tuple[AirHourly, ListSink])
 
 
 def test_tick_prunes_readings_and_means_behind_the_newest(
-    processor: tuple[AirHourly, ListSink],
+    processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, _ = processor
     old = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(60)]
@@ -147,13 +150,13 @@ def test_tick_prunes_readings_and_means_behind_the_newest(
     proc.process(old, NOW)
     proc.process(new, NOW)
     proc.tick(NOW)
-    hours = {r[0] for r in proc.db.query("SELECT hour_ns FROM air_hour")}
+    hours = {r[0] for r in proc.store.db.query("SELECT hour_ns FROM air_hour")}
     assert hours == {HOUR0 + 50 * NS_H}
-    assert proc.db.query("SELECT MIN(ts_ns) FROM air_reading")[0][0] == HOUR0 + 50 * NS_H
-    assert len(proc.hourly("aq-1", HOUR0, NOW)) == 2  # results are kept for the API
+    assert proc.store.db.query("SELECT MIN(ts_ns) FROM air_reading")[0][0] == HOUR0 + 50 * NS_H
+    assert len(proc.store.hourly("aq-1", HOUR0, NOW)) == 2  # results are kept for the API
 
 
-def test_json_readings_count_like_hj212_ones(processor: tuple[AirHourly, ListSink]) -> None:
+def test_json_readings_count_like_hj212_ones(processor: tuple[AirProcessor, ListSink]) -> None:
     proc, _ = processor
     batch = [
         decode(
@@ -207,7 +210,7 @@ def results(points: list[Point]) -> Results:
 
 def reference(tmp_path: Path, batches: list[list[Decoded]]) -> Results:
     """What one processor that runs all along makes of these batches, after a final tick."""
-    proc = AirHourly(StateDB(f"sqlite:///{tmp_path / 'reference.db'}"))
+    proc = AirProcessor(AirStore(StateDB(f"sqlite:///{tmp_path / 'reference.db'}")))
     points = [p for batch in batches for p in proc.process(batch, NOW)]
     return results(points + proc.tick(LATER))
 
@@ -217,33 +220,33 @@ def test_pollutant_columns_are_the_aqi_pollutants() -> None:
 
 
 def test_a_reading_is_one_row_with_its_valid_pollutants(
-    processor: tuple[AirHourly, ListSink],
+    processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, _ = processor
     proc.process([minute(HOUR0, {"pm25": 40.0, "no2": 30.0, "temp": 12.0}, {"no2": "D"})], NOW)
-    rows = proc.db.query("SELECT * FROM air_reading")
+    rows = proc.store.db.query("SELECT * FROM air_reading")
     assert [tuple(r) for r in rows] == [
         ("s1", "aq-1", "minute", HOUR0, None, None, None, None, None, 40.0)
     ]
     # nothing valid (flagged, or no pollutant of the AQI): no row
     proc.process([minute(HOUR0 + NS_MIN, {"pm25": 40.0}, {"pm25": "M"})], NOW)
     proc.process([reading(HOUR0 + NS_MIN, {"tvoc": 0.4})], NOW)
-    assert proc.db.query("SELECT COUNT(*) FROM air_reading")[0][0] == 1
+    assert proc.store.db.query("SELECT COUNT(*) FROM air_reading")[0][0] == 1
 
 
 def test_a_reading_split_over_messages_keeps_each_first_value(
-    processor: tuple[AirHourly, ListSink],
+    processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, _ = processor
     proc.process([reading(HOUR0, {"pm25": 40.0})], NOW)
     # the same reading's other pollutant in another message, and a redelivery with another value
     proc.process([reading(HOUR0, {"no2": 30.0}), reading(HOUR0, {"pm25": 99.0})], NOW)
-    row = proc.db.query("SELECT no2, pm25 FROM air_reading")
+    row = proc.store.db.query("SELECT no2, pm25 FROM air_reading")
     assert [tuple(r) for r in row] == [(30.0, 40.0)]
 
 
 def test_hours_close_batch_by_batch_as_the_data_passes_them(
-    processor: tuple[AirHourly, ListSink],
+    processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, _ = processor
     closed_at: dict[tuple[str, int], int] = {}
@@ -259,7 +262,7 @@ def test_hours_close_batch_by_batch_as_the_data_passes_them(
 
 
 def test_late_data_recloses_the_hour_in_the_same_batch(
-    processor: tuple[AirHourly, ListSink],
+    processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, _ = processor
     data = [minute(HOUR0 + m * NS_MIN, {"pm25": 10.0}) for m in range(140) if m != 30]
@@ -277,11 +280,11 @@ def test_a_new_processor_on_the_same_store_continues(tmp_path: Path) -> None:
     batches = [data[start : start + 75] for start in range(0, len(data), 75)]
     url = f"sqlite:///{tmp_path / 's.db'}"
     points = []
-    first = AirHourly(StateDB(url))
+    first = AirProcessor(AirStore(StateDB(url)))
     for batch in batches[:3]:
         points += first.process(batch, NOW)
     del first  # gone between two batches (crash, restart): what it knew in memory with it
-    second = AirHourly(StateDB(url))
+    second = AirProcessor(AirStore(StateDB(url)))
     for batch in batches[3:]:
         points += second.process(batch, NOW)
     points += second.tick(LATER)
@@ -293,7 +296,7 @@ def test_two_workers_sharing_a_station_give_one_workers_result(tmp_path: Path) -
     data = data[:200] + data[240:] + data[200:240]  # and 20 min of hour 1 arrive late
     batches = [data[start : start + 20] for start in range(0, len(data), 20)]
     url = f"sqlite:///{tmp_path / 's.db'}"
-    workers = [AirHourly(StateDB(url)), AirHourly(StateDB(url))]
+    workers = [AirProcessor(AirStore(StateDB(url))), AirProcessor(AirStore(StateDB(url)))]
     points = []
     for index, batch in enumerate(batches):  # a shared subscription deals batches out
         points += workers[index % 2].process(batch, NOW)

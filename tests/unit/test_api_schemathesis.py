@@ -38,7 +38,8 @@ from hazwatch.parts import air as wiring_air
 from hazwatch.parts import custody as wiring_custody
 from hazwatch.parts import video as wiring_video
 from hazwatch.simulators.custody import Plan, plan
-from hazwatch.streams.air.hourly import AirHourly
+from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
@@ -76,7 +77,7 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         hj212.build(hj212.data_packet("MN1", "2051", hour0 + m * NS_MIN, {"pm25": 80.0}))
         for m in range(130)
     ]
-    air = AirHourly(db)
+    air = AirProcessor(AirStore(db))
     air.process([decode("hw/s1/air/aq-1/hj212", p, NoRegistry(), now_ns=now) for p in packets], now)
     folder_snapshots = snapshot_dir(folder)
     folder_snapshots.mkdir(parents=True)
@@ -89,7 +90,7 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         health_checks={"state_store": db.ping},  # the dependencies this app has are up
         api_token=TOKEN,
         custody=custody_store,
-        air=air,
+        air=air.store,
     )
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
     routers = [r for module in (wiring_custody, wiring_air, wiring_video) for r in module.routers()]
@@ -277,7 +278,7 @@ def test_hourly_and_trace_still_answer_rows(client: TestClient) -> None:
 
 def test_stores_clamp_bounds_past_bigint(tmp_path: Path) -> None:
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
-    assert AirHourly(db).hourly("aq-1", -(10**30), 10**30) == []
+    assert AirStore(db).hourly("aq-1", -(10**30), 10**30) == []
     store = CustodyStore(db)
     assert store.events_between(-(10**30), 10**30) == []
     assert store.batches(limit=10**30) == []

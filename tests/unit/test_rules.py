@@ -19,7 +19,8 @@ from hazwatch.alerts.rules import RuleSpec, defaults_of, index, markdown_table, 
 from hazwatch.devices.decode import decode
 from hazwatch.devices.registry import RegistryContext, load_file
 from hazwatch.simulators import custody as custody_sim
-from hazwatch.streams.air import hourly as air_hourly
+from hazwatch.streams.air import rules as air
+from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.custody import processor as custody_processor
 from hazwatch.streams.custody import rules as custody
 from hazwatch.streams.custody.processor import CustodyProcessor
@@ -31,7 +32,7 @@ BEGIN, END = "<!-- rules: begin (made from the declarations) -->", "<!-- rules: 
 PARTS: tuple[tuple[str, tuple[RuleSpec, ...]], ...] = (
     ("custody", custody.RULE_SPECS),
     ("video", video.RULE_SPECS),
-    ("air", air_hourly.RULE_SPECS),
+    ("air", air.RULE_SPECS),
 )
 ALL = tuple(spec for _, specs in PARTS for spec in specs)
 
@@ -86,6 +87,9 @@ def test_thresholds_are_the_settings_defaults() -> None:
         for name, value in spec.thresholds.items():
             if hasattr(limits, name):
                 assert getattr(limits, name) == value
+    air_settings = HourlySettings()
+    for spec in air.RULE_SPECS:
+        assert all(getattr(air_settings, name) == v for name, v in spec.thresholds.items())
 
 
 def test_service_settings_default_to_the_video_declarations() -> None:
@@ -113,7 +117,7 @@ def test_every_batch_rule_has_one_check_and_the_epc_rule_none() -> None:
 def test_severities_are_the_declared_ones() -> None:
     assert severities(custody.RULE_SPECS) == custody_processor.SEVERITY
     assert {s.id: s.severity.value for s in video.RULE_SPECS} == video.SEVERITY
-    assert severities(air_hourly.RULE_SPECS) == air_hourly.SEVERITY
+    assert severities(air.RULE_SPECS) == air.SEVERITY
     assert tuple(s.id for s in video.RULE_SPECS) == video.RULES
 
 

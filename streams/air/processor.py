@@ -1,0 +1,374 @@
+"""The air StreamProcessor: each station's readings → hourly and 24-h means with AQI
+(`air_hourly`), and the air rules' alerts.
+
+Never count a reading twice (its identity is station, source, time) and never read a clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from hazwatch.alerts.model import AlertSignal, AlertSink
+from hazwatch.base.points import Point
+from hazwatch.devices.decode import Decoded
+from hazwatch.streams.air import aqi
+from hazwatch.streams.air.rules import (
+    NS_PER_HOUR,
+    NS_PER_MIN,
+    RULE_AQI,
+    RULE_EXCEEDANCE,
+    RULE_STALE,
+    SENSOR_RULES,
+    SEVERITY,
+    HourReading,
+    aqi_severity,
+    exceedance_message,
+    limit_checks,
+    sensor_findings,
+    stale_before_ns,
+    stale_message,
+)
+from hazwatch.streams.air.settings import HourlySettings
+from hazwatch.streams.air.store import COLUMNS, SOURCES, AirStore, Reading
+
+MEASUREMENT = "air_hourly"
+NEVER_NS = 2**63 - 1  # the due time of a station with no open hour
+MAX_KNOWN_STATIONS = 100_000  # a bound on the in-memory station cache (refilled from the store)
+_COLUMN_FLAGS = tuple((name, f"{name}_flag") for name in COLUMNS)
+_NO_VALUES: list[float | None] = [None] * len(COLUMNS)
+
+
+@dataclass(slots=True)
+class HourResult:
+    site: str
+    station: str
+    hour_ns: int
+    means: dict[str, float]  # valid 1-h means
+    minutes: dict[str, int]  # valid minutes per pollutant
+    moving: dict[str, float] = field(default_factory=dict)  # so2_24h, …, o3_8h
+    result: aqi.AqiResult | None = None
+    quality: dict[tuple[str, str], str] = field(default_factory=dict)  # (rule, pollutant) → why
+
+    def point(self) -> Point:
+        fields: dict[str, float | int | str] = {}
+        for name, mean in self.means.items():
+            fields[name] = round(mean, 6)
+        for name, minutes in self.minutes.items():
+            fields[f"{name}_minutes"] = minutes
+        for name, value in self.moving.items():
+            fields[name] = round(value, 6)
+        if self.result is not None and self.result.aqi is not None:
+            for item, value in self.result.iaqi.items():
+                fields[f"iaqi_{item}"] = value
+            fields["aqi"] = self.result.aqi
+            assert self.result.level is not None
+            fields["level"] = self.result.level.number
+            fields["primary"] = self.result.primary_text
+        tags = {"site": self.site, "station": self.station}
+        return Point(MEASUREMENT, tags, fields, self.hour_ns)
+
+
+def readings_of(batch: Iterable[Decoded]) -> list[Reading]:
+    """One row per air reading with a valid value of a pollutant (columns: `COLUMNS`)."""
+    rows: list[Reading] = []
+    for decoded in batch:
+        if decoded.topic.family != "air":
+            continue
+        for point in decoded.points:
+            if point.measurement != "air":
+                continue
+            tags = point.tags
+            source = tags.get("interval", "rtd")
+            if source not in SOURCES:
+                continue
+            get = point.fields.get
+            common_flag = get("flag", "N")
+            # HJ 212 data flag: only normal data counts (HJ 633 validity)
+            values = [
+                None
+                if (value := get(name)) is None or get(flag_name, common_flag) != "N"
+                else (value if type(value) is float else _number(value))
+                for name, flag_name in _COLUMN_FLAGS
+            ]
+            if values != _NO_VALUES:
+                rows.append((tags["site"], tags["station"], source, point.ts_ns, *values))
+    return rows
+
+
+def _number(value: float | int | bool | str) -> float | None:
+    """A field value that is not a float, as a concentration if it is a number."""
+    return None if isinstance(value, (bool, str)) else float(value)
+
+
+class AirProcessor:
+    """StreamProcessor: keeps readings in the air store, closes hours, writes `air_hourly`."""
+
+    name = "air_hourly"
+
+    def __init__(
+        self,
+        store: AirStore,
+        alerts: AlertSink | None = None,
+        settings: HourlySettings | None = None,
+    ) -> None:
+        self.store = store
+        self.alerts = alerts
+        self.settings = settings or HourlySettings()
+        self._lock = threading.Lock()
+        # (site, station) → (newest_ns, due_ns): the station's newest reading time and when its
+        # earliest open hour closes by data time, as this process last knew them, so that a
+        # batch that cannot close an hour skips the close query. Only an optimisation: the
+        # store is the truth, a station not in here is looked up there, and an hour that
+        # another worker's data makes due is closed by tick().
+        self._known: dict[tuple[str, str], tuple[int, int]] = {}
+
+    # StreamProcessor
+    def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
+        rows = readings_of(batch)
+        if not rows:
+            return []
+        hours: set[tuple[str, str, int]] = set()
+        newest: dict[tuple[str, str], int] = {}
+        for row in rows:
+            site, station, ts_ns = row[0], row[1], row[3]
+            hours.add((site, station, ts_ns - ts_ns % NS_PER_HOUR))
+            if ts_ns > newest.get((site, station), -1):
+                newest[(site, station)] = ts_ns
+        points: list[Point] = []
+        closed: list[HourResult] = []
+        with self._lock:
+            known = self._known_after(hours, newest)
+            with self.store.transaction():
+                self.store.insert(rows, hours, newest, now_ns)
+                if known is None:  # an hour may be over: close it, and learn what stays open
+                    points, closed = self._close(now_ns, set(newest))
+                    known = self._look_up(set(newest))
+            # only what is committed is known (a rolled-back batch leaves this as it was)
+            if len(self._known) > MAX_KNOWN_STATIONS:
+                self._known.clear()
+            self._known.update(known)
+            self._alert_all(closed)  # the alert store has transactions of its own
+        return points
+
+    def _known_after(
+        self, hours: set[tuple[str, str, int]], newest: dict[tuple[str, str], int]
+    ) -> dict[tuple[str, str], tuple[int, int]] | None:
+        """What is known of the batch's stations once it is stored; None if an hour may close."""
+        if self.settings.close_after_clock_s <= 0:  # hours of stations just heard from close
+            return None
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        known: dict[tuple[str, str], tuple[int, int]] = {}
+        for key, ts_ns in newest.items():
+            entry = self._known.get(key)
+            if entry is None:
+                return None
+            known[key] = (max(entry[0], ts_ns), entry[1])
+        for site, station, hour_ns in hours:
+            newest_ns, due_ns = known[(site, station)]
+            due_ns = min(due_ns, hour_ns + NS_PER_HOUR + after_data)
+            if due_ns <= newest_ns:
+                return None
+            known[(site, station)] = (newest_ns, due_ns)
+        return known
+
+    def _look_up(self, stations: set[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        """(newest_ns, due_ns) of these stations in the store."""
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        return {
+            key: (newest_ns, NEVER_NS if hour_ns is None else hour_ns + NS_PER_HOUR + after_data)
+            for key, (newest_ns, hour_ns) in self.store.earliest_open(stations).items()
+        }
+
+    def tick(self, now_ns: int) -> list[Point]:
+        with self._lock:
+            with self.store.transaction():
+                points, closed = self._close(now_ns, None)
+                self.store.prune(int(self.settings.keep_readings_h * 3600 * 1e9))
+                quiet = self.store.quiet_stations(
+                    stale_before_ns(now_ns, self.settings.stale_after_s)
+                )
+            if points:  # closing may have re-opened later hours: look the stations up again
+                self._known.clear()
+            self._alert_all(closed)
+            self._alert_stale(quiet, now_ns)
+        return points
+
+    def _alert_stale(self, quiet: Sequence[tuple[str, str, int]], now_ns: int) -> None:
+        if self.alerts is None:
+            return
+        for site, station, seen_ns in quiet:
+            self.alerts.raise_alert(
+                AlertSignal(
+                    RULE_STALE,
+                    f"{site}/{station}",
+                    SEVERITY[RULE_STALE],
+                    stale_message(station, seen_ns, now_ns),
+                    site,
+                    now_ns,
+                    {"seen_ns": seen_ns},
+                )
+            )
+
+    # closing hours
+    def _close(
+        self, now_ns: int, stations: set[tuple[str, str]] | None
+    ) -> tuple[list[Point], list[HourResult]]:
+        """Close the hours that are over; returns their points and the stations' newest hours."""
+        after_data = int(self.settings.close_after_data_s * 1e9)
+        after_clock = int(self.settings.close_after_clock_s * 1e9)
+        points: list[Point] = []
+        newest_closed: dict[tuple[str, str], HourResult] = {}
+        for _ in range(100):  # re-opened later hours (late data) are closed in the next round
+            rows = self.store.due_hours(after_data, now_ns - after_clock)
+            if stations is not None:
+                rows = [r for r in rows if (r[0], r[1]) in stations]
+            if not rows:
+                break
+            for site, station, hour_ns, closed_ns in rows:
+                result = self._close_hour(site, station, hour_ns)
+                points.append(result.point())
+                if hour_ns >= closed_ns:
+                    self.store.mark_closed(site, station, hour_ns)
+                    newest_closed[(site, station)] = result
+        return points, list(newest_closed.values())
+
+    def _close_hour(self, site: str, station: str, hour_ns: int) -> HourResult:
+        readings = self.store.readings(site, station, hour_ns, hour_ns + NS_PER_HOUR)
+        means, minutes = hour_means(readings, self.settings.min_valid_minutes)
+        old = self.store.last_means(site, station, hour_ns)
+        new = {p: (means.get(p), m) for p, m in minutes.items()}
+        self.store.close_hour(site, station, hour_ns, new)
+        if old and old != new:
+            # Later hours' moving means used this hour: compute them again.
+            self.store.reopen(site, station, hour_ns, hour_ns + 23 * NS_PER_HOUR)
+        history = self.store.means_between(site, station, hour_ns - 24 * NS_PER_HOUR, hour_ns)
+        moving = moving_means(hourly_series(history, hour_ns))
+        result = aqi.hourly_aqi(means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"))
+        hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
+        hour.quality = sensor_findings(readings, self.settings)
+        self.store.save_result(
+            site,
+            station,
+            hour_ns,
+            result.aqi,
+            result.level.number if result.level else None,
+            result.primary_text,
+            hour.point().fields,
+        )
+        return hour
+
+    # alerts
+    def _alert_all(self, hours: Sequence[HourResult]) -> None:
+        for hour in hours:
+            self._alert(hour, hour.hour_ns + NS_PER_HOUR)
+
+    def _alert(self, hour: HourResult, at_ns: int) -> None:
+        if self.alerts is None:
+            return
+        subject = f"{hour.site}/{hour.station}"
+        self.alerts.clear(RULE_STALE, subject, at_ns)
+        for rule in SENSOR_RULES:
+            for pollutant in aqi.POLLUTANTS:
+                why = hour.quality.get((rule, pollutant))
+                if why is None:
+                    self.alerts.clear(rule, f"{subject}/{pollutant}", at_ns)
+                    continue
+                self.alerts.raise_alert(
+                    AlertSignal(
+                        rule,
+                        f"{subject}/{pollutant}",
+                        SEVERITY[rule],
+                        why,
+                        hour.site,
+                        at_ns,
+                        {"hour_ns": hour.hour_ns, "pollutant": pollutant},
+                    )
+                )
+        for key, over in limit_checks(hour.means, hour.moving).items():
+            if over is None:
+                self.alerts.clear(RULE_EXCEEDANCE, f"{subject}/{key}", at_ns)
+                continue
+            value, limit = over
+            self.alerts.raise_alert(
+                AlertSignal(
+                    RULE_EXCEEDANCE,
+                    f"{subject}/{key}",
+                    SEVERITY[RULE_EXCEEDANCE],
+                    exceedance_message(key, value, limit),
+                    hour.site,
+                    at_ns,
+                    {"value": value, "limit": limit, "hour_ns": hour.hour_ns},
+                )
+            )
+        result = hour.result
+        if result is None or result.aqi is None or result.level is None:
+            return
+        severity = aqi_severity(result.aqi, result.level.number)
+        if severity is None:
+            self.alerts.clear(RULE_AQI, subject, at_ns)
+            return
+        self.alerts.raise_alert(
+            AlertSignal(
+                RULE_AQI,
+                subject,
+                severity,
+                f"AQI {result.aqi} ({result.level.category_zh} {result.level.category_en}), "
+                f"primary {result.primary_text}",
+                hour.site,
+                at_ns,
+                {"aqi": result.aqi, "level": result.level.number, "hour_ns": hour.hour_ns},
+            )
+        )
+
+
+def hour_means(
+    readings: Sequence[HourReading], min_valid_minutes: int
+) -> tuple[dict[str, float], dict[str, int]]:
+    """Per pollutant: the hour's mean when valid, and its number of minutes with valid data.
+
+    A station's minute data is used when it sent any for the pollutant in that hour, otherwise
+    its real-time data. The mean is valid with ≥ `min_valid_minutes` distinct minutes of data.
+    """
+    by: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for source, ts_ns, pollutant, value in readings:
+        by.setdefault((pollutant, source), []).append((ts_ns, value))
+    means: dict[str, float] = {}
+    minutes: dict[str, int] = {}
+    for pollutant in aqi.POLLUTANTS:
+        values = next((by[(pollutant, s)] for s in SOURCES if (pollutant, s) in by), None)
+        if values is None:
+            continue
+        covered = len({ts // NS_PER_MIN for ts, _ in values})
+        minutes[pollutant] = covered
+        if covered >= min_valid_minutes:
+            means[pollutant] = sum(v for _, v in values) / len(values)
+    return means, minutes
+
+
+def hourly_series(
+    rows: Sequence[tuple[int, str, float | None]], hour_ns: int
+) -> dict[str, list[float | None]]:
+    """Per pollutant, the 24 hourly means ending with `hour_ns` (None where missing/invalid)."""
+    series: dict[str, list[float | None]] = {p: [None] * 24 for p in aqi.POLLUTANTS}
+    for row_hour, pollutant, mean in rows:
+        index = 23 - (hour_ns - row_hour) // NS_PER_HOUR
+        if pollutant in series and 0 <= index < 24:
+            series[pollutant][index] = mean
+    return series
+
+
+def moving_means(series: dict[str, list[float | None]]) -> dict[str, float]:
+    """24-h moving means (≥ 20 valid hours) and the O3 8-h moving mean (≥ 6 of 8)."""
+    moving: dict[str, float] = {}
+    for pollutant, values in series.items():
+        if pollutant == "o3":  # O3 is judged by 1-h and 8-h means; a 24-h O3 mean means nothing
+            continue
+        mean = aqi.mean_24h(values)
+        if mean is not None:
+            moving[f"{pollutant}_24h"] = mean
+    o3 = aqi.o3_8h_moving(series.get("o3", []))
+    if o3 is not None:
+        moving["o3_8h"] = o3
+    return moving

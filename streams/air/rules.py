@@ -1,0 +1,163 @@
+"""The air rules, declared once, and their checks: pure functions over an hour's values and time.
+
+Never read a clock or a store here: readings, means and times come in as arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from hazwatch.alerts.model import Severity
+from hazwatch.alerts.rules import RuleSpec, defaults_of, severities
+from hazwatch.streams.air import aqi
+from hazwatch.streams.air.settings import HourlySettings
+
+NS_PER_MIN = 60 * 1_000_000_000
+NS_PER_HOUR = 60 * NS_PER_MIN
+
+# rule ids (alerts, API, screen)
+RULE_EXCEEDANCE = "air_exceedance"
+RULE_AQI = "aqi_level"
+RULE_FLATLINE = "sensor_flatline"
+RULE_SPIKE = "sensor_spike"
+RULE_STALE = "station_stale"
+SENSOR_RULES = (RULE_FLATLINE, RULE_SPIKE)  # per pollutant, judged on the hour's readings
+AQI_ALERT_ABOVE = 100  # aqi_level: level 3 (lightly polluted) and worse
+SPIKE_MIN_READINGS = 10  # fewer readings in the hour than this: no median to judge a spike by
+
+# (source, ts_ns, pollutant, value): one valid value of one reading in the hour
+HourReading = tuple[str, int, str, float]
+
+# Each air rule, declared once (alerts and docs/rules.md are made from these); its
+# thresholds are the defaults of HourlySettings (settings.py). The class II limits
+# air_exceedance checks are GB 3095-2012's, in hazwatch.streams.air.aqi.LIMITS_CLASS_II.
+RULE_SPECS: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        RULE_EXCEEDANCE,
+        "air",
+        Severity.WARNING,
+        "site/station/limit",
+        "空气质量超标：站点污染物的小时均值或 24 小时、8 小时滑动均值超过 GB 3095-2012 "
+        "二级浓度限值",
+        "a pollutant's hourly mean, or its 24-h or 8-h moving mean, is over the GB 3095-2012 "
+        "class II limit",
+    ),
+    RuleSpec(
+        RULE_AQI,
+        "air",
+        Severity.WARNING,
+        "site/station",
+        "空气质量指数超标：站点小时 AQI 超过 100（三级轻度污染及以上；三级为警告，四级为较重，"
+        "五、六级为严重）",
+        "the station's hourly AQI is over 100 (level 3, lightly polluted, or worse); its "
+        "severity rises with the level: 3 warning, 4 major, 5 and 6 critical",
+    ),
+    RuleSpec(
+        RULE_FLATLINE,
+        "air",
+        Severity.WARNING,
+        "site/station/pollutant",
+        "传感器读数恒定：一小时内某污染物的读数始终是同一个值（疑似传感器故障）",
+        "a sensor stuck on one value: every reading of a pollutant in the hour is the same, "
+        "over at least the minutes an hourly mean needs",
+        defaults_of(HourlySettings, "min_valid_minutes"),
+    ),
+    RuleSpec(
+        RULE_SPIKE,
+        "air",
+        Severity.WARNING,
+        "site/station/pollutant",
+        "传感器读数突跳：一小时内某污染物出现远高于该小时中位数的峰值（疑似传感器故障或干扰）",
+        "one absurd jump: a pollutant's peak in the hour is many times the hour's median and "
+        "far above it (CO in mg/m³, the others in µg/m³)",
+        defaults_of(HourlySettings, "spike_ratio", "spike_min_jump_ugm3", "spike_min_jump_co_mgm3"),
+    ),
+    RuleSpec(
+        RULE_STALE,
+        "air",
+        Severity.MAJOR,
+        "site/station",
+        "站点数据中断：超过规定时间未收到空气监测站的数据",
+        "nothing heard from the air station for longer than the limit",
+        defaults_of(HourlySettings, "stale_after_s"),
+    ),
+)
+SEVERITY = severities(RULE_SPECS)
+
+
+# air_exceedance
+def limit_checks(
+    means: Mapping[str, float], moving: Mapping[str, float]
+) -> dict[str, tuple[float, float] | None]:
+    """Each class II limit the hour has a value for, in LIMITS_CLASS_II order: (value, limit)
+    when the value is over it, None when not (an alert of that limit clears)."""
+    checked: dict[str, float | None] = {f"{p}_1h": means.get(p) for p in ("so2", "no2", "co", "o3")}
+    checked.update(moving)
+    over = aqi.exceedances(checked)
+    return {key: over.get(key) for key in aqi.LIMITS_CLASS_II if checked.get(key) is not None}
+
+
+def exceedance_message(key: str, value: float, limit: float) -> str:
+    unit = "mg/m³" if key.startswith("co") else "µg/m³"
+    return f"{key} {value:.1f} {unit} over the GB 3095-2012 class II limit {limit:g}"
+
+
+# aqi_level
+def aqi_severity(aqi_value: int, level: int) -> Severity | None:
+    """The severity aqi_level raises with for this AQI and level; None when it is not over."""
+    if aqi_value <= AQI_ALERT_ABOVE:
+        return None
+    # level 3 raises with the declared severity; worse levels raise it
+    return {3: SEVERITY[RULE_AQI], 4: Severity.MAJOR}.get(level, Severity.CRITICAL)
+
+
+# sensor_flatline, sensor_spike
+def flatline(pollutant: str, series: Sequence[float], min_valid_minutes: int) -> str | None:
+    """Why the hour's readings of a pollutant say its sensor is stuck, or None."""
+    if len(series) >= min_valid_minutes and max(series) == min(series):
+        return f"{pollutant} stuck at {series[0]:g} for {len(series)} readings in the hour"
+    return None
+
+
+def spike(pollutant: str, series: Sequence[float], settings: HourlySettings) -> str | None:
+    """Why the hour's readings of a pollutant hold one absurd jump, or None."""
+    ordered = sorted(series)
+    median = ordered[len(ordered) // 2]
+    jump = settings.spike_min_jump_co_mgm3 if pollutant == "co" else settings.spike_min_jump_ugm3
+    peak = ordered[-1]
+    if (
+        len(series) >= SPIKE_MIN_READINGS
+        and peak > settings.spike_ratio * median
+        and peak - median > jump
+    ):
+        return f"{pollutant} jumped to {peak:g} against an hourly median of {median:g}"
+    return None
+
+
+def sensor_findings(
+    readings: Sequence[HourReading], settings: HourlySettings
+) -> dict[tuple[str, str], str]:
+    """Data-quality findings of one hour: a sensor stuck on one value, or one absurd jump."""
+    values: dict[str, list[float]] = {}
+    for _, _, pollutant, value in readings:
+        values.setdefault(pollutant, []).append(value)
+    found: dict[tuple[str, str], str] = {}
+    for pollutant, series in values.items():
+        stuck = flatline(pollutant, series, settings.min_valid_minutes)
+        if stuck is not None:
+            found[(RULE_FLATLINE, pollutant)] = stuck
+        jumped = spike(pollutant, series, settings)
+        if jumped is not None:
+            found[(RULE_SPIKE, pollutant)] = jumped
+    return found
+
+
+# station_stale
+def stale_before_ns(now_ns: int, stale_after_s: float) -> int:
+    """A station last heard from at or before this time is stale."""
+    return now_ns - int(stale_after_s * 1e9)
+
+
+def stale_message(station: str, seen_ns: int, now_ns: int) -> str:
+    silent_min = (now_ns - seen_ns) / NS_PER_MIN
+    return f"air station {station} sent no valid data for {silent_min:.0f} min"
