@@ -24,9 +24,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = out / "source"
     junk = shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__", ".*cache")
     shutil.copytree(ROOT, source, symlinks=True, ignore=junk)
+    build = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
-        + ["-w", str(out), str(source)],
+        [*build, "-w", str(out), str(source)],
         check=True,
         capture_output=True,
         cwd=out,
@@ -52,8 +52,7 @@ def test_installed_next_to_a_package_called_api(wheel: Path, tmp_path: Path) -> 
     """Another distribution's `api` and `devices` stay theirs; hazwatch imports as installed."""
     target, other = tmp_path / "site", tmp_path / "other"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target)]
-        + [str(wheel)],
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), wheel],
         check=True,
         capture_output=True,
     )
