@@ -19,6 +19,7 @@ from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.interfaces import PointReader
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.video.store import EvidenceStore
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class ApiContext:
     # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
     custody: CustodyStore | None = None
     air: AirStore | None = None
+    evidence: EvidenceStore | None = None  # the video part's snapshots
     deadletters: DeadLetterStore | None = None
 
 

@@ -18,7 +18,6 @@ from hazwatch.alerts.model import Alert
 from hazwatch.alerts.store import AlertStore
 from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
-from hazwatch.api.routes.snapshots import prune_snapshots, snapshot_dir
 from hazwatch.base.points import Point
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.topics import ALERT_ROOT
@@ -120,6 +119,7 @@ class HazwatchService:
         self.parts: list[Part] = [build(context) for build in PARTS]
         (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
         self.decode_ctx = custody.decode_context  # reader locations, the tracker's live batches
+        (self.video,) = [part for part in self.parts if isinstance(part, VideoPart)]
         processors: list[StreamProcessor] = [p for part in self.parts for p in part.processors()]
         self.spool = Spool(settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
         self.pipeline = IngestPipeline(
@@ -262,12 +262,7 @@ class HazwatchService:
 
     def prune_snapshots(self) -> list[str]:
         """Snapshots past HAZWATCH_SNAPSHOT_KEEP_DAYS, unless an open alert cites them."""
-        deleted = prune_snapshots(
-            snapshot_dir(self.settings.data_dir),
-            self.settings.snapshot_keep_days * 86400,
-            time.time(),
-            self.alerts.open_evidence(),
-        )
+        deleted = self.video.prune_evidence(self.alerts.open_evidence())
         if deleted:
             days = self.settings.snapshot_keep_days
             log.info("deleted %d snapshots older than %g days", len(deleted), days)

@@ -1,14 +1,13 @@
 """`/api/snapshots`: camera evidence JPEGs uploaded by edge agents, and served to officers.
 
+Only HTTP here: the video part's EvidenceStore (streams/video/store.py) holds the files.
 Never store a file whose name, type, size or sha256 does not check out, nor overwrite one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -16,9 +15,10 @@ from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from hazwatch.api.deps import Ctx, require_token
+from hazwatch.api.deps import ApiContext, Ctx, part_store, require_token
 from hazwatch.api.params import errors
 from hazwatch.devices.camera import check_snapshot_name
+from hazwatch.streams.video.store import EvidenceConflict, EvidenceStore
 
 router = APIRouter()
 
@@ -50,9 +50,8 @@ SERVE_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def snapshot_dir(data_dir: Path | str) -> Path:
-    """Where evidence snapshots live under the data directory (the API and pruning agree)."""
-    return Path(data_dir) / "snapshots"
+def evidence(ctx: ApiContext) -> EvidenceStore:
+    return part_store(ctx.evidence, "video")
 
 
 def _check_name(name: str) -> str:
@@ -76,6 +75,7 @@ async def upload_snapshot(
     sha256: Annotated[str, Query(min_length=64, max_length=64)],
 ) -> JSONResponse:
     """Body: the JPEG itself (`Content-Type: image/jpeg`); `name` and `sha256` in the query."""
+    store = evidence(ctx)
     _check_name(name)
     if not SHA256.match(sha256):
         raise HTTPException(status_code=400, detail="sha256 must be 64 lowercase hex digits")
@@ -97,50 +97,13 @@ async def upload_snapshot(
     actual = hashlib.sha256(body).hexdigest()
     if actual != sha256:
         raise HTTPException(status_code=400, detail=f"sha256 mismatch: body is {actual}")
-    folder = snapshot_dir(ctx.data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / name
-    if target.exists():
-        if hashlib.sha256(target.read_bytes()).hexdigest() == actual:
-            return JSONResponse(
-                {"name": name, "sha256": actual, "bytes": len(body)}, status_code=200
-            )
-        raise HTTPException(status_code=409, detail=f"{name} exists with other content")
-    _write_durably(folder, name, bytes(body))
-    return JSONResponse({"name": name, "sha256": actual, "bytes": len(body)}, status_code=201)
-
-
-def _write_durably(folder: Path, name: str, data: bytes) -> None:
-    """The file, then its name, on disk before the agent hears 201 and drops its own copy."""
-    tmp = folder / f".{name}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(folder / name)
-    fd = os.open(folder, os.O_RDONLY)
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def prune_snapshots(folder: Path, keep_s: float, now_s: float, keep: set[str]) -> list[str]:
-    """Delete snapshots older than `keep_s` (by file time), except those named in `keep`
-    (the evidence of alerts still open or acknowledged); returns the names deleted."""
-    if not folder.is_dir():
-        return []
-    deleted = []
-    for path in folder.glob("*.jpg"):
-        if path.name in keep:
-            continue
-        try:
-            if now_s - path.stat().st_mtime > keep_s:
-                path.unlink()
-                deleted.append(path.name)
-        except FileNotFoundError:  # another worker pruned it first
-            continue
-    return sorted(deleted)
+        created = store.put(name, bytes(body))
+    except EvidenceConflict as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    return JSONResponse(
+        {"name": name, "sha256": actual, "bytes": len(body)}, status_code=201 if created else 200
+    )
 
 
 @router.get(
@@ -149,8 +112,8 @@ def prune_snapshots(folder: Path, keep_s: float, now_s: float, keep: set[str]) -
     responses=SERVE_RESPONSES,
 )
 def get_snapshot(name: Annotated[str, PathParam(max_length=128)], ctx: Ctx) -> FileResponse:
-    path = snapshot_dir(ctx.data_dir) / _check_name(name)
-    if not path.is_file():
+    path = evidence(ctx).find(_check_name(name))
+    if path is None:
         raise HTTPException(status_code=404, detail=f"no snapshot {name!r}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     return FileResponse(

@@ -1,11 +1,12 @@
-"""The video part: its stream processor (the video rules, confirming in the point store), the
-evidence snapshots' API routes.
+"""The video part: its stream processor (the video rules, confirming in the point store), its
+evidence store (the snapshots camera agents upload) and that store's API routes.
 
 hazwatch.app builds it; nothing else imports this module.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.interfaces import PointReader, StreamProcessor
 from hazwatch.parts import PartContext
 from hazwatch.settings import Settings
+from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
 
 if TYPE_CHECKING:
     from hazwatch.streams.video.rules import VideoRuleSettings
@@ -78,12 +80,15 @@ def routers() -> list[APIRouter]:
 
 
 class VideoPart:
-    """The video rules' processor (built once) and the evidence snapshots' routes."""
+    """The video rules' processor and the evidence store (built once, owned here), and the
+    evidence snapshots' routes."""
 
     name = "video"
 
     def __init__(self, ctx: PartContext) -> None:
         self._processors = processors(ctx.settings, ctx.db, ctx.alerts, ctx.reader)
+        self.evidence = EvidenceStore(snapshot_dir(ctx.settings.data_dir))
+        self._keep_days = ctx.settings.snapshot_keep_days
 
     def processors(self) -> list[StreamProcessor]:
         return list(self._processors)
@@ -92,4 +97,9 @@ class VideoPart:
         return routers()
 
     def api_stores(self) -> dict[str, object]:
-        return {}
+        return {"evidence": self.evidence}
+
+    def prune_evidence(self, cited: set[str]) -> list[str]:
+        """Delete snapshots past HAZWATCH_SNAPSHOT_KEEP_DAYS, except those named in `cited`
+        (the evidence of alerts still open or acknowledged); returns the names deleted."""
+        return self.evidence.prune(self._keep_days * 86400, time.time(), cited)

@@ -28,7 +28,6 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
 from hazwatch.api.params import SEGMENT
-from hazwatch.api.routes.snapshots import snapshot_dir
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import hj212, registry, topics
 from hazwatch.devices.decode import decode
@@ -44,6 +43,7 @@ from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
 
 TOKEN = "fuzz-token"
 REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"
@@ -91,6 +91,7 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         api_token=TOKEN,
         custody=custody_store,
         air=air.store,
+        evidence=EvidenceStore(folder_snapshots),
     )
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
     routers = [r for module in (wiring_custody, wiring_air, wiring_video) for r in module.routers()]

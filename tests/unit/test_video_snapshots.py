@@ -18,6 +18,7 @@ from hazwatch.base.errors import PayloadError
 from hazwatch.base.statedb import StateDB
 from hazwatch.edge.camera_agent import EvidenceFolder, SnapshotUploader, snapshot_jpeg
 from hazwatch.parts import video as wiring_video
+from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
 
 TOKEN = "s3cret"
 T0 = 1_764_000_000 * 1_000_000_000
@@ -31,7 +32,15 @@ def jpeg(seed: int = 0) -> bytes:
 @pytest.fixture()
 def client(tmp_path: Path) -> TestClient:
     db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
-    ctx = ApiContext(db=db, reader=None, alerts=AlertStore(db), data_dir=tmp_path, api_token=TOKEN)  # type: ignore[arg-type]
+    evidence = EvidenceStore(snapshot_dir(tmp_path))
+    ctx = ApiContext(
+        db=db,
+        reader=None,  # type: ignore[arg-type]
+        alerts=AlertStore(db),
+        data_dir=tmp_path,
+        api_token=TOKEN,
+        evidence=evidence,
+    )
     return TestClient(create_app(ctx, wiring_video.routers()))
 
 
@@ -116,7 +125,6 @@ def test_old_snapshots_go_unless_an_open_alert_cites_them(tmp_path: Path) -> Non
     import time
 
     from hazwatch.alerts.model import AlertSignal, Severity
-    from hazwatch.api.routes.snapshots import prune_snapshots
 
     folder = tmp_path / "snapshots"
     folder.mkdir()
@@ -131,10 +139,10 @@ def test_old_snapshots_go_unless_an_open_alert_cites_them(tmp_path: Path) -> Non
             "tamper_occlusion", "s/cam-1", Severity.MAJOR, "lens covered", "s", 1, {}, "cited.jpg"
         )
     )
-    deleted = prune_snapshots(folder, 365 * 86400, now, store.open_evidence())
+    deleted = EvidenceStore(folder).prune(365 * 86400, now, store.open_evidence())
     assert deleted == ["old.jpg"]
     assert sorted(p.name for p in folder.iterdir()) == ["cited.jpg", "new.jpg"]
-    assert prune_snapshots(tmp_path / "none", 1, now, set()) == []
+    assert EvidenceStore(tmp_path / "none").prune(1, now, set()) == []
 
 
 def test_a_built_name_passes_the_check_and_hostile_names_do_not() -> None:
