@@ -11,16 +11,14 @@ import threading
 import time
 from collections.abc import Callable
 
-import orjson
 import uvicorn
 
 from hazwatch.alerts.model import Alert
+from hazwatch.alerts.publish import alert_payload, alert_point, alert_topic
 from hazwatch.alerts.store import AlertStore
 from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
-from hazwatch.base.points import Point
 from hazwatch.base.statedb import StateDB
-from hazwatch.devices.topics import ALERT_ROOT
 from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer
 from hazwatch.ingest.deadletters import DeadLetterLimits, DeadLetterStore
 from hazwatch.ingest.health import Thresholds, judge
@@ -70,21 +68,6 @@ def deadletter_limits(settings: Settings) -> DeadLetterLimits:
         max_rows=settings.deadletter_max_rows,
         max_bytes=settings.deadletter_max_mb * 1024 * 1024,
     )
-
-
-def alert_point(alert: Alert) -> Point:
-    tags = {
-        "site": alert.site,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "subject": alert.subject,
-    }
-    fields: dict[str, float | int | bool | str] = {
-        "alert_id": alert.alert_id,
-        "message": alert.message,
-        "state": alert.state.value,
-    }
-    return Point("alert", tags, fields, alert.updated_ns)
 
 
 PRUNE_EVERY_S = 3600.0
@@ -145,20 +128,7 @@ class HazwatchService:
         self.api_port = settings.api_port
 
     def _on_alert(self, alert: Alert) -> None:
-        payload = orjson.dumps(
-            {
-                "alert_id": alert.alert_id,
-                "rule": alert.rule,
-                "subject": alert.subject,
-                "severity": alert.severity.value,
-                "state": alert.state.value,
-                "site": alert.site,
-                "message": alert.message,
-                "evidence": alert.evidence,
-                "at_ns": alert.updated_ns,
-            }
-        )
-        self.consumer.publish(f"{ALERT_ROOT}/{alert.site}/{alert.rule}", payload)
+        self.consumer.publish(alert_topic(alert), alert_payload(alert))
         self.pipeline.add_points([alert_point(alert)])
 
     def health_checks(self) -> dict[str, object]:

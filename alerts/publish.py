@@ -1,0 +1,51 @@
+"""What an alert becomes outside the alert store: its point (measurement `alert`), and the MQTT
+message `hw/alerts/{site}/{rule}` that tells subscribers of it.
+
+Never publish or write here: this only builds them (pure); the service does the I/O.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from hazwatch.alerts.model import Alert
+from hazwatch.base.points import Point
+from hazwatch.devices.topics import ALERT_ROOT
+
+
+def alert_point(alert: Alert) -> Point:
+    """The alert as a point, at the time it last changed."""
+    tags = {
+        "site": alert.site,
+        "rule": alert.rule,
+        "severity": alert.severity.value,
+        "subject": alert.subject,
+    }
+    fields: dict[str, float | int | bool | str] = {
+        "alert_id": alert.alert_id,
+        "message": alert.message,
+        "state": alert.state.value,
+    }
+    return Point("alert", tags, fields, alert.updated_ns)
+
+
+def alert_topic(alert: Alert) -> str:
+    """`hw/alerts/{site}/{rule}`."""
+    return f"{ALERT_ROOT}/{alert.site}/{alert.rule}"
+
+
+def alert_payload(alert: Alert) -> bytes:
+    """The alert's message body, JSON."""
+    return orjson.dumps(
+        {
+            "alert_id": alert.alert_id,
+            "rule": alert.rule,
+            "subject": alert.subject,
+            "severity": alert.severity.value,
+            "state": alert.state.value,
+            "site": alert.site,
+            "message": alert.message,
+            "evidence": alert.evidence,
+            "at_ns": alert.updated_ns,
+        }
+    )
