@@ -346,19 +346,19 @@ class RegistryContext:
     ) -> None:
         self._db = db
         self.version = 0
-        self.registry = registry or Registry()
+        self.current = registry or Registry()  # the registry at `version`
         self.batches: Mapping[str, str] = batches if batches is not None else {}
         self._refresh_s = refresh_s
         self._clock = clock
         self._next_check = 0.0
         self._by_mn: dict[str, tuple[str, str]] = {}
         self._migrated = False
-        self._set(self.registry)
+        self._set(self.current)
         if db is not None and registry is None:
             self.refresh(force=True)
 
     def _set(self, registry: Registry) -> None:
-        self.registry = registry
+        self.current = registry
         self._by_mn = {st.mn: key for key, st in registry.stations.items() if st.mn}
 
     def refresh(self, *, force: bool = False) -> None:
@@ -378,7 +378,7 @@ class RegistryContext:
     def _fresh(self) -> Registry:
         if self._db is not None and self._clock() >= self._next_check:
             self.refresh()
-        return self.registry
+        return self.current
 
     def reader_location(self, site: str, reader: str) -> str | None:
         entry = self._fresh().readers.get((site, reader))
@@ -398,6 +398,10 @@ class RegistryContext:
     def station_zone_h(self, site: str, station: str) -> float:
         entry = self._fresh().stations.get((site, station))
         return entry.zone_h if entry else DEFAULT_ZONE_H
+
+    def camera(self, site: str, camera: str) -> Camera | None:
+        """The camera's entry (the readers at the door it watches), None when not registered."""
+        return self._fresh().cameras.get((site, camera))
 
     def station_by_mn(self, mn: str) -> tuple[str, str] | None:
         """(site, station) of the station with this HJ 212 MN (for the TCP gateway)."""

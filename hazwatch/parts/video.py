@@ -31,8 +31,7 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     registry = RegistryContext(db)
 
     def watched(site: str, camera: str) -> list[str]:
-        registry.refresh()
-        entry = registry.registry.cameras.get((site, camera))
+        entry = registry.camera(site, camera)
         return list(entry.watches) if entry else []
 
     return watched

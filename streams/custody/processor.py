@@ -191,7 +191,7 @@ class CustodyProcessor:
         self.registry.refresh()
         if self.registry.version != self._geo_version:
             self._geo_version = self.registry.version
-            self.tracker.geo = geography(self.registry.registry, self.limits)
+            self.tracker.geo = geography(self.registry.current, self.limits)
 
     def process(self, messages: Sequence[Decoded], now_ns: int) -> list[Point]:
         with self._lock:
