@@ -27,9 +27,10 @@ from pydantic_settings import (
 
 from hazwatch.base.errors import ConfigError
 from hazwatch.streams.custody.settings import CustodyLimits
+from hazwatch.streams.video.settings import VideoRuleSettings
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody",)
+PART_TABLES = ("custody", "video")
 # the settings file's values while load_settings builds Settings (the lowest source)
 _FILE_VALUES: ContextVar[Mapping[str, Any]] = ContextVar(
     "hazwatch_settings_file", default=MappingProxyType({})
@@ -97,19 +98,9 @@ class Settings(BaseSettings):
     health_max_batch_retries: int = Field(default=5, ge=1)
     health_max_deadletters_per_min: float = Field(default=600.0, gt=0)
 
-    # video rules (streams/video/rules.py VideoRuleSettings: each video_<name> sets its <name>)
-    video_offline_after_s: float = Field(default=30.0, gt=0)
-    video_persist_frames: int = Field(default=2, ge=1)
-    video_occlusion_on: float = Field(default=0.6, gt=0, le=1)
-    video_scene_change_on: float = Field(default=0.35, gt=0, le=1)
-    video_too_dark_brightness: float = Field(default=15.0, ge=0, le=255)
-    video_defocus_ratio: float = Field(default=0.35, gt=0, lt=1)
-    video_door_motion_on: float = Field(default=0.02, gt=0, le=1)
-    video_door_window_s: float = Field(default=60.0, gt=0)
-    video_confirm_grace_s: float = Field(default=10.0, ge=0)
-
     # each part's rule thresholds (streams/<part>/settings.py): a table of the settings file
     custody: CustodyLimits = Field(default_factory=CustodyLimits)
+    video: VideoRuleSettings = Field(default_factory=VideoRuleSettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

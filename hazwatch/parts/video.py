@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import fields
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
@@ -19,9 +17,6 @@ from hazwatch.ingest.interfaces import PointReader, StreamProcessor
 from hazwatch.parts import PartContext
 from hazwatch.settings import Settings
 from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
-
-if TYPE_CHECKING:
-    from hazwatch.streams.video.rules import VideoRuleSettings
 
 
 def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
@@ -35,19 +30,6 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
         return list(entry.watches) if entry else []
 
     return watched
-
-
-def rule_settings(settings: Settings) -> VideoRuleSettings:
-    """The video rules' thresholds: each settings field video_<name> sets the rules' <name>."""
-    from hazwatch.streams.video.rules import VideoRuleSettings
-
-    names = {f.name for f in fields(VideoRuleSettings)}
-    chosen = {
-        name.removeprefix("video_"): value
-        for name, value in settings.model_dump().items()
-        if name.startswith("video_") and name.removeprefix("video_") in names
-    }
-    return VideoRuleSettings(**chosen)
 
 
 def processors(
@@ -64,7 +46,7 @@ def processors(
     return [
         VideoProcessor(
             alerts,
-            settings=rule_settings(settings),
+            settings=settings.video,
             watched_readers=watched_readers_from(db),
             reader=reader if reader is not None else make_reader(settings),
         )

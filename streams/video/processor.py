@@ -23,9 +23,9 @@ from hazwatch.streams.video.rules import (
     QueryKey,
     Rows,
     VideoRules,
-    VideoRuleSettings,
     WatchedReaders,
 )
+from hazwatch.streams.video.settings import VideoRuleSettings
 
 log = logging.getLogger("hazwatch.video")
 

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of
+from hazwatch.streams.video.settings import VideoRuleSettings
 
 NS_PER_S = 1_000_000_000
 
@@ -33,30 +34,9 @@ TAMPER_RULES = (TAMPER_OCCLUSION, CAMERA_TOO_DARK, TAMPER_SCENE_CHANGE, TAMPER_D
 WatchedReaders = Callable[[str, str], list[str]]
 
 
-@dataclass(frozen=True, slots=True)
-class VideoRuleSettings:
-    offline_after_s: float = 30.0  # no frame this long: offline
-    gap_min_missing: int = 1  # seq jumps that skip at least this many messages
-    occlusion_on: float = 0.6
-    scene_change_on: float = 0.35
-    too_dark_brightness: float = 15.0
-    defocus_ratio: float = 0.35  # sharpness under this share of the camera's own baseline
-    defocus_min_baseline: float = 20.0  # a baseline this low says nothing about focus
-    baseline_frames: int = 5  # frames before a sharpness baseline is trusted
-    baseline_adapt: float = 0.05
-    persist_frames: int = 2  # a tamper condition must hold on this many messages in a row
-    door_motion_on: float = 0.02
-    door_window_s: float = 60.0  # a read this close (before or after) explains door motion
-    # A candidate a message to another worker may explain (frame gap, door motion with no read)
-    # waits this long by the receiver's clock, so batches in flight elsewhere are stored, and is
-    # then confirmed against the point store.
-    confirm_grace_s: float = 10.0
-    confirm_max_queries: int = 32  # point-store queries per confirmation round; the rest wait
-    confirm_max_rows: int = 10_000  # rows one query may return
-
-
 # Each video rule, declared once (alerts and docs/rules.md are made from these); its
-# thresholds are the defaults of VideoRuleSettings above, which `HAZWATCH_VIDEO_*` set.
+# thresholds are the defaults of VideoRuleSettings (settings.py: the settings file's [video]
+# table, HAZWATCH_VIDEO__<NAME>).
 def _spec(rule: str, severity: Severity, zh: str, en: str, *thresholds: str) -> RuleSpec:
     return RuleSpec(
         rule, "video", severity, "site/camera", zh, en, defaults_of(VideoRuleSettings, *thresholds)

@@ -25,8 +25,8 @@ from hazwatch.streams.video.rules import (
     DOOR_MOTION_NO_READ,
     FRAME_GAP,
     RULES,
-    VideoRuleSettings,
 )
+from hazwatch.streams.video.settings import VideoRuleSettings
 from tests.hazwatch_proc import HazwatchProcess
 from tests.services import Influxd, Mosquitto, wait_for
 

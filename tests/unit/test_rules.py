@@ -92,17 +92,15 @@ def test_thresholds_are_the_settings_defaults() -> None:
         assert all(getattr(air_settings, name) == v for name, v in spec.thresholds.items())
 
 
-def test_service_settings_default_to_the_video_declarations() -> None:
-    # hazwatch/settings.py repeats the video defaults as its fields' defaults; they must agree
+def test_service_settings_default_to_the_part_declarations() -> None:
+    # hazwatch/settings.py composes each part's settings dataclass, whose defaults the rule
+    # declarations take: the service's defaults are the declared ones
     from hazwatch.settings import Settings
 
+    defaults = Settings()
+    assert defaults.custody == custody.CustodyLimits()
     declared = {f.name: f.default for f in fields(video.VideoRuleSettings)}
-    video_fields = {
-        name.removeprefix("video_"): info.default
-        for name, info in Settings.model_fields.items()
-        if name.startswith("video_")
-    }
-    assert video_fields and {k: declared[k] for k in video_fields} == video_fields
+    assert declared and {name: getattr(defaults.video, name) for name in declared} == declared
 
 
 def test_every_batch_rule_has_one_check_and_the_epc_rule_none() -> None:

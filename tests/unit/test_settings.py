@@ -10,6 +10,7 @@ import pytest
 from hazwatch.base.errors import ConfigError
 from hazwatch.settings import PART_TABLES, Settings, load_settings
 from hazwatch.streams.custody.settings import CustodyLimits
+from hazwatch.streams.video.settings import VideoRuleSettings
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +29,7 @@ def test_each_part_table_is_its_settings_dataclass_with_its_defaults() -> None:
     defaults = Settings()
     assert set(PART_TABLES) <= set(Settings.model_fields)
     assert defaults.custody == CustodyLimits()
+    assert defaults.video == VideoRuleSettings()
 
 
 def test_env_overrides_one_field_of_a_file_table_and_keeps_the_others(
@@ -43,6 +45,20 @@ def test_env_overrides_one_field_of_a_file_table_and_keeps_the_others(
     loaded = load_settings(path)
     assert loaded.custody == CustodyLimits(unknown_tag_grace_s=0, transit_limit_h=12)
     assert (loaded.mqtt_client_id, loaded.api_port) == ("from-file", 9100)
+
+
+def test_a_video_table_and_an_env_override_combine_field_by_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = settings_file(tmp_path, "[video]\ndoor_window_s = 90\npersist_frames = 4\n")
+    monkeypatch.setenv("HAZWATCH_VIDEO__DOOR_WINDOW_S", "120")
+    monkeypatch.setenv("HAZWATCH_VIDEO__CONFIRM_GRACE_S", "0")
+    video = load_settings(path).video
+    assert isinstance(video, VideoRuleSettings)
+    assert (video.door_window_s, video.persist_frames, video.confirm_grace_s) == (120, 4, 0)
+    assert video.offline_after_s == VideoRuleSettings().offline_after_s  # neither set it
+    monkeypatch.delenv("HAZWATCH_VIDEO__DOOR_WINDOW_S")
+    assert load_settings(path).video.door_window_s == 90
 
 
 def test_a_part_table_inside_the_hazwatch_table(tmp_path: Path) -> None:
@@ -69,6 +85,20 @@ def test_keyword_overrides_win_over_env_field_by_field(monkeypatch: pytest.Monke
         ("[custody]\nspeed = 3\n", {}, "unknown setting 'custody.speed'"),
         ("", {"HAZWATCH_CUSTODY__SPEED": "3"}, "unknown setting 'custody.speed'"),
         ("nope = 1\n", {}, "unknown setting 'nope'"),
+        ("[video]\nfoo = 1\n", {}, "unknown setting 'video.foo'"),
+        ("[hazwatch.video]\nfoo = 1\n", {}, "unknown setting 'video.foo'"),
+        ("", {"HAZWATCH_VIDEO__FOO": "1"}, "unknown setting 'video.foo'"),
+        ("video_door_window_s = 90\n", {}, "unknown setting 'video_door_window_s'"),
+        (
+            "[video]\nocclusion_on = 1.5\n",
+            {},
+            "setting HAZWATCH_VIDEO__OCCLUSION_ON: Input should be less than or equal to 1",
+        ),
+        (
+            "",
+            {"HAZWATCH_VIDEO__PERSIST_FRAMES": "0"},
+            "setting HAZWATCH_VIDEO__PERSIST_FRAMES: Input should be greater than or equal to 1",
+        ),
         (
             "[custody]\nweight_tolerance_pct = 101\n",
             {},

@@ -23,8 +23,8 @@ from hazwatch.streams.video.rules import (
     Finding,
     FrameFacts,
     VideoRules,
-    VideoRuleSettings,
 )
+from hazwatch.streams.video.settings import VideoRuleSettings
 
 S = 1_000_000_000
 T0 = 1_764_000_000 * S
