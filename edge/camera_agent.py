@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -627,22 +627,17 @@ class CameraAgent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CameraSetup:
-    """What one camera's edge program is given: where frames come from, where their metadata
-    and snapshots go. The edge reads no hazwatch settings: `hazwatch camera` fills this in."""
+    """What one camera's edge program is given: the agent's config, where frames come from,
+    where their metadata and snapshots go. The edge reads no hazwatch settings: `hazwatch
+    camera` fills this in."""
 
-    site: str
-    camera: str
+    agent: AgentConfig  # site, camera, rate, evidence folder, analyzer settings
     source: str  # a file, an rtsp:// or http:// URL, or a device index
     mqtt_url: str
     api_url: str  # the hazwatch API that takes the snapshots
     token: str = ""  # its API token
-    evidence_dir: Path
-    evidence_max_bytes: int = 256 * 1024 * 1024
-    rate_hz: float = 2.0
-    realtime: bool = False  # pace a recording at its frame rate
     seconds: float | None = None  # stop after this much video of a file or camera
     detector: str = "none"  # none | blobs (moving blobs, no model)
-    analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
 
 
 DETECTORS: dict[str, Callable[[], ObjectDetector] | None] = {
@@ -663,22 +658,13 @@ class CameraProgram:
         make_detector = DETECTORS[setup.detector]
         self.setup = setup
         self.source = source if source is not None else open_capture(setup.source)
-        max_frames: int | None = None
+        config = setup.agent
         if setup.seconds is not None and isinstance(self.source, CaptureSource):
-            max_frames = round(setup.seconds * self.source.fps)
-        config = AgentConfig(
-            site=setup.site,
-            camera=setup.camera,
-            rate_hz=setup.rate_hz,
-            evidence_dir=setup.evidence_dir,
-            evidence_max_bytes=setup.evidence_max_bytes,
-            realtime=setup.realtime,
-            max_frames=max_frames,
-            analyzer=setup.analyzer,
-        )
+            # a synthetic source ends by itself; a capture after that many of its frames
+            config = replace(config, max_frames=round(setup.seconds * self.source.fps))
         self.evidence = EvidenceFolder(config.evidence_dir, config.evidence_max_bytes)
         self.uploader = SnapshotUploader(self.evidence, setup.api_url, setup.token)
-        self.publisher = FramePublisher(setup.mqtt_url, setup.site, setup.camera)
+        self.publisher = FramePublisher(setup.mqtt_url, config.site, config.camera)
         # a live CaptureSource reopens itself when its stream drops (the agent retries)
         self.agent = CameraAgent(
             config,

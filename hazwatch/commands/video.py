@@ -93,7 +93,7 @@ def camera(
 ) -> None:
     """Run the edge agent for one camera: every frame analysed, metadata published at --rate."""
     extras.require("camera", "hazwatch camera")
-    from hazwatch.edge.camera_agent import CameraProgram, CameraSetup
+    from hazwatch.edge.camera_agent import AgentConfig, CameraProgram, CameraSetup
     from hazwatch.invocation import settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -104,16 +104,18 @@ def camera(
         raise ConfigError(f"--synthetic-size must be WxH, got {synthetic_size!r}") from None
     is_synthetic = source.startswith(SYNTHETIC)
     setup = CameraSetup(
-        site=site,
-        camera=camera_id,
+        agent=AgentConfig(
+            site=site,
+            camera=camera_id,
+            rate_hz=rate,
+            evidence_dir=evidence_dir or cfg.data_dir / "evidence" / f"{site}_{camera_id}",
+            evidence_max_bytes=evidence_mb * 1024 * 1024,
+            realtime=is_synthetic if realtime is None else realtime,
+        ),
         source=source,
         mqtt_url=mqtt_url or cfg.mqtt_url,
         api_url=api_url or f"http://{cfg.api_host}:{cfg.api_port}",
         token=token if token is not None else cfg.api_token,
-        evidence_dir=evidence_dir or cfg.data_dir / "evidence" / f"{site}_{camera_id}",
-        evidence_max_bytes=evidence_mb * 1024 * 1024,
-        rate_hz=rate,
-        realtime=is_synthetic if realtime is None else realtime,
         seconds=seconds,
         detector=detector,
     )
