@@ -44,6 +44,7 @@ from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
 from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
+from tests.samples import custody_limits
 
 TOKEN = "fuzz-token"
 REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"
@@ -67,7 +68,9 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     tracker = Tracker()
     decode_ctx = registry.RegistryContext(db, batches=tracker.epc_batch)
     custody_store = CustodyStore(db)
-    custody = CustodyProcessor(tracker, decode_ctx, ListSink(), custody_store)
+    custody = CustodyProcessor(
+        tracker, decode_ctx, ListSink(), custody_store, limits=custody_limits()
+    )
     the_plan = plan(10, 2, seed=1)
     custody.process(
         [decode(m.topic, m.payload, decode_ctx, now_ns=now) for m in the_plan.messages], now

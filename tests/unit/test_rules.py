@@ -25,6 +25,7 @@ from hazwatch.streams.custody import processor as custody_processor
 from hazwatch.streams.custody import rules as custody
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.video import rules as video
+from tests.samples import custody_limits
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "rules.md"
@@ -132,7 +133,7 @@ def test_the_simulator_breaks_every_declared_custody_rule_with_its_severity() ->
     tracker = custody.Tracker()
     ctx = RegistryContext(None, registry, batches=tracker.epc_batch)
     sink = ListSink()
-    processor = CustodyProcessor(tracker, ctx, sink)
+    processor = CustodyProcessor(tracker, ctx, sink, limits=custody_limits())
     now = time.time_ns()
     decoded = [decode(m.topic, m.payload, ctx, now_ns=now) for m in the_plan.messages]
     for start in range(0, len(decoded), 50):
