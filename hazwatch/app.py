@@ -53,9 +53,9 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         session_expiry_s=settings.mqtt_session_expiry_s,
         receive_maximum=settings.mqtt_receive_maximum,
         keepalive_s=settings.mqtt_keepalive_s,
-        batch_max_messages=settings.batch_max_messages,
-        batch_max_wait_s=settings.batch_max_wait_ms / 1000,
-        batch_workers=settings.batch_workers,
+        batch_max_messages=settings.message_batch_max,
+        batch_max_wait_s=settings.message_batch_wait_ms / 1000,
+        batch_workers=settings.message_batch_workers,
         max_payload_bytes=settings.max_payload_bytes,
         keep_payload_bytes=settings.deadletter_keep_kb * 1024,
     )

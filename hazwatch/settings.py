@@ -31,6 +31,27 @@ from hazwatch.streams.video.settings import VideoRuleSettings
 
 # the part tables a settings file may hold (the nested fields of Settings)
 PART_TABLES = ("custody", "video")
+# Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
+# fails naming the new one instead of being ignored.
+RENAMED: dict[str, str] = {
+    "batch_max_messages": "message_batch_max",
+    "batch_max_wait_ms": "message_batch_wait_ms",
+    "batch_workers": "message_batch_workers",
+    **{
+        f"video_{name}": f"video.{name}"
+        for name in (
+            "offline_after_s",
+            "persist_frames",
+            "occlusion_on",
+            "scene_change_on",
+            "too_dark_brightness",
+            "defocus_ratio",
+            "door_motion_on",
+            "door_window_s",
+            "confirm_grace_s",
+        )
+    },
+}
 # the settings file's values while load_settings builds Settings (the lowest source)
 _FILE_VALUES: ContextVar[Mapping[str, Any]] = ContextVar(
     "hazwatch_settings_file", default=MappingProxyType({})
@@ -68,15 +89,17 @@ class Settings(BaseSettings):
     influx_user: str = ""
     influx_password: str = ""
     influx_timeout_s: float = 10.0
-    # a failing InfluxDB is retried with backoff this long per batch, then batches are spooled
+    # a failing InfluxDB is retried with backoff this long per message batch, then message
+    # batches are spooled
     influx_retry_max_s: float = Field(default=10.0, gt=0, le=3600)
     state_url: str = ""  # empty: sqlite:///{data_dir}/state.db
 
-    # ingest behaviour
-    batch_max_messages: int = Field(default=2000, ge=1)
-    batch_max_wait_ms: int = Field(default=50, ge=1, le=4000)
-    # batches in hand at once: while some wait for InfluxDB, another is decoded
-    batch_workers: int = Field(default=3, ge=1, le=16)
+    # ingest behaviour: a message batch (MQTT messages decoded and written together) closes at
+    # this many messages or this age
+    message_batch_max: int = Field(default=2000, ge=1)
+    message_batch_wait_ms: int = Field(default=50, ge=1, le=4000)
+    # message batches in hand at once: while some wait for InfluxDB, another is decoded
+    message_batch_workers: int = Field(default=3, ge=1, le=16)
     max_payload_bytes: int = Field(default=64 * 1024, ge=64)
     max_future_s: float = 300.0
     spool_max_mb: int = Field(default=512, ge=1)
@@ -197,6 +220,11 @@ class MqttTarget:
         self.username, self.password = username, password
 
 
+def env_name(setting: str) -> str:
+    """The env var of a setting: HAZWATCH_API_PORT, a part's HAZWATCH_VIDEO__DOOR_WINDOW_S."""
+    return "HAZWATCH_" + setting.replace(".", "__").upper()
+
+
 def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
     """Settings from env and an optional TOML file (env wins); ConfigError on anything wrong.
 
@@ -222,6 +250,11 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
                     f"config file {config}: [{beside[0]}] is outside the [hazwatch] table; "
                     f"write it [hazwatch.{beside[0]}]"
                 )
+    for old, new in RENAMED.items():
+        if old in file_values or env_name(old) in os.environ:
+            raise ConfigError(
+                f"setting {old!r} ({env_name(old)}) was renamed {new!r} ({env_name(new)})"
+            )
     token = _FILE_VALUES.set(file_values)
     try:
         return Settings(**overrides)
@@ -231,6 +264,6 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
         msg = str(err["msg"]).removeprefix("Value error, ")
         if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
             raise ConfigError(f"unknown setting {'.'.join(loc)!r}") from None
-        raise ConfigError(f"setting HAZWATCH_{'__'.join(loc).upper()}: {msg}") from None
+        raise ConfigError(f"setting {env_name('.'.join(loc))}: {msg}") from None
     finally:
         _FILE_VALUES.reset(token)

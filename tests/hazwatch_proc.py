@@ -27,7 +27,7 @@ class HazwatchProcess:
             HAZWATCH_DATA_DIR=str(workdir / "data"),
             HAZWATCH_API_PORT=str(self.api_port),
             HAZWATCH_LOG_LEVEL="INFO",
-            HAZWATCH_BATCH_MAX_WAIT_MS="20",
+            HAZWATCH_MESSAGE_BATCH_WAIT_MS="20",
         )
         self.env.update({f"HAZWATCH_{k.upper()}": v for k, v in settings.items()})
         self.proc: subprocess.Popen[bytes] | None = None

@@ -88,7 +88,18 @@ def test_keyword_overrides_win_over_env_field_by_field(monkeypatch: pytest.Monke
         ("[video]\nfoo = 1\n", {}, "unknown setting 'video.foo'"),
         ("[hazwatch.video]\nfoo = 1\n", {}, "unknown setting 'video.foo'"),
         ("", {"HAZWATCH_VIDEO__FOO": "1"}, "unknown setting 'video.foo'"),
-        ("video_door_window_s = 90\n", {}, "unknown setting 'video_door_window_s'"),
+        (
+            "video_door_window_s = 90\n",
+            {},
+            "setting 'video_door_window_s' (HAZWATCH_VIDEO_DOOR_WINDOW_S) was renamed "
+            "'video.door_window_s' (HAZWATCH_VIDEO__DOOR_WINDOW_S)",
+        ),
+        (
+            "",
+            {"HAZWATCH_BATCH_MAX_WAIT_MS": "20"},
+            "setting 'batch_max_wait_ms' (HAZWATCH_BATCH_MAX_WAIT_MS) was renamed "
+            "'message_batch_wait_ms' (HAZWATCH_MESSAGE_BATCH_WAIT_MS)",
+        ),
         (
             "[video]\nocclusion_on = 1.5\n",
             {},
@@ -120,6 +131,17 @@ def test_a_wrong_part_setting_fails_with_one_clear_line(
     with pytest.raises(ConfigError) as caught:
         load_settings(settings_file(tmp_path, text))
     assert str(caught.value).startswith(expected), str(caught.value)
+
+
+def test_message_batch_settings_say_message_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ "batch" alone is a waste batch; the MQTT messages handled together are a message batch."""
+    assert not [name for name in Settings.model_fields if name.startswith("batch_")]
+    monkeypatch.setenv("HAZWATCH_MESSAGE_BATCH_MAX", "500")
+    monkeypatch.setenv("HAZWATCH_MESSAGE_BATCH_WAIT_MS", "20")
+    monkeypatch.setenv("HAZWATCH_MESSAGE_BATCH_WORKERS", "2")
+    loaded = load_settings()
+    assert (loaded.message_batch_max, loaded.message_batch_wait_ms) == (500, 20)
+    assert loaded.message_batch_workers == 2
 
 
 def test_the_sample_settings_file_holds_the_tolerances_the_sample_registry_held() -> None:
