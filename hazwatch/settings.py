@@ -26,11 +26,12 @@ from pydantic_settings import (
 )
 
 from hazwatch.base.errors import ConfigError
+from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.video.settings import VideoRuleSettings
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video")
+PART_TABLES = ("custody", "video", "air")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
@@ -124,6 +125,7 @@ class Settings(BaseSettings):
     # each part's rule thresholds (streams/<part>/settings.py): a table of the settings file
     custody: CustodyLimits = Field(default_factory=CustodyLimits)
     video: VideoRuleSettings = Field(default_factory=VideoRuleSettings)
+    air: HourlySettings = Field(default_factory=HourlySettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

@@ -19,7 +19,7 @@ class AirPart:
 
     def __init__(self, ctx: PartContext) -> None:
         self.store = AirStore(ctx.db)
-        self._processor = AirProcessor(self.store, ctx.alerts)
+        self._processor = AirProcessor(self.store, ctx.alerts, settings=ctx.settings.air)
 
     def processors(self) -> list[StreamProcessor]:
         return [self._processor]

@@ -1,5 +1,7 @@
 """The air part's thresholds, in one frozen dataclass: when hours close, what is kept, and
-the air rules' limits (the rule declarations in rules.py take their defaults from here).
+the air rules' limits (the rule declarations in rules.py take their defaults from here). Its
+constraints are checked where settings are read (hazwatch.settings composes it as `air`: the
+settings file's [air] table, env HAZWATCH_AIR__<NAME>).
 
 Never read the environment or a file here: the composition root builds one and hands it in.
 """
@@ -7,6 +9,9 @@ Never read the environment or a file here: the composition root builds one and h
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from hazwatch.streams.air import aqi
 
@@ -14,16 +19,16 @@ from hazwatch.streams.air import aqi
 @dataclass(frozen=True, slots=True)
 class HourlySettings:
     # An hour closes once the station's own data reaches this far past its end (event time) ...
-    close_after_data_s: float = 300.0
+    close_after_data_s: Annotated[float, Field(ge=0)] = 300.0
     # ... or, for a station that went quiet this long (receiver's clock), once the clock has.
-    close_after_clock_s: float = 900.0
-    min_valid_minutes: int = aqi.MIN_MINUTES_PER_HOUR
+    close_after_clock_s: Annotated[float, Field(ge=0)] = 900.0
+    min_valid_minutes: Annotated[int, Field(ge=1, le=60)] = aqi.MIN_MINUTES_PER_HOUR
     # Readings and hourly means this far behind a station's newest are pruned on tick.
-    keep_readings_h: float = 48.0
+    keep_readings_h: Annotated[float, Field(gt=0)] = 48.0
     # A station not heard from for this long (receiver's clock) raises station_stale on tick.
-    stale_after_s: float = 1800.0
+    stale_after_s: Annotated[float, Field(gt=0)] = 1800.0
     # A value this many times the hour's median, and this far above it, is a spike: µg/m³
     # for every pollutant but CO, mg/m³ for CO.
-    spike_ratio: float = 5.0
-    spike_min_jump_ugm3: float = 100.0
-    spike_min_jump_co_mgm3: float = 5.0
+    spike_ratio: Annotated[float, Field(gt=0)] = 5.0
+    spike_min_jump_ugm3: Annotated[float, Field(ge=0)] = 100.0
+    spike_min_jump_co_mgm3: Annotated[float, Field(ge=0)] = 5.0

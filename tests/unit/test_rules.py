@@ -102,6 +102,7 @@ def test_service_settings_default_to_the_part_declarations() -> None:
     assert defaults.custody == custody.CustodyLimits()
     declared = {f.name: f.default for f in fields(video.VideoRuleSettings)}
     assert declared and {name: getattr(defaults.video, name) for name in declared} == declared
+    assert defaults.air == HourlySettings()
 
 
 def test_every_batch_rule_has_one_check_and_the_epc_rule_none() -> None:

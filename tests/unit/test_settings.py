@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from hazwatch.alerts.model import ListSink
 from hazwatch.base.errors import ConfigError
+from hazwatch.base.statedb import StateDB
+from hazwatch.parts import PartContext
+from hazwatch.parts.air import AirPart
+from hazwatch.parts.custody import CustodyPart
+from hazwatch.parts.video import VideoPart
 from hazwatch.settings import PART_TABLES, Settings, load_settings
+from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.video.settings import VideoRuleSettings
 
@@ -30,6 +37,7 @@ def test_each_part_table_is_its_settings_dataclass_with_its_defaults() -> None:
     assert set(PART_TABLES) <= set(Settings.model_fields)
     assert defaults.custody == CustodyLimits()
     assert defaults.video == VideoRuleSettings()
+    assert defaults.air == HourlySettings()
 
 
 def test_env_overrides_one_field_of_a_file_table_and_keeps_the_others(
@@ -59,6 +67,33 @@ def test_a_video_table_and_an_env_override_combine_field_by_field(
     assert video.offline_after_s == VideoRuleSettings().offline_after_s  # neither set it
     monkeypatch.delenv("HAZWATCH_VIDEO__DOOR_WINDOW_S")
     assert load_settings(path).video.door_window_s == 90
+
+
+def test_an_air_table_and_env_combine_and_are_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = settings_file(tmp_path, "[air]\nstale_after_s = 600\nspike_ratio = 4\n")
+    monkeypatch.setenv("HAZWATCH_AIR__SPIKE_RATIO", "3")
+    assert load_settings(path).air == HourlySettings(stale_after_s=600, spike_ratio=3)
+    monkeypatch.setenv("HAZWATCH_AIR__MIN_VALID_MINUTES", "61")
+    with pytest.raises(ConfigError, match="setting HAZWATCH_AIR__MIN_VALID_MINUTES: "):
+        load_settings(path)
+
+
+def test_each_part_is_handed_its_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The composition root gives each part its own settings; no part reads another source."""
+    monkeypatch.setenv("HAZWATCH_CUSTODY__MAX_SPEED_KMH", "90")
+    monkeypatch.setenv("HAZWATCH_VIDEO__DOOR_WINDOW_S", "90")
+    monkeypatch.setenv("HAZWATCH_AIR__STALE_AFTER_S", "90")
+    settings = load_settings(None, data_dir=tmp_path)
+    ctx = PartContext(settings, StateDB(f"sqlite:///{tmp_path / 'state.db'}"), ListSink())
+    (custody,) = CustodyPart(ctx).processors()
+    (video,) = VideoPart(ctx).processors()
+    (air,) = AirPart(ctx).processors()
+    assert custody.limits is settings.custody  # type: ignore[attr-defined]
+    assert custody.tracker.geo.limits.max_speed_kmh == 90  # type: ignore[attr-defined]
+    assert video.rules.settings is settings.video  # type: ignore[attr-defined]
+    assert air.settings is settings.air  # type: ignore[attr-defined]
 
 
 def test_a_part_table_inside_the_hazwatch_table(tmp_path: Path) -> None:
