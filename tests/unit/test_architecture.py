@@ -6,6 +6,7 @@ Never exempt an import without its reason in the table below; an exemption nothi
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tomllib
@@ -359,3 +360,19 @@ def test_the_extras_are_the_ones_pyproject_declares() -> None:
     with (ROOT / "pyproject.toml").open("rb") as f:
         declared = tomllib.load(f)["project"]["optional-dependencies"]
     assert set(EXTRAS) <= set(declared), f"hazwatch.extras names {set(EXTRAS) - set(declared)}"
+
+
+def test_every_module_is_in_the_architecture_index() -> None:
+    """docs/architecture.md "Which file holds what" names every module of the package, and
+    only modules that exist: a newcomer finds any behaviour's file there."""
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    index = doc.split("## Which file holds what", 1)[1]
+    listed = set(re.findall(r"^\| `([\w/]+\.py)` \|", index, flags=re.M))
+    names, _ = import_graph()
+    ours = {
+        file
+        for file in names
+        if not file.startswith(("tests/", "bench/")) and not file.endswith("__init__.py")
+    }
+    assert not ours - listed, f"add to docs/architecture.md: {sorted(ours - listed)}"
+    assert not listed - ours, f"not modules (any more): {sorted(listed - ours)}"
