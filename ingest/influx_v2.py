@@ -6,6 +6,7 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import urllib3
 from influxdb_client.client.influxdb_client import InfluxDBClient
@@ -18,6 +19,10 @@ from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_http import TryAgain, write_failure, write_splitting
 from hazwatch.ingest.interfaces import RejectedLine
+
+# influxdb-client annotates write_precision as WritePrecision, whose members are plain str
+# constants ("ns"): this is the value it expects, typed as it declares it.
+_NS = cast(WritePrecision, WritePrecision.NS)
 
 
 class InfluxV2Writer:
@@ -63,9 +68,7 @@ class InfluxV2Writer:
     def _send(self, chunk: Sequence[str]) -> None:
         body = "\n".join(chunk).encode()
         try:
-            self._write_api.write(
-                self.bucket, self.org, record=body, write_precision=WritePrecision.NS
-            )
+            self._write_api.write(self.bucket, self.org, record=body, write_precision=_NS)
         except ApiException as exc:
             raise write_failure(
                 int(exc.status or 0),

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from hazwatch.simulators.payloads import NS_PER_S, Message, rfc3339
+from hazwatch.devices.timeparse import NS_PER_S
+from hazwatch.simulators.payloads import Message, rfc3339
 
 # kind -> the dead-letter reason (PayloadError.reason) the service must give; None: accepted.
 EXPECTED_REASON: dict[str, str | None] = {

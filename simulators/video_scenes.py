@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import cv2
 import numpy as np
@@ -69,8 +70,9 @@ def _storage_room(width: int, height: int, rng: np.random.Generator) -> Image:
     pts = np.array([[sx, sy + ss], [sx + ss // 2, sy], [sx + ss, sy + ss]], np.int32)
     cv2.fillPoly(img, [pts], (0, 220, 255))
     # wall/floor grain so flat areas still have texture, like a real sensor's picture
-    grain = rng.normal(0, 6, (height // 2 + 1, width // 2 + 1, 1)).astype(np.float32)
-    grain = cv2.resize(grain, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
+    coarse = rng.normal(0, 6, (height // 2 + 1, width // 2 + 1, 1)).astype(np.float32)
+    resized = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_LINEAR)
+    grain = cast(NDArray[np.float32], resized)[..., None]
     out: Image = np.clip(img.astype(np.float32) + grain, 0, 255).astype(np.uint8)
     return out
 
@@ -131,7 +133,7 @@ class Scene:
         m = cv2.getRotationMatrix2D((cx, cy), 12.0 * moved, 1.0)
         m[0, 2] += -px * 0.9 * moved
         m[1, 2] += py * 0.5 * moved
-        turned: Image = cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]))
+        turned = cast(Image, cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0])))
         return turned[py : py + self.height, px : px + self.width].copy()
 
     def frame(self, index: int) -> Image:
@@ -160,7 +162,7 @@ class Scene:
             gain = 0.06
         if self.name == "blurred" and after:
             sigma = max(2.0, self.width / 80)
-            view = cv2.GaussianBlur(view, (0, 0), sigma)
+            view = cast(Image, cv2.GaussianBlur(view, (0, 0), sigma))
         if self.name == "covered" and after:
             # a palm over the lens: dark, warm, almost flat
             yy = np.linspace(0, 1, self.height, dtype=np.float32)[:, None]
@@ -183,7 +185,7 @@ class Scene:
 def fourcc_for(path: Path) -> int:
     """mp4v for .mp4 (what this OpenCV build encodes; cameras send H.264), MJPG for .avi."""
     code = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
-    return int(cv2.VideoWriter_fourcc(*code))
+    return cv2.VideoWriter.fourcc(*code)
 
 
 def write_scene(

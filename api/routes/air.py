@@ -6,12 +6,20 @@ Never compute aggregates here: read what the air processor committed to the air 
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from fastapi import APIRouter, HTTPException, Path
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store
-from hazwatch.api.params import SEGMENT, SEGMENT_MAX, errors, instant_ns, instant_query, invalid
+from hazwatch.api.params import (
+    SEGMENT,
+    SEGMENT_MAX,
+    errors,
+    instant_check,
+    instant_ns,
+    instant_query,
+    invalid,
+)
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.air.aqi import level_of
 from hazwatch.streams.air.store import AirStore
@@ -27,8 +35,8 @@ def _store(ctx: ApiContext) -> AirStore:
 Station = Annotated[
     str, Path(pattern=SEGMENT, max_length=SEGMENT_MAX, description="the station's device id")
 ]
-From = instant_query("from")
-To = instant_query("to")
+From: TypeAlias = Annotated[str | None, instant_query("from"), instant_check("from")]
+To: TypeAlias = Annotated[str | None, instant_query("to"), instant_check("to")]
 
 
 def _with_level(row: dict[str, Any], lang: str) -> dict[str, Any]:

@@ -6,12 +6,21 @@ Never write here: these routes only read what the custody tracker stored.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeAlias
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store
-from hazwatch.api.params import IDENT, IDENT_MAX, SEGMENT, SEGMENT_MAX, day_query, errors, invalid
+from hazwatch.api.params import (
+    DAY_CHECK,
+    IDENT,
+    IDENT_MAX,
+    SEGMENT,
+    SEGMENT_MAX,
+    day_query,
+    errors,
+    invalid,
+)
 from hazwatch.devices import registry as device_registry
 from hazwatch.streams.custody import ledger as ledger_mod
 from hazwatch.streams.custody.store import CustodyStore, trace_document
@@ -26,8 +35,8 @@ Stage = Literal[
     "generated", "stored", "dispatched", "in_transit", "received", "disposed",
 ]  # fmt: skip
 Kind = Literal["generation", "storage_in", "storage_out", "transfer", "disposal"]
-DateFrom = day_query("from")
-DateTo = day_query("to")
+DateFrom: TypeAlias = Annotated[str, day_query("from"), DAY_CHECK]
+DateTo: TypeAlias = Annotated[str, day_query("to"), DAY_CHECK]
 MEDIA = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
