@@ -20,7 +20,7 @@ from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer
-from hazwatch.ingest.deadletters import DeadLetterLimits, DeadLetterStore
+from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.health import Thresholds, judge
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.ingest.pipeline import IngestPipeline
@@ -30,7 +30,7 @@ from hazwatch.parts import Part, PartContext
 from hazwatch.parts.air import AirPart
 from hazwatch.parts.custody import CustodyPart
 from hazwatch.parts.video import VideoPart
-from hazwatch.settings import Settings
+from hazwatch.settings import Settings, deadletter_limits
 
 log = logging.getLogger("hazwatch.app")
 
@@ -58,15 +58,6 @@ def consumer_config(settings: Settings) -> ConsumerConfig:
         batch_workers=settings.message_batch_workers,
         max_payload_bytes=settings.max_payload_bytes,
         keep_payload_bytes=settings.deadletter_keep_kb * 1024,
-    )
-
-
-def deadletter_limits(settings: Settings) -> DeadLetterLimits:
-    return DeadLetterLimits(
-        keep_bytes=settings.deadletter_keep_kb * 1024,
-        burst_per_min=settings.deadletter_burst_per_min,
-        max_rows=settings.deadletter_max_rows,
-        max_bytes=settings.deadletter_max_mb * 1024 * 1024,
     )
 
 

@@ -18,14 +18,13 @@ from pathlib import Path
 import aiomqtt
 import orjson
 
-from hazwatch.app import deadletter_limits
 from hazwatch.base.retry import Backoff, RetryPolicy
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.registry import RegistryContext, load_file
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.failures import is_transient
 from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
-from hazwatch.settings import Settings
+from hazwatch.settings import Settings, deadletter_limits
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 

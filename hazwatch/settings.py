@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -29,6 +29,9 @@ from hazwatch.base.errors import ConfigError
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.video.settings import VideoRuleSettings
+
+if TYPE_CHECKING:
+    from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
 PART_TABLES = ("custody", "video", "air")
@@ -220,6 +223,20 @@ class MqttTarget:
     ) -> None:
         self.host, self.port, self.tls = host, port, tls
         self.username, self.password = username, password
+
+
+def deadletter_limits(settings: Settings) -> DeadLetterLimits:
+    """The dead-letter store's caps from the deadletter_* settings: one reading for the service
+    (hazwatch/app.py) and the HJ 212 gateway (hazwatch/gateway.py), each with a store of its own."""
+    # imported here, not above: a command that only reads its settings never loads the store
+    from hazwatch.ingest.deadletters import DeadLetterLimits
+
+    return DeadLetterLimits(
+        keep_bytes=settings.deadletter_keep_kb * 1024,
+        burst_per_min=settings.deadletter_burst_per_min,
+        max_rows=settings.deadletter_max_rows,
+        max_bytes=settings.deadletter_max_mb * 1024 * 1024,
+    )
 
 
 def env_name(setting: str) -> str:

@@ -354,6 +354,17 @@ def test_the_server_imports_no_extra() -> None:
     assert done.stdout.strip() == "[]", f"the server imports: {done.stdout.strip()}"
 
 
+def test_the_gateway_does_not_load_the_service() -> None:
+    """`hazwatch hj212-gateway` is a process of its own (hazwatch/gateway.py): it shares only
+    settings with the service, never hazwatch.app and the API it builds (~0.3 s of imports)."""
+    service = ["hazwatch.app", "hazwatch.api.app", "uvicorn", "fastapi"]
+    code = f"import sys, hazwatch.gateway; print(sorted(set({service!r}) & set(sys.modules)))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", f"the gateway imports: {done.stdout.strip()}"
+
+
 def test_the_extras_are_the_ones_pyproject_declares() -> None:
     from hazwatch.extras import EXTRAS
 
