@@ -20,6 +20,11 @@ class DecodeContext(Protocol):
         """Location kind of an RFID reader, or None when the registry does not know it."""
         ...
 
+    def reader_payload(self, site: str, reader: str) -> str:
+        """What an RFID reader publishes on `read`: "hazwatch" (its own read payload, also for
+        a reader the registry does not know), "impinj-r700" or "zebra-fx"."""
+        ...
+
     def scale_location(self, site: str, scale: str) -> str | None: ...
 
     def batch_of(self, epc: str) -> str | None:
@@ -36,10 +41,14 @@ class DecodeContext(Protocol):
 
 
 class NoRegistry:
-    """A context with an empty registry: every reader unknown, every station in UTC+8."""
+    """A context with an empty registry: every reader unknown (speaking hazwatch's own read
+    payload), every station in UTC+8."""
 
     def reader_location(self, site: str, reader: str) -> str | None:
         return None
+
+    def reader_payload(self, site: str, reader: str) -> str:
+        return "hazwatch"
 
     def scale_location(self, site: str, scale: str) -> str | None:
         return None

@@ -17,6 +17,7 @@ from typing import Any
 
 from hazwatch.base.errors import ConfigError
 from hazwatch.base.statedb import StateDB
+from hazwatch.devices.rfid_vendors import HAZWATCH, READER_PAYLOADS
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ class Reader:
     id: str
     site: str
     location: str
+    # what it publishes on `read`: hazwatch's own payload, or an Impinj R700's or a Zebra FX's
+    # own tag events (devices/rfid_vendors.py, docs/payloads.md)
+    payload: str = HAZWATCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +228,12 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
     readers: dict[tuple[str, str], Reader] = {}
     for i, raw in enumerate(_tables(doc, source, "reader")):
         e = _Entry(source, "reader", i, raw)
-        reader = Reader(e.text("id"), site_of(e), e.choice("location", READER_LOCATIONS))
+        reader = Reader(
+            e.text("id"),
+            site_of(e),
+            e.choice("location", READER_LOCATIONS),
+            payload=e.choice("payload", READER_PAYLOADS, HAZWATCH),
+        )
         if (reader.site, reader.id) in readers:
             raise e.fail("id", f"repeats reader {reader.id!r} at site {reader.site!r}")
         readers[(reader.site, reader.id)] = reader
@@ -383,6 +392,10 @@ class RegistryContext:
     def reader_location(self, site: str, reader: str) -> str | None:
         entry = self._fresh().readers.get((site, reader))
         return entry.location if entry else None
+
+    def reader_payload(self, site: str, reader: str) -> str:
+        entry = self._fresh().readers.get((site, reader))
+        return entry.payload if entry else HAZWATCH
 
     def scale_location(self, site: str, scale: str) -> str | None:
         entry = self._fresh().scales.get((site, scale))

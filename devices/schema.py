@@ -31,19 +31,26 @@ TimestampNs = Annotated[int, BeforeValidator(_ts)]
 _EPC = re.compile(r"[0-9A-F]{8,64}")
 
 
-def _epc(value: object) -> str:
+def epc_hex(value: object, field: str = "epc") -> str:
+    """An EPC as hazwatch keeps it: 8–64 hex digits, upper case; PayloadError naming `field`."""
     if not isinstance(value, str):
         raise PayloadError(
-            f"epc must be a hex string, got {type(value).__name__}", reason="bad_type", field="epc"
+            f"{field} must be a hex string, got {type(value).__name__}",
+            reason="bad_type",
+            field=field,
         )
     epc = value.strip().upper()
     if not _EPC.fullmatch(epc):
         raise PayloadError(
-            f"epc must be 8–64 hex digits (EPC-96 is 24), got {shown(value)}",
+            f"{field} must be 8–64 hex digits (EPC-96 is 24), got {shown(value)}",
             reason="bad_value",
-            field="epc",
+            field=field,
         )
     return epc
+
+
+def _epc(value: object) -> str:
+    return epc_hex(value)
 
 
 Epc = Annotated[str, BeforeValidator(_epc)]

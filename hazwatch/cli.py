@@ -46,9 +46,9 @@ def _root(
 
 
 def _register() -> None:
-    from hazwatch.commands import air, custody, demo, ingest, simulate, video
+    from hazwatch.commands import air, custody, demo, ingest, rfid, simulate, video
 
-    for module in (ingest, demo, simulate, custody, air, video):
+    for module in (ingest, demo, simulate, custody, air, video, rfid):
         module.register(app)
 
 

@@ -13,6 +13,7 @@ from hazwatch.base.errors import ConfigError
 EXTRAS: dict[str, tuple[str, ...]] = {
     "camera": ("cv2", "numpy"),  # the OpenCV edge agent: hazwatch camera, hazwatch scene
     "demo": ("amqtt",),  # the demo's pure-Python broker when mosquitto is not installed
+    "llrp": ("llrpkit",),  # the LLRP connector for LLRP-only RFID readers: hazwatch rfid-llrp
 }
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The one test command (README, .ci/run): installs what the tests need when it is missing
-# (Debian packages, PostgreSQL, a venv with hazwatch and its camera, demo and dev extras),
+# (Debian packages, PostgreSQL, a venv with hazwatch and its camera, demo, llrp and dev extras),
 # then runs ruff (lint + format), mypy and pytest. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +38,8 @@ if ! psql -h 127.0.0.1 -U postgres -d test -c "select 1" >/dev/null 2>&1; then
     as_root su postgres -c "createdb test" 2>/dev/null || true
 fi
 
-# 3. Python: a venv with hazwatch, its extras (the camera agent, the demo's broker) and dev tools.
+# 3. Python: a venv with hazwatch, its extras (the camera agent, the demo's broker, the LLRP
+# connector) and dev tools.
 py=""
 for candidate in python3 python3.13 python3.12 python3.11; do
     # a pyenv shim may exist for a version that is not selected: run it to be sure
@@ -51,8 +52,8 @@ if [ ! -x .venv/bin/python ]; then
     "$py" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e ".[dev,camera,demo]" 2>&1 | grep -v -i "warning" || true
-.venv/bin/python -c "import hazwatch, paho.mqtt, influxdb_client, cv2, amqtt" # fail here if the install did
+.venv/bin/python -m pip install -q -e ".[dev,camera,demo,llrp]" 2>&1 | grep -v -i "warning" || true
+.venv/bin/python -c "import hazwatch, paho.mqtt, influxdb_client, cv2, amqtt, llrpkit" # fail here if the install did
 
 # 4. Checks and tests.
 .venv/bin/ruff check .

@@ -15,6 +15,7 @@ from hazwatch.alerts.rules import severities
 from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
+from hazwatch.devices.rfid import reads_of
 from hazwatch.streams.custody.rules import (
     RULE_SPECS,
     Changes,
@@ -67,16 +68,17 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
             location = registry.reader_location(topic.site, topic.device)
             if location is None:
                 continue  # kept in InfluxDB with unknown_reader; never a custody event
-            inputs.append(
-                Read(
-                    event_id(str(topic), record.ts, record.epc),
-                    record.epc,
-                    topic.site,
-                    topic.device,
-                    location,
-                    record.ts,
+            for read in reads_of(record):  # a reader's own event message may hold several
+                inputs.append(
+                    Read(
+                        event_id(str(topic), read.ts, read.epc),
+                        read.epc,
+                        topic.site,
+                        topic.device,
+                        location,
+                        read.ts,
+                    )
                 )
-            )
         elif family == "scale" and kind == "weight":
             location = registry.scale_location(topic.site, topic.device)
             if location is None:

@@ -15,6 +15,7 @@ from typing import Any
 from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
+from hazwatch.devices.rfid import reads_of
 from hazwatch.ingest.interfaces import PointReader
 from hazwatch.streams.video.rules import (
     Confirmation,
@@ -88,25 +89,30 @@ class VideoProcessor:
         self._asking: _Asking | None = None
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
-        relevant = [d for d in batch if (d.topic.family, d.topic.kind) in _RELEVANT]
+        relevant: list[tuple[int, Decoded]] = []
+        for d in batch:
+            if (d.topic.family, d.topic.kind) not in _RELEVANT:
+                continue
+            if d.topic.family == "rfid":  # a reader's own event message may hold several reads
+                relevant.extend((read.ts, d) for read in reads_of(d.record))
+            else:
+                relevant.append((_ts_of(d, now_ns), d))
         if not relevant:
             return []
-        relevant.sort(key=lambda d: _ts_of(d, now_ns))
+        relevant.sort(key=lambda entry: entry[0])
         with self._lock:
-            for item in relevant:
-                findings = self._one(item, now_ns)
+            for ts_ns, item in relevant:
+                findings = self._one(item, ts_ns, now_ns)
                 if findings:
                     self._emit(findings)
         return []
 
-    def _one(self, item: Decoded, now_ns: int) -> list[Finding]:
+    def _one(self, item: Decoded, ts_ns: int, now_ns: int) -> list[Finding]:
         topic, record = item.topic, item.record
         if item.family == "rfid":
-            return self.rules.rfid_read(topic.site, topic.device, _ts_of(item, now_ns))
+            return self.rules.rfid_read(topic.site, topic.device, ts_ns)
         if item.kind == "status":
-            return self.rules.status(
-                topic.site, topic.device, bool(record.online), _ts_of(item, now_ns)
-            )
+            return self.rules.status(topic.site, topic.device, bool(record.online), ts_ns)
         snapshot: Any = record.snapshot
         facts = FrameFacts(
             site=topic.site,

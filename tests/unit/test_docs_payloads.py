@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from hazwatch.devices import hj212
+from hazwatch.devices import hj212, rfid_vendors
 from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.family import KindSpec
 
@@ -51,8 +51,13 @@ def kind_section(family: str, kind: str) -> str:
 
 
 def model_of(spec: KindSpec) -> type[BaseModel] | None:
+    """The pydantic model a kind parses to: its return type, or the model in a union of it
+    (rfid/read: `RfidRead | ReaderReport`, the reports holding RfidReads of a vendor's events)."""
     hint = typing.get_type_hints(spec.parse).get("return")
-    return hint if isinstance(hint, type) and issubclass(hint, BaseModel) else None
+    for candidate in (hint, *typing.get_args(hint)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
 
 
 def nested(annotation: object, in_list: bool = False) -> tuple[type[BaseModel], bool] | None:
@@ -101,6 +106,36 @@ def test_every_field_of_every_kind_has_a_row(family: str, kind: str) -> None:
     assert f"`{model.__name__}`" in text, f"{family}/{kind}: model {model.__name__} not named"
     for path in field_paths(model):
         assert f"| `{path}` |" in text, f"{family}/{kind}: field {path} has no row"
+
+
+def heading_section(contains: str) -> str:
+    """The section under the one heading whose text holds `contains`."""
+    headings = [m.group(1) for m in re.finditer(r"^#+ (.*)$", DOC, re.M) if contains in m.group(1)]
+    assert len(headings) == 1, f"docs/payloads.md: headings holding {contains!r}: {headings}"
+    return section(headings[0].strip())
+
+
+VENDOR_MODELS = [
+    (rfid_vendors.IMPINJ_R700, rfid_vendors.ImpinjReaderEvent),
+    (rfid_vendors.ZEBRA_FX, rfid_vendors.ZebraTagDataEvent),
+]
+
+
+@pytest.mark.parametrize(("payload", "model"), VENDOR_MODELS, ids=[p for p, _ in VENDOR_MODELS])
+def test_every_field_of_a_readers_own_payload_has_a_row(
+    payload: str, model: type[BaseModel]
+) -> None:
+    """A reader's own payload (its registry `payload`) has its section under rfid/read, which
+    names its models and has a row for every field hazwatch reads of it."""
+    assert payload in rfid_vendors.READER_PAYLOADS
+    text = heading_section(f'`payload = "{payload}"`')
+    assert text in kind_section("rfid", "read"), f"{payload}: not under rfid/read"
+    assert f"`{model.__name__}`" in text, f"{payload}: model {model.__name__} not named"
+    for path in field_paths(model):
+        assert f"| `{path}` |" in text, f"{payload}: field {path} has no row"
+        inner = nested(model.model_fields[path.split(".")[0]].annotation)
+        if inner is not None:
+            assert f"`{inner[0].__name__}`" in text, f"{payload}: {inner[0].__name__} not named"
 
 
 def test_hj212_codes_and_commands_are_documented() -> None:

@@ -6,6 +6,7 @@ A short derandomized run in CI; HAZWATCH_FUZZ_FULL=1 runs ≥ 10,000 inputs per 
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -24,10 +25,10 @@ from hypothesis import strategies as st
 from hazwatch.base.errors import PayloadError
 from hazwatch.base.points import Point, parse_line
 from hazwatch.devices import air as air_family
-from hazwatch.devices import camera, hj212, rfid, scale, status, terminal
+from hazwatch.devices import camera, hj212, rfid, rfid_vendors, scale, status, terminal
 from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
-from hazwatch.devices.timeparse import EARLIEST_NS, NS_PER_MS, NS_PER_S, format_ts
+from hazwatch.devices.timeparse import EARLIEST_NS, NS_PER_MS, NS_PER_S, format_ts, parse_ts
 from hazwatch.simulators.hj212_station import AirSimConfig, StationSim, stations
 from hazwatch.simulators.payloads import DeviceGenerator, device_ids
 
@@ -154,10 +155,10 @@ def assert_storable(point: Point) -> None:
     assert line_fields(line)[1] == point.fields
 
 
-def check(topic: str, payload: bytes) -> list[Point]:
+def check(topic: str, payload: bytes, ctx: NoRegistry = CTX) -> list[Point]:
     """The property: storable points, or a PayloadError a person can read; nothing else."""
     try:
-        decoded = decode(topic, payload, CTX, now_ns=NOW_NS)
+        decoded = decode(topic, payload, ctx, now_ns=NOW_NS)
     except PayloadError as exc:
         assert re.fullmatch(r"[a-z][a-z0-9_]*", exc.reason), exc.reason
         assert str(exc).strip(), "empty message"
@@ -467,6 +468,153 @@ def json_inputs(kind: str) -> st.SearchStrategy[tuple[str, bytes]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# Hostile reader-own payloads: Impinj R700 ReaderEvents and Zebra FX tag data events, made from
+# the simulator's reads (docs/payloads.md, "Readers' own payloads"), then changed as above
+
+
+class Speaks(NoRegistry):
+    """Every reader publishes `payload` (its registry entry's), as devices/registry.py says."""
+
+    def __init__(self, payload: str) -> None:
+        self.payload = payload
+
+    def reader_payload(self, site: str, reader: str) -> str:
+        return self.payload
+
+
+def _as_impinj(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """A read as an R700 reports it: ReaderEvent + TagInventoryEvent (OpenAPI 1.5/1.7)."""
+    ts_ns = parse_ts(body["ts"])
+    tag: dict[str, Any] = {"antennaPort": body.get("antenna") or 1, "antennaName": "door"}
+    if index % 2:
+        tag["epcHex"] = body["epc"]
+    else:
+        tag["epc"] = base64.urlsafe_b64encode(bytes.fromhex(body["epc"])).decode().rstrip("=")
+    if body.get("rssi") is not None:
+        tag["peakRssiCdbm"] = round(body["rssi"] * 100)
+    if index % 3 == 0:
+        tag["lastSeenTime"] = _near_boundary_text(ts_ns, 0)
+    return {
+        "timestamp": _near_boundary_text(ts_ns + NS_PER_MS, 0),
+        "hostname": "impinj-14-4a-8b",
+        "eventType": "tagInventory",
+        "tagInventoryEvent": tag,
+    }
+
+
+def _as_zebra(body: dict[str, Any], index: int) -> dict[str, Any]:
+    """A read as a Zebra FX reports it: a tag data event of INVENTORY mode."""
+    ts_ns = parse_ts(body["ts"])
+    when = _near_boundary_text(ts_ns // NS_PER_MS * NS_PER_MS, 480)
+    return {
+        "data": {
+            "eventNum": index, "format": "epc", "idHex": body["epc"].lower(),
+            "antenna": body.get("antenna") or 1, "peakRssi": round(body.get("rssi") or -60),
+            "reads": 3, "channel": 920.625,
+        },
+        "timestamp": when[:23] + when[-6:].replace(":", ""),  # +0800: the reader's own offset
+        "type": "INVENTORY",
+    }  # fmt: skip
+
+
+_NOT_READS = {
+    "impinj-r700": [
+        {"timestamp": "2025-11-25T05:50:00Z", "eventType": "inventoryStatus",
+         "inventoryStatusEvent": {"status": "running"}},
+        {"timestamp": "2025-11-25T05:50:00Z", "antennaConnectedEvent": {"antennaPort": 2}},
+    ],
+    "zebra-fx": [
+        {"type": "heartbeat", "timestamp": "2025-11-25T13:50:00.000+0800", "component": "RG",
+         "data": {"system": {"cpu": {"system": 12}}}},
+        {"type": "gpi", "timestamp": "2025-11-25T13:50:00.000+0800",
+         "data": {"pin": 1, "state": "HIGH"}},
+    ],
+}  # fmt: skip
+_AS_VENDOR = {"impinj-r700": _as_impinj, "zebra-fx": _as_zebra}
+VENDOR_MODELS: dict[str, list[type[Any]]] = {
+    "impinj-r700": [rfid_vendors.ImpinjReaderEvent, rfid_vendors.ImpinjTagInventoryEvent],
+    "zebra-fx": [rfid_vendors.ZebraTagDataEvent, rfid_vendors.ZebraTagData],
+}
+
+
+def good_vendor(payload: str) -> list[tuple[str, Any]]:
+    """(topic, body) of one reader speaking `payload`: single events, batches, non-reads."""
+    convert = _AS_VENDOR[payload]
+    events = [(t, convert(b, i)) for i, (t, b) in enumerate(GOOD_JSON["read"])]
+    out: list[tuple[str, Any]] = list(events)
+    for start in range(0, len(events) - 3, 4):
+        group = [body for _, body in events[start : start + 4]]
+        out.append((events[start][0], [*group, _NOT_READS[payload][start % 2]]))
+    out += [(events[0][0], event) for event in _NOT_READS[payload]]
+    return out
+
+
+GOOD_VENDOR = {payload: good_vendor(payload) for payload in _AS_VENDOR}
+VENDOR_PAYLOADS = sorted(GOOD_VENDOR)
+
+
+@st.composite
+def hostile_vendor(draw: st.DrawFn, payload: str) -> tuple[str, bytes]:
+    topic, good = draw(st.sampled_from(GOOD_VENDOR[payload]))
+    body: Any = copy.deepcopy(good)
+    names = [name for model in VENDOR_MODELS[payload] for name in model.model_fields]
+    for _ in range(draw(st.integers(1, 3))):
+        paths = _paths(body)
+        events = body if isinstance(body, list) else [body]
+        for index, event in enumerate(events):  # the fields each event could have
+            if isinstance(event, dict):
+                at = (index,) if isinstance(body, list) else ()
+                paths += [(*at, name) for name in names[:3]]
+                for inner in ("tagInventoryEvent", "data"):
+                    if isinstance(event.get(inner), dict):
+                        paths += [(*at, inner, name) for name in names[3:]]
+        action = draw(st.sampled_from(["set", "set", "set", "delete", "extra", "whole", "wrap"]))
+        if action == "whole":
+            body = draw(hostile_values)
+            break
+        if action == "wrap":  # one event as an array of it, an array one level deeper
+            body = [body]
+            continue
+        if action == "extra" and isinstance(body, dict):
+            body[draw(st.text(max_size=12))] = draw(hostile_values)
+            continue
+        if not paths:
+            continue
+        path = draw(st.sampled_from(paths))
+        if action == "delete":
+            _delete(body, path)
+        else:
+            ts_like = path[-1] in ("timestamp", "lastSeenTime")
+            try:
+                _set(body, path, draw(times if ts_like and draw(st.booleans()) else hostile_values))
+            except (KeyError, IndexError, TypeError):
+                continue  # the path went away with an earlier change
+    payload_bytes = dump(body).encode("utf-8", "surrogatepass")
+    return topic, draw(mutated_bytes(payload_bytes))
+
+
+def vendor_inputs(payload: str) -> st.SearchStrategy[tuple[str, bytes]]:
+    topics = sorted({topic for topic, _ in GOOD_VENDOR[payload]})
+    payloads = [json.dumps(body).encode() for _, body in GOOD_VENDOR[payload]]
+    return st.one_of(
+        hostile_vendor(payload),
+        st.tuples(st.sampled_from(topics), st.sampled_from(payloads)).map(
+            lambda m: (m[0], m[1][: len(m[1]) // 2])  # cut short, as a lost TCP segment leaves it
+        ),
+        st.tuples(st.sampled_from(topics), st.binary(max_size=300)),
+        # hazwatch's own reads, and the other vendor's events, from a reader registered as this
+        st.tuples(
+            st.sampled_from(topics),
+            st.sampled_from(
+                [json.dumps(b).encode() for _, b in GOOD_JSON["read"]]
+                + [json.dumps(b).encode() for p, g in GOOD_VENDOR.items() if p != payload
+                   for _, b in g]
+            ),
+        ),
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
 # Hostile HJ 212: field values changed, then framed with a correct length and CRC
 
 
@@ -610,6 +758,32 @@ def test_json_decoder_only_raises_payload_error_and_returns_storable(kind: str) 
         check(*message)
 
     run()
+
+
+@pytest.mark.parametrize("payload", VENDOR_PAYLOADS)
+def test_reader_own_payload_decoder_only_raises_payload_error_and_returns_storable(
+    payload: str,
+) -> None:
+    ctx = Speaks(payload)
+
+    @FUZZ
+    @given(vendor_inputs(payload))
+    def run(message: tuple[str, bytes]) -> None:
+        check(*message, ctx=ctx)
+
+    run()
+
+
+@pytest.mark.parametrize("payload", VENDOR_PAYLOADS)
+def test_good_reader_own_payloads_decode_to_one_point_per_read(payload: str) -> None:
+    ctx, reads = Speaks(payload), 0
+    for topic, body in GOOD_VENDOR[payload]:
+        events = body if isinstance(body, list) else [body]
+        expected = sum("tagInventoryEvent" in e or "idHex" in e.get("data", {}) for e in events)
+        points = check(topic, json.dumps(body).encode(), ctx=ctx)
+        assert len(points) == expected, (topic, body)
+        reads += expected
+    assert reads == len(GOOD_JSON["read"]) * 2 - len(GOOD_JSON["read"]) % 4
 
 
 def test_hj212_decoder_only_raises_payload_error_and_returns_storable() -> None:
