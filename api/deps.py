@@ -18,6 +18,7 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.interfaces import PointReader
 from hazwatch.streams.air.store import AirStore
+from hazwatch.streams.clocks.store import ClockStore
 from hazwatch.streams.custody.store import CustodyStore
 from hazwatch.streams.video.store import EvidenceStore
 
@@ -40,6 +41,7 @@ class ApiContext:
     custody: CustodyStore | None = None
     air: AirStore | None = None
     evidence: EvidenceStore | None = None  # the video part's snapshots
+    clocks: ClockStore | None = None  # the devices' measured clock offsets
     deadletters: DeadLetterStore | None = None
 
 

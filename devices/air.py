@@ -76,7 +76,11 @@ def to_points(reading: AirReading, topic: Topic, ctx: DecodeContext) -> list[Poi
 KINDS: dict[str, KindSpec] = {
     "reading": KindSpec("reading", parse, to_points, "JSON real-time reading"),
     "hj212": KindSpec(
-        "hj212", hj212.parse, hj212.to_points, "HJ 212-2017 packet (hazwatch.devices.hj212)"
+        "hj212",
+        hj212.parse,
+        hj212.to_points,
+        "HJ 212-2017 packet (hazwatch.devices.hj212)",
+        hj212.sent_at,
     ),
     "status": status.SPEC,
 }

@@ -5,11 +5,13 @@ Never raise anything but PayloadError for bad input, and never touch I/O: the ca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from hazwatch.base.errors import PayloadError
 from hazwatch.base.points import Point, unstorable
+from hazwatch.devices.clock_offset import ClockReading
 from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.family import DecodeContext
 from hazwatch.devices.timeparse import (
@@ -29,6 +31,10 @@ class Decoded:
     topic: Topic
     record: Any
     points: list[Point]
+    # the device's clock when it sent the message (UTC ns; None: it says none), and what the
+    # ingest pipeline measured of that clock (devices/clock_offset.py; None: not measured)
+    sent_ns: int | None = None
+    clock: ClockReading | None = None
 
     @property
     def family(self) -> str:
@@ -47,8 +53,14 @@ def decode(
     now_ns: int,
     max_future_s: float = DEFAULT_MAX_FUTURE_S,
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
+    lead_of: Callable[[Topic], int] | None = None,
 ) -> Decoded:
-    """Decode and validate one message; points with no device time get `now_ns`."""
+    """Decode and validate one message; points with no device time get `now_ns`.
+
+    A device time more than `max_future_s` ahead of `now_ns` is refused (FutureTimeError),
+    unless `lead_of(topic)` says the device's clock is measured to run that much ahead
+    (devices/clock_offset.py: a fast clock's messages are accepted once its offset is known).
+    """
     if len(payload) > max_payload_bytes:
         raise PayloadError(
             f"payload is {len(payload)} bytes, over the {max_payload_bytes}-byte limit",
@@ -70,19 +82,26 @@ def decode(
         )
     record = spec.parse(payload, parsed, ctx)
     points = spec.to_points(record, parsed, ctx)
-    limit_ns = now_ns + int(max_future_s * NS_PER_S)
+    lead_ns = lead_of(parsed) if lead_of is not None else 0
+    limit_ns = now_ns + int(max_future_s * NS_PER_S) + lead_ns
+    sent_ns = spec.sent_at(record) if spec.sent_at is not None else None
+    newest = 0
     for point in points:
         ts_ns = point.ts_ns
         if ts_ns == 0:
             point.ts_ns = now_ns
         elif ts_ns > limit_ns:
-            raise future_error(ts_ns, now_ns, max_future_s)
+            raise future_error(ts_ns, now_ns, max_future_s, lead_ns=lead_ns)
         elif ts_ns < EARLIEST_NS:
             raise PayloadError(
                 f"ts {format_ts(ts_ns)} is before 2000-01-01", reason="bad_ts", field="ts"
             )
+        elif ts_ns > newest:
+            newest = ts_ns
         # The families check every value; this is the last line should one of them miss one.
         problem = unstorable(point.fields)
         if problem is not None:
             raise PayloadError(problem, reason="unstorable")
-    return Decoded(parsed, record, points)
+    if spec.sent_at is None and newest:
+        sent_ns = newest
+    return Decoded(parsed, record, points, sent_ns)

@@ -66,6 +66,8 @@ class NoRegistry:
 # parse(raw payload, topic, context) -> one record, or several (an HJ 212 packet may hold many)
 Parse = Callable[[bytes, Topic, DecodeContext], Any]
 ToPoints = Callable[[Any, Topic, DecodeContext], list[Point]]
+# record -> the device's clock when it sent the message (UTC ns), None when it says none
+SentAt = Callable[[Any], int | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class KindSpec:
     parse: Parse
     to_points: ToPoints
     description: str = ""
+    # the device's clock when it sent the message, sampled for its offset (clock_offset.py);
+    # None: the newest device time among the message's points
+    sent_at: SentAt | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -571,6 +571,17 @@ def _check_qn(qn: str) -> None:
         ) from None
 
 
+def qn_ns(qn: str, zone_h: float = 8.0) -> int | None:
+    """A QN's time (the station's local clock when it made the packet, to the millisecond) as
+    UTC ns; None when it is no time hazwatch could store."""
+    try:
+        local = datetime.strptime(qn[:14], "%Y%m%d%H%M%S").replace(tzinfo=_zone(zone_h))
+        ts_ns = int(local.timestamp()) * NS_PER_S + int(qn[14:17]) * NS_PER_MS
+        return check_ts_ns(ts_ns, "QN", qn)
+    except (ValueError, PayloadError):
+        return None
+
+
 def format_datatime(ts_ns: int, zone_h: float = 8.0) -> str:
     return (
         datetime.fromtimestamp(ts_ns // NS_PER_S, tz=UTC)
@@ -705,6 +716,9 @@ class Hj212Message:
 
     packets: list[Packet]
     data: list[StationData]
+    # the station's clock when it made the newest packet (its QN), for its clock offset: a
+    # DataTime is when the data are of (an hour's start for hourly data), not when sent
+    sent_ns: int | None = None
 
 
 def parse(raw: bytes, topic: Topic, ctx: DecodeContext) -> Hj212Message:
@@ -729,7 +743,8 @@ def parse(raw: bytes, topic: Topic, ctx: DecodeContext) -> Hj212Message:
                 reason="unknown_code",
                 field="CN",
             )
-    return Hj212Message(packets, data)
+    sent = [t for t in (qn_ns(p.qn, zone_h) for p in packets) if t is not None]
+    return Hj212Message(packets, data, max(sent) if sent else None)
 
 
 def to_points(message: Hj212Message, topic: Topic, ctx: DecodeContext) -> list[Point]:
@@ -739,4 +754,8 @@ def to_points(message: Hj212Message, topic: Topic, ctx: DecodeContext) -> list[P
     return points
 
 
-SPEC = KindSpec(KIND, parse, to_points, "HJ 212-2017 packet, raw as the station sends it")
+def sent_at(message: Hj212Message) -> int | None:
+    return message.sent_ns
+
+
+SPEC = KindSpec(KIND, parse, to_points, "HJ 212-2017 packet, raw as the station sends it", sent_at)

@@ -41,4 +41,10 @@ def to_points(status: DeviceStatus, topic: Topic, ctx: DecodeContext) -> list[Po
     return [Point("device_status", tags, fields, ts_ns)]
 
 
-SPEC = KindSpec(KIND, parse, to_points, "device status / last will (retained)")
+def sent_at(status: DeviceStatus) -> int | None:
+    """The device's clock when it sent an online status; none for an offline one (a last will
+    is written when the device connects, and published by the broker when it is gone)."""
+    return status.ts if status.online else None
+
+
+SPEC = KindSpec(KIND, parse, to_points, "device status / last will (retained)", sent_at)

@@ -82,14 +82,28 @@ def check_ts_ns(ts_ns: int, field: str, raw: object) -> int:
     return ts_ns
 
 
-def future_error(ts_ns: int, now_ns: int, max_future_s: float, field: str = "ts") -> PayloadError:
-    """The PayloadError of a time ahead of the receiver's clock (safe for any integer)."""
+class FutureTimeError(PayloadError):
+    """A device time too far ahead of the receiver's clock (reason future_ts); `ts_ns` is that
+    time, so that the device's clock offset is still measured from the refused message."""
+
+    def __init__(self, message: str, ts_ns: int, field: str) -> None:
+        super().__init__(message, reason="future_ts", field=field)
+        self.ts_ns = ts_ns
+
+
+def future_error(
+    ts_ns: int, now_ns: int, max_future_s: float, field: str = "ts", lead_ns: int = 0
+) -> FutureTimeError:
+    """The PayloadError of a time ahead of the receiver's clock (safe for any integer).
+
+    `lead_ns`: how far ahead the device's clock is measured to run (allowed besides)."""
     ahead_s = (ts_ns - now_ns) // NS_PER_S  # integer: a float division can overflow
-    return PayloadError(
+    measured = f", its clock measured {lead_ns // NS_PER_S} s fast" if lead_ns else ""
+    return FutureTimeError(
         f"{field} {format_ts(ts_ns)} is {shown(ahead_s)} s ahead of the receiver's clock "
-        f"(more than {max_future_s:.0f} s: device clock wrong?)",
-        reason="future_ts",
-        field=field,
+        f"(more than {max_future_s:.0f} s{measured}: device clock wrong?)",
+        ts_ns,
+        field,
     )
 
 

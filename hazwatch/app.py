@@ -28,6 +28,7 @@ from hazwatch.ingest.spool import Spool
 from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.parts import Part, PartContext
 from hazwatch.parts.air import AirPart
+from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
 from hazwatch.parts.video import VideoPart
 from hazwatch.settings import Settings, deadletter_limits
@@ -36,7 +37,7 @@ log = logging.getLogger("hazwatch.app")
 
 # The parts the service is made of, in the order their processors see each batch: adding a
 # part is its module and one entry here.
-PARTS: tuple[Callable[[PartContext], Part], ...] = (CustodyPart, AirPart, VideoPart)
+PARTS: tuple[Callable[[PartContext], Part], ...] = (CustodyPart, AirPart, VideoPart, ClocksPart)
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
@@ -94,6 +95,8 @@ class HazwatchService:
         (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
         self.decode_ctx = custody.decode_context  # reader locations, the tracker's live batches
         (self.video,) = [part for part in self.parts if isinstance(part, VideoPart)]
+        # device clocks, measured by the pipeline from every message (the clocks part's)
+        (clocks,) = [part for part in self.parts if isinstance(part, ClocksPart)]
         processors: list[StreamProcessor] = [p for part in self.parts for p in part.processors()]
         self.spool = Spool(settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
         self.pipeline = IngestPipeline(
@@ -104,6 +107,7 @@ class HazwatchService:
             processors=processors,
             max_future_s=settings.max_future_s,
             max_payload_bytes=settings.max_payload_bytes,
+            clocks=clocks.estimator,
         )
         self.consumer = MqttConsumer(
             consumer_config(settings),

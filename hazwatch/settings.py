@@ -2,7 +2,7 @@
 
 Never read os.environ for a setting anywhere else; a wrong value fails here with one clear line.
 Each part's rule thresholds are one dataclass of its own (streams/<part>/settings.py), composed
-here as a nested field: the file's [custody] / [video] / [air] table, env
+here as a nested field: the file's [custody] / [video] / [air] / [clocks] table, env
 HAZWATCH_<PART>__<NAME>; env wins over the file field by field.
 """
 
@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from hazwatch.base.errors import ConfigError
 from hazwatch.streams.air.settings import HourlySettings
+from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody.settings import CustodyLimits
 from hazwatch.streams.video.settings import VideoRuleSettings
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air")
+PART_TABLES = ("custody", "video", "air", "clocks")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
@@ -129,6 +130,7 @@ class Settings(BaseSettings):
     custody: CustodyLimits = Field(default_factory=CustodyLimits)
     video: VideoRuleSettings = Field(default_factory=VideoRuleSettings)
     air: HourlySettings = Field(default_factory=HourlySettings)
+    clocks: ClockSettings = Field(default_factory=ClockSettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

@@ -15,9 +15,12 @@ from prometheus_client import Counter, Histogram
 
 from hazwatch.base.errors import PayloadError, StoreUnavailable
 from hazwatch.base.points import Point
+from hazwatch.devices.clock_offset import DeviceClocks
 from hazwatch.devices.decode import Decoded, decode
 from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.family import DecodeContext
+from hazwatch.devices.timeparse import FutureTimeError
+from hazwatch.devices.topics import Topic, parse_topic
 from hazwatch.ingest.consumer import RawMessage
 from hazwatch.ingest.deadletters import DeadLetter, DeadLetterStore
 from hazwatch.ingest.failures import RetryLater, describe, isolate, reason_of
@@ -88,8 +91,13 @@ class IngestPipeline:
         max_future_s: float = 300.0,
         max_payload_bytes: int = 64 * 1024,
         clock: Callable[[], int] = time.time_ns,
+        clocks: DeviceClocks | None = None,
     ) -> None:
+        """`clocks`: the devices' clock offsets, measured here from every message with a device
+        time (received − device time) and handed to the processors on each Decoded; a device
+        measured to run fast may send times that far ahead (devices/clock_offset.py)."""
         self.ctx = ctx
+        self.clocks = clocks
         self.writer = writer
         self.spool = spool
         self.deadletters = deadletters
@@ -122,6 +130,9 @@ class IngestPipeline:
         letters: list[DeadLetter] = []
         families: Tally[str] = Tally()
         ctx, max_future, max_bytes = self.ctx, self.max_future_s, self.max_payload_bytes
+        clocks = self.clocks
+        lead_of = _lead_of(clocks) if clocks is not None else None
+        ahead: list[tuple[int, Topic, int]] = []  # refused as future_ts: (index, topic, ts)
         for index, message in enumerate(batch):
             if message.oversize is not None:
                 letters.append(self._too_large(message))
@@ -135,8 +146,13 @@ class IngestPipeline:
                     now_ns=now_ns,
                     max_future_s=max_future,
                     max_payload_bytes=max_bytes,
+                    lead_of=lead_of,
                 )
             except PayloadError as exc:
+                if clocks is not None and isinstance(exc, FutureTimeError):
+                    # refused, but its time still measures the clock: a fast clock's offset
+                    # becomes known, and its later messages are taken (devices/clock_offset.py)
+                    ahead.append((index, parse_topic(message.topic), exc.ts_ns))
                 letters.append(
                     DeadLetter(
                         message.received_ns, message.topic, exc.reason, str(exc), message.payload
@@ -157,6 +173,8 @@ class IngestPipeline:
         derived: list[Point] = []
         failed: dict[int, tuple[str, BaseException]] = {}  # position in decoded → failure
         with self._processor_lock:
+            if clocks is not None:
+                _measure(clocks, batch, decoded, owners, ahead, now_ns)
             for processor in self.processors:
                 derived.extend(self._process_isolated(processor, decoded, now_ns, failed))
         if seq is not None:
@@ -427,6 +445,46 @@ class IngestPipeline:
                 self.deadletters.add_many(
                     _refused(lines, rejected, now_ns, "hazwatch/derived", "a derived point")
                 )
+
+
+def _lead_of(clocks: DeviceClocks) -> Callable[[Topic], int]:
+    lead_ns = clocks.lead_ns
+
+    def lead_of(topic: Topic) -> int:
+        return lead_ns((topic.site, topic.family, topic.device))
+
+    return lead_of
+
+
+def _measure(
+    clocks: DeviceClocks,
+    batch: list[RawMessage],
+    decoded: list[Decoded],
+    owners: list[int],
+    ahead: list[tuple[int, Topic, int]],
+    now_ns: int,
+) -> None:
+    """Each message's receive and device time into the clocks, in the order received (under
+    the processors' lock, in the batch's turn); each decoded message gets its reading."""
+    observe = clocks.observe
+    later = iter(ahead)
+    pending = next(later, None)
+    for result, index in zip(decoded, owners, strict=True):
+        while pending is not None and pending[0] < index:
+            at, topic, ts_ns = pending
+            observe(
+                (topic.site, topic.family, topic.device), batch[at].received_ns or now_ns, ts_ns
+            )
+            pending = next(later, None)
+        sent_ns = result.sent_ns
+        if sent_ns is not None:
+            topic = result.topic
+            received_ns = batch[index].received_ns or now_ns
+            result.clock = observe((topic.site, topic.family, topic.device), received_ns, sent_ns)
+    while pending is not None:
+        at, topic, ts_ns = pending
+        observe((topic.site, topic.family, topic.device), batch[at].received_ns or now_ns, ts_ns)
+        pending = next(later, None)
 
 
 def _refused(
