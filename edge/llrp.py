@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -551,7 +551,12 @@ class LlrpProgram:
             response_timeout=s.response_timeout_s,
             connect_timeout=s.response_timeout_s * 2,
         )
-        await reader.connect()  # the ConnectionAttemptEvent, capabilities, Impinj extensions
+        if not await self._until_stopped(reader.connect()):
+            # stopped while connecting (a reader that is off can take a while to say so)
+            with contextlib.suppress(LLRPError, OSError):
+                await reader.close()
+            return
+        # connected: the ConnectionAttemptEvent, capabilities, Impinj extensions are done
         client = reader.client
         try:
             antennas = self._antennas(reader.max_antennas)
@@ -590,6 +595,21 @@ class LlrpProgram:
                 await reader.close()
             self._take_queued(client)
             self.stats.lost_in_client += client.dropped_reports
+
+    async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> bool:
+        """Run `work` unless a stop comes first (then it is cancelled): whether it ran."""
+        assert self._stop is not None
+        task = asyncio.ensure_future(work)
+        stop = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LLRPError, OSError):
+                await task
+            return False
+        task.result()  # its exception, if it failed
+        return True
 
     def _antennas(self, reported: int) -> list[int]:
         if not self.setup.antennas:

@@ -360,3 +360,30 @@ def test_sigterm_stops_the_command_cleanly_and_the_outbox_outlives_a_broker_outa
         broker.stop()
     same_reads(sub.reads(), rig.truth)
     assert "0 left in" in err2, err2
+
+
+def test_a_stop_while_a_silent_reader_keeps_the_connector_waiting_is_prompt(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A host that takes the TCP connection and never sends the ConnectionAttemptEvent (a
+    reader booting, a wrong port): a stop does not wait out the connect timeout."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        setup = LlrpSetup(
+            reader_host="127.0.0.1",
+            reader_port=silent.getsockname()[1],
+            site="p1",
+            reader="st-in",
+            mqtt_url=mosquitto.url,
+            outbox=tmp_path / "outbox.sqlite",
+            response_timeout_s=30.0,  # llrpkit would wait 60 s for the event
+        )
+        running = Running(LlrpProgram(setup))
+        wait_for(lambda: silent.accept(), 10, "the connector's TCP connection")
+        started = time.monotonic()
+        stats = running.stop()
+        assert time.monotonic() - started < 5
+        assert stats.reader_connects == 0
