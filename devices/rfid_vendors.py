@@ -14,11 +14,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, TypeVar
 
-from pydantic import ConfigDict, Field, RootModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from hazwatch.base.errors import PayloadError, shown
 from hazwatch.devices.schema import Payload, epc_hex, payload_error, validator
@@ -76,6 +76,41 @@ def _at(index: int, many: bool, exc: PayloadError) -> PayloadError:
         return exc
     field = f"[{index}].{exc.field}" if exc.field else f"[{index}]"
     return PayloadError(f"event [{index}]: {exc}", reason=exc.reason, field=field)
+
+
+E = TypeVar("E")
+M = TypeVar("M", bound=BaseModel)
+
+
+def _collect(events: Sequence[E], many: bool, one: Callable[[E], TagRead | str]) -> VendorReport:
+    """Each event's read, or the type of the event it is instead; errors name the event."""
+    reads: list[TagRead] = []
+    skipped: list[str] = []
+    for index, event in enumerate(events):
+        try:
+            result = one(event)
+        except PayloadError as exc:
+            raise _at(index, many, exc) from None
+        if isinstance(result, str):
+            skipped.append(result)
+        else:
+            reads.append(result)
+    return VendorReport(tuple(reads), tuple(skipped))
+
+
+def _is_array(raw: bytes) -> bool:
+    return raw.lstrip(b" \t\r\n")[:1] == b"["
+
+
+def _fast(
+    raw: bytes, one: Callable[[bytes], M], many: Callable[[bytes], RootModel[list[M]]]
+) -> list[M] | None:
+    """The events validated in one pass over the JSON, or None when that fails: then the slow
+    path (JSON first, each event after) says which event and why, or what else it is."""
+    try:
+        return many(raw).root if _is_array(raw) else [one(raw)]
+    except PayloadError:
+        return None
 
 
 def _time(value: object, field: str) -> int:
@@ -164,8 +199,8 @@ def _impinj_epc(tag: ImpinjTagInventoryEvent) -> str:
     return hex_epc or b64_epc or ""
 
 
-def _impinj_event(raw: object) -> TagRead | str:
-    """One ReaderEvent: its tag read, or the type of the other event it is."""
+def _impinj_raw(raw: object) -> TagRead | str:
+    """One ReaderEvent as parsed JSON (the slow path): validated, then as below."""
     if not isinstance(raw, dict):
         raise PayloadError(
             f"an Impinj ReaderEvent must be a JSON object, got {type(raw).__name__}",
@@ -175,6 +210,11 @@ def _impinj_event(raw: object) -> TagRead | str:
         event = ImpinjReaderEvent.model_validate(raw)
     except ValidationError as exc:
         raise payload_error(exc) from None
+    return _impinj_event(event)
+
+
+def _impinj_event(event: ImpinjReaderEvent) -> TagRead | str:
+    """One ReaderEvent: its tag read, or the type of the other event it is."""
     tag = event.tagInventoryEvent
     if tag is None:
         others = [key for key in event.model_extra or {} if key.endswith("Event")]
@@ -201,21 +241,20 @@ def _impinj_event(raw: object) -> TagRead | str:
     return TagRead(ts, _impinj_epc(tag), rssi, tag.antennaPort)
 
 
+class _ImpinjEvents(RootModel[list[ImpinjReaderEvent]]):
+    """A JSON array of ReaderEvents (the webhook output's body)."""
+
+
+_impinj_one, _impinj_many = validator(ImpinjReaderEvent), validator(_ImpinjEvents)
+
+
 def parse_impinj(raw: bytes) -> VendorReport:
     """An Impinj R700 MQTT message: one ReaderEvent (or a webhook's array of them)."""
-    events, many = _events(raw, "an Impinj ReaderEvent")
-    reads: list[TagRead] = []
-    skipped: list[str] = []
-    for index, event in enumerate(events):
-        try:
-            result = _impinj_event(event)
-        except PayloadError as exc:
-            raise _at(index, many, exc) from None
-        if isinstance(result, str):
-            skipped.append(result)
-        else:
-            reads.append(result)
-    return VendorReport(tuple(reads), tuple(skipped))
+    events = _fast(raw, _impinj_one, _impinj_many)
+    if events is not None:
+        return _collect(events, _is_array(raw), _impinj_event)
+    parsed, many = _events(raw, "an Impinj ReaderEvent")
+    return _collect(parsed, many, _impinj_raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,29 +282,44 @@ class ZebraTagDataEvent(Payload):
     type: Annotated[str, Field(max_length=32)] | None = None  # the operating mode, e.g. SIMPLE
 
 
-def _zebra_event(raw: object) -> TagRead | str:
+def _zebra_kind(has_id: bool, kind: object) -> str | None:
+    """None for a tag data event; else the type of the management event it is."""
+    if has_id or (isinstance(kind, str) and kind.strip().upper() in ZEBRA_MODES):
+        return None
+    if isinstance(kind, str) and kind.strip() and len(kind) <= 64:
+        return kind.strip()  # a management event (heartbeat, gpi, …) on the data topic
+    raise PayloadError(
+        "not a Zebra tag data event (no data.idHex) nor a management event (no type)",
+        reason="missing_field",
+        field="data.idHex",
+    )
+
+
+def _zebra_raw(raw: object) -> TagRead | str:
+    """One event as parsed JSON (the slow path): a management event need not validate."""
     if not isinstance(raw, dict):
         raise PayloadError(
             f"a Zebra tag data event must be a JSON object, got {type(raw).__name__}",
             reason="bad_json",
         )
-    data, kind = raw.get("data"), raw.get("type")
-    is_tag = (isinstance(data, dict) and "idHex" in data) or (
-        isinstance(kind, str) and kind.strip().upper() in ZEBRA_MODES
-    )
-    if not is_tag:
-        if isinstance(kind, str) and kind.strip() and len(kind) <= 64:
-            return kind.strip()  # a management event (heartbeat, gpi, …) on the data topic
-        raise PayloadError(
-            "not a Zebra tag data event (no data.idHex) nor a management event (no type)",
-            reason="missing_field",
-            field="data.idHex",
-        )
+    data = raw.get("data")
+    has_id = isinstance(data, dict) and data.get("idHex") is not None
+    other = _zebra_kind(has_id, raw.get("type"))
+    if other is not None:
+        return other
     try:
         event = ZebraTagDataEvent.model_validate(raw)
     except ValidationError as exc:
         raise payload_error(exc) from None
+    return _zebra_event(event)
+
+
+def _zebra_event(event: ZebraTagDataEvent) -> TagRead | str:
+    """One event: its tag read, or the type of the management event it is."""
     tag = event.data
+    other = _zebra_kind(tag.idHex is not None, event.type)
+    if other is not None:
+        return other
     if tag.format is not None and tag.format.lower() != "epc":
         raise PayloadError(
             f"data.format is {tag.format!r}: idHex is then not the tag's EPC, which is what "
@@ -282,21 +336,20 @@ def _zebra_event(raw: object) -> TagRead | str:
     return TagRead(ts, epc, tag.peakRssi, tag.antenna)
 
 
+class _ZebraEvents(RootModel[list[ZebraTagDataEvent]]):
+    """A batch: a JSON array of tag data events."""
+
+
+_zebra_one, _zebra_many = validator(ZebraTagDataEvent), validator(_ZebraEvents)
+
+
 def parse_zebra(raw: bytes) -> VendorReport:
     """A Zebra FX MQTT message on the tag data topic: one event, or a batch (an array)."""
-    events, many = _events(raw, "a Zebra tag data event")
-    reads: list[TagRead] = []
-    skipped: list[str] = []
-    for index, event in enumerate(events):
-        try:
-            result = _zebra_event(event)
-        except PayloadError as exc:
-            raise _at(index, many, exc) from None
-        if isinstance(result, str):
-            skipped.append(result)
-        else:
-            reads.append(result)
-    return VendorReport(tuple(reads), tuple(skipped))
+    events = _fast(raw, _zebra_one, _zebra_many)
+    if events is not None:
+        return _collect(events, _is_array(raw), _zebra_event)
+    parsed, many = _events(raw, "a Zebra tag data event")
+    return _collect(parsed, many, _zebra_raw)
 
 
 # ---------------------------------------------------------------------------------------------
