@@ -451,8 +451,8 @@ class LlrpProgram:
             summary.cancel()
             pump.cancel()
             await asyncio.gather(pump, summary, return_exceptions=True)
-            self._settle()
             self.publisher.close(self.firmware)
+            self._settle()  # acks up to the disconnect: not sent again at the next start
             self.stats.pending = self.outbox.count
             self.stats.refused = self.outbox.refused
             self.stats.broker_connects = self.publisher.connects
