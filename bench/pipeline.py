@@ -48,14 +48,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="rounds of fresh messages")
     parser.add_argument("--profile", choices=("tottime", "cumtime"))
     parser.add_argument("--no-gc-tuning", action="store_true", help="CPython's default GC")
+    parser.add_argument(
+        "--no-clocks", action="store_true", help="no device clock measured (to see its cost)"
+    )
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="hazwatch-pipeline-")
     settings = Settings(data_dir=Path(data_dir))
     app_mod.make_writer = lambda s: NullWriter()  # type: ignore[assignment,return-value]
     service = app_mod.HazwatchService(settings, with_api=False)
+    if args.no_clocks:
+        service.pipeline.clocks = None
     messages, _ = load.make_messages(args.messages * args.repeat)
     now = time.time_ns()
-    raws = [RawMessage(i % 65535 + 1, t, p, 1, now, 0) for i, (t, p) in enumerate(messages)]
+    # received a little after they were sent (the device clocks are measured from it)
+    raws = [
+        RawMessage(i % 65535 + 1, t, p, 1, now + i * 1000, 0) for i, (t, p) in enumerate(messages)
+    ]
     if not args.no_gc_tuning:
         app_mod.tune_gc()  # as HazwatchService.start() does
     profile = cProfile.Profile() if args.profile else None
