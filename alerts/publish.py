@@ -47,5 +47,9 @@ def alert_payload(alert: Alert) -> bytes:
             "message": alert.message,
             "evidence": alert.evidence,
             "at_ns": alert.updated_ns,
+            # what made this message (opened, acknowledged, resolved, auto_resolved,
+            # escalated), and the alert a new one recurs (its (rule, subject) was resolved)
+            "change": alert.last_change.value,
+            "recurs": alert.recurs,
         }
     )

@@ -29,7 +29,7 @@ T = TypeVar("T")
 class ApiContext:
     db: StateDB
     reader: PointReader
-    alerts: AlertStore
+    alerts: AlertStore  # the service's one alert store, filled by the alerts part (api_stores)
     data_dir: Path
     # name -> callable that raises on failure (broker, influxdb, state store ...)
     health_checks: dict[str, Callable[[], None]] = field(default_factory=dict)

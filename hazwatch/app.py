@@ -28,6 +28,7 @@ from hazwatch.ingest.spool import Spool
 from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.parts import Part, PartContext
 from hazwatch.parts.air import AirPart
+from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
 from hazwatch.parts.video import VideoPart
@@ -37,7 +38,13 @@ log = logging.getLogger("hazwatch.app")
 
 # The parts the service is made of, in the order their processors see each batch: adding a
 # part is its module and one entry here.
-PARTS: tuple[Callable[[PartContext], Part], ...] = (CustodyPart, AirPart, VideoPart, ClocksPart)
+PARTS: tuple[Callable[[PartContext], Part], ...] = (
+    AlertsPart,
+    CustodyPart,
+    AirPart,
+    VideoPart,
+    ClocksPart,
+)
 
 
 def consumer_config(settings: Settings) -> ConsumerConfig:
@@ -86,6 +93,7 @@ class HazwatchService:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = StateDB(settings.state_dsn)
         self.db.ping()
+        # the one alert store: every part's rules raise into it, the alerts part serves it
         self.alerts = AlertStore(self.db)
         self.deadletters = DeadLetterStore(self.db, deadletter_limits(settings))
         self.writer = make_writer(settings)
@@ -166,7 +174,6 @@ class HazwatchService:
         return ApiContext(
             db=self.db,
             reader=self.reader,
-            alerts=self.alerts,
             data_dir=self.settings.data_dir,
             health_checks=self.health_checks(),  # type: ignore[arg-type]
             ingest_health=self.ingest_health,

@@ -46,9 +46,9 @@ def _root(
 
 
 def _register() -> None:
-    from hazwatch.commands import air, custody, demo, ingest, rfid, simulate, video
+    from hazwatch.commands import air, alerts, custody, demo, ingest, rfid, simulate, video
 
-    for module in (ingest, demo, simulate, custody, air, video, rfid):
+    for module in (ingest, demo, simulate, alerts, custody, air, video, rfid):
         module.register(app)
 
 

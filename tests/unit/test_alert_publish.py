@@ -33,6 +33,8 @@ def test_topic_payload_and_point_of_an_alert() -> None:
         "message": "lens covered",
         "evidence": "jy-0012_cam-2_x_1_occlusion.jpg",
         "at_ns": 2,
+        "change": "opened",
+        "recurs": None,
     }
     point = alert_point(ALERT)
     assert point.measurement == "alert" and point.ts_ns == 2

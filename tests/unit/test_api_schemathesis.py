@@ -23,7 +23,7 @@ from schemathesis.specs.openapi.checks import (
     positive_data_acceptance,
 )
 
-from hazwatch.alerts.model import ListSink
+from hazwatch.alerts.model import AlertSignal, ListSink, Severity
 from hazwatch.alerts.store import AlertStore
 from hazwatch.api.app import create_app
 from hazwatch.api.deps import ApiContext
@@ -34,6 +34,7 @@ from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.ingest.pointstore import PointStore
 from hazwatch.parts import air as wiring_air
+from hazwatch.parts import alerts as wiring_alerts
 from hazwatch.parts import custody as wiring_custody
 from hazwatch.parts import video as wiring_video
 from hazwatch.simulators.custody import Plan, plan
@@ -85,10 +86,18 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     folder_snapshots = snapshot_dir(folder)
     folder_snapshots.mkdir(parents=True)
     (folder_snapshots / SNAPSHOT).write_bytes(b"\xff\xd8\xff\xe0" + bytes(200))
+    alerts = AlertStore(db)
+    for rule, subject, severity, evidence in (
+        ("weight_mismatch", sorted(the_plan.broken())[0], Severity.MAJOR, None),
+        ("air_exceedance", "s1/aq-1/pm25", Severity.WARNING, None),
+        ("tamper_occlusion", "jy-0012/cam-2", Severity.CRITICAL, SNAPSHOT),
+        ("camera_offline", "jy-0012/cam-3", Severity.MAJOR, None),
+    ):
+        alerts.raise_alert(AlertSignal(rule, subject, severity, "m", "jy-0012", now, {}, evidence))
     ctx = ApiContext(
         db=db,
         reader=PointStore(folder / "points.db"),
-        alerts=AlertStore(db),
+        alerts=alerts,
         data_dir=folder,
         health_checks={"state_store": db.ping},  # the dependencies this app has are up
         api_token=TOKEN,
@@ -97,7 +106,11 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         evidence=EvidenceStore(folder_snapshots),
     )
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
-    routers = [r for module in (wiring_custody, wiring_air, wiring_video) for r in module.routers()]
+    routers = [
+        r
+        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video)
+        for r in module.routers()
+    ]
     return create_app(ctx, routers), db, the_plan
 
 
@@ -124,7 +137,20 @@ def real_requests(operation: str) -> list[dict[str, Any]]:
         for fmt in ("json", "csv", "xlsx")
         for lang in ("zh", "en")
     ] + [{"site": "jy-0012", "from": first, "to": last, "kind": kind} for kind in ledger.KINDS]
+    alert_ids = [a.alert_id for a in APP.state.ctx.alerts.list()]
+    decisions = [
+        {"path_parameters": {"alert_id": alert_id}, "body": {"by": "张工", "comment": "已到场"}}
+        for alert_id in alert_ids
+    ]
     return {
+        "GET /api/alerts": [
+            {"query": {"state": "open", "site": "jy-0012", "severity": "major"}},
+            {"query": {"rule": "air_exceedance", "since": "946684800000", "limit": 1}},
+            {"query": {"until": "2100-01-01T00:00:00Z", "offset": 2}},
+        ],
+        "GET /api/alerts/{alert_id}": [{"path_parameters": {"alert_id": a}} for a in alert_ids],
+        "POST /api/alerts/{alert_id}/ack": decisions[:2] * 2,  # 200, then 409
+        "POST /api/alerts/{alert_id}/resolve": decisions * 2,  # 200, then 409
         "GET /api/air/{station}/hourly": [
             {"path_parameters": {"station": "aq-1"}},
             {"path_parameters": {"station": "aq-1"}, "query": {"from": "946684800000"}},
@@ -186,6 +212,10 @@ def test_every_route_of_every_part_is_in_the_schema(app: FastAPI) -> None:
     assert paths == {
         "/api/health",
         "/metrics",
+        "/api/alerts",
+        "/api/alerts/{alert_id}",
+        "/api/alerts/{alert_id}/ack",
+        "/api/alerts/{alert_id}/resolve",
         "/api/air/stations",
         "/api/air/{station}/hourly",
         "/api/batches",
