@@ -26,7 +26,7 @@ from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.ingest.pipeline import IngestPipeline
 from hazwatch.ingest.spool import Spool
 from hazwatch.ingest.writers import make_reader, make_writer
-from hazwatch.parts import Part, PartContext
+from hazwatch.parts import Part, PartContext, Worker
 from hazwatch.parts.air import AirPart
 from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
@@ -100,6 +100,8 @@ class HazwatchService:
         self.reader = make_reader(settings)
         context = PartContext(settings, self.db, self.alerts, self.reader)
         self.parts: list[Part] = [build(context) for build in PARTS]
+        # background work of the parts (the notification sender), started after the consumer
+        self.workers: list[Worker] = [w for part in self.parts for w in part.workers()]
         (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
         self.decode_ctx = custody.decode_context  # reader locations, the tracker's live batches
         (self.video,) = [part for part in self.parts if isinstance(part, VideoPart)]
@@ -210,6 +212,8 @@ class HazwatchService:
         tune_gc()
         self.consumer.start()
         self._spawn("hazwatch-periodic", self._periodic)
+        for worker in self.workers:
+            worker.start()
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -252,6 +256,11 @@ class HazwatchService:
             self.pipeline.tick()
         except Exception:
             log.exception("final tick failed")
+        for worker in self.workers:  # what the last tick raised is in the outbox already
+            try:
+                worker.stop()
+            except Exception:
+                log.exception("stopping %s failed", type(worker).__name__)
         self.writer.close()
         self.db.close()
 

@@ -28,12 +28,23 @@ class PartContext:
     reader: PointReader | None = None  # the point store's reader (video confirms gaps in it)
 
 
+class Worker(Protocol):
+    """Work a part runs in the background beside ingest (the notification sender): the
+    service starts it after the consumer and stops it before the stores close; `stop` returns
+    once its threads are done."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class Part(Protocol):
-    """One capability plugged into the service: its stream processors and its API routes.
+    """One capability plugged into the service: its stream processors, its API routes and its
+    background workers.
 
     `processors()` are fed every ingested batch; `routers()` are included in the API, whose
     routes reach the part's stores through the typed ApiContext the service fills from
-    `api_stores()`.
+    `api_stores()`; `workers()` are started and stopped with the service.
     """
 
     name: str
@@ -44,4 +55,8 @@ class Part(Protocol):
 
     def api_stores(self) -> dict[str, object]:
         """ApiContext fields this part fills (e.g. {"custody": its CustodyStore})."""
+        ...
+
+    def workers(self) -> list[Worker]:
+        """Background work started and stopped with the service ([] for most parts)."""
         ...

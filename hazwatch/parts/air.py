@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from hazwatch.ingest.interfaces import StreamProcessor
-from hazwatch.parts import PartContext
+from hazwatch.parts import PartContext, Worker
 from hazwatch.streams.air.processor import AirProcessor
 from hazwatch.streams.air.store import AirStore
 
@@ -29,6 +29,9 @@ class AirPart:
 
     def api_stores(self) -> dict[str, object]:
         return {"air": self.store}
+
+    def workers(self) -> list[Worker]:
+        return []
 
 
 def routers() -> list[APIRouter]:

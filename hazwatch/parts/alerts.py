@@ -11,7 +11,7 @@ from fastapi import APIRouter
 
 from hazwatch.alerts.store import AlertStore
 from hazwatch.ingest.interfaces import StreamProcessor
-from hazwatch.parts import PartContext
+from hazwatch.parts import PartContext, Worker
 
 
 def routers() -> list[APIRouter]:
@@ -43,3 +43,6 @@ class AlertsPart:
 
     def api_stores(self) -> dict[str, object]:
         return {"alerts": self.store}
+
+    def workers(self) -> list[Worker]:
+        return []

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from hazwatch.devices.clock_offset import DeviceClocks
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
-from hazwatch.parts import PartContext
+from hazwatch.parts import PartContext, Worker
 from hazwatch.streams.clocks.processor import ClockProcessor
 from hazwatch.streams.clocks.store import ClockStore
 
@@ -37,6 +37,9 @@ class ClocksPart:
 
     def api_stores(self) -> dict[str, object]:
         return {"clocks": self.store}
+
+    def workers(self) -> list[Worker]:
+        return []
 
 
 def routers() -> list[APIRouter]:

@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from hazwatch.devices.family import DecodeContext
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
-from hazwatch.parts import PartContext
+from hazwatch.parts import PartContext, Worker
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
@@ -44,6 +44,9 @@ class CustodyPart:
 
     def api_stores(self) -> dict[str, object]:
         return {"custody": self.store}
+
+    def workers(self) -> list[Worker]:
+        return []
 
 
 def routers() -> list[APIRouter]:

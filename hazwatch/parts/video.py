@@ -14,7 +14,7 @@ from fastapi import APIRouter
 from hazwatch.alerts.model import AlertSink
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.interfaces import PointReader, StreamProcessor
-from hazwatch.parts import PartContext
+from hazwatch.parts import PartContext, Worker
 from hazwatch.settings import Settings
 from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
 
@@ -79,6 +79,9 @@ class VideoPart:
 
     def api_stores(self) -> dict[str, object]:
         return {"evidence": self.evidence}
+
+    def workers(self) -> list[Worker]:
+        return []
 
     def prune_evidence(self, cited: set[str]) -> list[str]:
         """Delete snapshots past HAZWATCH_SNAPSHOT_KEEP_DAYS, except those named in `cited`
