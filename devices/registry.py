@@ -11,7 +11,7 @@ import math
 import time
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,10 @@ class Reader:
     # what it publishes on `read`: hazwatch's own payload, or an Impinj R700's or a Zebra FX's
     # own tag events (devices/rfid_vendors.py, docs/payloads.md)
     payload: str = HAZWATCH
+    # readers at the same site whose RF fields overlap this one's (the two antennas of a door,
+    # two adjacent doors): a tag both see at once is a cross-read, placed at the stronger
+    # (streams/custody/rules.py classify). Symmetric: declaring it on one side is enough.
+    overlaps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,22 +98,56 @@ class Camera:
 
 
 @dataclass(frozen=True, slots=True)
+class Terminal:
+    """A producer's site terminal (batch registrations, manifests): known, so it may alert."""
+
+    id: str
+    site: str
+
+
+# the registry's table of each device family, by the topic family its devices publish under
+FAMILY_TABLES = {
+    "rfid": "readers",
+    "scale": "scales",
+    "terminal": "terminals",
+    "air": "stations",
+    "camera": "cameras",
+}
+
+
+@dataclass(frozen=True, slots=True)
 class Registry:
     sites: dict[str, Site] = field(default_factory=dict)
     readers: dict[tuple[str, str], Reader] = field(default_factory=dict)
     scales: dict[tuple[str, str], Scale] = field(default_factory=dict)
     stations: dict[tuple[str, str], Station] = field(default_factory=dict)
     cameras: dict[tuple[str, str], Camera] = field(default_factory=dict)
+    terminals: dict[tuple[str, str], Terminal] = field(default_factory=dict)
+
+    def knows(self, site: str, family: str, device: str) -> bool:
+        """Whether the registry lists this device (of a topic family: rfid, scale, …)."""
+        table = FAMILY_TABLES.get(family)
+        return table is not None and (site, device) in getattr(self, table)
 
     def to_document(self) -> dict[str, Any]:
         """The TOML shape again (tables of entries), for storing and `registry show`."""
         return {
             "site": [asdict(s) for s in self.sites.values()],
-            "reader": [asdict(r) for r in self.readers.values()],
+            "reader": [{**asdict(r), "overlaps": list(r.overlaps)} for r in self.readers.values()],
             "scale": [asdict(s) for s in self.scales.values()],
             "station": [asdict(s) for s in self.stations.values()],
             "camera": [{**asdict(c), "watches": list(c.watches)} for c in self.cameras.values()],
+            "terminal": [asdict(t) for t in self.terminals.values()],
         }
+
+    def overlapping(self) -> frozenset[tuple[str, str, str]]:
+        """(site, reader, reader) of every pair of readers declared overlapping, both ways."""
+        pairs: set[tuple[str, str, str]] = set()
+        for reader in self.readers.values():
+            for other in reader.overlaps:
+                pairs.add((reader.site, reader.id, other))
+                pairs.add((reader.site, other, reader.id))
+        return frozenset(pairs)
 
     def distance_km(self, site_a: str, site_b: str) -> float | None:
         a, b = self.sites.get(site_a), self.sites.get(site_b)
@@ -190,7 +228,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
     """Validate a registry document (the parsed TOML); every problem names file, entry, field."""
     if "custody" in doc:
         raise ConfigError(CUSTODY_MOVED.format(source=source))
-    known = {"site", "reader", "scale", "station", "camera"}
+    known = {"site", "reader", "scale", "station", "camera", "terminal"}
     for key in doc:
         if key not in known:
             raise ConfigError(
@@ -226,6 +264,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         return site
 
     readers: dict[tuple[str, str], Reader] = {}
+    overlap_entries: list[tuple[_Entry, Reader]] = []
     for i, raw in enumerate(_tables(doc, source, "reader")):
         e = _Entry(source, "reader", i, raw)
         reader = Reader(
@@ -234,9 +273,29 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             e.choice("location", READER_LOCATIONS),
             payload=e.choice("payload", READER_PAYLOADS, HAZWATCH),
         )
+        overlaps = e.raw.get("overlaps", [])
+        if not isinstance(overlaps, list) or not all(
+            isinstance(o, str) and o.strip() for o in overlaps
+        ):
+            raise e.fail("overlaps", "must be a list of reader ids")
+        if overlaps:
+            reader = replace(reader, overlaps=tuple(dict.fromkeys(o.strip() for o in overlaps)))
+            overlap_entries.append((e, reader))
         if (reader.site, reader.id) in readers:
             raise e.fail("id", f"repeats reader {reader.id!r} at site {reader.site!r}")
         readers[(reader.site, reader.id)] = reader
+    for e, reader in overlap_entries:  # once every reader is known: later ones may be named
+        for other in reader.overlaps:
+            if other == reader.id:
+                raise e.fail("overlaps", f"names reader {other!r} itself")
+            if (reader.site, other) not in readers:
+                elsewhere = sorted(site for site, rid in readers if rid == other)
+                where = f" (a reader of {', '.join(elsewhere)})" if elsewhere else ""
+                raise e.fail(
+                    "overlaps",
+                    f"names reader {other!r}, not a reader of site {reader.site!r}{where}: "
+                    "only readers at the same site can see one tag at once",
+                )
     scales: dict[tuple[str, str], Scale] = {}
     for i, raw in enumerate(_tables(doc, source, "scale")):
         e = _Entry(source, "scale", i, raw)
@@ -280,7 +339,14 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         if (site, camera.id) in cameras:
             raise e.fail("id", f"repeats camera {camera.id!r} at site {site!r}")
         cameras[(site, camera.id)] = camera
-    return Registry(sites, readers, scales, stations, cameras)
+    terminals: dict[tuple[str, str], Terminal] = {}
+    for i, raw in enumerate(_tables(doc, source, "terminal")):
+        e = _Entry(source, "terminal", i, raw)
+        terminal = Terminal(e.text("id"), site_of(e))
+        if (terminal.site, terminal.id) in terminals:
+            raise e.fail("id", f"repeats terminal {terminal.id!r} at site {terminal.site!r}")
+        terminals[(terminal.site, terminal.id)] = terminal
+    return Registry(sites, readers, scales, stations, cameras, terminals)
 
 
 def load_file(path: Path) -> Registry:
@@ -361,6 +427,7 @@ class RegistryContext:
         self._clock = clock
         self._next_check = 0.0
         self._by_mn: dict[str, tuple[str, str]] = {}
+        self._watching: dict[tuple[str, str], tuple[str, ...]] = {}
         self._migrated = False
         self._set(self.current)
         if db is not None and registry is None:
@@ -369,6 +436,11 @@ class RegistryContext:
     def _set(self, registry: Registry) -> None:
         self.current = registry
         self._by_mn = {st.mn: key for key, st in registry.stations.items() if st.mn}
+        watching: dict[tuple[str, str], list[str]] = {}
+        for camera in registry.cameras.values():
+            for reader in camera.watches:
+                watching.setdefault((camera.site, reader), []).append(camera.id)
+        self._watching = {key: tuple(ids) for key, ids in watching.items()}
 
     def refresh(self, *, force: bool = False) -> None:
         """Reload when the stored version changed (one cheap query, at most every refresh_s)."""
@@ -415,6 +487,16 @@ class RegistryContext:
     def camera(self, site: str, camera: str) -> Camera | None:
         """The camera's entry (the readers at the door it watches), None when not registered."""
         return self._fresh().cameras.get((site, camera))
+
+    def cameras_watching(self, site: str, reader: str) -> tuple[str, ...]:
+        """The cameras whose `watches` name this reader (the door it reads at), in the
+        registry's order; () when none does."""
+        self._fresh()
+        return self._watching.get((site, reader), ())
+
+    def knows(self, site: str, family: str, device: str) -> bool:
+        """Whether the registry lists this device (a device it does not list never alerts)."""
+        return self._fresh().knows(site, family, device)
 
     def station_by_mn(self, mn: str) -> tuple[str, str] | None:
         """(site, station) of the station with this HJ 212 MN (for the TCP gateway)."""

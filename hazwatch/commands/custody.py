@@ -82,11 +82,13 @@ def trace(
         bool,
         typer.Option(
             "--json",
-            help="One JSON object: batch, epc, waste_code, stage, verdict, violations, events.",
+            help="One JSON object: batch, epc, waste_code, stage, verdict, violations, events "
+            "(each with its pass), diagnostics (passes that are no custody event).",
         ),
     ] = False,
 ) -> None:
-    """A batch's ordered custody events, its stage and verdict."""
+    """A batch's custody events (one per stage entered, with the pass that proves it), its
+    stage and verdict, and the passes that are no custody event (repeats, short, cross-reads)."""
     from hazwatch.streams.custody.store import CustodyStore, trace_document
 
     doc = trace_document(CustodyStore(_db()), batch, time.time_ns())
@@ -99,13 +101,30 @@ def trace(
     typer.echo(f"batch {doc['batch']}  epc {doc['epc']}  waste {doc['waste_code']}")
     for event in doc["events"]:
         kg = "" if event["net_kg"] is None else f"{event['net_kg']:g} kg"
-        typer.echo(f"  {event['ts']}  {event['stage']:<10} {event['site']}/{event['device']}  {kg}")
+        seen = _seen(event["pass"]) if "pass" in event else ""
+        typer.echo(
+            f"  {event['ts']}  {event['stage']:<10} {event['site']}/{event['device']}  {kg}{seen}"
+        )
     verdict = doc["verdict"]
     if verdict == "open":
         verdict += f": at {doc['at_site']} ({doc['stage']}) for {doc['open_for_h']} h"
     typer.echo(f"stage {doc['stage']}, verdict {verdict}")
     for v in doc["violations"]:
         typer.echo(f"  ✗ {v['rule']} at {v['at']} (event {v['event_id']}): {v['message']}")
+    if doc["diagnostics"]:
+        typer.echo(f"passes that are no custody event ({len(doc['diagnostics'])}):")
+    for d in doc["diagnostics"]:
+        typer.echo(
+            f"  {d['pass']['first_seen']}  {d['why']:<10} {d['site']}/{d['device']}"
+            f"{_seen(d['pass'])}  {d['note']}"
+        )
+
+
+def _seen(seen: dict[str, object]) -> str:
+    """A pass in a trace line: until when, how many reads, the peak and its antenna."""
+    rssi = "" if seen["peak_rssi"] is None else f", peak {seen['peak_rssi']:g} dBm"
+    antenna = "" if seen["antenna"] is None else f" (antenna {seen['antenna']})"
+    return f"  to {seen['last_seen']}, {seen['reads']} reads{rssi}{antenna}"
 
 
 def ledger(

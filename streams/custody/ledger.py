@@ -20,9 +20,9 @@ from hazwatch.streams.custody.rules import (
     DISPOSED,
     GENERATED,
     RECEIVED,
+    STAGE_INDEX,
     STORED,
     CustodyEvent,
-    storage_interval,
 )
 
 KINDS = {
@@ -36,7 +36,8 @@ FORMATS = ("csv", "xlsx", "json")
 # The days a ledger may start or end on: far inside what datetime and 64-bit ns can hold.
 FIRST_DAY = date(2000, 1, 1)
 LAST_DAY = date(2100, 12, 31)
-_NS_PER_DAY = 86_400 * 1_000_000_000
+_NS_PER_S = 1_000_000_000
+_NS_PER_DAY = 86_400 * _NS_PER_S
 _CHINA_OFFSET_NS = 8 * 3600 * 1_000_000_000
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
 
@@ -87,13 +88,18 @@ class Ledger:
 
 
 def _local(ts_ns: int) -> datetime:
-    return datetime.fromtimestamp(ts_ns / 1e9, CHINA)
+    """China time of a ns instant, in integers: `ts_ns / 1e9` is a float that rounds the
+    last nanosecond of 2026-12-31 up to 2027-01-01 (the month a ledger asked to end on the
+    31st grew a 2027-01 row from)."""
+    seconds, ns = divmod(ts_ns, _NS_PER_S)
+    return datetime.fromtimestamp(seconds, CHINA).replace(microsecond=ns // 1000)
 
 
 def _month_end_ns(month: str) -> int:
+    """The first ns of the next month, China time (the month's end, excluded)."""
     year, mon = (int(x) for x in month.split("-"))
-    nxt = datetime(year + (mon == 12), mon % 12 + 1, 1, tzinfo=CHINA)
-    return int(nxt.timestamp() * 1e9)
+    nxt = date(year + (mon == 12), mon % 12 + 1, 1)
+    return (nxt.toordinal() - _EPOCH_DAY) * _NS_PER_DAY - _CHINA_OFFSET_NS
 
 
 def build_ledger(
@@ -105,17 +111,25 @@ def build_ledger(
     manifests: dict[str, dict[str, Any]],
     kind: str | None = None,
 ) -> Ledger:
-    """Rows for `site` in [start, end) (all kinds, or one) and the monthly summary per code."""
+    """Rows for `site` in [start, end) (all kinds, or one) and the monthly summary per code.
+
+    A row is a stage transition of one container (its custody event: one per stage it
+    entered, docs/payloads.md). The summary has one row per month of [start, end) and
+    waste code seen, and each amount is the sum of distinct containers' weights: a container
+    dispatched twice in a month (a return) is transferred once.
+    """
     by_batch: dict[str, list[CustodyEvent]] = defaultdict(list)
     for event in events:
         by_batch[event.batch].append(event)
     rows: list[dict[str, Any]] = []
-    summary: dict[tuple[str, str], dict[str, float]] = defaultdict(
-        lambda: {"generated_kg": 0.0, "stored_month_end_kg": 0.0, "transferred_kg": 0.0,
-                 "disposed_kg": 0.0}
-    )  # fmt: skip
+    # (month, code) → column → batch → kg: a container counts once per month and column
+    summary: dict[tuple[str, str], dict[str, dict[str, float]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     kinds = [kind] if kind else list(KINDS)
-    month_ends = [(month, _month_end_ns(month)) for month in _months(start_ns, end_ns)]
+    months = _months(start_ns, end_ns)
+    month_ends = [(month, _month_end_ns(month)) for month in months]
+    codes: set[str] = set()
     for batch_id, chain in by_batch.items():
         chain.sort(key=lambda e: (e.ts_ns, e.event_id))
         batch = batches.get(batch_id, {})
@@ -163,27 +177,54 @@ def build_ledger(
                     }
                 )
         # monthly summary
+        column = {GENERATED: "generated_kg", DISPATCHED: "transferred_kg", DISPOSED: "disposed_kg"}
         for event in chain:
             if event.site != site or not start_ns <= event.ts_ns < end_ns:
                 continue
-            month = _local(event.ts_ns).strftime("%Y-%m")
-            if event.stage == GENERATED:
-                summary[(month, code)]["generated_kg"] += gen_kg
-            elif event.stage == DISPATCHED:
-                summary[(month, code)]["transferred_kg"] += gen_kg
-            elif event.stage == DISPOSED:
-                summary[(month, code)]["disposed_kg"] += recv_kg or gen_kg
-        stay = storage_interval(chain)
-        if stay is not None and stay[0] == site:
+            name = column.get(event.stage)
+            if name is not None:
+                kg = recv_kg or gen_kg if event.stage == DISPOSED else gen_kg
+                month = _local(event.ts_ns).strftime("%Y-%m")
+                summary[(month, code)][name][batch_id] = kg
+                codes.add(code)
+        for in_ns, out_ns in _stays(chain, site):
             for month, month_end in month_ends:
-                if stay[1] < month_end and (stay[2] is None or stay[2] >= month_end):
-                    summary[(month, code)]["stored_month_end_kg"] += gen_kg
+                if in_ns < month_end and (out_ns is None or out_ns >= month_end):
+                    summary[(month, code)]["stored_month_end_kg"][batch_id] = gen_kg
+                    codes.add(code)
     rows.sort(key=lambda r: (r["time"], r["batch"], r["record_id"]))
     summary_rows = [
-        {"month": m, "waste_code": c, **{k: round(v, 3) for k, v in totals.items()}}
-        for (m, c), totals in sorted(summary.items())
+        {
+            "month": month,
+            "waste_code": code,
+            **{
+                name: round(sum(summary[(month, code)][name].values()), 3)
+                for name, _, _ in SUMMARY_COLUMNS[2:]
+            },
+        }
+        for month in months
+        for code in sorted(codes)
     ]
     return Ledger(rows, summary_rows)
+
+
+def _stays(chain: list[CustodyEvent], site: str) -> list[tuple[int, int | None]]:
+    """(in, out or None) of each of a container's stays in storage at `site`: from a STORED
+    event to the next event of a later stage (a return stores it again). None from its
+    disposal on: a tag seen in storage then holds no waste."""
+    stays: list[tuple[int, int | None]] = []
+    start: int | None = None
+    for event in chain:
+        if start is not None and STAGE_INDEX[event.stage] > STAGE_INDEX[STORED]:
+            stays.append((start, event.ts_ns))
+            start = None
+        if event.stage == DISPOSED:
+            return stays
+        if start is None and event.stage == STORED and event.site == site:
+            start = event.ts_ns
+    if start is not None:
+        stays.append((start, None))
+    return stays
 
 
 def _months(start_ns: int, end_ns: int) -> list[str]:

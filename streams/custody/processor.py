@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.alerts.rules import severities
 from hazwatch.base.points import Point
+from hazwatch.devices.clock_offset import UNCLOCKED
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
 from hazwatch.devices.rfid import reads_of
@@ -47,7 +48,7 @@ def event_id(topic: str, ts_ns: int, key: str) -> str:
 
 def geography(registry: Registry, limits: CustodyLimits | None = None) -> Geography:
     """What the rules need: the custody settings' tolerances (the defaults without them) and
-    the registry's sites and distances."""
+    the registry's sites, distances and readers whose fields overlap."""
     return Geography(
         limits if limits is not None else CustodyLimits(),
         {
@@ -55,6 +56,7 @@ def geography(registry: Registry, limits: CustodyLimits | None = None) -> Geogra
             for site in registry.sites.values()
         },
         registry.distance_km,
+        registry.overlapping(),
     )
 
 
@@ -64,6 +66,10 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
     for decoded in messages:
         topic, record = decoded.topic, decoded.record
         family, kind = topic.family, topic.kind
+        # its device's clock as the ingest pipeline measured it: each time below is corrected
+        # by it, and the input keeps how (event ids stay those of the device's own times)
+        clock = decoded.clock or UNCLOCKED
+        offset, error, basis = clock.offset_ns, clock.error_ns, clock.basis
         if family == "rfid" and kind == "read":
             location = registry.reader_location(topic.site, topic.device)
             if location is None:
@@ -71,12 +77,17 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
             for read in reads_of(record):  # a reader's own event message may hold several
                 inputs.append(
                     Read(
-                        event_id(str(topic), read.ts, read.epc),
-                        read.epc,
-                        topic.site,
-                        topic.device,
-                        location,
-                        read.ts,
+                        event_id=event_id(str(topic), read.ts, read.epc),
+                        epc=read.epc,
+                        site=topic.site,
+                        device=topic.device,
+                        location=location,
+                        ts_ns=read.ts + offset,
+                        rssi=read.rssi,
+                        antenna=read.antenna,
+                        clock_offset_ns=offset,
+                        clock_error_ns=error,
+                        clock_basis=basis,
                     )
                 )
         elif family == "scale" and kind == "weight":
@@ -91,7 +102,10 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
                     topic.device,
                     location,
                     float(record.net_kg),
-                    record.ts,
+                    record.ts + offset,
+                    clock_offset_ns=offset,
+                    clock_error_ns=error,
+                    clock_basis=basis,
                 )
             )
         elif family == "terminal" and kind == "batch":
@@ -103,12 +117,15 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
                     record.waste_code,
                     topic.site,
                     topic.device,
-                    record.ts,
+                    record.ts + offset,
                     record.waste_name,
                     record.category,
                     record.container_type,
                     record.handler,
                     record.producer,
+                    clock_offset_ns=offset,
+                    clock_error_ns=error,
+                    clock_basis=basis,
                 )
             )
         elif family == "terminal" and kind == "manifest":
@@ -118,10 +135,13 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
                     tuple(record.batches),
                     record.receiver,
                     topic.site,
-                    record.ts,
+                    record.ts + offset,
                     record.transit_limit_h,
                     record.transporter,
                     record.vehicle,
+                    clock_offset_ns=offset,
+                    clock_error_ns=error,
+                    clock_basis=basis,
                 )
             )
     return inputs
@@ -159,8 +179,11 @@ class CustodyProcessor:
         # the pipeline calls tick() from its periodic thread while process() runs
         self._lock = threading.Lock()
         self._sync_geography()
+        self._rederive = False
         if store is not None:
             self.reload()
+            # a store written before reads became passes (v3): derive its events again
+            self._rederive = store.rederive_pending()
 
     def reload(self) -> None:
         """Rebuild the tracker from the store (at start, and after a failed save)."""
@@ -173,14 +196,7 @@ class CustodyProcessor:
         # verdicts do not depend on arrival order: one call replays everything; every
         # violation found now was alerted on before
         fresh.apply(items, max(arrived.values(), default=0) or fresh_now(items))
-        for epc, reads in fresh.orphans.items():
-            fresh.orphans[epc] = {
-                event_id: (read, arrived.get(event_id, at))
-                for event_id, (read, at) in reads.items()
-            }
-        fresh.reported_orphans = {
-            read.event_id for reads in fresh.orphans.values() for read, _ in reads.values()
-        }
+        fresh.alert_all_orphans()
         # keep the one epc → batch dict object: the decode context holds it
         shared = self.tracker.epc_batch
         shared.clear()
@@ -198,6 +214,8 @@ class CustodyProcessor:
     def process(self, messages: Sequence[Decoded], now_ns: int) -> list[Point]:
         with self._lock:
             self._sync_geography()
+            if self._rederive:
+                self.rederive(now_ns)
             inputs = to_inputs(messages, self.registry)
             if not inputs:
                 return []
@@ -206,7 +224,36 @@ class CustodyProcessor:
     def tick(self, now_ns: int) -> list[Point]:
         with self._lock:
             self._sync_geography()
+            if self._rederive:
+                self.rederive(now_ns)
             return self._exchange([], lambda: self.tracker.check(now_ns), now_ns)
+
+    def rederive(self, now_ns: int) -> None:
+        """Replace every stored event, diagnostic and verdict by what the stored inputs give
+        now, and alert the difference from the stored verdicts (once, for a store written
+        before reads became passes: one custody event per read, 200 for one carry)."""
+        assert self.store is not None
+        store = self.store
+        under_lock = store.db.kind == "postgres"
+        try:
+            with store.locked() as clock:
+                if not store.rederive_pending():  # another worker did it
+                    self._rederive = False
+                    return
+                self._catch_up(clock, now_ns)
+                final = dict(self.tracker.judged)
+                before = store.alerted(final)
+                store.replace_all(final.values(), clock + 1)
+                self.seen_seq = clock + 1
+                if under_lock:
+                    self._alert(final, before, Changes(), now_ns)
+        except Exception:
+            self.reload()
+            raise
+        if not under_lock:
+            self._alert(final, before, Changes(), now_ns)
+        self._rederive = False
+        log.info("custody: events of %d batches derived again from their reads", len(final))
 
     def _commit(self, inputs: Sequence[Input], changes: Changes, now_ns: int) -> list[Point]:
         """Save and alert changes the caller has applied already (bench/custody.py)."""
@@ -240,9 +287,21 @@ class CustodyProcessor:
                 if inputs or changes.batches or caught.batches:
                     # The stored verdicts are what every worker alerted against: raise and
                     # clear the difference this commit makes, whoever's input made it.
-                    final = {b: self.tracker.judged[b] for b in (*caught.batches, *changes.batches)}
+                    # (a batch whose reads only went on with a pass keeps its stored verdict
+                    # row: its events are written, nothing is alerted)
+                    judged = [b for b in changes.batches if b not in changes.events_only]
+                    final = {b: self.tracker.judged[b] for b in (*caught.batches, *judged)}
                     before = store.alerted(final)
-                    store.write(inputs, Changes(changes.events, final), now_ns, clock + 1)
+                    # the events and diagnostics this call changed (the caught-up ones are
+                    # stored already), the verdicts of every batch it judged
+                    own_changes = Changes(
+                        changes.events,
+                        final,
+                        dropped=changes.dropped,
+                        notes=changes.notes,
+                        dropped_notes=changes.dropped_notes,
+                    )
+                    store.write(inputs, own_changes, now_ns, clock + 1)
                     self.seen_seq = clock + 1
                 if under_lock:
                     self._alert(final, before, changes, now_ns)
@@ -296,10 +355,9 @@ class CustodyProcessor:
         ]
         changes = self.tracker.apply(caught, now_ns)
         # An unknown tag is alerted by the worker that stored its read, after the grace.
-        orphans = self.tracker.orphans
         for item in caught:
-            if isinstance(item, Read) and item.event_id in orphans.get(item.epc, {}):
-                self.tracker.reported_orphans.add(item.event_id)
+            if isinstance(item, Read) and item.epc in self.tracker.orphans:
+                self.tracker.orphan_alerted(item)
         self.seen_seq = clock
         return changes
 
@@ -334,6 +392,13 @@ def points(changes: Changes) -> list[Point]:
         }
         if event.net_kg is not None:
             fields["net_kg"] = float(event.net_kg)
+        if event.last_ns is not None:  # the pass that entered the stage
+            fields["reads"] = event.reads
+            fields["last_seen_ns"] = event.last_ns
+            if event.peak_rssi is not None:
+                fields["peak_rssi"] = float(event.peak_rssi)
+            if event.antenna is not None:
+                fields["antenna"] = event.antenna
         tags = {
             "site": event.site,
             "stage": event.stage,

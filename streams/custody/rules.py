@@ -6,9 +6,11 @@ function of the inputs seen so far, whatever order they arrived in.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import hashlib
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of
@@ -39,6 +41,11 @@ LOCATION_STAGE = {
     "disposal": DISPOSED,
 }
 
+# What makes reads a stage entered (a pass: `classify`), for the rules about stages: a door's
+# gap and minimum dwell, and the window of cross-reads (each kind's: settings.py).
+PASS_THRESHOLDS = defaults_of(
+    CustodyLimits, "door_gap_s", "door_min_dwell_s", "vehicle_gap_s", "cross_read_window_s"
+)
 # Each custody rule, declared once: the processor's alert severities, the simulator's faults
 # and docs/rules.md are made from these. Thresholds are the defaults of the custody settings
 # (settings.py CustodyLimits: the settings file's [custody] table) and of a site's storage
@@ -52,6 +59,7 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "环节缺失：批次在某一环节被读到时，此前的环节没有记录（如未入库贮存即出库）",
         "a batch was read at a stage without the stage(s) before it (e.g. dispatched, never "
         "stored)",
+        PASS_THRESHOLDS,
     ),
     RuleSpec(
         "backward_stage",
@@ -60,6 +68,7 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "batch",
         "环节倒退：批次已到达后续环节，又在此前的环节被读到（如已入厂又在运输车上被读到）",
         "a batch was read at an earlier stage than one it had already reached",
+        PASS_THRESHOLDS,
     ),
     RuleSpec(
         "unknown_tag",
@@ -169,6 +178,12 @@ class Registration:
     container_type: str | None = None
     handler: str | None = None
     producer: str | None = None
+    # The device's clock (hazwatch.devices.clock_offset): ts_ns is the device's own time plus
+    # clock_offset_ns (as the ingest pipeline measured it then), good to ± clock_error_ns;
+    # clock_basis says how it was measured ("none": not known, the device's time as it is).
+    clock_offset_ns: int = 0
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +198,14 @@ class ManifestInfo:
     transit_limit_h: float | None = None
     transporter: str | None = None
     vehicle: str | None = None
+    clock_offset_ns: int = 0  # the terminal's clock, as a Registration's
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    """A tag read at a reader whose location the registry knows."""
+    """A tag read at a reader whose location the registry knows (one inventory round's)."""
 
     event_id: str
     epc: str
@@ -195,6 +213,11 @@ class Read:
     device: str
     location: str
     ts_ns: int
+    rssi: float | None = None  # dBm, as the reader measured it
+    antenna: int | None = None
+    clock_offset_ns: int = 0  # the reader's clock, as a Registration's
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +229,9 @@ class Weighing:
     location: str  # generation | receiver_gate
     net_kg: float
     ts_ns: int
+    clock_offset_ns: int = 0  # the scale's clock, as a Registration's
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
 
 
 Input = Registration | ManifestInfo | Read | Weighing
@@ -216,6 +242,12 @@ Input = Registration | ManifestInfo | Read | Weighing
 
 @dataclass(frozen=True, slots=True)
 class CustodyEvent:
+    """A stage entered: the registration (GENERATED), or the pass that proves the stage.
+
+    A pass's event has its time (`ts_ns`, first seen), its last read (`last_ns`), its reads,
+    its peak RSSI and the antenna with the peak; a registration's has none of those.
+    """
+
     event_id: str
     batch: str
     epc: str
@@ -225,6 +257,40 @@ class CustodyEvent:
     device: str
     net_kg: float | None = None
     manifest: str | None = None
+    last_ns: int | None = None
+    reads: int = 0
+    peak_rssi: float | None = None
+    antenna: int | None = None
+    # the clock of its device when it was made (the pass's first read): ts_ns is corrected by
+    # clock_offset_ns (the device's raw time is ts_ns − clock_offset_ns), ± clock_error_ns
+    clock_offset_ns: int = 0
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """A pass that is no custody event, kept to say what the reader saw and why it is none.
+
+    `why`: `repeat` (at the stage and site the batch is already in), `short` (under the
+    minimum dwell of its reader's kind), `cross_read` (a stronger pass of the same moment at
+    an overlapping reader placed the tag there).
+    """
+
+    pass_id: str
+    batch: str
+    epc: str
+    stage: str  # the stage its reader's location would prove
+    ts_ns: int  # first seen
+    site: str
+    device: str
+    last_ns: int
+    reads: int
+    peak_rssi: float | None
+    antenna: int | None
+    why: str
+    note: str
+    clock_error_ns: int = 0  # its time is good to ± this (CustodyEvent.clock_error_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,6 +318,7 @@ class Judgement:
     manifest: str | None
     site: str  # where it is now (site of its last event)
     due_ns: int | None = None  # when a time-based rule would next fire unless something happens
+    diagnostics: tuple[Diagnostic, ...] = ()  # the batch's passes that are no custody event
 
 
 @dataclass(slots=True)
@@ -262,12 +329,25 @@ class Changes:
     batches: dict[str, Judgement] = field(default_factory=dict)
     raised: list[Violation] = field(default_factory=list)
     cleared: list[Violation] = field(default_factory=list)
+    # event ids a batch no longer has (a late read merged two passes, moved a stage entry):
+    # the store deletes their rows before it writes `events`
+    dropped: set[str] = field(default_factory=set)
+    notes: dict[str, Diagnostic] = field(default_factory=dict)  # new or updated diagnostics
+    dropped_notes: set[str] = field(default_factory=set)
+    # batches in `batches` whose stored verdict row (stage, verdict, since, site, manifest,
+    # violations) did not change: only their events or diagnostics did (a pass going on)
+    events_only: set[str] = field(default_factory=set)
 
     def merge(self, other: Changes) -> None:
+        rows = (self.batches.keys() - self.events_only) | (other.batches.keys() - other.events_only)
+        self.events_only = (self.events_only | other.events_only) - rows
         self.events.update(other.events)
         self.batches.update(other.batches)
         self.raised.extend(other.raised)
         self.cleared.extend(other.cleared)
+        self.dropped = (self.dropped - other.events.keys()) | other.dropped
+        self.notes.update(other.notes)
+        self.dropped_notes = (self.dropped_notes - other.notes.keys()) | other.dropped_notes
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,10 +364,283 @@ class Geography:
     limits: CustodyLimits = field(default_factory=CustodyLimits)
     sites: Mapping[str, SiteLimits] = field(default_factory=dict)
     distance_km: Callable[[str, str], float | None] = lambda a, b: None
+    # (site, reader, reader) of readers whose fields overlap, both ways round (cross-reads)
+    overlaps: frozenset[tuple[str, str, str]] = frozenset()
 
     def site(self, site: str) -> SiteLimits:
         found = self.sites.get(site)
         return found if found is not None else SiteLimits(3000.0, 365.0)
+
+
+# ---------------------------------------------------------------- reads become passes
+#
+# A reader reports a tag in every inventory round it is in the field: 25 times a second
+# for 8 s as a drum is carried through a door, all day for a drum parked by one. A pass is
+# one stay of one EPC in one reader's field: its reads with no gap longer than the gap of
+# the reader's kind (settings.py). It is single-linkage clustering of the read times, so a
+# pure function of the set of reads (`passes`): any arrival order gives the same passes, a
+# late read merges into its pass or opens one by the same rule, a redelivered read (its
+# event id seen) changes nothing. `PassSet` keeps a reader's passes merged as reads arrive
+# and always equals `passes` of the reads it was given.
+
+
+class Pass(NamedTuple):
+    """One EPC's reads at one reader with no gap longer than the reader's kind allows.
+
+    A NamedTuple, not a frozen dataclass: one is made for every read on the hot path.
+    """
+
+    site: str
+    device: str
+    location: str
+    first_ns: int
+    last_ns: int
+    reads: int
+    peak_rssi: float | None  # the strongest read's RSSI (None: the reader sent none)
+    antenna: int | None  # that read's antenna
+    first_id: str  # the earliest read's event id (of equal times, the smallest id)
+    peak_ns: int  # the strongest read's time and id: ties of RSSI go to the earlier read
+    peak_id: str
+    # the first read's clock (Read.clock_*): the pass's time is that read's
+    clock_offset_ns: int = 0
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
+
+    @property
+    def stage(self) -> str:
+        return LOCATION_STAGE[self.location]
+
+
+_NO_RSSI = float("-inf")
+
+
+def pass_of(read: Read) -> Pass:
+    """A read as a pass of one read."""
+    return Pass(
+        read.site,
+        read.device,
+        read.location,
+        read.ts_ns,
+        read.ts_ns,
+        1,
+        read.rssi,
+        read.antenna,
+        read.event_id,
+        read.ts_ns,
+        read.event_id,
+        read.clock_offset_ns,
+        read.clock_error_ns,
+        read.clock_basis,
+    )
+
+
+def _peak_key(p: Pass) -> tuple[float, int, str]:
+    """Smallest first: the strongest RSSI, then the earliest read, then the smallest id."""
+    return (-(p.peak_rssi if p.peak_rssi is not None else _NO_RSSI), p.peak_ns, p.peak_id)
+
+
+def merged(a: Pass, b: Pass) -> Pass:
+    """The pass of the reads of both (same reader): commutative and associative."""
+    first = a if (a.first_ns, a.first_id) <= (b.first_ns, b.first_id) else b
+    peak = a if _peak_key(a) <= _peak_key(b) else b
+    return Pass(
+        a.site,
+        a.device,
+        a.location,
+        first.first_ns,
+        max(a.last_ns, b.last_ns),
+        a.reads + b.reads,
+        peak.peak_rssi,
+        peak.antenna,
+        first.first_id,
+        peak.peak_ns,
+        peak.peak_id,
+        first.clock_offset_ns,
+        first.clock_error_ns,
+        first.clock_basis,
+    )
+
+
+def pass_order(p: Pass) -> tuple[int, int, str, str, str]:
+    return (p.first_ns, STAGE_INDEX[p.stage], p.site, p.device, p.first_id)
+
+
+def passes(reads: Iterable[Read], limits: CustodyLimits) -> list[Pass]:
+    """The passes of a set of reads (of one EPC), in time order: the definition."""
+    by_reader: dict[tuple[str, str, str], list[Read]] = {}
+    for read in reads:
+        if read.location in LOCATION_STAGE:
+            by_reader.setdefault((read.site, read.device, read.location), []).append(read)
+    found: list[Pass] = []
+    for (_, _, location), group in by_reader.items():
+        gap_ns = limits.pass_gap_ns(location)
+        group.sort(key=lambda r: (r.ts_ns, r.event_id))
+        current = pass_of(group[0])
+        for read in group[1:]:
+            if read.ts_ns - current.last_ns <= gap_ns:
+                current = merged(current, pass_of(read))
+            else:
+                found.append(current)
+                current = pass_of(read)
+        found.append(current)
+    found.sort(key=pass_order)
+    return found
+
+
+class PassSet:
+    """The passes of one EPC at one reader, kept merged as reads (or passes) arrive.
+
+    `track` keeps, for a tag of no batch yet, when each pass first arrived and whether it
+    was alerted (unknown_tag); a batch's passes need neither.
+    """
+
+    __slots__ = ("alerted", "arrived", "firsts", "gap_ns", "items")
+
+    def __init__(self, gap_ns: int, *, track: bool = False) -> None:
+        self.gap_ns = gap_ns
+        self.items: list[Pass] = []
+        self.firsts: list[int] = []
+        self.arrived: list[int] | None = [] if track else None
+        self.alerted: list[bool] | None = [] if track else None
+
+    def add(self, new: Pass, arrived_ns: int = 0, alerted: bool = False) -> int:
+        """Merge `new` with every pass within the gap of it; returns the merged pass's index."""
+        items, firsts, gap = self.items, self.firsts, self.gap_ns
+        hi = bisect_right(firsts, new.last_ns + gap)
+        if hi and items[hi - 1].last_ns < new.first_ns - gap:
+            lo = hi  # the common case: a read after every pass, or far from them
+        else:
+            lo = bisect_left(firsts, new.first_ns - gap)
+            if lo and items[lo - 1].last_ns >= new.first_ns - gap:
+                lo -= 1
+        result = new
+        for other in items[lo:hi]:
+            result = merged(result, other)
+        items[lo:hi] = [result]
+        firsts[lo:hi] = [result.first_ns]
+        if self.arrived is not None and self.alerted is not None:
+            self.arrived[lo:hi] = [min([arrived_ns, *self.arrived[lo:hi]])]
+            self.alerted[lo:hi] = [alerted or any(self.alerted[lo:hi])]
+        return lo
+
+    def add_read(self, read: Read, arrived_ns: int = 0) -> bool:
+        """Add one read; False when it only extended a pass whose first read stays the
+        first (the pass's place among the others cannot have changed), True otherwise."""
+        items, ts, gap = self.items, read.ts_ns, self.gap_ns
+        i = bisect_right(self.firsts, ts) - 1
+        if i < 0:
+            self.add(pass_of(read), arrived_ns)
+            return True
+        p = items[i]
+        if (
+            ts - p.last_ns > gap  # a new pass, after this one
+            or (i + 1 < len(items) and items[i + 1].first_ns - ts <= gap)  # joins the next
+            or (ts == p.first_ns and read.event_id < p.first_id)  # a new first read
+        ):
+            self.add(pass_of(read), arrived_ns)
+            return True
+        # the hot path: one more read of a pass going on (`merged` of it and the read)
+        rssi = read.rssi if read.rssi is not None else _NO_RSSI
+        peak = p.peak_rssi if p.peak_rssi is not None else _NO_RSSI
+        if rssi > peak or (rssi == peak and (ts, read.event_id) < (p.peak_ns, p.peak_id)):
+            p = p._replace(
+                last_ns=max(p.last_ns, ts),
+                reads=p.reads + 1,
+                peak_rssi=read.rssi,
+                antenna=read.antenna,
+                peak_ns=ts,
+                peak_id=read.event_id,
+            )
+        else:
+            p = p._replace(last_ns=max(p.last_ns, ts), reads=p.reads + 1)
+        items[i] = p
+        if self.arrived is not None and arrived_ns < self.arrived[i]:
+            self.arrived[i] = arrived_ns
+        return False
+
+    def index_of(self, ts_ns: int) -> int | None:
+        """The index of the pass that holds a read at `ts_ns`, if one does."""
+        i = bisect_right(self.firsts, ts_ns) - 1
+        return i if i >= 0 and self.items[i].last_ns >= ts_ns else None
+
+
+def _stage_event_id(batch: str, stage: str, nth: int) -> str:
+    """A stage entry's id: the batch's nth entry of the stage. Stable while a late read
+    merges into or extends the pass that made it."""
+    return hashlib.blake2b(f"{batch}|{stage}|{nth}".encode(), digest_size=10).hexdigest()
+
+
+def _note_id(batch: str, p: Pass) -> str:
+    key = f"{batch}|{p.site}|{p.device}|{p.first_id}"
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+def _stronger(a: Pass, b: Pass) -> bool:
+    """Whether `a` places the tag rather than `b`: peak RSSI, then reads, then reader id."""
+    ra = a.peak_rssi if a.peak_rssi is not None else _NO_RSSI
+    rb = b.peak_rssi if b.peak_rssi is not None else _NO_RSSI
+    if (ra, a.reads) != (rb, b.reads):
+        return (ra, a.reads) > (rb, b.reads)
+    return (a.device, a.first_id) < (b.device, b.first_id)
+
+
+def classify(
+    info: Registration, found: Sequence[Pass], geo: Geography
+) -> list[tuple[Pass, str, str]]:
+    """Each pass (in time order) with what it is: `custody` (a stage entered), or why not
+    (`short`, `cross_read`, `repeat`) and a note saying so. Pure: the same passes, the same
+    answer.
+
+    In this order: a pass under its kind's minimum dwell is `short`; of two passes of the
+    same moment (within cross_read_window_s) at readers declared overlapping, the weaker is
+    `cross_read`; of the rest, in time order, one at the stage and site the batch is already
+    in (a drum parked by the door, a stocktake) is a `repeat`, any other enters its stage (a
+    return, out and in again, enters STORED again).
+    """
+    limits = geo.limits
+    roles: dict[int, tuple[str, str]] = {}
+    for i, p in enumerate(found):
+        minimum = limits.min_dwell_ns(p.location)
+        if p.last_ns - p.first_ns < minimum:
+            roles[i] = (
+                "short",
+                f"{(p.last_ns - p.first_ns) / NS_PER_S:.1f} s in the field, under the "
+                f"{minimum / NS_PER_S:g} s minimum dwell at a {p.location} reader",
+            )
+    if geo.overlaps:
+        window = int(limits.cross_read_window_s * NS_PER_S)
+        candidates = [i for i in range(len(found)) if i not in roles]  # in first_ns order
+        beaten: dict[int, int] = {}
+        for n, i in enumerate(candidates):
+            a = found[i]
+            for j in candidates[n + 1 :]:
+                b = found[j]
+                if b.first_ns > a.last_ns + window:
+                    break
+                if a.site != b.site or (a.site, a.device, b.device) not in geo.overlaps:
+                    continue
+                loser, winner = (j, i) if _stronger(a, b) else (i, j)
+                if loser not in beaten or _stronger(found[winner], found[beaten[loser]]):
+                    beaten[loser] = winner
+        for loser, winner in beaten.items():
+            w = found[winner]
+            rssi = "no RSSI" if w.peak_rssi is None else f"{w.peak_rssi:g} dBm"
+            roles[loser] = (
+                "cross_read",
+                f"cross-read: {w.site}/{w.device} saw it at the same time, stronger "
+                f"({rssi}, {w.reads} reads)",
+            )
+    at = (GENERATED, info.site)
+    out: list[tuple[Pass, str, str]] = []
+    for i, p in enumerate(found):
+        if i in roles:
+            out.append((p, *roles[i]))
+        elif (p.stage, p.site) == at:
+            out.append((p, "repeat", f"already {p.stage} at {p.site}"))
+        else:
+            at = (p.stage, p.site)
+            out.append((p, "custody", ""))
+    return out
 
 
 # ---------------------------------------------------------------- per-batch state
@@ -296,8 +649,12 @@ class Geography:
 @dataclass(slots=True)
 class _Batch:
     info: Registration
-    reads: dict[str, Read] = field(default_factory=dict)
+    # (site, reader, location) → the batch's passes there
+    passes: dict[tuple[str, str, str], PassSet] = field(default_factory=dict)
     weighings: dict[str, Weighing] = field(default_factory=dict)
+    # what the last derivation (_events) made of each pass, in its order: (site, reader,
+    # location, first read's id) → custody | repeat | short | cross_read
+    roles: list[tuple[tuple[str, str, str, str], str]] | None = None
 
 
 def _first_weight(batch: _Batch, location: str) -> float | None:
@@ -307,7 +664,11 @@ def _first_weight(batch: _Batch, location: str) -> float | None:
     return min(found, key=lambda w: (w.ts_ns, w.event_id)).net_kg
 
 
-def _events(batch: _Batch, manifest: str | None) -> list[CustodyEvent]:
+def _events(
+    batch: _Batch, manifest: str | None, geo: Geography
+) -> tuple[list[CustodyEvent], tuple[Diagnostic, ...]]:
+    """The batch's custody events (its registration, and a pass per stage entered) and the
+    diagnostics of its other passes: a pure function of its inputs."""
     info = batch.info
     events = [
         CustodyEvent(
@@ -319,47 +680,81 @@ def _events(batch: _Batch, manifest: str | None) -> list[CustodyEvent]:
             info.site,
             info.device,
             _first_weight(batch, "generation"),
+            clock_offset_ns=info.clock_offset_ns,
+            clock_error_ns=info.clock_error_ns,
+            clock_basis=info.clock_basis,
         )
     ]
+    found = [p for group in batch.passes.values() for p in group.items]
+    found.sort(key=pass_order)
     received_kg = _first_weight(batch, "receiver_gate")
-    for read in batch.reads.values():
-        stage = LOCATION_STAGE[read.location]
+    entries: dict[str, int] = {}
+    notes: list[Diagnostic] = []
+    classified = classify(info, found, geo)
+    batch.roles = [((p.site, p.device, p.location, p.first_id), role) for p, role, _ in classified]
+    for p, role, note in classified:
+        stage = p.stage
+        if role != "custody":
+            notes.append(
+                Diagnostic(
+                    _note_id(info.batch, p), info.batch, info.epc, stage, p.first_ns, p.site,
+                    p.device, p.last_ns, p.reads, p.peak_rssi, p.antenna, role, note,
+                    p.clock_error_ns,
+                )
+            )  # fmt: skip
+            continue
+        nth = entries.get(stage, 0)
+        entries[stage] = nth + 1
         events.append(
             CustodyEvent(
-                read.event_id,
+                _stage_event_id(info.batch, stage, nth),
                 info.batch,
                 info.epc,
                 stage,
-                read.ts_ns,
-                read.site,
-                read.device,
-                received_kg if stage == RECEIVED else None,
+                p.first_ns,
+                p.site,
+                p.device,
+                received_kg if stage == RECEIVED and nth == 0 else None,
                 manifest if stage == DISPATCHED else None,
+                p.last_ns,
+                p.reads,
+                p.peak_rssi,
+                p.antenna,
+                clock_offset_ns=p.clock_offset_ns,
+                clock_error_ns=p.clock_error_ns,
+                clock_basis=p.clock_basis,
             )
         )
     events.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage], e.event_id))
-    # Only the first receipt carries the reweigh.
-    seen_receipt = False
-    for i, event in enumerate(events):
-        if event.stage == RECEIVED:
-            if seen_receipt and event.net_kg is not None:
-                events[i] = _with_kg(event, None)
-            seen_receipt = True
-    return events
+    _simultaneous_in_stage_order(events)
+    return events, tuple(notes)
 
 
-def _with_kg(event: CustodyEvent, net_kg: float | None) -> CustodyEvent:
-    return CustodyEvent(
-        event.event_id,
-        event.batch,
-        event.epc,
-        event.stage,
-        event.ts_ns,
-        event.site,
-        event.device,
-        net_kg,
-        event.manifest,
-    )
+def _simultaneous_in_stage_order(events: list[CustodyEvent]) -> None:
+    """Events of different devices closer than their clocks' error are simultaneous: among
+    them the stages keep their order (an insertion pass over the time order, in place).
+
+    A time is good to ± its clock_error_ns: the tolerance while its device's offset is not
+    known yet, the measurement's error once it is (devices/clock_offset.py). So neither a
+    clock hazwatch could not correct yet nor the error of one it did makes a batch look read
+    at a stage before the one before it (skipped_stage, backward_stage).
+    """
+    for i in range(1, len(events)):
+        event = events[i]
+        rank = STAGE_INDEX[event.stage]
+        j = i
+        while j > 0:
+            before = events[j - 1]
+            if STAGE_INDEX[before.stage] <= rank or (before.site, before.device) == (
+                event.site,
+                event.device,
+            ):
+                break
+            if event.ts_ns - before.ts_ns > max(before.clock_error_ns, event.clock_error_ns):
+                break
+            events[j] = before
+            j -= 1
+        events[j] = event
 
 
 def storage_interval(events: Iterable[CustodyEvent]) -> tuple[str, int, int | None, str] | None:
@@ -392,6 +787,9 @@ class Case(NamedTuple):
     # found once for the rules that ask: the batch's first dispatch and its first receipt
     dispatch: CustodyEvent | None
     receipt: CustodyEvent | None
+    # the batch's passes that are no custody event (the rules that ask where the tag was
+    # seen, not which stage it entered, count them too)
+    diagnostics: tuple[Diagnostic, ...] = ()
 
 
 @dataclass(slots=True)
@@ -404,12 +802,11 @@ class Findings:
     deadlines: list[int] = field(default_factory=list)
 
     def violate(
-        self, rule: str, event: CustodyEvent, message: str, at_ns: int | None = None
+        self, rule: str, event: CustodyEvent | Diagnostic, message: str, at_ns: int | None = None
     ) -> None:
         at = event.ts_ns if at_ns is None else at_ns
-        self.violations.append(
-            Violation(rule, self.subject, event.event_id, at, event.site, message)
-        )
+        event_id = event.event_id if isinstance(event, CustodyEvent) else event.pass_id
+        self.violations.append(Violation(rule, self.subject, event_id, at, event.site, message))
 
 
 Check = Callable[[Case, Findings], None]
@@ -482,14 +879,23 @@ def disposed_tag(case: Case, found: Findings) -> None:
 
 @_checks("cloned_tag")
 def cloned_tag(case: Case, found: Findings) -> None:
+    # every pass of the tag counts, custody or not (a repeat, a short glimpse): each says
+    # where the tag was; a cross-read is at the same site as the pass that beat it
     max_speed_kmh = case.geo.limits.max_speed_kmh
-    previous: CustodyEvent | None = None  # the last read at a fixed place
-    for event in case.events:
+    seen: list[CustodyEvent | Diagnostic] = [*case.events]
+    seen += [d for d in case.diagnostics if d.why != "cross_read"]
+    seen.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage]))
+    previous: CustodyEvent | Diagnostic | None = None  # the last pass at a fixed place
+    for event in seen:
         if event.stage == IN_TRANSIT:
             continue  # a vehicle reader has no fixed place
         if previous is not None and previous.site != event.site:
             distance = case.geo.distance_km(previous.site, event.site)
-            hours = (event.ts_ns - previous.ts_ns) / NS_PER_H
+            # from when it was last seen there to when it was first seen here, as long as
+            # the two clocks' error allows (an offset not known yet, or its measurement's)
+            left_ns = previous.last_ns if previous.last_ns is not None else previous.ts_ns
+            error_ns = max(previous.clock_error_ns, event.clock_error_ns)
+            hours = (event.ts_ns - left_ns + error_ns) / NS_PER_H
             if distance is not None and distance > max_speed_kmh * hours + CLONE_SLACK_KM:
                 found.violate(
                     "cloned_tag",
@@ -636,12 +1042,22 @@ def judge(
     capacity_hit: Violation | None,
     geo: Geography,
     now_ns: int,
+    diagnostics: tuple[Diagnostic, ...] = (),
 ) -> Judgement:
     """The verdict of one batch from its events sorted by their own time (pure)."""
     dispatch = next((e for e in events if e.stage == DISPATCHED), None)
     receipt = next((e for e in events if e.stage == RECEIVED), None)
     case = Case(
-        info, events, manifest, manifest_dispatches, capacity_hit, geo, now_ns, dispatch, receipt
+        info,
+        events,
+        manifest,
+        manifest_dispatches,
+        capacity_hit,
+        geo,
+        now_ns,
+        dispatch,
+        receipt,
+        diagnostics,
     )
     found = Findings(info.batch)
     for check in CHECKS.values():
@@ -666,6 +1082,7 @@ def judge(
         manifest.manifest if manifest else None,
         last.site if last else info.site,
         min(found.deadlines) if found.deadlines else None,
+        diagnostics,
     )
 
 
@@ -761,6 +1178,23 @@ class _StorageRoom:
         return changed
 
 
+_Frozen = TypeVar("_Frozen", CustodyEvent, Diagnostic, Judgement)
+
+
+def _evolve(obj: _Frozen, **changes: Any) -> _Frozen:
+    """dataclasses.replace for the hot path (a third of its time): a frozen slots dataclass
+    with no __post_init__, copied slot by slot."""
+    new = object.__new__(type(obj))
+    for name in type(obj).__slots__:
+        object.__setattr__(new, name, changes[name] if name in changes else getattr(obj, name))
+    return new
+
+
+def _row(j: Judgement) -> tuple[object, ...]:
+    """What the store keeps of a verdict (custody_batch), beside its events."""
+    return (j.epc, j.waste_code, j.stage, j.since_ns, j.verdict, j.violations, j.manifest, j.site)
+
+
 # ---------------------------------------------------------------- the tracker
 
 
@@ -774,15 +1208,18 @@ class Tracker:
         self.manifests: dict[str, ManifestInfo] = {}
         self.manifest_of: dict[str, str] = {}
         self.dispatches: dict[str, dict[str, int]] = {}  # manifest → batch → dispatch ns
-        self.orphans: dict[str, dict[str, tuple[Read, int]]] = {}  # epc → reads (+ arrival)
+        # epc of no batch → its passes per (site, reader, location), with when each arrived
+        # and whether it was alerted (unknown_tag)
+        self.orphans: dict[str, dict[tuple[str, str, str], PassSet]] = {}
         self.orphan_weighings: dict[str, dict[str, Weighing]] = {}
-        self.reported_orphans: set[str] = set()
         self.seen: set[str] = set()
         self.judged: dict[str, Judgement] = {}
         self.rooms: dict[str, _StorageRoom] = {}
         self.stay_site: dict[str, str] = {}
         self.open: set[str] = set()  # batches whose verdict may still change with time
         self.watermark_ns = 0  # the newest device time among the inputs
+        self._notes: dict[str, tuple[Diagnostic, ...]] = {}  # made with the events, for judge
+        self._judged_now: set[str] = set()  # the batches the last _rejudge judged
 
     # inputs --------------------------------------------------------------
     def apply(self, inputs: Iterable[Input], now_ns: int) -> Changes:
@@ -793,6 +1230,7 @@ class Tracker:
         message would clear; `check` judges them at `now_ns` itself.
         """
         dirty: set[str] = set()
+        extended: set[str] = set()  # batches whose reads only extended passes going on
         changes = Changes()
         for item in inputs:
             if item.ts_ns > self.watermark_ns:
@@ -816,15 +1254,17 @@ class Tracker:
                 state = _Batch(item)
                 self.batches[item.batch] = state
                 self.epc_batch[item.epc] = item.batch
-                for read, _ in self.orphans.pop(item.epc, {}).values():
-                    state.reads[read.event_id] = read
-                    if read.event_id in self.reported_orphans:
-                        self.reported_orphans.discard(read.event_id)
-                        changes.cleared.append(
-                            Violation(
-                                "unknown_tag", read.epc, read.event_id, read.ts_ns, read.site, ""
-                            )
-                        )
+                for at, orphan in self.orphans.pop(item.epc, {}).items():
+                    adopted = state.passes[at] = PassSet(orphan.gap_ns)
+                    for i, seen in enumerate(orphan.items):
+                        adopted.add(seen)
+                        if orphan.alerted is not None and orphan.alerted[i]:
+                            changes.cleared.append(
+                                Violation(
+                                    "unknown_tag", item.epc, seen.first_id, seen.first_ns,
+                                    seen.site, "",
+                                )
+                            )  # fmt: skip
                 state.weighings.update(self.orphan_weighings.pop(item.epc, {}))
                 dirty.add(item.batch)
                 continue
@@ -836,16 +1276,99 @@ class Tracker:
                     self.batches[batch_id].weighings[item.event_id] = item
                     dirty.add(batch_id)
                 continue
-            if item.location not in LOCATION_STAGE:
+            location = item.location
+            if location not in LOCATION_STAGE:
                 continue
+            reader = (item.site, item.device, location)
             if batch_id is None:
-                self.orphans.setdefault(item.epc, {})[item.event_id] = (item, now_ns)
+                orphan_passes = self.orphans.setdefault(item.epc, {})
+                here = orphan_passes.get(reader)
+                if here is None:
+                    gap_ns = self.geo.limits.pass_gap_ns(location)
+                    here = orphan_passes[reader] = PassSet(gap_ns, track=True)
+                here.add(pass_of(item), now_ns)
             else:
-                self.batches[batch_id].reads[item.event_id] = item
-                dirty.add(batch_id)
-        changes.merge(self._rejudge(dirty, min(now_ns, self.watermark_ns)))
+                batch_passes = self.batches[batch_id].passes
+                here = batch_passes.get(reader)
+                if here is None:
+                    here = batch_passes[reader] = PassSet(self.geo.limits.pass_gap_ns(location))
+                if here.add_read(item):
+                    dirty.add(batch_id)
+                else:
+                    extended.add(batch_id)
+        at_ns = min(now_ns, self.watermark_ns)
+        changes.merge(self._rejudge(dirty, at_ns))
+        extended -= self._judged_now
+        slow = {b for b in extended if not self._refresh(b, at_ns, changes)}
+        if slow:
+            changes.merge(self._rejudge(slow, at_ns))
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
+
+    def _refresh(self, batch_id: str, at_ns: int, changes: Changes) -> bool:
+        """The hot path of a batch whose reads only extended passes going on: when what each
+        pass is (custody or why not) did not change, the verdict cannot have either, only the
+        events' and diagnostics' last read, reads and peak. False: judge it whole.
+
+        Exact, not an estimate: the checks read a pass's first read (the event's time), its
+        role and the batch's other inputs, none of which changed; the one that reads a last
+        read (cloned_tag: from the last read at one place to the first at the next) is
+        judged whole when the batch was seen at more than one place; and a batch whose
+        time-based rules are due (due_ns) is judged whole, at the time they fire.
+        """
+        old = self.judged.get(batch_id)
+        state = self.batches[batch_id]
+        if old is None or state.roles is None or (old.due_ns is not None and old.due_ns <= at_ns):
+            return False
+        found = [p for group in state.passes.values() for p in group.items]
+        found.sort(key=pass_order)
+        classified = classify(state.info, found, self.geo)
+        roles = [((p.site, p.device, p.location, p.first_id), role) for p, role, _ in classified]
+        if roles != state.roles:
+            return False
+        places = {state.info.site}
+        places |= {
+            p.site for p, role, _ in classified if role != "cross_read" and p.stage != IN_TRANSIT
+        }
+        if len(places) > 1:
+            return False
+        # what _events would make of them: the same events and diagnostics but for the
+        # last read, reads and peak of the passes that went on (and the notes that say so)
+        events = {(e.site, e.device, e.ts_ns): e for e in old.events if e.last_ns is not None}
+        notes = {(d.site, d.device, d.ts_ns): d for d in old.diagnostics}
+        if len(events) + len(notes) != len(classified):
+            return False  # two passes at one place and time (a reader moved): judge whole
+        new_events: dict[str, CustodyEvent] = {}
+        new_notes: dict[str, Diagnostic] = {}
+        for p, role, note in classified:
+            at = (p.site, p.device, p.first_ns)
+            stats = (p.last_ns, p.reads, p.peak_rssi, p.antenna)
+            if role == "custody":
+                event = events.get(at)
+                if event is None:
+                    return False
+                if (event.last_ns, event.reads, event.peak_rssi, event.antenna) != stats:
+                    new_events[event.event_id] = _evolve(
+                        event, last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
+                        antenna=p.antenna,
+                    )  # fmt: skip
+            else:
+                d = notes.get(at)
+                if d is None:
+                    return False
+                if (d.last_ns, d.reads, d.peak_rssi, d.antenna, d.note) != (*stats, note):
+                    new_notes[d.pass_id] = _evolve(
+                        d, last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
+                        antenna=p.antenna, note=note,
+                    )  # fmt: skip
+        if new_events or new_notes:
+            judgement = _evolve(
+                old,
+                events=tuple(new_events.get(e.event_id, e) for e in old.events),
+                diagnostics=tuple(new_notes.get(d.pass_id, d) for d in old.diagnostics),
+            )
+            self._record(batch_id, judgement, changes)
+        return True
 
     def check(self, now_ns: int) -> Changes:
         """The periodic check: time-based rules of open batches, unknown tags past their grace."""
@@ -859,24 +1382,42 @@ class Tracker:
         return changes
 
     def _orphans_due(self, now_ns: int) -> list[Violation]:
+        """unknown_tag: one per pass of a tag of no batch, once its grace is over."""
         grace_ns = int(self.geo.limits.unknown_tag_grace_s * NS_PER_S)
         found = []
-        for epc, reads in self.orphans.items():
-            for read, arrived_ns in reads.values():
-                if read.event_id not in self.reported_orphans and now_ns - arrived_ns >= grace_ns:
-                    self.reported_orphans.add(read.event_id)
-                    found.append(
-                        Violation(
-                            "unknown_tag",
-                            epc,
-                            read.event_id,
-                            read.ts_ns,
-                            read.site,
-                            f"tag {epc} read at {read.site}/{read.device} belongs to no "
-                            "registered batch",
+        for epc, groups in self.orphans.items():
+            for group in groups.values():
+                assert group.arrived is not None and group.alerted is not None
+                for i, p in enumerate(group.items):
+                    if not group.alerted[i] and now_ns - group.arrived[i] >= grace_ns:
+                        group.alerted[i] = True
+                        found.append(
+                            Violation(
+                                "unknown_tag",
+                                epc,
+                                p.first_id,
+                                p.first_ns,
+                                p.site,
+                                f"tag {epc} read at {p.site}/{p.device} ({p.reads} reads) "
+                                "belongs to no registered batch",
+                            )
                         )
-                    )
         return found
+
+    def orphan_alerted(self, read: Read) -> None:
+        """Take the pass of a read of no batch as alerted (another worker alerts it)."""
+        group = self.orphans.get(read.epc, {}).get((read.site, read.device, read.location))
+        if group is not None and group.alerted is not None:
+            i = group.index_of(read.ts_ns)
+            if i is not None:
+                group.alerted[i] = True
+
+    def alert_all_orphans(self) -> None:
+        """Take every pass of a tag of no batch as alerted (replayed from the store)."""
+        for groups in self.orphans.values():
+            for group in groups.values():
+                if group.alerted is not None:
+                    group.alerted[:] = [True] * len(group.alerted)
 
     # judging -------------------------------------------------------------
     def _rejudge(self, dirty: set[str], now_ns: int) -> Changes:
@@ -894,8 +1435,11 @@ class Tracker:
                 self._capacity_hit(batch_id, events),
                 self.geo,
                 now_ns,
+                self._notes.pop(batch_id, ()),
             )
             self._record(batch_id, judgement, changes)
+        self._notes.clear()
+        self._judged_now = set(events_of)
         return changes
 
     def _gather(
@@ -980,7 +1524,10 @@ class Tracker:
     def _events_of(self, batch_id: str) -> tuple[list[CustodyEvent], ManifestInfo | None]:
         manifest_id = self.manifest_of.get(batch_id)
         manifest = self.manifests.get(manifest_id) if manifest_id else None
-        return _events(self.batches[batch_id], manifest.manifest if manifest else None), manifest
+        events, self._notes[batch_id] = _events(
+            self.batches[batch_id], manifest.manifest if manifest else None, self.geo
+        )
+        return events, manifest
 
     def _update_stay(
         self, batch_id: str, stay: tuple[str, int, int | None, str] | None, kg: float
@@ -1008,10 +1555,19 @@ class Tracker:
             return
         self.judged[batch_id] = judgement
         changes.batches[batch_id] = judgement
+        if old is not None and _row(old) == _row(judgement):
+            changes.events_only.add(batch_id)
         old_events = {e.event_id: e for e in old.events} if old else {}
         for event in judgement.events:
-            if old_events.get(event.event_id) != event:
+            if old_events.pop(event.event_id, None) != event:
                 changes.events[event.event_id] = event
+        changes.dropped |= old_events.keys()  # ids the batch no longer has: rows to delete
+        if old is None or old.diagnostics != judgement.diagnostics:
+            old_notes = {d.pass_id: d for d in old.diagnostics} if old else {}
+            for note in judgement.diagnostics:
+                if old_notes.pop(note.pass_id, None) != note:
+                    changes.notes[note.pass_id] = note
+            changes.dropped_notes |= old_notes.keys()
         old_keys = {(v.rule, v.event_id): v for v in old.violations} if old else {}
         new_keys = {(v.rule, v.event_id): v for v in judgement.violations}
         changes.raised.extend(v for k, v in new_keys.items() if k not in old_keys)

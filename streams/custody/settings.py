@@ -33,3 +33,58 @@ class CustodyLimits:
     manifest_window_h: Annotated[float, Field(ge=0, le=HOURS_PER_YEAR)] = 2.0
     # a tag of no registered batch, still none after this: unknown_tag
     unknown_tag_grace_s: Annotated[float, Field(ge=0, le=86400 * 30)] = 300.0
+
+    # Reads become passes (rules.py `passes`, docs/payloads.md "Passes"): the reads of one
+    # EPC at one reader belong to one pass until the tag is unseen there for longer than the
+    # gap of the reader's location kind; a pass shorter than the kind's minimum dwell
+    # (last seen - first seen) is no custody event, only a diagnostic.
+    #
+    # Doors (storage_in, storage_out). The gap must outlast the reader's own reporting
+    # period and a few missed rounds: an Impinj R700 on its IoT device interface reports
+    # every singulation unless tagReporting.reportingIntervalSeconds is set ("the duration
+    # after which a tag persisting in the field of view is reported again", 0 = off); a
+    # Zebra FX7500/FX9600 in the IoT Connector's INVENTORY mode reports each tag once per
+    # interval, 1 s by default. 3 s is three of Zebra's intervals, or some 75 inventory
+    # rounds at the 25 reads/s the issue cites (10-50 a second for a moving drum). The
+    # minimum dwell: a drum carried through a door's read zone (1-2 m at walking pace) is in
+    # the field for one to several seconds (8 s in issue #18's example); a glimpse shorter
+    # than half a second, a dozen rounds at 25/s, is a tag passing by outside the door.
+    # A reader that reports a tag once per pass (Zebra's SIMPLE mode, a reporting interval
+    # longer than a pass) gives passes of one read, dwell 0: set door_min_dwell_s = 0 then.
+    door_gap_s: Annotated[float, Field(ge=0.1, le=3600)] = 3.0
+    door_min_dwell_s: Annotated[float, Field(ge=0, le=600)] = 0.5
+    # Vehicles: the load is in the field for the whole trip, read in bursts as it shifts and
+    # the reader cycles its antennas; one trip is one pass, a dwell says nothing there.
+    vehicle_gap_s: Annotated[float, Field(ge=0.1, le=86400)] = 60.0
+    vehicle_min_dwell_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    # A receiver's gate: a truck drives through at a walking to driving pace, so a real pass
+    # may be short; the gate's weighing confirms the receipt. The gap as at a door.
+    receiver_gate_gap_s: Annotated[float, Field(ge=0.1, le=3600)] = 3.0
+    receiver_gate_min_dwell_s: Annotated[float, Field(ge=0, le=600)] = 0.0
+    # A disposal line: the container stops at the feed point and is read while it waits.
+    disposal_gap_s: Annotated[float, Field(ge=0.1, le=86400)] = 10.0
+    disposal_min_dwell_s: Annotated[float, Field(ge=0, le=3600)] = 0.0
+    # Cross-reads: passes of one EPC at two readers the registry declares overlapping
+    # (`overlaps`), closer in time than this, are one presence: the stronger pass places it
+    # (peak RSSI, then reads, then reader id), the weaker is a diagnostic. 2 s covers two
+    # readers' clocks on NTP and their report buffering (Zebra's 1 s interval).
+    cross_read_window_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
+
+    def pass_gap_ns(self, location: str) -> int:
+        """The gap that closes a pass at a reader of this location kind, in ns."""
+        return int(getattr(self, f"{_KIND.get(location, 'door')}_gap_s") * NS_PER_S)
+
+    def min_dwell_ns(self, location: str) -> int:
+        """The shortest pass that is custody at a reader of this location kind, in ns."""
+        return int(getattr(self, f"{_KIND.get(location, 'door')}_min_dwell_s") * NS_PER_S)
+
+
+NS_PER_S = 1_000_000_000
+# a reader's location kind → the settings' prefix for it (doors share theirs)
+_KIND = {
+    "storage_in": "door",
+    "storage_out": "door",
+    "vehicle": "vehicle",
+    "receiver_gate": "receiver_gate",
+    "disposal": "disposal",
+}

@@ -13,9 +13,9 @@ from typing import Any
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.custody.rules import (
-    LOCATION_STAGE,
     Changes,
     CustodyEvent,
+    Diagnostic,
     Input,
     Judgement,
     ManifestInfo,
@@ -56,8 +56,44 @@ MIGRATIONS = [
     "CREATE INDEX custody_manifest_seq ON custody_manifest (seq);"
     "CREATE TABLE custody_clock (id INTEGER PRIMARY KEY, seq BIGINT NOT NULL);"
     "INSERT INTO custody_clock (id, seq) VALUES (1, 0)",
+    # v3 (issue #18): reads become passes. Every read is an input (with its RSSI and antenna);
+    # a custody event is a stage entered, with its pass (last seen, reads, peak RSSI, antenna);
+    # the passes that are none are diagnostics. The reads v2 kept as custody events become
+    # inputs, and the marker custody_rederive asks the first processor to derive the events
+    # of every batch again from them (CustodyProcessor.rederive).
+    "ALTER TABLE custody_input ADD COLUMN rssi DOUBLE PRECISION;"
+    "ALTER TABLE custody_input ADD COLUMN antenna INTEGER;"
+    "ALTER TABLE custody_event ADD COLUMN last_ns BIGINT;"
+    "ALTER TABLE custody_event ADD COLUMN reads INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_event ADD COLUMN peak_rssi DOUBLE PRECISION;"
+    "ALTER TABLE custody_event ADD COLUMN antenna INTEGER;"
+    "CREATE TABLE custody_diagnostic (pass_id {text} PRIMARY KEY, batch {text} NOT NULL, "
+    "epc {text} NOT NULL, stage {text} NOT NULL, ts_ns BIGINT NOT NULL, site {text} NOT NULL, "
+    "device {text} NOT NULL, last_ns BIGINT NOT NULL, reads INTEGER NOT NULL, "
+    "peak_rssi DOUBLE PRECISION, antenna INTEGER, why {text} NOT NULL, note {text} NOT NULL, "
+    "seq BIGINT NOT NULL DEFAULT 0);"
+    "CREATE INDEX custody_diagnostic_batch ON custody_diagnostic (batch, ts_ns);"
+    "INSERT INTO custody_input (event_id, kind, epc, site, device, location, ts_ns, net_kg, "
+    "arrived_ns, seq) SELECT event_id, 'read', epc, site, device, CASE stage "
+    "WHEN 'STORED' THEN 'storage_in' WHEN 'DISPATCHED' THEN 'storage_out' "
+    "WHEN 'IN_TRANSIT' THEN 'vehicle' WHEN 'RECEIVED' THEN 'receiver_gate' "
+    "ELSE 'disposal' END, ts_ns, NULL, ts_ns, seq FROM custody_event "
+    "WHERE stage <> 'GENERATED' ON CONFLICT (event_id) DO NOTHING;"
+    "CREATE TABLE custody_rederive (id INTEGER PRIMARY KEY);"
+    "INSERT INTO custody_rederive (id) SELECT 1 WHERE EXISTS "
+    "(SELECT 1 FROM custody_event WHERE stage <> 'GENERATED')",
+    # v4 (issue #18, device clocks): an input's and an event's ts_ns is its device's time
+    # corrected by the offset the ingest pipeline measured then; kept with it: that offset,
+    # the corrected time's error and how the offset was measured (hazwatch.devices
+    # .clock_offset), so that a replay judges the same times without measuring again. Rows of
+    # before were taken at their device's time: offset 0, error 0, basis none.
+    "ALTER TABLE custody_input ADD COLUMN clock_offset_ns BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_input ADD COLUMN clock_error_ns BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_input ADD COLUMN clock_basis {text} NOT NULL DEFAULT 'none';"
+    "ALTER TABLE custody_event ADD COLUMN clock_offset_ns BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_event ADD COLUMN clock_error_ns BIGINT NOT NULL DEFAULT 0;"
+    "ALTER TABLE custody_event ADD COLUMN clock_basis {text} NOT NULL DEFAULT 'none'",
 ]
-_STAGE_LOCATION = {stage: location for location, stage in LOCATION_STAGE.items()}
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
 # BIGINT: a bound past these would make the driver overflow, not match nothing.
@@ -65,9 +101,29 @@ INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 _UPSERT_EVENT = (
     "INSERT INTO custody_event (event_id, batch, epc, stage, ts_ns, site, device, net_kg, "
-    "manifest, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO UPDATE SET "
+    "manifest, last_ns, reads, peak_rssi, antenna, seq, clock_offset_ns, clock_error_ns, "
+    "clock_basis) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (event_id) DO UPDATE SET "
     "batch = excluded.batch, stage = excluded.stage, ts_ns = excluded.ts_ns, "
-    "net_kg = excluded.net_kg, manifest = excluded.manifest"
+    "site = excluded.site, device = excluded.device, net_kg = excluded.net_kg, "
+    "manifest = excluded.manifest, last_ns = excluded.last_ns, reads = excluded.reads, "
+    "peak_rssi = excluded.peak_rssi, antenna = excluded.antenna, seq = excluded.seq, "
+    "clock_offset_ns = excluded.clock_offset_ns, clock_error_ns = excluded.clock_error_ns, "
+    "clock_basis = excluded.clock_basis"
+)
+_EVENT_COLUMNS = (
+    "event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest, last_ns, reads, "
+    "peak_rssi, antenna, clock_offset_ns, clock_error_ns, clock_basis"
+)
+_UPSERT_NOTE = (
+    "INSERT INTO custody_diagnostic (pass_id, batch, epc, stage, ts_ns, site, device, last_ns, "
+    "reads, peak_rssi, antenna, why, note, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (pass_id) DO UPDATE SET stage = excluded.stage, ts_ns = excluded.ts_ns, "
+    "last_ns = excluded.last_ns, reads = excluded.reads, peak_rssi = excluded.peak_rssi, "
+    "antenna = excluded.antenna, why = excluded.why, note = excluded.note, seq = excluded.seq"
+)
+_NOTE_COLUMNS = (
+    "pass_id, batch, epc, stage, ts_ns, site, device, last_ns, reads, peak_rssi, antenna, why, note"
 )
 _UPSERT_BATCH = (
     "INSERT INTO custody_batch (batch, epc, waste_code, site, ts_ns, info, stage, verdict, "
@@ -79,7 +135,12 @@ _UPSERT_BATCH = (
 )
 _INSERT_INPUT = (
     "INSERT INTO custody_input (event_id, kind, epc, site, device, location, ts_ns, net_kg, "
-    "arrived_ns, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    "arrived_ns, seq, rssi, antenna, clock_offset_ns, clock_error_ns, clock_basis) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+_INPUT_COLUMNS = (
+    "event_id, kind, epc, site, device, location, ts_ns, net_kg, rssi, antenna, "
+    "clock_offset_ns, clock_error_ns, clock_basis"
 )
 _INSERT_MANIFEST = (
     "INSERT INTO custody_manifest (manifest, site, ts_ns, body, seq) VALUES (?, ?, ?, ?, ?) "
@@ -148,16 +209,17 @@ class CustodyStore:
         registrations: dict[str, Registration] = {}
         for item in inputs:
             if isinstance(item, Read):
-                if item.event_id in changes.events:
-                    continue  # kept as its custody event; replay reads it from there
+                # every read: custody events are derived from the passes of all of them
                 inputs_rows.append(
                     (item.event_id, "read", item.epc, item.site, item.device, item.location,
-                     item.ts_ns, None, arrived_ns, seq)
+                     item.ts_ns, None, arrived_ns, seq, item.rssi, item.antenna,
+                     item.clock_offset_ns, item.clock_error_ns, item.clock_basis)
                 )  # fmt: skip
             elif isinstance(item, Weighing):
                 inputs_rows.append(
                     (item.event_id, "weigh", item.epc, item.site, item.device, item.location,
-                     item.ts_ns, item.net_kg, arrived_ns, seq)
+                     item.ts_ns, item.net_kg, arrived_ns, seq, None, None,
+                     item.clock_offset_ns, item.clock_error_ns, item.clock_basis)
                 )  # fmt: skip
             elif isinstance(item, ManifestInfo):
                 body = json.dumps({**_plain(item), "batches": list(item.batches)})
@@ -176,8 +238,14 @@ class CustodyStore:
             )  # fmt: skip
         event_rows = [
             (e.event_id, e.batch, e.epc, e.stage, e.ts_ns, e.site, e.device, e.net_kg, e.manifest,
-             seq)
+             e.last_ns, e.reads, e.peak_rssi, e.antenna, seq, e.clock_offset_ns,
+             e.clock_error_ns, e.clock_basis)
             for e in changes.events.values()
+        ]  # fmt: skip
+        note_rows = [
+            (d.pass_id, d.batch, d.epc, d.stage, d.ts_ns, d.site, d.device, d.last_ns, d.reads,
+             d.peak_rssi, d.antenna, d.why, d.note, seq)
+            for d in changes.notes.values()
         ]  # fmt: skip
         # Registrations of batches whose verdict did not change must still be kept.
         missing = [r for b, r in registrations.items() if b not in changes.batches]
@@ -192,9 +260,41 @@ class CustodyStore:
                 "UPDATE custody_batch SET info = ?, seq = ? WHERE batch = ?",
                 [(json.dumps(_plain(r), ensure_ascii=False), seq, r.batch) for r in missing],
             )
+        # an id a batch no longer has goes first: the same call may give it back
+        dropped = changes.dropped - changes.events.keys()
+        if dropped:
+            self.db.executemany(
+                "DELETE FROM custody_event WHERE event_id = ?", [(i,) for i in sorted(dropped)]
+            )
         if event_rows:
             self.db.executemany(_UPSERT_EVENT, event_rows)
+        dropped_notes = changes.dropped_notes - changes.notes.keys()
+        if dropped_notes:
+            self.db.executemany(
+                "DELETE FROM custody_diagnostic WHERE pass_id = ?",
+                [(i,) for i in sorted(dropped_notes)],
+            )
+        if note_rows:
+            self.db.executemany(_UPSERT_NOTE, note_rows)
         self.db.execute("UPDATE custody_clock SET seq = ? WHERE id = 1", (seq,))
+
+    def rederive_pending(self) -> bool:
+        """Whether the events stored before v3 wait to be derived again from passes."""
+        return bool(self.db.query("SELECT COUNT(*) FROM custody_rederive")[0][0])
+
+    def replace_all(self, judged: Iterable[Judgement], seq: int) -> None:
+        """Every batch's events, diagnostics and verdict as `judged` says, nothing else (only
+        inside `locked`, seq = clock + 1): what v3 derives again from the stored reads."""
+        judgements = list(judged)
+        self.db.execute("DELETE FROM custody_event")
+        self.db.execute("DELETE FROM custody_diagnostic")
+        changes = Changes(
+            {e.event_id: e for j in judgements for e in j.events},
+            {j.batch: j for j in judgements},
+            notes={d.pass_id: d for j in judgements for d in j.diagnostics},
+        )
+        self.write([], changes, 0, seq)
+        self.db.execute("DELETE FROM custody_rederive")
 
     def inputs_since(self, seq: int) -> list[Input]:
         """The inputs other workers stored after `seq` (read inside `locked`), any order."""
@@ -207,23 +307,8 @@ class CustodyStore:
             raw = json.loads(body)
             raw["batches"] = tuple(raw["batches"])
             items.append(ManifestInfo(**raw))
-        for event_id, epc, site, device, stage, ts_ns in self.db.query(
-            "SELECT event_id, epc, site, device, stage, ts_ns FROM custody_event "
-            "WHERE seq > ? AND stage <> 'GENERATED'",
-            (seq,),
-        ):
-            items.append(Read(event_id, epc, site, device, _STAGE_LOCATION[stage], int(ts_ns)))
-        for event_id, kind, epc, site, device, location, ts_ns, net_kg in self.db.query(
-            "SELECT event_id, kind, epc, site, device, location, ts_ns, net_kg "
-            "FROM custody_input WHERE seq > ?",
-            (seq,),
-        ):
-            if kind == "read":
-                items.append(Read(event_id, epc, site, device, location, int(ts_ns)))
-            else:
-                items.append(
-                    Weighing(event_id, epc, site, device, location, float(net_kg), int(ts_ns))
-                )
+        rows = self.db.query(f"SELECT {_INPUT_COLUMNS} FROM custody_input WHERE seq > ?", (seq,))
+        items.extend(_input_row(row) for row in rows)
         return items
 
     def alerted(self, batches: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
@@ -254,26 +339,13 @@ class CustodyStore:
             raw = json.loads(body)
             raw["batches"] = tuple(raw["batches"])
             items.append(ManifestInfo(**raw))
-        location = _STAGE_LOCATION
-        for event in self.db.query(
-            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
-            "FROM custody_event WHERE stage <> 'GENERATED' ORDER BY ts_ns"
-        ):
-            e = _event_row(event)
-            items.append(Read(e.event_id, e.epc, e.site, e.device, location[e.stage], e.ts_ns))
         arrived: dict[str, int] = {}
         rows = self.db.query(
-            "SELECT event_id, kind, epc, site, device, location, ts_ns, net_kg, arrived_ns "
-            "FROM custody_input ORDER BY arrived_ns, ts_ns"
+            f"SELECT {_INPUT_COLUMNS}, arrived_ns FROM custody_input ORDER BY arrived_ns, ts_ns"
         )
-        for event_id, kind, epc, site, device, location, ts_ns, net_kg, arrived_ns in rows:
-            if kind == "read":
-                items.append(Read(event_id, epc, site, device, location, int(ts_ns)))
-            else:
-                items.append(
-                    Weighing(event_id, epc, site, device, location, float(net_kg), int(ts_ns))
-                )
-            arrived[event_id] = int(arrived_ns)
+        for row in rows:
+            items.append(_input_row(row))
+            arrived[row[0]] = int(row[-1])
         return items, arrived
 
     # queries for trace, API and ledger ------------------------------------------------
@@ -289,11 +361,19 @@ class CustodyStore:
 
     def events(self, batch: str) -> list[CustodyEvent]:
         rows = self.db.query(
-            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
-            "FROM custody_event WHERE batch = ? ORDER BY ts_ns, event_id",
+            f"SELECT {_EVENT_COLUMNS} FROM custody_event WHERE batch = ? ORDER BY ts_ns, event_id",
             (batch,),
         )
         return [_event_row(r) for r in rows]
+
+    def diagnostics(self, batch: str) -> list[Diagnostic]:
+        """The batch's passes that are no custody event (repeats, short, cross-reads)."""
+        rows = self.db.query(
+            f"SELECT {_NOTE_COLUMNS} FROM custody_diagnostic WHERE batch = ? "
+            "ORDER BY ts_ns, pass_id",
+            (batch,),
+        )
+        return [_note_row(r) for r in rows]
 
     def batches(
         self,
@@ -324,8 +404,7 @@ class CustodyStore:
 
     def events_between(self, start_ns: int, end_ns: int) -> list[CustodyEvent]:
         rows = self.db.query(
-            "SELECT event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest "
-            "FROM custody_event WHERE ts_ns < ? ORDER BY ts_ns, event_id",
+            f"SELECT {_EVENT_COLUMNS} FROM custody_event WHERE ts_ns < ? ORDER BY ts_ns, event_id",
             (max(INT64_MIN, min(end_ns, INT64_MAX)),),
         )
         del start_ns  # callers filter; month-end stock needs everything before the end
@@ -340,11 +419,111 @@ class CustodyStore:
     def all_batches(self) -> dict[str, dict[str, Any]]:
         return {row["batch"]: row for row in self.batches(limit=10_000_000)}
 
+    # the screen's reads: counts, what is in storage, finding a batch, the newest events ------
+    def counts(self) -> list[tuple[str, str, str, int]]:
+        """(site the batch is at, stage, verdict, batches) of every combination there is."""
+        rows = self.db.query(
+            "SELECT at_site, stage, verdict, COUNT(*) FROM custody_batch "
+            "GROUP BY at_site, stage, verdict"
+        )
+        return [(str(r[0]), str(r[1]), str(r[2]), int(r[3])) for r in rows]
+
+    def in_storage(self) -> list[tuple[str, int, float]]:
+        """(site, batches, kg) of what each site holds in storage now: the batches whose stage
+        is STORED, each at the net weight of its generation weighing (none: 0 kg)."""
+        rows = self.db.query(
+            "SELECT b.at_site, COUNT(*), SUM(COALESCE((SELECT MAX(e.net_kg) FROM custody_event e "
+            "WHERE e.batch = b.batch AND e.stage = 'GENERATED'), 0)) FROM custody_batch b "
+            "WHERE b.stage = 'STORED' GROUP BY b.at_site"
+        )
+        return [(str(r[0]), int(r[1]), float(r[2] or 0.0)) for r in rows]
+
+    def find(self, text: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(batch, what matched: batch, epc or manifest) of the batches `text` names: a batch
+        code, an EPC (either case) or a transfer manifest's number."""
+        found: dict[str, str] = {}
+        for (batch,) in self.db.query("SELECT batch FROM custody_batch WHERE batch = ?", (text,)):
+            found.setdefault(str(batch), "batch")
+        for (batch,) in self.db.query(
+            "SELECT batch FROM custody_batch WHERE epc = ? ORDER BY ts_ns DESC LIMIT ?",
+            (text.upper(), limit),
+        ):
+            found.setdefault(str(batch), "epc")
+        for (body,) in self.db.query(
+            "SELECT body FROM custody_manifest WHERE manifest = ?", (text,)
+        ):
+            for batch in json.loads(body).get("batches", []):
+                found.setdefault(str(batch), "manifest")
+        return list(found.items())[:limit]
+
+    def events_after(self, seq: int, limit: int) -> list[tuple[int, CustodyEvent]]:
+        """(seq, event) of the events stored or changed after save `seq`, oldest save first."""
+        rows = self.db.query(
+            "SELECT seq, event_id, batch FROM custody_event WHERE seq > ? "
+            "ORDER BY seq, ts_ns, event_id LIMIT ?",
+            (max(INT64_MIN, min(seq, INT64_MAX)), limit),
+        )
+        return self._seq_events(rows)
+
+    def _seq_events(self, rows: Sequence[Any]) -> list[tuple[int, CustodyEvent]]:
+        """(seq, event) of (seq, event_id, batch) rows, each event read as `events` reads it."""
+        found: dict[str, CustodyEvent] = {}
+        for batch in {str(r[2]) for r in rows}:
+            found.update((e.event_id, e) for e in self.events(batch))
+        return [(int(r[0]), found[str(r[1])]) for r in rows if str(r[1]) in found]
+
+    def manifest(self, manifest: str) -> dict[str, Any] | None:
+        """The transfer manifest as the terminal registered it (None: not registered)."""
+        rows = self.db.query("SELECT body FROM custody_manifest WHERE manifest = ?", (manifest,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def latest_events(self, limit: int) -> list[tuple[int, CustodyEvent]]:
+        """(seq, event) of the `limit` events saved last, oldest first."""
+        rows = self.db.query(
+            "SELECT seq, event_id, batch FROM custody_event ORDER BY seq DESC, ts_ns DESC, "
+            "event_id DESC LIMIT ?",
+            (limit,),
+        )
+        return self._seq_events(list(reversed(rows)))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
 
 def _event_row(r: Sequence[Any]) -> CustodyEvent:
     return CustodyEvent(
-        r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], None if r[7] is None else float(r[7]), r[8]
-    )
+        r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], _float(r[7]), r[8],
+        last_ns=_int(r[9]), reads=int(r[10]), peak_rssi=_float(r[11]), antenna=_int(r[12]),
+        clock_offset_ns=int(r[13]), clock_error_ns=int(r[14]), clock_basis=str(r[15]),
+    )  # fmt: skip
+
+
+def _note_row(r: Sequence[Any]) -> Diagnostic:
+    return Diagnostic(
+        r[0], r[1], r[2], r[3], int(r[4]), r[5], r[6], int(r[7]), int(r[8]), _float(r[9]),
+        _int(r[10]), r[11], r[12],
+    )  # fmt: skip
+
+
+def _input_row(r: Sequence[Any]) -> Read | Weighing:
+    """A custody_input row (_INPUT_COLUMNS) as the input it was."""
+    event_id, kind, epc, site, device, location, ts_ns, net_kg, rssi, antenna = r[:10]
+    offset, error, basis = int(r[10]), int(r[11]), str(r[12])  # the clock it was taken by
+    if kind == "read":
+        return Read(
+            event_id=event_id, epc=epc, site=site, device=device, location=location,
+            ts_ns=int(ts_ns), rssi=_float(rssi), antenna=_int(antenna),
+            clock_offset_ns=offset, clock_error_ns=error, clock_basis=basis,
+        )  # fmt: skip
+    return Weighing(
+        event_id, epc, site, device, location, float(net_kg), int(ts_ns),
+        clock_offset_ns=offset, clock_error_ns=error, clock_basis=basis,
+    )  # fmt: skip
 
 
 def _batch_row(r: Sequence[Any]) -> dict[str, Any]:
@@ -361,6 +540,28 @@ def _batch_row(r: Sequence[Any]) -> dict[str, Any]:
         "at_site": r[9],
         "manifest": r[10],
         "violations": json.loads(r[11]),
+    }
+
+
+def _pass_doc(
+    first_ns: int, last_ns: int, reads: int, peak_rssi: float | None, antenna: int | None
+) -> dict[str, Any]:
+    return {
+        "first_seen": format_ts(first_ns),
+        "last_seen": format_ts(last_ns),
+        "reads": reads,
+        "peak_rssi": peak_rssi,
+        "antenna": antenna,
+    }
+
+
+def _clock_doc(event: CustodyEvent) -> dict[str, Any]:
+    """How an event's time was corrected: the offset added to its device's time, the error
+    of the result, and how the offset was measured (hazwatch.devices.clock_offset)."""
+    return {
+        "offset_s": round(event.clock_offset_ns / 1e9, 3),
+        "error_s": round(event.clock_error_ns / 1e9, 3),
+        "basis": event.clock_basis,
     }
 
 
@@ -392,8 +593,29 @@ def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, An
                 "site": e.site,
                 "device": e.device,
                 "net_kg": e.net_kg,
+                # `ts` is the device's time corrected by its measured clock offset
+                "device_ts": format_ts(e.ts_ns - e.clock_offset_ns),
+                "clock": _clock_doc(e),
+                **(
+                    {"pass": _pass_doc(e.ts_ns, e.last_ns, e.reads, e.peak_rssi, e.antenna)}
+                    if e.last_ns is not None
+                    else {}
+                ),
             }
             for e in store.events(batch)
+        ],
+        # what the readers saw that is no custody event, and why (docs/payloads.md, Passes)
+        "diagnostics": [
+            {
+                "pass_id": d.pass_id,
+                "why": d.why,
+                "stage": d.stage,
+                "site": d.site,
+                "device": d.device,
+                "pass": _pass_doc(d.ts_ns, d.last_ns, d.reads, d.peak_rssi, d.antenna),
+                "note": d.note,
+            }
+            for d in store.diagnostics(batch)
         ],
     }
     if row["verdict"] == "open":

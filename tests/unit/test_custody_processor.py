@@ -28,10 +28,19 @@ def message(topic: str, **body: object) -> tuple[str, bytes]:
     return topic, orjson.dumps({"ts": body.pop("ts", TS), **body})
 
 
+def carried(reader: str, ts_ms: int, reads: int = 5) -> list[tuple[str, bytes]]:
+    """A tag carried past a reader: a read every 250 ms for a second, RSSI rising, falling."""
+    return [
+        message(f"hw/jy-0012/rfid/{reader}/read", epc=EPC, ts=ts_ms + 250 * k,
+                rssi=-62.0 + 4 * min(k, reads - 1 - k), antenna=1 + k % 2)
+        for k in range(reads)
+    ]  # fmt: skip
+
+
 STORY = [
     message("hw/jy-0012/scale/s1/weight", epc=EPC, net_kg=50.0, ts=TS - 1000),
     message("hw/jy-0012/terminal/t1/batch", epc=EPC, batch="B42", waste_code="900-249-08"),
-    message("hw/jy-0012/rfid/gate-03/read", epc=EPC, ts=TS + 60_000),
+    *carried("gate-03", TS + 60_000),
     message("hw/jy-0012/rfid/mystery/read", epc=EPC, ts=TS + 70_000),  # reader not in registry
 ]
 
@@ -60,7 +69,7 @@ def test_messages_become_events_and_points(tmp_path: Path) -> None:
     assert generated.fields["net_kg"] == 50.0 and generated.fields["device"] == "t1"
     assert sink.raised == []
     # the unknown reader's read is kept by decode (flagged) but is no custody event
-    read = decode(*STORY[3], proc.registry, now_ns=NOW)
+    read = decode(*STORY[-1], proc.registry, now_ns=NOW)
     assert read.points[0].fields["unknown_reader"] is True
     assert read.points[0].fields["batch"] == "B42"  # batch_of answers from the tracker
     assert db.query("SELECT COUNT(*) FROM custody_event")[0][0] == 2
@@ -72,11 +81,13 @@ def test_redelivered_messages_make_no_second_event(tmp_path: Path) -> None:
     again = proc.process(decoded(proc, STORY + STORY), NOW)
     assert again == []
     assert db.query("SELECT COUNT(*) FROM custody_event")[0][0] == 2
-    # a second read (another message: other time) is another event
-    later = proc.process(
-        decoded(proc, [message("hw/jy-0012/rfid/gate-03/read", epc=EPC, ts=TS + 90_000)]), NOW
-    )
-    assert [p.tags["stage"] for p in later] == ["STORED"]
+    # the door seeing it again, where it already is, is no second event: a diagnostic
+    assert proc.process(decoded(proc, carried("gate-03", TS + 90_000)), NOW) == []
+    assert db.query("SELECT COUNT(*) FROM custody_event")[0][0] == 2
+    assert db.query("SELECT why FROM custody_diagnostic") == [("repeat",)]
+    # carried out through the other door: the next stage
+    later = proc.process(decoded(proc, carried("gate-04", TS + 120_000)), NOW)
+    assert [p.tags["stage"] for p in later] == ["DISPATCHED"]
 
 
 def test_unknown_tag_alert(tmp_path: Path) -> None:

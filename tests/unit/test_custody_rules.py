@@ -26,6 +26,7 @@ REGISTRY = load_file(Path(__file__).parents[1] / "data" / "registry.toml")
 LIMITS = custody_limits()  # the sample settings' tolerances
 T0 = 1_700_000_000 * 1_000_000_000
 M = 60 * 1_000_000_000
+S = 1_000_000_000
 EPC = "E2000017221101441890AB01"
 
 
@@ -39,7 +40,8 @@ def story(
     steps: tuple[tuple[str, str, int], ...] | None = None,
     manifest: tuple[str, ...] | None = None,
 ) -> list[Input]:
-    """A whole honest life, or the given (site, reader, minutes) reads."""
+    """A whole honest life, or the given (site, reader, minutes) passes: each a burst of
+    reads a second apart for two seconds, as a reader reports a tag carried past it."""
     items: list[Input] = [
         Weighing(f"{batch}-w1", epc, "jy-0012", "s1", "generation", gen_kg, T0 - M),
         Registration(f"{batch}-reg", batch, epc, "900-249-08", "jy-0012", "t1", T0),
@@ -56,13 +58,23 @@ def story(
     location = {(r.site, r.id): r.location for r in REGISTRY.readers.values()}
     for i, (site, reader, minutes) in enumerate(steps):
         ts = T0 + minutes * M
-        items.append(Read(f"{batch}-r{i}", epc, site, reader, location[(site, reader)], ts))
+        items += burst(f"{batch}-r{i}", epc, site, reader, location[(site, reader)], ts)
         if location[(site, reader)] == "receiver_gate" and recv_kg is not None:
             scale = {"dp-01": "s2", "dp-02": "s3"}[site]
             items.append(
                 Weighing(f"{batch}-w{i}", epc, site, scale, "receiver_gate", recv_kg, ts + M)
             )
     return items
+
+
+def burst(
+    prefix: str, epc: str, site: str, reader: str, location: str, ts: int, reads: int = 3
+) -> list[Input]:
+    """A pass of `reads` reads a second apart from `ts`, RSSI rising then falling."""
+    return [
+        Read(f"{prefix}-{k}", epc, site, reader, location, ts + k * S, -60.0 + 5 * min(k, 2 - k))
+        for k in range(reads)
+    ]
 
 
 def run(items: list[Input], now_ns: int | None = None) -> tuple[Tracker, list[str]]:
@@ -171,7 +183,11 @@ def test_transit_overdue_fires_from_the_periodic_check() -> None:
         T0 + 36 * NS_PER_H,
     )
     assert rules_of(tracker) == ["transit_overdue"]
-    assert changes.batches["B1"].violations[0].event_id == "late"
+    # the violation moved to the receipt: the event of the pass the late read made
+    judged = changes.batches["B1"]
+    receipt = next(e for e in judged.events if e.stage == "RECEIVED")
+    assert (receipt.ts_ns, receipt.reads) == (T0 + 36 * NS_PER_H, 1)
+    assert judged.violations[0].event_id == receipt.event_id
 
 
 def test_unknown_tag_and_its_honest_neighbour() -> None:
