@@ -66,7 +66,8 @@ def registry_show(
                       f"{site.name} {site.lat},{site.lon} ≤{site.storage_limit_kg:g} kg "
                       f"≤{site.storage_limit_days:g} d")  # fmt: skip
     for reader in current.readers.values():
-        table.add_row("reader", reader.id, reader.site, reader.location, "")
+        detail = f"overlaps {','.join(reader.overlaps)}" if reader.overlaps else ""
+        table.add_row("reader", reader.id, reader.site, reader.location, detail)
     for scale in current.scales.values():
         table.add_row("scale", scale.id, scale.site, scale.location, "")
     for station in current.stations.values():
@@ -111,13 +112,19 @@ def trace(
     typer.echo(f"stage {doc['stage']}, verdict {verdict}")
     for v in doc["violations"]:
         typer.echo(f"  ✗ {v['rule']} at {v['at']} (event {v['event_id']}): {v['message']}")
-    if doc["diagnostics"]:
-        typer.echo(f"passes that are no custody event ({len(doc['diagnostics'])}):")
-    for d in doc["diagnostics"]:
+    notes = doc["diagnostics"]
+    if notes:
+        typer.echo(f"passes that are no custody event ({len(notes)}):")
+    for d in notes[:SHOWN_NOTES]:
         typer.echo(
             f"  {d['pass']['first_seen']}  {d['why']:<10} {d['site']}/{d['device']}"
             f"{_seen(d['pass'])}  {d['note']}"
         )
+    if len(notes) > SHOWN_NOTES:  # a drum parked by a door has a pass per gap, all day
+        typer.echo(f"  … and {len(notes) - SHOWN_NOTES} more (--json lists them all)")
+
+
+SHOWN_NOTES = 20  # diagnostics a trace prints
 
 
 def _seen(seen: dict[str, object]) -> str:
