@@ -45,6 +45,7 @@ def registered(registry: Registry) -> frozenset[Key]:
         (registry.scales, "scale"),
         (registry.stations, "air"),
         (registry.cameras, "camera"),
+        (registry.terminals, "terminal"),
     ):
         keys.update((site, family, device) for site, device in table)
     return frozenset(keys)
