@@ -29,6 +29,7 @@ COPY edge ./edge
 COPY ingest ./ingest
 COPY streams ./streams
 COPY alerts ./alerts
+COPY notify ./notify
 COPY simulators ./simulators
 COPY api ./api
 # The server only: no extras (OpenCV for the camera agent and amqtt for the demo are

@@ -48,6 +48,19 @@ def index(specs: Iterable[RuleSpec]) -> dict[str, RuleSpec]:
     return found
 
 
+def short_name(spec: RuleSpec, lang: str = "zh") -> str:
+    """The rule's name as a message shows it. Chinese: the description's text before its
+    first "：" (every description_zh is written "名称：说明"). English: the rule id in words
+    ("Skipped stage"): the English descriptions are sentences, not "name: text" (their first
+    ": " ends phrases such as "the lens is covered"), so no name can be cut from them."""
+    if lang == "zh":
+        name, sep, _ = spec.description_zh.partition("：")
+        if sep and name.strip():
+            return name.strip()
+    words = spec.id.replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
 def severities(specs: Iterable[RuleSpec]) -> dict[str, Severity]:
     """Rule id → the severity it raises with."""
     return {spec.id: spec.severity for spec in index(specs).values()}

@@ -31,6 +31,7 @@ from hazwatch.parts.air import AirPart
 from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
+from hazwatch.parts.notify import NotifyPart
 from hazwatch.parts.video import VideoPart
 from hazwatch.settings import Settings, deadletter_limits
 
@@ -44,6 +45,7 @@ PARTS: tuple[Callable[[PartContext], Part], ...] = (
     AirPart,
     VideoPart,
     ClocksPart,
+    NotifyPart,
 )
 
 

@@ -25,6 +25,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from hazwatch.alerts.settings import AlertSettings
 from hazwatch.base.errors import ConfigError
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.clocks.settings import ClockSettings
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air", "clocks")
+PART_TABLES = ("custody", "video", "air", "clocks", "alerts")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
@@ -131,6 +132,8 @@ class Settings(BaseSettings):
     video: VideoRuleSettings = Field(default_factory=VideoRuleSettings)
     air: HourlySettings = Field(default_factory=HourlySettings)
     clocks: ClockSettings = Field(default_factory=ClockSettings)
+    # who is told of alerts (alerts/settings.py): [alerts] and its [[alerts.targets]] list
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

@@ -18,8 +18,9 @@ from tests.services import free_port, wait_for
 
 
 class HazwatchProcess:
-    def __init__(self, workdir: Path, **settings: str) -> None:
+    def __init__(self, workdir: Path, *, config: Path | None = None, **settings: str) -> None:
         self.workdir = workdir
+        self.config = config  # a settings file (`hazwatch --config FILE serve`)
         workdir.mkdir(parents=True, exist_ok=True)
         self.api_port = free_port()
         self.env = dict(os.environ)
@@ -55,7 +56,7 @@ class HazwatchProcess:
     def start(self, wait_connected: bool = True) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hazwatch", "serve"],
+            [sys.executable, "-m", "hazwatch", *self._config_args(), "serve"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -63,6 +64,9 @@ class HazwatchProcess:
         wait_for(self._api_up, 30, f"hazwatch API on {self.api_port}\n{self.log_tail()}")
         if wait_connected:
             wait_for(self._broker_up, 30, f"hazwatch connected to the broker\n{self.log_tail()}")
+
+    def _config_args(self) -> list[str]:
+        return ["--config", str(self.config)] if self.config is not None else []
 
     def _api_up(self) -> bool:
         if self.proc is not None and self.proc.poll() is not None:
@@ -105,7 +109,7 @@ class HazwatchProcess:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "hazwatch", *args],
+            [sys.executable, "-m", "hazwatch", *self._config_args(), *args],
             env=self.env,
             capture_output=True,
             text=True,

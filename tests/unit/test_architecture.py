@@ -29,6 +29,7 @@ PACKAGES: dict[str, str] = {
     "hazwatch.ingest": "ingest",
     "hazwatch.streams": "streams",
     "hazwatch.alerts": "alerts",
+    "hazwatch.notify": "notify",
     "hazwatch.api": "api",
     "hazwatch.simulators": "simulators",
     "hazwatch": "hazwatch",
@@ -87,6 +88,12 @@ RULES: tuple[Rule, ...] = (
         importers=("edge/",),
         forbidden=OURS,
         allowed=("edge/", "devices/", "base/"),
+    ),
+    Rule(
+        "the notifiers (notify/) import only the alert core, the device contract, the base layer",
+        importers=("notify/",),
+        forbidden=OURS,
+        allowed=("notify/", "alerts/", "devices/", "base/"),
     ),
     Rule(
         "nothing but the composition root imports the composition root (hazwatch/)",

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FOLDERS = ("base", "devices", "edge", "ingest", "streams", "alerts", "api", "simulators")
+FOLDERS = ("base", "devices", "edge", "ingest", "streams", "alerts", "notify", "api", "simulators")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,404 @@
+"""Notifications from `hazwatch serve` (a child process, real Mosquitto, SQLite) to real HTTP
+servers started here: a signed webhook, one answering like a DingTalk robot (checks timestamp
+and sign as DingTalk documents them, answers errcode, throttles past 20 a minute with 130101),
+one like a WeCom robot (key, markdown, 45009 past 20 a minute), one failing for 30 s.
+
+Alerts are raised into the service's state store by an AlertStore of the test's own (the
+store is shared by every worker of a deployment, so the outbox is the interface) and one by a
+camera's last will over MQTT. "Accepted" below is a delivery a receiver answered with success:
+a receiver that refused an attempt (503, errcode -1) sees its key again, as it should.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.publish as mqtt_publish
+import pytest
+
+from hazwatch.alerts.delivery import DELIVERED, DIGESTED, DeliveryStore
+from hazwatch.alerts.model import AlertSignal, Severity
+from hazwatch.alerts.store import AlertStore
+from hazwatch.base.statedb import StateDB
+from tests.hazwatch_proc import HazwatchProcess
+from tests.services import Mosquitto, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+WEBHOOK_SECRET = "whsec-9f2c"
+DING_TOKEN, DING_SECRET = "ding-token-01", "SEC7d1f0c9e8b"
+WECOM_KEY = "633a31f6-7f9c-4bc4-97a0-0ec1eefa5898"
+
+
+class Receiver:
+    """An HTTP server on a free port in a thread of its own, answering like one kind of
+    receiver; it keeps every request and the keys it accepted."""
+
+    def __init__(self, kind: str, *, fail_for_s: float = 0.0) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.requests: list[dict[str, object]] = []
+        self.accepted: list[str] = []  # idempotency keys, in the order accepted
+        self.bodies: list[dict[str, object]] = []  # the accepted bodies
+        self.refused = Counter[str]()
+        self.failing = False  # answer every request as a failure (503 / errcode -1)
+        self.fail_until = time.monotonic() + fail_for_s if fail_for_s else 0.0
+        self.accepted_at: list[float] = []
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = receiver.answer(self.path, dict(self.headers.items()), body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        base = f"http://127.0.0.1:{self.port}"
+        if self.kind == "dingtalk":
+            return f"{base}/robot/send?access_token={DING_TOKEN}"
+        if self.kind == "wecom":
+            return f"{base}/cgi-bin/webhook/send?key={WECOM_KEY}"
+        return f"{base}/hazwatch"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        key = lower.get("idempotency-key", "").strip('"')
+        with self._lock:
+            self.requests.append({"path": path, "headers": lower, "body": body, "key": key})
+            failing = self.failing or time.monotonic() < self.fail_until
+            status, answer, ok = getattr(self, f"_{self.kind}")(path, lower, body, failing)
+            if ok:
+                self.accepted.append(key)
+                self.accepted_at.append(time.monotonic())
+                self.bodies.append(json.loads(body))
+            else:
+                self.refused[str(answer)] += 1
+        return status, answer
+
+    def _in_last_minute(self) -> int:
+        now = time.monotonic()
+        return sum(1 for t in self.accepted_at if now - t < 60)
+
+    def _webhook(
+        self, path: str, headers: dict[str, str], body: bytes, failing: bool
+    ) -> tuple[int, object, bool]:
+        if failing:
+            return 503, {"error": "down"}, False
+        ts = headers.get("x-hazwatch-timestamp", "")
+        mac = hmac.new(WEBHOOK_SECRET.encode(), ts.encode() + b"." + body, hashlib.sha256)
+        good = hmac.compare_digest(
+            "sha256=" + mac.hexdigest(), headers.get("x-hazwatch-signature", "")
+        )
+        if not good or not ts.isdigit() or abs(time.time() - int(ts)) > 300:
+            return 401, {"error": "bad signature"}, False
+        if json.loads(body)["idempotency_key"] != headers["x-hazwatch-key"]:
+            return 400, {"error": "key differs"}, False
+        return 200, {"ok": True}, True
+
+    def _dingtalk(
+        self, path: str, headers: dict[str, str], body: bytes, failing: bool
+    ) -> tuple[int, object, bool]:
+        """As DingTalk's custom robot: HTTP 200, the verdict in errcode."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        ts = query.get("timestamp", [""])[0]
+        string_to_sign = f"{ts}\n{DING_SECRET}".encode()
+        digest = hmac.new(DING_SECRET.encode(), string_to_sign, hashlib.sha256).digest()
+        expected = base64.b64encode(digest).decode()  # parse_qs has URL-decoded the sign
+        if query.get("access_token") != [DING_TOKEN]:
+            return 200, {"errcode": 300001, "errmsg": "token is not exist"}, False
+        if not ts.isdigit() or abs(time.time() * 1000 - int(ts)) > 3600_000:
+            return 200, {"errcode": 310000, "errmsg": "invalid timestamp"}, False
+        if query.get("sign") != [expected]:
+            return 200, {"errcode": 310000, "errmsg": "sign not match"}, False
+        message = json.loads(body)
+        if message.get("msgtype") != "markdown" or not message["markdown"].get("title"):
+            return 200, {"errcode": 40035, "errmsg": "缺少参数 markdown"}, False
+        if failing:
+            return 200, {"errcode": -1, "errmsg": "系统繁忙"}, False
+        if self._in_last_minute() >= 20:
+            return (
+                200,
+                {"errcode": 130101, "errmsg": "send too fast, exceed 20 times per minute"},
+                False,
+            )
+        return 200, {"errcode": 0, "errmsg": "ok"}, True
+
+    def _wecom(
+        self, path: str, headers: dict[str, str], body: bytes, failing: bool
+    ) -> tuple[int, object, bool]:
+        """As WeCom's group robot: HTTP 200, the verdict in errcode."""
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(path).query)
+        if query.get("key") != [WECOM_KEY]:
+            return 200, {"errcode": 93000, "errmsg": "invalid webhook url"}, False
+        message = json.loads(body)
+        content = message.get("markdown", {}).get("content", "")
+        if message.get("msgtype") != "markdown" or len(content.encode()) > 4096:
+            return 200, {"errcode": 40058, "errmsg": "markdown.content exceed max length"}, False
+        if failing:
+            return 200, {"errcode": -1, "errmsg": "system busy"}, False
+        if self._in_last_minute() >= 20:
+            return 200, {"errcode": 45009, "errmsg": "api freq out of limit"}, False
+        return 200, {"errcode": 0, "errmsg": "ok"}, True
+
+    # -- what arrived ----------------------------------------------------------------------
+
+    def keys_received(self) -> set[str]:
+        """Every change this receiver accepted, alone or in a digest."""
+        with self._lock:
+            keys = set()
+            for key, body in zip(self.accepted, self.bodies, strict=True):
+                if self.kind in ("webhook", "flaky") and body.get("type") == "digest":
+                    keys |= set(body["keys"])  # type: ignore[arg-type]
+                else:
+                    keys.add(key)
+            return keys
+
+
+# the flaky one is a webhook that fails for its first 30 s
+Receiver._flaky = Receiver._webhook  # type: ignore[attr-defined]
+
+
+@pytest.fixture()
+def receivers() -> Iterator[dict[str, Receiver]]:
+    found = {
+        "hook": Receiver("webhook"),
+        "ding": Receiver("dingtalk"),
+        "wx": Receiver("wecom"),
+    }
+    yield found
+    for r in found.values():
+        r.close()
+
+
+def settings_file(
+    path: Path, receivers: dict[str, Receiver], extra: str = "", **alerts: object
+) -> Path:
+    lines = ["[alerts]", "retry_first_s = 1", "retry_max_delay_s = 8", "poll_s = 0.2"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in alerts.items()]
+    for name, r in receivers.items():
+        kind = "webhook" if r.kind == "flaky" else r.kind
+        lines += ["", "[[alerts.targets]]", f'name = "{name}"', f'kind = "{kind}"']
+        lines += [f'url = "{r.url}"', 'min_severity = "info"']
+        if kind == "webhook":
+            lines.append(f'secret = "{WEBHOOK_SECRET}"')
+        if kind == "dingtalk":
+            lines.append(f'secret = "{DING_SECRET}"')
+    path.write_text("\n".join(lines) + "\n" + extra, encoding="utf-8")
+    return path
+
+
+def service(tmp_path: Path, mosquitto: Mosquitto, config: Path) -> HazwatchProcess:
+    return HazwatchProcess(
+        tmp_path / "hw", config=config, mqtt_url=mosquitto.url,
+        mqtt_client_id=f"hazwatch-{uuid.uuid4().hex[:6]}",
+    )  # fmt: skip
+
+
+def state_store(proc: HazwatchProcess) -> tuple[AlertStore, DeliveryStore]:
+    db = StateDB(f"sqlite:///{proc.workdir / 'data' / 'state.db'}")
+    return AlertStore(db), DeliveryStore(db)
+
+
+def raise_alerts(store: AlertStore, n: int, *, prefix: str = "aq", site: str = "jy-0012") -> None:
+    severities = (Severity.INFO, Severity.WARNING, Severity.MAJOR, Severity.CRITICAL)
+    for i in range(n):
+        store.raise_alert(
+            AlertSignal("air_exceedance", f"{site}/{prefix}-{i:03d}/pm25_1h", severities[i % 4],
+                        "PM2.5 1-h mean 180 µg/m³", site, time.time_ns())
+        )  # fmt: skip
+
+
+def expected_keys(store: AlertStore) -> set[str]:
+    return {item.key for item in store.outbox_after(0, 100_000)}
+
+
+def test_every_delivery_arrives_signed_and_verifiable_through_a_30_s_outage(
+    tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, Receiver]
+) -> None:
+    receivers["flaky"] = Receiver("flaky", fail_for_s=30)
+    proc = service(tmp_path, mosquitto, settings_file(tmp_path / "hazwatch.toml", receivers))
+    proc.start()
+    try:
+        store, deliveries = state_store(proc)
+        raise_alerts(store, 8)
+        first = store.list(limit=1)[0]
+        store.acknowledge(first.alert_id, at_ns=time.time_ns(), by="officer-li", comment="去现场")
+        # a camera's last will, through the broker: camera_offline raised by the service
+        mqtt_publish.single(
+            "hw/jy-0012/camera/cam-07/status", json.dumps({"online": False}), qos=1,
+            hostname="127.0.0.1", port=mosquitto.port,
+        )  # fmt: skip
+        wait_for(lambda: store.list(rule="camera_offline"), 30, "camera_offline raised")
+        wanted = expected_keys(store)
+        assert len(wanted) == 10
+        for name, r in receivers.items():
+            wait_for(lambda r=r: r.keys_received() >= wanted, 90,
+                     f"{name} received {len(r.keys_received())}/10\n{proc.log_tail()}")  # fmt: skip
+    finally:
+        proc.stop()
+    for name, r in receivers.items():
+        assert len(r.accepted) == len(set(r.accepted)), f"{name} accepted a key twice"
+        assert r.keys_received() == wanted, name
+    flaky = receivers["flaky"]
+    assert flaky.refused and all("down" in k for k in flaky.refused)  # 503s, then delivered
+    assert min(flaky.accepted_at) >= flaky.fail_until
+    assert not receivers["hook"].refused  # every signature verified
+    assert not receivers["ding"].refused and not receivers["wx"].refused  # sign, key, limits
+    ding = [b["markdown"]["text"] for b in receivers["ding"].bodies]
+    assert any("【重要】摄像机离线" in t or "摄像机离线" in t for t in ding)
+    assert any("（已确认）" in t and "officer-li" in t for t in ding)
+    counts = deliveries.counts()
+    assert all(state == DELIVERED for (_, state) in counts), counts
+
+
+def test_killed_with_sigkill_while_deliveries_are_pending_delivers_them_after_restart(
+    tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, Receiver]
+) -> None:
+    for r in receivers.values():
+        r.failing = True
+    proc = service(tmp_path, mosquitto, settings_file(tmp_path / "hazwatch.toml", receivers))
+    proc.start()
+    store, deliveries = state_store(proc)
+    raise_alerts(store, 6)
+    wanted = expected_keys(store)
+
+    def pending_and_failing() -> bool:
+        """Every delivery recorded, and each target refused (then it backs off as a whole)."""
+        records = {name: deliveries.for_target(name) for name in receivers}
+        return all(
+            len(found) == 6 and any(d.attempts for d in found) and receivers[name].refused
+            for name, found in records.items()
+        )
+
+    wait_for(pending_and_failing, 30, "each target failing with its deliveries pending")
+    proc.kill()  # SIGKILL: nothing delivered, everything pending
+    assert all(d.state == "pending" for n in receivers for d in deliveries.for_target(n))
+    for r in receivers.values():
+        r.failing = False
+    proc.start()
+    try:
+        for name, r in receivers.items():
+            wait_for(lambda r=r: r.keys_received() >= wanted, 60,
+                     f"{name} after the restart\n{proc.log_tail()}")  # fmt: skip
+    finally:
+        proc.stop()
+    for name, r in receivers.items():
+        assert len(r.accepted) == len(set(r.accepted)) == 6, f"{name}: {r.accepted}"
+        assert r.refused, name  # it did refuse attempts before the kill
+    assert {state for (_, state) in deliveries.counts()} == {DELIVERED}
+
+
+def test_a_storm_of_500_alerts_gives_a_bounded_number_of_messages_per_target(
+    tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, Receiver]
+) -> None:
+    """The bound: in any minute a target gets at most its per-minute limit (20 for the
+    robots, as both document, 60 for a webhook); a storm beyond it becomes one digest per
+    digest interval (10 s here, 300 s by default). The receivers themselves refuse a 21st
+    message within a minute (130101, 45009), so a broken limit fails the test."""
+    config = settings_file(tmp_path / "hazwatch.toml", receivers, digest_every_s=10)
+    proc = service(tmp_path, mosquitto, config)
+    proc.start()
+    try:
+        store, deliveries = state_store(proc)
+        started = time.monotonic()
+        for burst in range(10):  # 500 alerts at 5 sites within a few seconds
+            raise_alerts(store, 50, prefix=f"b{burst}", site=f"jy-00{10 + burst % 5}")
+        raised_s = time.monotonic() - started
+
+        def settled() -> bool:
+            counts = deliveries.counts()
+            return all(
+                counts.get((name, DELIVERED), 0) + counts.get((name, DIGESTED), 0) == 500
+                for name in receivers
+            )
+
+        wait_for(settled, 120, f"the storm delivered\n{proc.log_tail()}")
+        took_s = time.monotonic() - started
+    finally:
+        proc.stop()
+    messages = {name: len(r.accepted) for name, r in receivers.items()}
+    print(f"500 alerts raised in {raised_s:.1f} s, settled in {took_s:.1f} s: {messages}")
+    for name, r in receivers.items():
+        assert not r.refused, f"{name} refused {dict(r.refused)}"
+        minutes = max(1, int(took_s // 60) + 1)
+        limit = 60 if r.kind == "webhook" else 20
+        assert 1 <= messages[name] <= limit * minutes, name
+        assert len(r.accepted) == len(set(r.accepted)), name
+    assert receivers["hook"].keys_received() == expected_keys(store)  # every key, in digests
+    for name in ("ding", "wx"):  # the digests' counts add up to the storm
+        texts = [
+            b["markdown"]["text" if name == "ding" else "content"] for b in receivers[name].bodies
+        ]
+        singles = sum(1 for t in texts if "告警汇总" not in t)
+        counted = sum(int(t.split(" 分钟 ")[1].split(" 条")[0]) for t in texts if "告警汇总" in t)
+        assert singles + counted == 500, name
+
+
+def test_two_workers_on_one_state_store_deliver_each_change_once(
+    state_url: str, receivers: dict[str, Receiver]
+) -> None:
+    """Several workers share one state store (PostgreSQL in production): one sender holds the
+    lease and sends; when it stops, another takes over, and nothing goes twice."""
+    from hazwatch.alerts.settings import AlertSettings, TargetSettings
+    from hazwatch.notify.sender import Sender
+    from hazwatch.parts.notify import rule_specs
+
+    hook = receivers["hook"]
+    settings = AlertSettings(
+        targets=(TargetSettings("hook", "webhook", hook.url, WEBHOOK_SECRET, "info"),),
+        poll_s=0.1,
+    )
+    db = StateDB(state_url)
+    store = AlertStore(db)
+
+    def worker(name: str) -> Sender:
+        return Sender(settings, AlertStore(StateDB(state_url)), DeliveryStore(StateDB(state_url)),
+                      rules=rule_specs(), base_url="http://hw:8080", holder=name)  # fmt: skip
+
+    first, second = worker("w1"), worker("w2")
+    first.start()
+    second.start()
+    try:
+        raise_alerts(store, 10)
+        wait_for(lambda: len(hook.accepted) == 10, 30, "the first ten")
+        assert (first.leader, second.leader) == (True, False)
+        first.stop()
+        raise_alerts(store, 10, prefix="more")
+        wait_for(lambda: len(hook.accepted) == 20, 30, "ten more, from the other worker")
+        assert second.leader
+    finally:
+        first.stop()
+        second.stop()
+    assert sorted(hook.accepted) == sorted(expected_keys(store))
+    assert not hook.refused
