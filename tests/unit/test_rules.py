@@ -21,6 +21,8 @@ from hazwatch.devices.registry import RegistryContext, load_file
 from hazwatch.simulators import custody as custody_sim
 from hazwatch.streams.air import rules as air
 from hazwatch.streams.air.settings import HourlySettings
+from hazwatch.streams.clocks import rules as clocks
+from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody import processor as custody_processor
 from hazwatch.streams.custody import rules as custody
 from hazwatch.streams.custody.processor import CustodyProcessor
@@ -34,6 +36,7 @@ PARTS: tuple[tuple[str, tuple[RuleSpec, ...]], ...] = (
     ("custody", custody.RULE_SPECS),
     ("video", video.RULE_SPECS),
     ("air", air.RULE_SPECS),
+    ("clocks", clocks.RULE_SPECS),
 )
 ALL = tuple(spec for _, specs in PARTS for spec in specs)
 
@@ -91,6 +94,11 @@ def test_thresholds_are_the_settings_defaults() -> None:
     air_settings = HourlySettings()
     for spec in air.RULE_SPECS:
         assert all(getattr(air_settings, name) == v for name, v in spec.thresholds.items())
+    clock_settings = ClockSettings()
+    for spec in clocks.RULE_SPECS:
+        assert spec.thresholds and all(
+            getattr(clock_settings, name) == v for name, v in spec.thresholds.items()
+        )
 
 
 def test_service_settings_default_to_the_part_declarations() -> None:
@@ -103,6 +111,7 @@ def test_service_settings_default_to_the_part_declarations() -> None:
     declared = {f.name: f.default for f in fields(video.VideoRuleSettings)}
     assert declared and {name: getattr(defaults.video, name) for name in declared} == declared
     assert defaults.air == HourlySettings()
+    assert defaults.clocks == ClockSettings()
 
 
 def test_every_batch_rule_has_one_check_and_the_epc_rule_none() -> None:
@@ -119,6 +128,7 @@ def test_severities_are_the_declared_ones() -> None:
     assert {s.id: s.severity.value for s in video.RULE_SPECS} == video.SEVERITY
     assert severities(air.RULE_SPECS) == air.SEVERITY
     assert tuple(s.id for s in video.RULE_SPECS) == video.RULES
+    assert severities(clocks.RULE_SPECS) == clocks.SEVERITY
 
 
 def test_the_simulator_breaks_every_declared_custody_rule_with_its_severity() -> None:
