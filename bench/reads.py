@@ -211,32 +211,42 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=8.0, help="air time of the bursts")
     parser.add_argument("--air", type=int, default=50_000, help="air readings to compare with")
     parser.add_argument("--batch", type=int, default=2000, help="messages per ingest batch")
+    parser.add_argument("--rounds", type=int, default=2, help="best of, each on fresh messages")
     args = parser.parse_args()
     now = time.time_ns()
-    t0_ns = now - 3600 * NS_PER_S
-    reads = bursts(args.tags, args.rate, args.seconds, t0_ns + 600 * NS_PER_S)
-    air_msgs = air(args.air, t0_ns // 1_000_000)
+    t0_ns = now - 6 * 3600 * NS_PER_S
     clock = Clock()
     service = service_of(Path(tempfile.mkdtemp(prefix="hazwatch-reads-")), clock, True)
     unstored = service_of(Path(tempfile.mkdtemp(prefix="hazwatch-reads-")), Clock(), False)
     app_mod.tune_gc()  # as HazwatchService.start() does
     for each in (service, unstored):
         run(each, registrations(args.tags, t0_ns // 1_000_000), args.batch, now)
-    clock.spent.clear()
-    wall, cpu = run(service, reads, args.batch, now)
-    read_rate = len(reads) / wall
-    spent = dict(clock.spent)
-    air_wall, air_cpu = run(service, air_msgs, args.batch, now)
-    air_rate = len(air_msgs) / air_wall
-    bare_wall, _ = run(unstored, reads, args.batch, now)
-    bare_rate = len(reads) / bare_wall
+    # the same tags carried past the doors again each round (an hour later), fresh air
+    # readings: a redelivery would cost less than a message's first delivery
+    best: dict[str, tuple[float, float]] = {}
+    spent: dict[str, float] = {}
+    for r in range(args.rounds):
+        reads = bursts(args.tags, args.rate, args.seconds, t0_ns + (600 + r * 3600) * NS_PER_S)
+        air_msgs = air(args.air, (t0_ns + r * 86_400 * NS_PER_S) // 1_000_000, seed=r)
+        clock.spent.clear()
+        measured = {"reads": run(service, reads, args.batch, now)}
+        if "reads" not in best or measured["reads"][0] < best["reads"][0]:
+            spent = dict(clock.spent)  # where the reads' time went
+        measured["air"] = run(service, air_msgs, args.batch, now)
+        measured["bare"] = run(unstored, reads, args.batch, now)
+        for name, figures in measured.items():
+            if name not in best or figures[0] < best[name][0]:
+                best[name] = figures
+    (wall, cpu), (air_wall, air_cpu) = best["reads"], best["air"]
+    read_rate, air_rate = len(reads) / wall, len(air_msgs) / air_wall
+    bare_rate = len(reads) / best["bare"][0]
     custody = next(p for p in service.pipeline.processors if isinstance(p, CustodyProcessor))
     events = sum(len(j.events) - 1 for j in custody.tracker.judged.values())
     notes = sum(len(j.diagnostics) for j in custody.tracker.judged.values())
     air_time = args.tags * args.rate
     print(
         f"{len(reads):,} raw reads ({args.tags} tags x {args.rate:g} reads/s x {args.seconds:g} s "
-        f"of air time, 8 % of rounds missed) in batches of {args.batch}"
+        f"of air time, 8 % of rounds missed) in batches of {args.batch}, best of {args.rounds}"
     )
     read_us, air_us = cpu / len(reads) * 1e6, air_cpu / len(air_msgs) * 1e6
     print(f"  raw reads      {read_rate:>10,.0f} /s   ({read_us:.1f} µs CPU each)")
