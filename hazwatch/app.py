@@ -21,7 +21,7 @@ from hazwatch.api.deps import ApiContext
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.consumer import ConsumerConfig, MqttConsumer
 from hazwatch.ingest.deadletters import DeadLetterStore
-from hazwatch.ingest.health import Thresholds, judge
+from hazwatch.ingest.health import CounterRate, Thresholds, judge
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.ingest.pipeline import IngestPipeline
 from hazwatch.ingest.spool import Spool
@@ -32,6 +32,7 @@ from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
 from hazwatch.parts.notify import NotifyPart
+from hazwatch.parts.screen import ScreenPart
 from hazwatch.parts.video import VideoPart
 from hazwatch.settings import Settings, deadletter_limits
 
@@ -45,6 +46,7 @@ PARTS: tuple[Callable[[PartContext], Part], ...] = (
     AirPart,
     VideoPart,
     ClocksPart,
+    ScreenPart,
     NotifyPart,
 )
 
@@ -133,6 +135,7 @@ class HazwatchService:
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
         self.api_port = settings.api_port
+        self.message_rate = CounterRate()  # sampled by the periodic thread, for the screen
 
     def _on_alert(self, alert: Alert) -> None:
         self.consumer.publish(alert_topic(alert), alert_payload(alert))
@@ -171,6 +174,7 @@ class HazwatchService:
             "deadletter_store": store,
             "spool_segments": len(self.spool),
             "messages": self.pipeline.messages,
+            "messages_per_s": round(self.message_rate.per_s(), 1),
             "deadlettered": self.pipeline.deadlettered,
         }
 
@@ -226,6 +230,7 @@ class HazwatchService:
         last_tick = 0.0
         last_prune = -PRUNE_EVERY_S
         while not self._stop.wait(0.5):
+            self.message_rate.sample(self.pipeline.messages)
             try:
                 if len(self.spool):
                     self.pipeline.replay_spool()

@@ -491,6 +491,20 @@ class DeadLetterStore:
         )
         return [_letter(r) for r in rows]
 
+    def after(self, last_id: int, limit: int = 100) -> list[DeadLetter]:
+        """The dead letters stored after the one with id `last_id`, oldest first (the screen's
+        live feed); their raw bytes are not read."""
+        rows = self.db.query(
+            "SELECT id, received_ns, topic, reason, message, raw_len, raw_sha256, source "
+            "FROM deadletters WHERE id > ? ORDER BY id LIMIT ?",
+            (max(-(2**63), min(last_id, 2**63 - 1)), limit),
+        )
+        return [_letter((*r[:5], b"", *r[5:])) for r in rows]
+
+    def last_id(self) -> int:
+        """The id of the newest dead letter stored (0: none)."""
+        return int(self.db.query("SELECT COALESCE(MAX(id), 0) FROM deadletters")[0][0])
+
     def matching(
         self, *, reason: str | None = None, since_ns: int | None = None, limit: int = 10_000
     ) -> list[DeadLetter]:

@@ -53,6 +53,32 @@ class RateWindow:
             self._buckets.popleft()
 
 
+class CounterRate:
+    """Per second, how fast a counter that only grows (messages in) grew over the last window,
+    from samples taken now and then (bounded: one sample kept per `sample` call in the window).
+    """
+
+    def __init__(self, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        self.window_s, self.clock = window_s, clock
+        self._samples: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def sample(self, count: int) -> None:
+        now = self.clock()
+        with self._lock:
+            self._samples.append((now, count))
+            # keep one sample at or before the window's start: the rate spans the whole window
+            while len(self._samples) > 2 and self._samples[1][0] <= now - self.window_s:
+                self._samples.popleft()
+
+    def per_s(self) -> float:
+        with self._lock:
+            if len(self._samples) < 2:
+                return 0.0
+            (t0, c0), (t1, c1) = self._samples[0], self._samples[-1]
+        return max(0, c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def judge(
     *,
     oldest_unacked_s: float,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, TypeAlias
 
-from fastapi import APIRouter, HTTPException, Path
+from fastapi import APIRouter, HTTPException, Path, Query
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store
 from hazwatch.api.params import (
@@ -21,11 +21,12 @@ from hazwatch.api.params import (
     invalid,
 )
 from hazwatch.devices.timeparse import format_ts
-from hazwatch.streams.air.aqi import level_of
+from hazwatch.streams.air.aqi import POLLUTANTS, level_of
 from hazwatch.streams.air.store import AirStore
 
 router = APIRouter(prefix="/api/air", tags=["air"])
 NS_PER_H = 3600 * 1_000_000_000
+TREND_ROWS = 20_000  # raw readings read for a trend, newest first (the answer says when cut)
 
 
 def _store(ctx: ApiContext) -> AirStore:
@@ -77,3 +78,61 @@ def hourly(
         row["hour"] = format_ts(row["time"])
         _with_level(row, ctx.lang)
     return rows
+
+
+@router.get("/{station}/trend", responses=errors(404, 503))
+def trend(
+    ctx: Ctx,
+    station: Station,
+    start: From = None,
+    end: To = None,
+    every_s: Annotated[int, Query(ge=10, le=86_400, description="bucket width, s")] = 300,
+) -> dict[str, Any]:
+    """The station's raw readings (the point store's `air`, every interval the station sent)
+    in [from, to) as means per `every_s` bucket, per pollutant; default the last 24 hours.
+    At most 20,000 readings are read, newest first: `truncated` says the start was cut."""
+    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
+    start_ns = instant_ns(start, "from") if start is not None else end_ns - 24 * NS_PER_H
+    if start_ns >= end_ns:
+        name, value = ("from", start) if start is not None else ("to", end)
+        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    try:
+        rows = ctx.reader.select(
+            "air",
+            tags={"station": station},
+            fields=list(POLLUTANTS),
+            start_ns=start_ns,
+            end_ns=end_ns,
+            newest_first=True,
+            limit=TREND_ROWS,
+        )
+    except Exception as exc:
+        raise HTTPException(status_code=503, detail=f"point store unreadable: {exc}") from None
+    if not rows and station not in {s["station"] for s in _store(ctx).stations()}:
+        raise HTTPException(status_code=404, detail=f"no air station {station!r}")
+    every_ns = every_s * 1_000_000_000
+    sums: dict[int, dict[str, list[float]]] = {}
+    for row in rows:
+        bucket = int(row["time"]) // every_ns * every_ns
+        slot = sums.setdefault(bucket, {})
+        for name in POLLUTANTS:
+            value = row.get(name)
+            if isinstance(value, int | float):
+                slot.setdefault(name, []).append(float(value))
+    points = [
+        {
+            "time": format_ts(bucket),
+            "time_ms": bucket // 1_000_000,
+            "readings": max(len(v) for v in slot.values()) if slot else 0,
+            **{name: round(sum(v) / len(v), 3) for name, v in slot.items()},
+        }
+        for bucket, slot in sorted(sums.items())
+    ]
+    return {
+        "station": station,
+        "from": format_ts(start_ns),
+        "to": format_ts(end_ns),
+        "every_s": every_s,
+        "truncated": len(rows) >= TREND_ROWS,
+        "points": points,
+    }

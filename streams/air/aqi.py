@@ -59,15 +59,19 @@ class Level:
     category_en: str
     color_zh: str
     color_en: str
+    rgb: str  # the colour as HJ 633-2012 gives it in RGB, as CSS hex
 
 
+# HJ 633-2012 表 2 (空气质量指数及相关信息): levels, categories and their colours; the RGB of
+# each colour is the standard's own (附录 A: 绿 0,228,0; 黄 255,255,0; 橙 255,126,0; 红 255,0,0;
+# 紫 153,0,76; 褐红 126,0,35), which the screen draws with.
 LEVELS: tuple[Level, ...] = (
-    Level(1, 0, 50, "优", "excellent", "绿色", "green"),
-    Level(2, 51, 100, "良", "good", "黄色", "yellow"),
-    Level(3, 101, 150, "轻度污染", "lightly polluted", "橙色", "orange"),
-    Level(4, 151, 200, "中度污染", "moderately polluted", "红色", "red"),
-    Level(5, 201, 300, "重度污染", "heavily polluted", "紫色", "purple"),
-    Level(6, 301, 10**9, "严重污染", "severely polluted", "褐红色", "maroon"),
+    Level(1, 0, 50, "优", "excellent", "绿色", "green", "#00e400"),
+    Level(2, 51, 100, "良", "good", "黄色", "yellow", "#ffff00"),
+    Level(3, 101, 150, "轻度污染", "lightly polluted", "橙色", "orange", "#ff7e00"),
+    Level(4, 151, 200, "中度污染", "moderately polluted", "红色", "red", "#ff0000"),
+    Level(5, 201, 300, "重度污染", "heavily polluted", "紫色", "purple", "#99004c"),
+    Level(6, 301, 10**9, "严重污染", "severely polluted", "褐红色", "maroon", "#7e0023"),
 )
 
 

@@ -7,6 +7,7 @@ evidence an alert still open or acknowledged cites.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from hazwatch.base.errors import HazwatchError
@@ -62,6 +63,16 @@ class EvidenceStore:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+    def of_camera(self, site: str, camera: str, limit: int = 50) -> list[str]:
+        """The names of `camera`'s snapshots at `site`, newest first (by the time in the name:
+        devices.camera.snapshot_name puts it after the site and camera, sortable as text)."""
+        if not self.folder.is_dir():
+            return []
+        # the time stamp right after the ids tells site "a", camera "b_c" from site "a_b" …
+        named = re.compile(re.escape(f"{site}_{camera}_") + r"[0-9]{8}T[0-9]{9}Z_")
+        names = [p.name for p in self.folder.glob(f"{site}_*.jpg") if named.match(p.name)]
+        return sorted(names, reverse=True)[:limit]
 
     def prune(self, keep_s: float, now_s: float, keep: set[str]) -> list[str]:
         """Delete snapshots older than `keep_s` (by file time), except those named in `keep`

@@ -36,6 +36,7 @@ from hazwatch.ingest.pointstore import PointStore
 from hazwatch.parts import air as wiring_air
 from hazwatch.parts import alerts as wiring_alerts
 from hazwatch.parts import custody as wiring_custody
+from hazwatch.parts import screen as wiring_screen
 from hazwatch.parts import video as wiring_video
 from hazwatch.simulators.custody import Plan, plan
 from hazwatch.streams.air.processor import AirProcessor
@@ -108,7 +109,7 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
     routers = [
         r
-        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video)
+        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video, wiring_screen)
         for r in module.routers()
     ]
     return create_app(ctx, routers), db, the_plan
@@ -164,6 +165,22 @@ def real_requests(operation: str) -> list[dict[str, Any]]:
             {"query": {"verdict": "broken", "stage": "DISPOSED", "limit": 1}},
         ],
         "GET /api/ledger": [{"query": q} for q in ledger_queries],
+        # the screen's reads (hazwatch.parts.screen)
+        "GET /api/feed": [{"query": {"limit": 5}}, {"query": {"after": "c0-d0-a0", "limit": 500}}],
+        "GET /api/batches/find": [
+            {"query": {"q": broken}},
+            {"query": {"q": PLAN.batches[broken].epc}},
+            {"query": {"q": "MF00000"}},
+            {"query": {"q": "X" * 37}},  # a label id no batch has
+        ],
+        "GET /api/batches/{batch}/timeline": [{"path_parameters": {"batch": broken}}],
+        "GET /api/air/{station}/trend": [
+            {"path_parameters": {"station": "aq-1"}, "query": {"every_s": 60}},
+        ],
+        "GET /api/cameras/{site}/{camera}/frames": [
+            {"path_parameters": {"site": "jy-0012", "camera": "cam-2"}, "query": {"minutes": 1440}},
+        ],
+        "GET /api/devices": [{"query": {"family": "rfid", "limit": 2, "offset": 1}}],
         "GET /api/snapshots/{name}": [{"path_parameters": {"name": SNAPSHOT}}],
         "POST /api/snapshots": [
             {
@@ -224,6 +241,14 @@ def test_every_route_of_every_part_is_in_the_schema(app: FastAPI) -> None:
         "/api/registry",
         "/api/snapshots",
         "/api/snapshots/{name}",
+        "/api/screen/labels",
+        "/api/overview",
+        "/api/feed",
+        "/api/devices",
+        "/api/cameras/{site}/{camera}/frames",
+        "/api/batches/find",
+        "/api/batches/{batch}/timeline",
+        "/api/air/{station}/trend",
     }
     assert negative_data_rejection  # checked too: a value out of bounds must be refused
 

@@ -46,6 +46,14 @@ def test_the_wheel_holds_only_hazwatch(wheel: Path) -> None:
         for path in (ROOT / folder).rglob("*.py"):
             assert f"hazwatch/{path.relative_to(ROOT).as_posix()}" in names
     assert "hazwatch/demo_registry.toml" in names  # package data travels too
+    # the screen's static files, and each vendored library with its licence (api/static/)
+    static = ROOT / "api" / "static"
+    shipped = [p for p in static.rglob("*") if p.is_file()]
+    assert any(p.suffix == ".js" for p in shipped) and (static / "README.md") in shipped
+    for path in shipped:
+        assert f"hazwatch/{path.relative_to(ROOT).as_posix()}" in names, f"{path} not shipped"
+    for library in ("echarts/echarts.min.js", "echarts/LICENSE", "swagger-ui/swagger-ui-bundle.js"):
+        assert f"hazwatch/api/static/vendor/{library}" in names
 
 
 def test_installed_next_to_a_package_called_api(wheel: Path, tmp_path: Path) -> None:
