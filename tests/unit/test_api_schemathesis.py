@@ -30,17 +30,19 @@ from hazwatch.api.deps import ApiContext
 from hazwatch.api.params import SEGMENT
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import hj212, registry, topics
+from hazwatch.devices.clock_offset import DeviceClocks
 from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.ingest.pointstore import PointStore
 from hazwatch.parts import air as wiring_air
 from hazwatch.parts import alerts as wiring_alerts
+from hazwatch.parts import clocks as wiring_clocks
 from hazwatch.parts import custody as wiring_custody
-from hazwatch.parts import screen as wiring_screen
 from hazwatch.parts import video as wiring_video
 from hazwatch.simulators.custody import Plan, plan
 from hazwatch.streams.air.processor import AirProcessor
 from hazwatch.streams.air.store import AirStore
+from hazwatch.streams.clocks.store import ClockRow, ClockStore
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
@@ -95,6 +97,14 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         ("camera_offline", "jy-0012/cam-3", Severity.MAJOR, None),
     ):
         alerts.raise_alert(AlertSignal(rule, subject, severity, "m", "jy-0012", now, {}, evidence))
+    clocks = DeviceClocks()  # the storage-in reader's clock, 15 min slow, measured
+    gate = ("jy-0012", "rfid", "gate-03")
+    for i in range(100):
+        clocks.observe(gate, now - (100 - i) * 10**9, now - (1000 - i) * 10**9)
+    measured, state = clocks.estimate(gate), clocks.export(gate)
+    assert measured is not None and state is not None
+    clock_store = ClockStore(db)
+    clock_store.save([ClockRow(measured, True, state)])
     ctx = ApiContext(
         db=db,
         reader=PointStore(folder / "points.db"),
@@ -105,11 +115,12 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
         custody=custody_store,
         air=air.store,
         evidence=EvidenceStore(folder_snapshots),
+        clocks=clock_store,
     )
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
     routers = [
         r
-        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video, wiring_screen)
+        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video, wiring_clocks)
         for r in module.routers()
     ]
     return create_app(ctx, routers), db, the_plan
@@ -165,23 +176,11 @@ def real_requests(operation: str) -> list[dict[str, Any]]:
             {"query": {"verdict": "broken", "stage": "DISPOSED", "limit": 1}},
         ],
         "GET /api/ledger": [{"query": q} for q in ledger_queries],
-        # the screen's reads (hazwatch.parts.screen)
-        "GET /api/feed": [{"query": {"limit": 5}}, {"query": {"after": "c0-d0-a0", "limit": 500}}],
-        "GET /api/batches/find": [
-            {"query": {"q": broken}},
-            {"query": {"q": PLAN.batches[broken].epc}},
-            {"query": {"q": "MF00000"}},
-            {"query": {"q": "X" * 37}},  # a label id no batch has
-        ],
-        "GET /api/batches/{batch}/timeline": [{"path_parameters": {"batch": broken}}],
-        "GET /api/air/{station}/trend": [
-            {"path_parameters": {"station": "aq-1"}, "query": {"every_s": 60}},
-        ],
-        "GET /api/cameras/{site}/{camera}/frames": [
-            {"path_parameters": {"site": "jy-0012", "camera": "cam-2"}, "query": {"minutes": 1440}},
-        ],
-        "GET /api/devices": [{"query": {"family": "rfid", "limit": 2, "offset": 1}}],
         "GET /api/snapshots/{name}": [{"path_parameters": {"name": SNAPSHOT}}],
+        "GET /api/devices/clocks": [{"query": {"site": "jy-0012", "family": "rfid"}}],
+        "GET /api/devices/{site}/{family}/{device}/clock": [
+            {"path_parameters": {"site": "jy-0012", "family": "rfid", "device": "gate-03"}}
+        ],
         "POST /api/snapshots": [
             {
                 "query": {"name": "fuzz_upload.jpg", "sha256": hashlib.sha256(jpeg).hexdigest()},
@@ -241,14 +240,8 @@ def test_every_route_of_every_part_is_in_the_schema(app: FastAPI) -> None:
         "/api/registry",
         "/api/snapshots",
         "/api/snapshots/{name}",
-        "/api/screen/labels",
-        "/api/overview",
-        "/api/feed",
-        "/api/devices",
-        "/api/cameras/{site}/{camera}/frames",
-        "/api/batches/find",
-        "/api/batches/{batch}/timeline",
-        "/api/air/{station}/trend",
+        "/api/devices/clocks",
+        "/api/devices/{site}/{family}/{device}/clock",
     }
     assert negative_data_rejection  # checked too: a value out of bounds must be refused
 
