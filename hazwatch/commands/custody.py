@@ -9,7 +9,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -105,6 +105,7 @@ def trace(
         seen = _seen(event["pass"]) if "pass" in event else ""
         typer.echo(
             f"  {event['ts']}  {event['stage']:<10} {event['site']}/{event['device']}  {kg}{seen}"
+            f"{_clock(event)}"
         )
     verdict = doc["verdict"]
     if verdict == "open":
@@ -125,6 +126,16 @@ def trace(
 
 
 SHOWN_NOTES = 20  # diagnostics a trace prints
+
+
+def _clock(event: dict[str, Any]) -> str:
+    """How a trace line's time was corrected, when its device's clock was off."""
+    clock = event.get("clock") or {}
+    offset = float(clock.get("offset_s") or 0.0)
+    if abs(offset) < 1:
+        return ""
+    how = "slow" if offset > 0 else "fast"
+    return f"  (device clock {abs(offset):g} s {how}, {clock.get('basis')}: {event['device_ts']})"
 
 
 def _seen(seen: dict[str, object]) -> str:
