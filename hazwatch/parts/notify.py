@@ -8,6 +8,10 @@ hazwatch.app builds it; nothing else imports this module.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import pkgutil
+
 from fastapi import APIRouter
 
 from hazwatch.alerts.delivery import DeliveryStore
@@ -21,13 +25,19 @@ from hazwatch.settings import Settings
 
 
 def rule_specs() -> dict[str, RuleSpec]:
-    """Every part's rule declarations, by id (the messages show each rule by its name)."""
-    from hazwatch.streams.air.rules import RULE_SPECS as AIR
-    from hazwatch.streams.clocks.rules import RULE_SPECS as CLOCKS
-    from hazwatch.streams.custody.rules import RULE_SPECS as CUSTODY
-    from hazwatch.streams.video.rules import RULE_SPECS as VIDEO
+    """Every part's rule declarations, by id (the messages show each rule by its name): the
+    RULE_SPECS of each streams/<part>/rules.py, so a new part's rules are named too."""
+    import hazwatch.streams
 
-    return index((*CUSTODY, *AIR, *VIDEO, *CLOCKS))
+    specs: list[RuleSpec] = []
+    for found in sorted(pkgutil.iter_modules(hazwatch.streams.__path__), key=lambda m: m.name):
+        if not found.ispkg:
+            continue
+        name = f"hazwatch.streams.{found.name}.rules"
+        if importlib.util.find_spec(name) is None:
+            continue  # a part without rules
+        specs.extend(getattr(importlib.import_module(name), "RULE_SPECS", ()))
+    return index(specs)
 
 
 class RegistryNames:

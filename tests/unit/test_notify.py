@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import replace
@@ -399,7 +400,7 @@ def test_digest_message_groups_by_rule_site_severity_and_change() -> None:
     items = [
         *(DigestItem(f"k{i}", "air_exceedance", "jy-0012" if i % 2 else "jy-0013", "opened",
                      Severity.WARNING, T0 + i * S) for i in range(30)),
-        *(DigestItem(f"c{i}", "camera_offline", "jy-0099", "opened", Severity.MAJOR, T0)
+        *(DigestItem(f"c{i}", "cloned_tag", "jy-0099", "opened", Severity.MAJOR, T0)
           for i in range(7)),
         *(DigestItem(f"r{i}", "air_exceedance", "jy-0012", "auto_resolved", Severity.WARNING, T0)
           for i in range(4)),
@@ -409,7 +410,7 @@ def test_digest_message_groups_by_rule_site_severity_and_change() -> None:
                         base_url="http://hw:8080", now_ns=now)  # fmt: skip
     assert zh.heading == "【告警汇总】最近 5 分钟 37 条新告警，涉及 3 个站点"
     lines = dict(zh.lines)
-    assert lines["规则"] == "空气质量超标 30 条、摄像机离线 7 条"
+    assert lines["规则"] == "空气质量超标 30 条、疑似克隆标签 7 条"
     assert lines["级别"] == "警告 30 条、重要 7 条"
     assert lines["站点"] == "城东危废贮存点 15 条、西区处置中心 15 条、jy-0099 7 条"
     assert lines["另有"] == "已恢复 4 条"
@@ -419,7 +420,7 @@ def test_digest_message_groups_by_rule_site_severity_and_change() -> None:
     en = digest_message(items, target="ding", lang="en", rules=RULES, names=NoNames(),
                         base_url="http://hw:8080", now_ns=now)  # fmt: skip
     assert en.heading == "[Alert digest] 37 new alerts at 3 sites in the last 5 min"
-    assert dict(en.lines)["Rules"] == "30 Air exceedance, 7 Camera offline"
+    assert dict(en.lines)["Rules"] == "30 Air exceedance, 7 Cloned tag"
     # the same changes to the same target: the same key; another target: another
     again = digest_message(list(reversed(items)), target="ding", lang="zh", rules=RULES,
                            names=Names(), base_url="http://hw:8080", now_ns=now)  # fmt: skip
@@ -773,3 +774,33 @@ def test_targets_named_twice_or_an_unknown_escalation_target_are_refused() -> No
 def test_message_times_are_china_time() -> None:
     assert china_time(china_ns("2026-03-01 23:59")) == "2026-03-01 23:59:00"
     assert replace(target(), lang="en").lang == "en"
+
+
+def test_the_verification_snippet_in_the_docs_verifies_a_real_request() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "notifications.md").read_text("utf-8")
+    snippet = next(b for b in doc.split("```python\n")[1:] if "def verify(" in b).split("```")[0]
+    scope: dict[str, object] = {}
+    exec(snippet, scope)  # the docs' own code, as a receiver would paste it
+    verify = scope["verify"]
+    req = WebhookNotifier(target(secret="s3cret")).request(
+        message(), now_ms=time.time_ns() // 10**6
+    )  # type: ignore[arg-type]
+    headers = {k.lower(): v for k, v in req.headers.items()}
+    assert verify(b"s3cret", headers, req.body)  # type: ignore[operator]
+    assert not verify(b"other", headers, req.body)  # type: ignore[operator]
+    assert not verify(b"s3cret", headers, req.body.replace(b"B-2026", b"B-2027"))  # type: ignore[operator]
+    stale = headers | {"x-hazwatch-timestamp": str(int(time.time()) - REPLAY_WINDOW_S - 5)}
+    assert not verify(b"s3cret", stale, req.body)  # type: ignore[operator]
+
+
+def test_the_readme_targets_load_as_written(tmp_path: Path, no_env: None) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("### Notifications", 1)[1]
+    example = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "hazwatch.toml"
+    path.write_text(example, encoding="utf-8")
+    alerts = load_settings(path).alerts
+    kinds = {t.kind: t for t in alerts.targets}
+    assert set(kinds) == {"webhook", "dingtalk", "wecom"}
+    assert kinds["dingtalk"].quiet == (22 * 60, 7 * 60) and kinds["dingtalk"].secret
+    assert alerts.is_escalation_target(kinds["wecom"]) and not kinds["wecom"].secret
