@@ -88,6 +88,7 @@ class Station:
     lat: float | None = None
     lon: float | None = None
     zone_h: float = DEFAULT_ZONE_H
+    name: str | None = None  # as officers call it ("厂界东侧微站"): messages show it by the id
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class Camera:
     id: str
     site: str
     watches: tuple[str, ...] = ()
+    name: str | None = None  # as officers call it ("贮存间北门"): messages show it by the id
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +319,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             e.number("lat", None, -90, 90),
             e.number("lon", None, -180, 180),
             e.required_number("zone_h", DEFAULT_ZONE_H, -12, 14),
+            e.text("name", required=False) or None,
         )
         if (station.site, station.id) in stations:
             raise e.fail("id", f"repeats station {station.id!r} at site {station.site!r}")
@@ -335,7 +338,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         for reader_id in watches:
             if (site, reader_id) not in readers:
                 raise e.fail("watches", f"names reader {reader_id!r}, not a reader of {site!r}")
-        camera = Camera(e.text("id"), site, tuple(watches))
+        camera = Camera(e.text("id"), site, tuple(watches), e.text("name", required=False) or None)
         if (site, camera.id) in cameras:
             raise e.fail("id", f"repeats camera {camera.id!r} at site {site!r}")
         cameras[(site, camera.id)] = camera

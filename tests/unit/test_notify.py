@@ -804,3 +804,26 @@ def test_the_readme_targets_load_as_written(tmp_path: Path, no_env: None) -> Non
     assert set(kinds) == {"webhook", "dingtalk", "wecom"}
     assert kinds["dingtalk"].quiet == (22 * 60, 7 * 60) and kinds["dingtalk"].secret
     assert alerts.is_escalation_target(kinds["wecom"]) and not kinds["wecom"].secret
+
+
+def test_names_come_from_the_registry() -> None:
+    from hazwatch.devices.registry import RegistryContext, parse_registry
+    from hazwatch.parts.notify import RegistryNames
+
+    registry = parse_registry(
+        {
+            "site": [{"id": "jy-0012", "name": "城东危废贮存点"}, {"id": "jy-0013"}],
+            "station": [{"id": "aq-07", "site": "jy-0012", "name": "厂界东侧微站"}],
+            "camera": [{"id": "cam-2", "site": "jy-0012"}],
+        }
+    )
+    names = RegistryNames(RegistryContext(None, registry))
+    assert (names.site("jy-0012"), names.site("jy-0013"), names.site("nope")) == (
+        "城东危废贮存点", None, None,
+    )  # fmt: skip
+    assert names.device("jy-0012", "aq-07") == "厂界东侧微站"
+    assert names.device("jy-0012", "cam-2") is None  # registered, no name
+    a = alert(rule="air_exceedance", subject="jy-0012/aq-07/pm25_24h", severity=Severity.WARNING)
+    made = alert_message(Notice(a), lang="zh", rules=RULES, names=names, base_url="hw", now_ns=T0)
+    text = dingtalk_markdown(made)
+    assert "**对象**：厂界东侧微站（aq-07） / pm25_24h" in text
