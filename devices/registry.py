@@ -1,4 +1,4 @@
-"""The device registry: which reader, scale, station and camera stands at which site, and the sites.
+"""The device registry: the sites, and which reader, scale, terminal, station, camera is at each.
 
 Never query the state store per message: lookups are dict reads on a cached snapshot.
 """

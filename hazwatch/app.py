@@ -32,6 +32,7 @@ from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
 from hazwatch.parts.notify import NotifyPart
+from hazwatch.parts.presence import PresencePart
 from hazwatch.parts.screen import ScreenPart
 from hazwatch.parts.video import VideoPart
 from hazwatch.settings import Settings, deadletter_limits
@@ -46,6 +47,7 @@ PARTS: tuple[Callable[[PartContext], Part], ...] = (
     AirPart,
     VideoPart,
     ClocksPart,
+    PresencePart,
     ScreenPart,
     NotifyPart,
 )
@@ -129,6 +131,10 @@ class HazwatchService:
             on_poison=self.pipeline.dead_letter_batch,
         )
         self.pipeline.publish = self.consumer.publish
+        # silence is no device's fault while the consumer cannot hear the broker
+        for part in self.parts:
+            if isinstance(part, PresencePart):
+                part.listen_to(self.consumer.connected.is_set)
         self.alerts.listeners.append(self._on_alert)
         self.with_api = with_api
         self._server: uvicorn.Server | None = None

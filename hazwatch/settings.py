@@ -2,7 +2,7 @@
 
 Never read os.environ for a setting anywhere else; a wrong value fails here with one clear line.
 Each part's rule thresholds are one dataclass of its own (streams/<part>/settings.py), composed
-here as a nested field: the file's [custody] / [video] / [air] / [clocks] table, env
+here as a nested field: the file's [custody] / [video] / [air] / [clocks] / [presence] table, env
 HAZWATCH_<PART>__<NAME>; env wins over the file field by field.
 """
 
@@ -30,23 +30,27 @@ from hazwatch.base.errors import ConfigError
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody.settings import CustodyLimits
+from hazwatch.streams.presence.settings import PresenceSettings
 from hazwatch.streams.video.settings import VideoRuleSettings
 
 if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air", "clocks", "alerts")
+PART_TABLES = ("custody", "video", "air", "clocks", "presence", "alerts")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
     "batch_max_messages": "message_batch_max",
     "batch_max_wait_ms": "message_batch_wait_ms",
     "batch_workers": "message_batch_workers",
+    # device_offline (the presence part) took over camera_offline and station_stale (#12)
+    "video_offline_after_s": "presence.camera_silent_s",
+    "video.offline_after_s": "presence.camera_silent_s",
+    "air.stale_after_s": "presence.air_silent_s",
     **{
         f"video_{name}": f"video.{name}"
         for name in (
-            "offline_after_s",
             "persist_frames",
             "occlusion_on",
             "scene_change_on",
@@ -132,6 +136,7 @@ class Settings(BaseSettings):
     video: VideoRuleSettings = Field(default_factory=VideoRuleSettings)
     air: HourlySettings = Field(default_factory=HourlySettings)
     clocks: ClockSettings = Field(default_factory=ClockSettings)
+    presence: PresenceSettings = Field(default_factory=PresenceSettings)
     # who is told of alerts (alerts/settings.py): [alerts] and its [[alerts.targets]] list
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 
@@ -275,7 +280,9 @@ def load_settings(config: Path | None = None, **overrides: Any) -> Settings:
                     f"write it [hazwatch.{beside[0]}]"
                 )
     for old, new in RENAMED.items():
-        if old in file_values or env_name(old) in os.environ:
+        part, _, name = old.rpartition(".")
+        table = file_values.get(part) if part else file_values
+        if (isinstance(table, dict) and name in table) or env_name(old) in os.environ:
             raise ConfigError(
                 f"setting {old!r} ({env_name(old)}) was renamed {new!r} ({env_name(new)})"
             )

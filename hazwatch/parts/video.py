@@ -32,6 +32,19 @@ def watched_readers_from(db: StateDB) -> Callable[[str, str], list[str]]:
     return watched
 
 
+def door_cameras_from(db: StateDB) -> Callable[[str, str], tuple[str | None, tuple[str, ...]]]:
+    """(site, reader) -> the reader's location kind and the cameras watching it (blind_read),
+    from the stored registry."""
+    from hazwatch.devices.registry import RegistryContext
+
+    registry = RegistryContext(db)
+
+    def door(site: str, reader: str) -> tuple[str | None, tuple[str, ...]]:
+        return registry.reader_location(site, reader), registry.cameras_watching(site, reader)
+
+    return door
+
+
 def processors(
     settings: Settings, db: StateDB, alerts: AlertSink, reader: PointReader | None = None
 ) -> list[StreamProcessor]:
@@ -49,6 +62,8 @@ def processors(
             settings=settings.video,
             watched_readers=watched_readers_from(db),
             reader=reader if reader is not None else make_reader(settings),
+            door_cameras=door_cameras_from(db),
+            camera_silent_s=settings.presence.camera_silent_s,
         )
     ]
 

@@ -19,7 +19,6 @@ from hazwatch.streams.air.rules import (
     NS_PER_MIN,
     RULE_AQI,
     RULE_EXCEEDANCE,
-    RULE_STALE,
     SENSOR_RULES,
     SEVERITY,
     HourReading,
@@ -27,8 +26,6 @@ from hazwatch.streams.air.rules import (
     exceedance_message,
     limit_checks,
     sensor_findings,
-    stale_before_ns,
-    stale_message,
 )
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.air.store import COLUMNS, SOURCES, AirStore, Reading
@@ -186,30 +183,10 @@ class AirProcessor:
             with self.store.transaction():
                 points, closed = self._close(now_ns, None)
                 self.store.prune(int(self.settings.keep_readings_h * 3600 * 1e9))
-                quiet = self.store.quiet_stations(
-                    stale_before_ns(now_ns, self.settings.stale_after_s)
-                )
             if points:  # closing may have re-opened later hours: look the stations up again
                 self._known.clear()
             self._alert_all(closed)
-            self._alert_stale(quiet, now_ns)
         return points
-
-    def _alert_stale(self, quiet: Sequence[tuple[str, str, int]], now_ns: int) -> None:
-        if self.alerts is None:
-            return
-        for site, station, seen_ns in quiet:
-            self.alerts.raise_alert(
-                AlertSignal(
-                    RULE_STALE,
-                    f"{site}/{station}",
-                    SEVERITY[RULE_STALE],
-                    stale_message(station, seen_ns, now_ns),
-                    site,
-                    now_ns,
-                    {"seen_ns": seen_ns},
-                )
-            )
 
     # closing hours
     def _close(
@@ -268,7 +245,6 @@ class AirProcessor:
         if self.alerts is None:
             return
         subject = f"{hour.site}/{hour.station}"
-        self.alerts.clear(RULE_STALE, subject, at_ns)
         for rule in SENSOR_RULES:
             for pollutant in aqi.POLLUTANTS:
                 why = hour.quality.get((rule, pollutant))
@@ -305,7 +281,7 @@ class AirProcessor:
         result = hour.result
         if result is None or result.aqi is None or result.level is None:
             return
-        severity = aqi_severity(result.aqi, result.level.number)
+        severity = aqi_severity(result.aqi, result.level.number, self.settings.aqi_alert_above)
         if severity is None:
             self.alerts.clear(RULE_AQI, subject, at_ns)
             return

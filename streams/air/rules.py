@@ -1,5 +1,8 @@
 """The air rules, declared once, and their checks: pure functions over an hour's values and time.
 
+A station that is silent is the presence part's device_offline (streams/presence/), as every
+family's device is.
+
 Never read a clock or a store here: readings, means and times come in as arguments.
 """
 
@@ -20,10 +23,7 @@ RULE_EXCEEDANCE = "air_exceedance"
 RULE_AQI = "aqi_level"
 RULE_FLATLINE = "sensor_flatline"
 RULE_SPIKE = "sensor_spike"
-RULE_STALE = "station_stale"
 SENSOR_RULES = (RULE_FLATLINE, RULE_SPIKE)  # per pollutant, judged on the hour's readings
-AQI_ALERT_ABOVE = 100  # aqi_level: level 3 (lightly polluted) and worse
-SPIKE_MIN_READINGS = 10  # fewer readings in the hour than this: no median to judge a spike by
 
 # (source, ts_ns, pollutant, value): one valid value of one reading in the hour
 HourReading = tuple[str, int, str, float]
@@ -47,10 +47,12 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "air",
         Severity.WARNING,
         "site/station",
-        "空气质量指数超标：站点小时 AQI 超过 100（三级轻度污染及以上；三级为警告，四级为较重，"
-        "五、六级为严重）",
-        "the station's hourly AQI is over 100 (level 3, lightly polluted, or worse); its "
-        "severity rises with the level: 3 warning, 4 major, 5 and 6 critical",
+        "空气质量指数超标：站点小时 AQI 超过阈值（默认 100，即三级轻度污染及以上；三级及以下为"
+        "警告，四级为较重，五、六级为严重）",
+        "the station's hourly AQI is over the threshold (by default 100: level 3, lightly "
+        "polluted, or worse); its severity rises with the level: 3 (or lower) warning, "
+        "4 major, 5 and 6 critical",
+        defaults_of(HourlySettings, "aqi_alert_above"),
     ),
     RuleSpec(
         RULE_FLATLINE,
@@ -70,16 +72,13 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "传感器读数突跳：一小时内某污染物出现远高于该小时中位数的峰值（疑似传感器故障或干扰）",
         "one absurd jump: a pollutant's peak in the hour is many times the hour's median and "
         "far above it (CO in mg/m³, the others in µg/m³)",
-        defaults_of(HourlySettings, "spike_ratio", "spike_min_jump_ugm3", "spike_min_jump_co_mgm3"),
-    ),
-    RuleSpec(
-        RULE_STALE,
-        "air",
-        Severity.MAJOR,
-        "site/station",
-        "站点数据中断：超过规定时间未收到空气监测站的数据",
-        "nothing heard from the air station for longer than the limit",
-        defaults_of(HourlySettings, "stale_after_s"),
+        defaults_of(
+            HourlySettings,
+            "spike_ratio",
+            "spike_min_jump_ugm3",
+            "spike_min_jump_co_mgm3",
+            "spike_min_readings",
+        ),
     ),
 )
 SEVERITY = severities(RULE_SPECS)
@@ -103,12 +102,16 @@ def exceedance_message(key: str, value: float, limit: float) -> str:
 
 
 # aqi_level
-def aqi_severity(aqi_value: int, level: int) -> Severity | None:
-    """The severity aqi_level raises with for this AQI and level; None when it is not over."""
-    if aqi_value <= AQI_ALERT_ABOVE:
+def aqi_severity(aqi_value: int, level: int, alert_above: int = 100) -> Severity | None:
+    """The severity aqi_level raises with for this AQI and level; None when it is not over
+    `alert_above` (HourlySettings.aqi_alert_above)."""
+    if aqi_value <= alert_above:
         return None
-    # level 3 raises with the declared severity; worse levels raise it
-    return {3: SEVERITY[RULE_AQI], 4: Severity.MAJOR}.get(level, Severity.CRITICAL)
+    # level 3 (or a lower one, for a threshold set lower) raises with the declared severity;
+    # worse levels raise it
+    if level <= 3:
+        return SEVERITY[RULE_AQI]
+    return Severity.MAJOR if level == 4 else Severity.CRITICAL
 
 
 # sensor_flatline, sensor_spike
@@ -126,7 +129,7 @@ def spike(pollutant: str, series: Sequence[float], settings: HourlySettings) -> 
     jump = settings.spike_min_jump_co_mgm3 if pollutant == "co" else settings.spike_min_jump_ugm3
     peak = ordered[-1]
     if (
-        len(series) >= SPIKE_MIN_READINGS
+        len(series) >= settings.spike_min_readings
         and peak > settings.spike_ratio * median
         and peak - median > jump
     ):
@@ -150,14 +153,3 @@ def sensor_findings(
         if jumped is not None:
             found[(RULE_SPIKE, pollutant)] = jumped
     return found
-
-
-# station_stale
-def stale_before_ns(now_ns: int, stale_after_s: float) -> int:
-    """A station last heard from at or before this time is stale."""
-    return now_ns - int(stale_after_s * 1e9)
-
-
-def stale_message(station: str, seen_ns: int, now_ns: int) -> str:
-    silent_min = (now_ns - seen_ns) / NS_PER_MIN
-    return f"air station {station} sent no valid data for {silent_min:.0f} min"

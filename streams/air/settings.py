@@ -25,10 +25,14 @@ class HourlySettings:
     min_valid_minutes: Annotated[int, Field(ge=1, le=60)] = aqi.MIN_MINUTES_PER_HOUR
     # Readings and hourly means this far behind a station's newest are pruned on tick.
     keep_readings_h: Annotated[float, Field(gt=0)] = 48.0
-    # A station not heard from for this long (receiver's clock) raises station_stale on tick.
-    stale_after_s: Annotated[float, Field(gt=0)] = 1800.0
+    # A station silent too long is the presence part's device_offline (presence.air_silent_s).
     # A value this many times the hour's median, and this far above it, is a spike: µg/m³
     # for every pollutant but CO, mg/m³ for CO.
     spike_ratio: Annotated[float, Field(gt=0)] = 5.0
     spike_min_jump_ugm3: Annotated[float, Field(ge=0)] = 100.0
     spike_min_jump_co_mgm3: Annotated[float, Field(ge=0)] = 5.0
+    # With fewer readings of a pollutant in the hour there is no median to judge a spike by.
+    spike_min_readings: Annotated[int, Field(ge=3, le=3600)] = 10
+    # aqi_level: an hourly AQI above this; 100 is the top of HJ 633-2012 level 2 (良), so
+    # level 3 (轻度污染) and worse alert.
+    aqi_alert_above: Annotated[int, Field(ge=0, le=500)] = 100

@@ -257,14 +257,6 @@ class AirStore:
             (keep_ns,),
         )
 
-    def quiet_stations(self, seen_before_ns: int) -> list[tuple[str, str, int]]:
-        """(site, station, seen_ns) of the stations last heard from at or before this time."""
-        rows = self.db.query(
-            "SELECT site, station, seen_ns FROM air_station WHERE seen_ns > 0 AND seen_ns <= ?",
-            (seen_before_ns,),
-        )
-        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
-
     # reading back (API)
     def stations(self) -> list[dict[str, Any]]:
         rows = self.db.query(

@@ -19,6 +19,7 @@ from hazwatch.devices.rfid import reads_of
 from hazwatch.ingest.interfaces import PointReader
 from hazwatch.streams.video.rules import (
     Confirmation,
+    DoorCameras,
     Finding,
     FrameFacts,
     QueryKey,
@@ -79,38 +80,47 @@ class VideoProcessor:
         settings: VideoRuleSettings | None = None,
         watched_readers: WatchedReaders | None = None,
         reader: PointReader | None = None,
+        door_cameras: DoorCameras | None = None,
+        camera_silent_s: float = 30.0,
     ) -> None:
         """`reader`: the shared point store, to confirm frame gaps and door motion that messages
-        to other workers may explain. Without it this worker judges on what it saw."""
+        to other workers may explain. Without it this worker judges on what it saw.
+        `door_cameras` and `camera_silent_s`: for blind_read (VideoRules)."""
         self.alerts = alerts
         self.reader = reader
-        self.rules = VideoRules(settings, watched_readers, confirm=reader is not None)
+        self.rules = VideoRules(
+            settings,
+            watched_readers,
+            confirm=reader is not None,
+            door_cameras=door_cameras,
+            camera_silent_s=camera_silent_s,
+        )
         self._lock = threading.Lock()
         self._asking: _Asking | None = None
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
-        relevant: list[tuple[int, Decoded]] = []
+        relevant: list[tuple[int, Decoded, str]] = []
         for d in batch:
             if (d.topic.family, d.topic.kind) not in _RELEVANT:
                 continue
             if d.topic.family == "rfid":  # a reader's own event message may hold several reads
-                relevant.extend((read.ts, d) for read in reads_of(d.record))
+                relevant.extend((read.ts, d, read.epc) for read in reads_of(d.record))
             else:
-                relevant.append((_ts_of(d, now_ns), d))
+                relevant.append((_ts_of(d, now_ns), d, ""))
         if not relevant:
             return []
         relevant.sort(key=lambda entry: entry[0])
         with self._lock:
-            for ts_ns, item in relevant:
-                findings = self._one(item, ts_ns, now_ns)
+            for ts_ns, item, epc in relevant:
+                findings = self._one(item, ts_ns, now_ns, epc)
                 if findings:
                     self._emit(findings)
         return []
 
-    def _one(self, item: Decoded, ts_ns: int, now_ns: int) -> list[Finding]:
+    def _one(self, item: Decoded, ts_ns: int, now_ns: int, epc: str) -> list[Finding]:
         topic, record = item.topic, item.record
         if item.family == "rfid":
-            return self.rules.rfid_read(topic.site, topic.device, ts_ns)
+            return self.rules.rfid_read(topic.site, topic.device, ts_ns, now_ns, epc)
         if item.kind == "status":
             return self.rules.status(topic.site, topic.device, bool(record.online), ts_ns)
         snapshot: Any = record.snapshot
@@ -178,7 +188,9 @@ class VideoProcessor:
                         message=f.message,
                         site=f.site,
                         at_ns=f.at_ns,
-                        details={"camera": f.camera, **f.details},
+                        details={"camera": f.camera, **f.details}
+                        if f.reader is None
+                        else dict(f.details),
                         evidence=f.evidence,
                     )
                 )

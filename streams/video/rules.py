@@ -1,4 +1,5 @@
-"""Video rules on frame metadata: camera offline, frame gaps, tamper, door motion with no RFID read.
+"""Video rules on frame metadata: frame gaps, tamper, door motion with no RFID read, and its
+converse, a read at a storage door no camera could see (blind_read).
 
 Never read a clock or do I/O here: time is an argument, stored points are answers handed in.
 
@@ -21,17 +22,37 @@ from hazwatch.streams.video.settings import VideoRuleSettings
 
 NS_PER_S = 1_000_000_000
 
-# rule ids (alerts, API, screen)
-CAMERA_OFFLINE = "camera_offline"
+# rule ids (alerts, API, screen). A camera that is offline is the presence part's
+# device_offline (streams/presence/): one rule for every family's devices.
 FRAME_GAP = "frame_gap"
 TAMPER_OCCLUSION = "tamper_occlusion"
 TAMPER_DEFOCUS = "tamper_defocus"
 TAMPER_SCENE_CHANGE = "tamper_scene_change"
 CAMERA_TOO_DARK = "camera_too_dark"
 DOOR_MOTION_NO_READ = "door_motion_no_read"
+BLIND_READ = "blind_read"
 TAMPER_RULES = (TAMPER_OCCLUSION, CAMERA_TOO_DARK, TAMPER_SCENE_CHANGE, TAMPER_DEFOCUS)
+# The readers whose reads a camera must see: a storage room's doors (devices/registry.py).
+STORAGE_DOORS = frozenset({"storage_in", "storage_out"})
+# What makes a camera blind to its door, by the tamper rule that finds it. Out of focus is not
+# blind: a blurred picture still shows a person or a drum going through a door.
+BLINDING = (
+    (TAMPER_OCCLUSION, "covered"),
+    (CAMERA_TOO_DARK, "too_dark"),
+    (TAMPER_SCENE_CHANGE, "moved"),
+)
+OFFLINE = "offline"
+BLIND_WORDS = {
+    OFFLINE: ("离线", "offline"),
+    "covered": ("被遮挡", "covered"),
+    "too_dark": ("过暗", "too dark"),
+    "moved": ("画面移位", "moved"),
+}
+MAX_BLIND_EPCS = 1000  # the tags said of one door while it is blind (one alert, repeated)
 
 WatchedReaders = Callable[[str, str], list[str]]
+# (site, reader) -> (the reader's location kind, or None; the cameras whose `watches` name it)
+DoorCameras = Callable[[str, str], tuple[str | None, tuple[str, ...]]]
 
 
 # Each video rule, declared once (alerts and docs/rules.md are made from these); its
@@ -44,13 +65,6 @@ def _spec(rule: str, severity: Severity, zh: str, en: str, *thresholds: str) -> 
 
 
 RULE_SPECS: tuple[RuleSpec, ...] = (
-    _spec(
-        CAMERA_OFFLINE,
-        Severity.MAJOR,
-        "摄像机离线：摄像机上报离线，或超过规定时间未收到其视频帧",
-        "the camera reported itself offline, or no frame came from it for longer than the limit",
-        "offline_after_s",
-    ),
     _spec(
         FRAME_GAP,
         Severity.WARNING,
@@ -108,6 +122,26 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "door_window_s",
         "confirm_grace_s",
     ),
+    RuleSpec(
+        BLIND_READ,
+        "video",
+        Severity.MAJOR,
+        "site/reader",
+        "无人可见的出入库：贮存间出入口读写器读到标签时，监视该门的摄像机全部离线（按设备离线规则"
+        "的 camera_silent_s）、镜头被遮挡、画面过暗或画面移位（按各篡改规则的阈值，持续多帧）；"
+        "同一门口每个标签记一次，有摄像机恢复正常画面即自动解除",
+        "an in or out read at a storage door (storage_in or storage_out reader) while every "
+        "camera that watches the door is offline (presence's camera_silent_s), covered, too "
+        "dark or moved (each tamper rule's threshold, on several frames in a row): movement "
+        "no one could see; each tag once per door, cleared by a camera's next good frame",
+        defaults_of(
+            VideoRuleSettings,
+            "occlusion_on",
+            "too_dark_brightness",
+            "scene_change_on",
+            "persist_frames",
+        ),
+    ),
 )
 RULES = tuple(spec.id for spec in RULE_SPECS)
 SEVERITY = {spec.id: spec.severity.value for spec in RULE_SPECS}  # Finding.severity's values
@@ -146,10 +180,11 @@ class Finding:
     severity: str = "warning"
     evidence: str | None = None
     details: dict[str, object] = field(default_factory=dict)
+    reader: str | None = None  # what a door's rule is about (blind_read), else the camera
 
     @property
     def subject(self) -> str:
-        return subject_of(self.site, self.camera)
+        return subject_of(self.site, self.reader or self.camera)
 
 
 def subject_of(site: str, camera: str) -> str:
@@ -160,8 +195,8 @@ def subject_of(site: str, camera: str) -> str:
 class _Camera:
     last_ts_ns: int = 0
     last_seq: int | None = None
-    online: bool = True
-    offline_raised: bool = False
+    online: bool = True  # its last status said so (a will says not)
+    last_received_ns: int = 0  # receiver's clock, of its last frame
     baseline_sharpness: float | None = None
     baseline_n: int = 0
     streak: dict[str, int] = field(default_factory=dict)
@@ -169,8 +204,8 @@ class _Camera:
     in_door_motion: bool = False
     last_evidence: str | None = None
     # rules whose state this process has not yet said: an alert opened before a restart is
-    # cleared by the first frame that shows the condition gone
-    unsaid: set[str] = field(default_factory=lambda: {CAMERA_OFFLINE, *TAMPER_RULES})
+    # cleared by the first frame that shows the condition gone (blind_read: of its doors)
+    unsaid: set[str] = field(default_factory=lambda: {BLIND_READ, *TAMPER_RULES})
 
 
 @dataclass(slots=True)
@@ -243,11 +278,21 @@ class VideoRules:
         watched_readers: WatchedReaders | None = None,
         *,
         confirm: bool = False,
+        door_cameras: DoorCameras | None = None,
+        camera_silent_s: float = 30.0,
     ) -> None:
         """`confirm`: candidates wait for `take_due`/`settle` against the point store. Without
-        it, tick() raises them after the grace period as one worker that sees everything."""
+        it, tick() raises them after the grace period as one worker that sees everything.
+        `door_cameras`: a reader's location and the cameras watching it (blind_read);
+        `camera_silent_s`: a camera silent this long (receiver's clock) is offline, 0: only
+        its will says so (the presence part's setting, handed in by the composition root)."""
         self.settings = settings or VideoRuleSettings()
         self.watched_readers: WatchedReaders = watched_readers or (lambda site, camera: [])
+        self.door_cameras: DoorCameras = door_cameras or (lambda site, reader: (None, ()))
+        self.camera_silent_ns = int(camera_silent_s * NS_PER_S)
+        self.started_ns: int | None = None  # the first time this worker was told anything
+        # (site, reader) -> the tags read there while every camera watching it was blind
+        self.blind_doors: dict[tuple[str, str], set[str]] = {}
         self.confirm = confirm
         self.cameras: dict[tuple[str, str], _Camera] = {}
         self.last_read_ns: dict[tuple[str, str], int] = {}  # (site, reader) -> latest read time
@@ -260,8 +305,14 @@ class VideoRules:
 
     # ── inputs ──
 
-    def rfid_read(self, site: str, reader: str, ts_ns: int) -> list[Finding]:
-        """A tag read at a reader: it may explain door motion already seen or still to come."""
+    def rfid_read(
+        self, site: str, reader: str, ts_ns: int, now_ns: int | None = None, epc: str = ""
+    ) -> list[Finding]:
+        """A tag read at a reader: it may explain door motion already seen or still to come,
+        and at a storage door no camera can see it is blind_read. `now_ns`: when received."""
+        received = ts_ns if now_ns is None else now_ns
+        if self.started_ns is None:
+            self.started_ns = received
         key = (site, reader)
         times = self.read_times.setdefault(key, [])
         # Kept sorted: a busy gate reports many reads a second, so no full rescan per read.
@@ -278,46 +329,93 @@ class VideoRules:
                 for p in self.pending
                 if not (p.site == site and reader in p.readers and abs(ts_ns - p.at_ns) <= window)
             ]
-        return []
+        return self._blind_read(site, reader, ts_ns, received, epc)
+
+    def _blind_read(
+        self, site: str, reader: str, ts_ns: int, received_ns: int, epc: str
+    ) -> list[Finding]:
+        location, cameras = self.door_cameras(site, reader)
+        if location not in STORAGE_DOORS or not cameras:
+            return []  # no storage door, or no camera is meant to see it
+        why = {camera: self.blind(site, camera, received_ns) for camera in cameras}
+        if not all(why.values()):
+            return []  # a camera saw it
+        seen = self.blind_doors.setdefault((site, reader), set())
+        if epc in seen or len(seen) >= MAX_BLIND_EPCS:
+            return []  # this tag is said already (a pass is many reads)
+        seen.add(epc)
+        cams = ", ".join(f"{camera} {BLIND_WORDS[w][1]}" for camera, w in why.items() if w)
+        return [
+            Finding(
+                BLIND_READ,
+                site,
+                cameras[0],
+                True,
+                ts_ns,
+                f"{location.replace('_', ' ')} read of {epc or 'a tag'} at {reader} ({site}) "
+                f"that no camera could see: {cams}",
+                SEVERITY[BLIND_READ],
+                evidence=self._evidence_of(site, cameras),
+                details={
+                    "reader": reader,
+                    "location": location,
+                    "epc": epc,
+                    "cameras": dict(why),
+                    "tags": len(seen),
+                },
+                reader=reader,
+            )
+        ]
+
+    def blind(self, site: str, camera: str, now_ns: int) -> str | None:
+        """Why `camera` cannot see its door now (OFFLINE, "covered", "too_dark", "moved"), or
+        None when it can, or this worker cannot yet tell (it started less than
+        camera_silent_s ago and has had no frame of it)."""
+        cam = self.cameras.get((site, camera))
+        silent = self.camera_silent_ns
+        if cam is None or not cam.last_received_ns:
+            started = self.started_ns if self.started_ns is not None else now_ns
+            if cam is not None and not cam.online:
+                return OFFLINE
+            return OFFLINE if silent and now_ns - started > silent else None
+        if not cam.online or (silent and now_ns - cam.last_received_ns > silent):
+            return OFFLINE
+        for rule, word in BLINDING:
+            if rule in cam.raised:
+                return word
+        return None
+
+    def _evidence_of(self, site: str, cameras: tuple[str, ...]) -> str | None:
+        for camera in cameras:
+            cam = self.cameras.get((site, camera))
+            if cam is not None and cam.last_evidence:
+                return cam.last_evidence
+        return None
 
     def status(self, site: str, camera: str, online: bool, at_ns: int) -> list[Finding]:
-        cam = self._camera(site, camera)
-        cam.online = online
-        if not online and not cam.offline_raised:
-            cam.offline_raised = True
-            cam.unsaid.discard(CAMERA_OFFLINE)
-            return [
-                Finding(
-                    CAMERA_OFFLINE,
-                    site,
-                    camera,
-                    True,
-                    at_ns,
-                    f"camera {camera} at {site} went offline (status)",
-                    SEVERITY[CAMERA_OFFLINE],
-                )
-            ]
-        if online and cam.offline_raised:
-            cam.offline_raised = False
-            return [Finding(CAMERA_OFFLINE, site, camera, False, at_ns)]
+        """A camera's status: a will (offline) makes it blind to its doors until a good frame.
+        Raising device_offline is the presence part's."""
+        self._camera(site, camera).online = online
         return []
 
-    def _offline_ns(self) -> int:
-        return int(self.settings.offline_after_s * NS_PER_S)
+    def _lookback_ns(self) -> int:
+        """How far back a door motion's previous frame is looked for: once the camera was
+        silent that long it was offline, and the motion starts anew."""
+        return self.camera_silent_ns or 30 * NS_PER_S
 
     def frame(self, f: FrameFacts, now_ns: int | None = None) -> list[Finding]:
         """One frame; `now_ns` is when it was received (the grace runs from then)."""
         s = self.settings
+        received = f.ts_ns if now_ns is None else now_ns
+        if self.started_ns is None:
+            self.started_ns = received
         cam = self._camera(f.site, f.camera)
         prev_ts = cam.last_ts_ns
         if f.ts_ns <= prev_ts:
             return []  # redelivered or older than what this camera already said
         out: list[Finding] = []
-        if cam.offline_raised or CAMERA_OFFLINE in cam.unsaid:
-            cam.offline_raised = False
-            cam.unsaid.discard(CAMERA_OFFLINE)
-            out.append(Finding(CAMERA_OFFLINE, f.site, f.camera, False, f.ts_ns))
         cam.online = True
+        cam.last_received_ns = max(cam.last_received_ns, received)
         prev_seq = cam.last_seq
         if prev_seq is not None and f.seq > prev_seq + s.gap_min_missing:
             # A candidate only: the seqs in between may have gone to another worker.
@@ -373,6 +471,20 @@ class VideoRules:
                 out.extend(self._persisting(cam, f, rule, now_on, what, value))
         if cam.in_door_motion or (f.motion is not None and f.motion >= s.door_motion_on):
             self._door(cam, f, prev_seq, prev_ts, now_ns)
+        if not any(rule in cam.raised for rule, _ in BLINDING):
+            out.extend(self._door_seen(cam, f))
+        return out
+
+    def _door_seen(self, cam: _Camera, f: FrameFacts) -> list[Finding]:
+        """A good frame: the doors this camera watches are seen again (blind_read clears)."""
+        unsaid = BLIND_READ in cam.unsaid
+        if not unsaid and not self.blind_doors:
+            return []  # the usual frame: no door is blind
+        cam.unsaid.discard(BLIND_READ)
+        out: list[Finding] = []
+        for reader in self.watched_readers(f.site, f.camera):
+            if self.blind_doors.pop((f.site, reader), None) is not None or unsaid:
+                out.append(Finding(BLIND_READ, f.site, f.camera, False, f.ts_ns, reader=reader))
         return out
 
     def _persisting(
@@ -455,30 +567,13 @@ class VideoRules:
     # ── time ──
 
     def tick(self, now_ns: int) -> list[Finding]:
-        """Cameras silent past `offline_after_s`; without `confirm`, also the candidates (gaps,
-        door motion with no read) whose grace has passed, judged on what this worker saw."""
-        s = self.settings
-        out: list[Finding] = []
-        if not self.confirm:
-            out.extend(self.settle(self.take_due(now_ns), {}))
-        for (site, camera), cam in self.cameras.items():
-            silent = cam.last_ts_ns and now_ns - cam.last_ts_ns > self._offline_ns()
-            if silent and not cam.offline_raised:
-                cam.offline_raised = True
-                out.append(
-                    Finding(
-                        CAMERA_OFFLINE,
-                        site,
-                        camera,
-                        True,
-                        now_ns,
-                        f"camera {camera} at {site}: no frame for more than "
-                        f"{s.offline_after_s:.0f} s",
-                        SEVERITY[CAMERA_OFFLINE],
-                        details={"last_frame_ns": cam.last_ts_ns},
-                    )
-                )
-        return out
+        """Without `confirm`, the candidates (gaps, door motion with no read) whose grace has
+        passed, judged on what this worker saw."""
+        if self.started_ns is None:
+            self.started_ns = now_ns
+        if self.confirm:
+            return []
+        return self.settle(self.take_due(now_ns), {})
 
     # ── confirmation against the point store ──
 
@@ -491,7 +586,7 @@ class VideoRules:
         if not self.gaps and not self.pending:
             return round_
         window = int(s.door_window_s * NS_PER_S)
-        lookback = self._offline_ns()
+        lookback = self._lookback_ns()
         budget = s.confirm_max_queries if self.confirm else 1 << 30
         spans: dict[QueryKey, list[int]] = {}
         rows: dict[QueryKey, int] = {}

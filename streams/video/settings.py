@@ -18,9 +18,9 @@ Share = Annotated[float, Field(gt=0, le=1)]  # a fraction of the frame, 0 exclud
 @dataclass(frozen=True, slots=True)
 class VideoRuleSettings:
     """Thresholds of the video rules (the rule declarations in rules.py take their defaults
-    from here)."""
+    from here). When a camera is silent long enough to be offline is the presence part's
+    `camera_silent_s` (device_offline), handed to the video rules by the composition root."""
 
-    offline_after_s: Annotated[float, Field(gt=0)] = 30.0  # no frame this long: offline
     # seq jumps that skip at least this many messages
     gap_min_missing: Annotated[int, Field(ge=1)] = 1
     occlusion_on: Share = 0.6

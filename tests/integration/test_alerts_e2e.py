@@ -30,6 +30,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SITE = "jy-0012"
 CAMERA = "cam-2"
 STATUS = f"hw/{SITE}/camera/{CAMERA}/status"
+RULE = "device_offline"  # a camera's, as every registered device's (the presence part)
+REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"  # cam-2 is at jy-0012
 
 
 class Listener:
@@ -80,6 +82,8 @@ def serve(
         state_url=f"sqlite:///{tmp_path / 'state.db'}",
         api_token=TOKEN,
     )
+    loaded = hazwatch.cli("registry", "load", str(REGISTRY))
+    assert loaded.returncode == 0, loaded.stderr
     hazwatch.start()
     listener = Listener(mosquitto)
     try:
@@ -101,7 +105,7 @@ def camera_status(listener: Listener, online: bool) -> None:
 def open_alert(api: str) -> dict[str, Any] | None:
     page = httpx.get(
         f"{api}/api/alerts",
-        params={"state": "open", "rule": "camera_offline", "site": SITE},
+        params={"state": "open", "rule": RULE, "site": SITE},
         timeout=5,
     ).json()
     return page["alerts"][0] if page["total"] == 1 else None
@@ -125,12 +129,12 @@ def test_an_alert_raised_by_a_fault_acked_and_resolved_by_api_and_cli(
 
     # the fault: the camera's last will
     camera_status(listener, online=False)
-    alert = wait_for(lambda: open_alert(api), 20, "an open camera_offline alert in the API")
+    alert = wait_for(lambda: open_alert(api), 20, "an open device_offline alert in the API")
     aid = alert["alert_id"]
-    assert alert["subject"] == f"{SITE}/{CAMERA}" and alert["severity"] == "major"
+    assert alert["subject"] == f"{SITE}/camera/{CAMERA}" and alert["severity"] == "major"
     wait_for(lambda: listener.changes(aid) == ["opened"], 10, "hw/alerts/… opened")
     topic, payload = listener.messages[0]
-    assert topic == f"hw/alerts/{SITE}/camera_offline" and payload["state"] == "open"
+    assert topic == f"hw/alerts/{SITE}/{RULE}" and payload["state"] == "open"
 
     # acknowledged through the API: the token is needed
     url = f"{api}/api/alerts/{aid}/ack"
@@ -154,7 +158,7 @@ def test_an_alert_raised_by_a_fault_acked_and_resolved_by_api_and_cli(
 
     shown = cli_json(hazwatch, "show", aid)
     assert history(shown) == [
-        ("opened", "camera_offline"),
+        ("opened", RULE),
         ("acknowledged", "张工"),
         ("resolved", "李工"),
     ]
@@ -179,7 +183,7 @@ def test_an_alert_raised_by_a_fault_acked_and_resolved_by_api_and_cli(
     )
     doc = httpx.get(f"{api}/api/alerts/{sid}", timeout=5).json()
     assert history(doc) == [
-        ("opened", "camera_offline"),
+        ("opened", RULE),
         ("acknowledged", "王工"),
         ("auto_resolved", "auto"),
     ]
@@ -191,7 +195,7 @@ def test_an_alert_raised_by_a_fault_acked_and_resolved_by_api_and_cli(
     )
     assert [p["recurs"] for _, p in listener.messages if p["alert_id"] == sid] == [aid] * 3
 
-    listed = httpx.get(f"{api}/api/alerts", params={"rule": "camera_offline"}, timeout=5).json()
+    listed = httpx.get(f"{api}/api/alerts", params={"rule": RULE}, timeout=5).json()
     assert listed["total"] == 2 and [a["alert_id"] for a in listed["alerts"]] == [sid, aid]
 
     # each change is a point of the `alert` measurement

@@ -14,10 +14,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from hazwatch.alerts.model import ListSink
 from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
+from hazwatch.devices.registry import Camera, Registry, RegistryContext
 from hazwatch.simulators.camera import VideoFleet
 from hazwatch.simulators.scenarios import get_scenario
+from hazwatch.streams.presence.processor import PresenceProcessor
+from hazwatch.streams.presence.rules import DEVICE_OFFLINE
 from hazwatch.streams.video.processor import VideoProcessor
-from hazwatch.streams.video.rules import CAMERA_OFFLINE, FRAME_GAP, TAMPER_OCCLUSION
+from hazwatch.streams.video.rules import FRAME_GAP, TAMPER_OCCLUSION
 from tests.services import Mosquitto, wait_for
 
 pytestmark = pytest.mark.integration
@@ -79,7 +82,12 @@ def test_simulated_cameras_decode_and_drive_the_rules(mosquitto: Mosquitto) -> N
     raised = {(s.rule, s.subject) for s in sink.raised}
     assert (FRAME_GAP, f"{site}/cam-01") in raised
     assert (TAMPER_OCCLUSION, f"{site}/cam-02") in raised
-    assert (CAMERA_OFFLINE, f"{site}/cam-03") in raised
+    # the cut camera's last will: device_offline, the presence part's (cameras registered)
+    cameras = {(site, cam): Camera(cam, site) for cam in ("cam-01", "cam-02", "cam-03")}
+    presence = PresenceProcessor(sink, RegistryContext(None, Registry(cameras=cameras)))
+    presence.process(batch, now)
+    raised = {(s.rule, s.subject) for s in sink.raised}
+    assert (DEVICE_OFFLINE, f"{site}/camera/cam-03") in raised
 
 
 def test_video_scenario_is_registered() -> None:

@@ -26,6 +26,8 @@ from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody import processor as custody_processor
 from hazwatch.streams.custody import rules as custody
 from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.presence import rules as presence
+from hazwatch.streams.presence.settings import PresenceSettings
 from hazwatch.streams.video import rules as video
 from tests.samples import custody_limits
 
@@ -37,6 +39,7 @@ PARTS: tuple[tuple[str, tuple[RuleSpec, ...]], ...] = (
     ("video", video.RULE_SPECS),
     ("air", air.RULE_SPECS),
     ("clocks", clocks.RULE_SPECS),
+    ("presence", presence.RULE_SPECS),
 )
 ALL = tuple(spec for _, specs in PARTS for spec in specs)
 
@@ -99,6 +102,11 @@ def test_thresholds_are_the_settings_defaults() -> None:
         assert spec.thresholds and all(
             getattr(clock_settings, name) == v for name, v in spec.thresholds.items()
         )
+    presence_settings = PresenceSettings()
+    for spec in presence.RULE_SPECS:
+        assert spec.thresholds and all(
+            getattr(presence_settings, name) == v for name, v in spec.thresholds.items()
+        )
 
 
 def test_service_settings_default_to_the_part_declarations() -> None:
@@ -112,6 +120,7 @@ def test_service_settings_default_to_the_part_declarations() -> None:
     assert declared and {name: getattr(defaults.video, name) for name in declared} == declared
     assert defaults.air == HourlySettings()
     assert defaults.clocks == ClockSettings()
+    assert defaults.presence == PresenceSettings()
 
 
 def test_every_batch_rule_has_one_check_and_the_epc_rule_none() -> None:
@@ -129,6 +138,7 @@ def test_severities_are_the_declared_ones() -> None:
     assert severities(air.RULE_SPECS) == air.SEVERITY
     assert tuple(s.id for s in video.RULE_SPECS) == video.RULES
     assert severities(clocks.RULE_SPECS) == clocks.SEVERITY
+    assert severities(presence.RULE_SPECS) == presence.SEVERITY
 
 
 def test_the_simulator_breaks_every_declared_custody_rule_with_its_severity() -> None:

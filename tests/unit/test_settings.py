@@ -13,6 +13,7 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.parts import PartContext
 from hazwatch.parts.air import AirPart
 from hazwatch.parts.custody import CustodyPart
+from hazwatch.parts.presence import PresencePart
 from hazwatch.parts.video import VideoPart
 from hazwatch.settings import PART_TABLES, Settings, load_settings
 from hazwatch.streams.air.settings import HourlySettings
@@ -64,7 +65,7 @@ def test_a_video_table_and_an_env_override_combine_field_by_field(
     video = load_settings(path).video
     assert isinstance(video, VideoRuleSettings)
     assert (video.door_window_s, video.persist_frames, video.confirm_grace_s) == (120, 4, 0)
-    assert video.offline_after_s == VideoRuleSettings().offline_after_s  # neither set it
+    assert video.gap_min_missing == VideoRuleSettings().gap_min_missing  # neither set it
     monkeypatch.delenv("HAZWATCH_VIDEO__DOOR_WINDOW_S")
     assert load_settings(path).video.door_window_s == 90
 
@@ -72,9 +73,9 @@ def test_a_video_table_and_an_env_override_combine_field_by_field(
 def test_an_air_table_and_env_combine_and_are_checked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = settings_file(tmp_path, "[air]\nstale_after_s = 600\nspike_ratio = 4\n")
+    path = settings_file(tmp_path, "[air]\nclose_after_clock_s = 600\nspike_ratio = 4\n")
     monkeypatch.setenv("HAZWATCH_AIR__SPIKE_RATIO", "3")
-    assert load_settings(path).air == HourlySettings(stale_after_s=600, spike_ratio=3)
+    assert load_settings(path).air == HourlySettings(close_after_clock_s=600, spike_ratio=3)
     monkeypatch.setenv("HAZWATCH_AIR__MIN_VALID_MINUTES", "61")
     with pytest.raises(ConfigError, match="setting HAZWATCH_AIR__MIN_VALID_MINUTES: "):
         load_settings(path)
@@ -84,7 +85,8 @@ def test_each_part_is_handed_its_table(tmp_path: Path, monkeypatch: pytest.Monke
     """The composition root gives each part its own settings; no part reads another source."""
     monkeypatch.setenv("HAZWATCH_CUSTODY__MAX_SPEED_KMH", "90")
     monkeypatch.setenv("HAZWATCH_VIDEO__DOOR_WINDOW_S", "90")
-    monkeypatch.setenv("HAZWATCH_AIR__STALE_AFTER_S", "90")
+    monkeypatch.setenv("HAZWATCH_AIR__CLOSE_AFTER_CLOCK_S", "90")
+    monkeypatch.setenv("HAZWATCH_PRESENCE__CAMERA_SILENT_S", "12")
     settings = load_settings(None, data_dir=tmp_path)
     ctx = PartContext(settings, StateDB(f"sqlite:///{tmp_path / 'state.db'}"), ListSink())
     (custody,) = CustodyPart(ctx).processors()
@@ -94,6 +96,11 @@ def test_each_part_is_handed_its_table(tmp_path: Path, monkeypatch: pytest.Monke
     assert custody.tracker.geo.limits.max_speed_kmh == 90  # type: ignore[attr-defined]
     assert video.rules.settings is settings.video  # type: ignore[attr-defined]
     assert air.settings is settings.air  # type: ignore[attr-defined]
+    (presence,) = PresencePart(ctx).processors()
+    assert presence.settings is settings.presence  # type: ignore[attr-defined]
+    assert settings.presence.camera_silent_s == 12
+    # blind_read's "the camera is offline" is the presence part's limit, handed to video
+    assert video.rules.camera_silent_ns == 12 * 1_000_000_000  # type: ignore[attr-defined]
 
 
 def test_a_part_table_inside_the_hazwatch_table(tmp_path: Path) -> None:
@@ -156,6 +163,46 @@ def test_keyword_overrides_win_over_env_field_by_field(monkeypatch: pytest.Monke
             "setting HAZWATCH_CUSTODY__MAX_SPEED_KMH: Input should be a valid number",
         ),
         ("custody = 3\n", {}, "setting HAZWATCH_CUSTODY: "),
+        # device_offline took over camera_offline's and station_stale's limits (#12)
+        (
+            "[video]\noffline_after_s = 60\n",
+            {},
+            "setting 'video.offline_after_s' (HAZWATCH_VIDEO__OFFLINE_AFTER_S) was renamed "
+            "'presence.camera_silent_s' (HAZWATCH_PRESENCE__CAMERA_SILENT_S)",
+        ),
+        (
+            "",
+            {"HAZWATCH_AIR__STALE_AFTER_S": "600"},
+            "setting 'air.stale_after_s' (HAZWATCH_AIR__STALE_AFTER_S) was renamed "
+            "'presence.air_silent_s' (HAZWATCH_PRESENCE__AIR_SILENT_S)",
+        ),
+        (
+            "[presence]\ncamera_silent_s = -1\n",
+            {},
+            "setting HAZWATCH_PRESENCE__CAMERA_SILENT_S: Input should be greater than or equal "
+            "to 0",
+        ),
+        (
+            "",
+            {"HAZWATCH_PRESENCE__AIR_SILENT_S": "half an hour"},
+            "setting HAZWATCH_PRESENCE__AIR_SILENT_S: Input should be a valid number",
+        ),
+        (
+            "[presence]\nrfid_silent_s = 5000000\n",
+            {},
+            "setting HAZWATCH_PRESENCE__RFID_SILENT_S: Input should be less than or equal to",
+        ),
+        ("[presence]\nsilent_s = 3\n", {}, "unknown setting 'presence.silent_s'"),
+        (
+            "[air]\nspike_min_readings = 2\n",
+            {},
+            "setting HAZWATCH_AIR__SPIKE_MIN_READINGS: Input should be greater than or equal to 3",
+        ),
+        (
+            "",
+            {"HAZWATCH_AIR__AQI_ALERT_ABOVE": "501"},
+            "setting HAZWATCH_AIR__AQI_ALERT_ABOVE: Input should be less than or equal to 500",
+        ),
     ],
 )
 def test_a_wrong_part_setting_fails_with_one_clear_line(

@@ -12,7 +12,6 @@ from hazwatch.devices.family import NoRegistry
 from hazwatch.ingest.pointstore import PointStore
 from hazwatch.streams.video.processor import VideoProcessor, ask
 from hazwatch.streams.video.rules import (
-    CAMERA_OFFLINE,
     CAMERA_TOO_DARK,
     DOOR_MOTION_NO_READ,
     FRAME_GAP,
@@ -50,9 +49,7 @@ def fresh(settings: VideoRuleSettings | None = None, watched=None) -> VideoRules
     """Rules that already heard a normal frame 0 (the first frame clears what a restart forgot)."""
     rules = VideoRules(settings, watched)
     cleared = rules.frame(frame(0, 0))
-    assert {(f.rule, f.active) for f in cleared} == {
-        (r, False) for r in (CAMERA_OFFLINE, *TAMPER_RULES)
-    }
+    assert {(f.rule, f.active) for f in cleared} == {(r, False) for r in TAMPER_RULES}
     return rules
 
 
@@ -114,13 +111,12 @@ def test_too_dark_is_its_own_rule_not_defocus() -> None:
     assert found == [(CAMERA_TOO_DARK, True)]
 
 
-def test_offline_by_status_and_by_silence_cleared_by_a_frame() -> None:
-    rules = VideoRules(VideoRuleSettings(offline_after_s=30))
-    assert [f.rule for f in rules.status("jy-0012", "cam-2", False, T0)] == [CAMERA_OFFLINE]
-    assert (CAMERA_OFFLINE, False) in feed(rules, [frame(0, 1)])
-    assert rules.tick(T0 + 20 * S) == []
-    assert [(f.rule, f.active) for f in rules.tick(T0 + 32 * S)] == [(CAMERA_OFFLINE, True)]
-    assert rules.tick(T0 + 40 * S) == []  # raised once
+def test_a_camera_offline_raises_nothing_here_it_is_device_offline() -> None:
+    # one rule for every family's devices: the presence part's (test_presence.py)
+    rules = VideoRules(camera_silent_s=30)
+    assert rules.status("jy-0012", "cam-2", False, T0) == []
+    assert feed(rules, [frame(0, 1)]) == [(r, False) for r in TAMPER_RULES]
+    assert rules.tick(T0 + 40 * S) == []  # silent: no camera_offline any more
 
 
 def test_door_motion_with_no_read_in_the_window_raises_after_it() -> None:
@@ -192,12 +188,12 @@ def test_processor_consumes_decoded_frames_and_reads_and_raises_through_the_sink
     proc.process(batch, now)  # redelivered: nothing new
     assert len(sink.raised) == 1
     proc.process([msg("hw/jy-0012/camera/cam-2/status", '{"online": false}')], now)
-    assert [s.rule for s in sink.raised][-1] == CAMERA_OFFLINE
+    assert len(sink.raised) == 1  # a camera's will is the presence part's device_offline
 
 
 def test_after_a_restart_the_first_normal_frame_clears_what_was_open() -> None:
     rules = VideoRules()  # a new process: it does not know what the alert store has open
-    assert {(TAMPER_OCCLUSION, False), (CAMERA_OFFLINE, False)} <= set(feed(rules, [frame(0, 0)]))
+    assert (TAMPER_OCCLUSION, False) in set(feed(rules, [frame(0, 0)]))
     assert feed(rules, [frame(1, 0.5)]) == []  # said once, not on every frame
 
 

@@ -56,4 +56,6 @@ def test_every_video_setting_sets_a_rule_threshold(
     assert isinstance(proc, VideoProcessor)
     assert proc.rules.settings.door_window_s == 90.0
     assert proc.rules.settings.persist_frames == 4
-    assert proc.rules.settings.offline_after_s == VideoRuleSettings().offline_after_s
+    assert proc.rules.settings.gap_min_missing == VideoRuleSettings().gap_min_missing
+    # a camera's silence limit is the presence part's, handed to blind_read
+    assert proc.rules.camera_silent_ns == int(settings.presence.camera_silent_s * 1e9)
