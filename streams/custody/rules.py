@@ -130,10 +130,11 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "custody",
         Severity.CRITICAL,
         "batch",
-        "疑似克隆标签：同一标签先后在两处固定读写器被读到，两地距离以最高车速在间隔时间内无法到达",
+        "疑似克隆标签：同一标签先后在两处固定读写器被读到，两地距离以最高车速在间隔时间内无法到达"
+        "（另加站点范围的余量）",
         "the same tag was read at two fixed readers too far apart to travel between in the time "
-        "between the reads at the highest speed",
-        defaults_of(CustodyLimits, "max_speed_kmh"),
+        "between the reads at the highest speed (beyond a slack for the sites' extent)",
+        defaults_of(CustodyLimits, "max_speed_kmh", "clone_slack_km"),
     ),
     RuleSpec(
         "manifest_split",
@@ -156,7 +157,6 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
     ),
 )
 RULES = tuple(spec.id for spec in RULE_SPECS)
-CLONE_SLACK_KM = 5.0  # site extent and coordinate error
 
 
 # ---------------------------------------------------------------- inputs
@@ -882,6 +882,7 @@ def cloned_tag(case: Case, found: Findings) -> None:
     # every pass of the tag counts, custody or not (a repeat, a short glimpse): each says
     # where the tag was; a cross-read is at the same site as the pass that beat it
     max_speed_kmh = case.geo.limits.max_speed_kmh
+    slack_km = case.geo.limits.clone_slack_km
     seen: list[CustodyEvent | Diagnostic] = [*case.events]
     seen += [d for d in case.diagnostics if d.why != "cross_read"]
     seen.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage]))
@@ -896,7 +897,7 @@ def cloned_tag(case: Case, found: Findings) -> None:
             left_ns = previous.last_ns if previous.last_ns is not None else previous.ts_ns
             error_ns = max(previous.clock_error_ns, event.clock_error_ns)
             hours = (event.ts_ns - left_ns + error_ns) / NS_PER_H
-            if distance is not None and distance > max_speed_kmh * hours + CLONE_SLACK_KM:
+            if distance is not None and distance > max_speed_kmh * hours + slack_km:
                 found.violate(
                     "cloned_tag",
                     event,

@@ -29,6 +29,8 @@ class CustodyLimits:
     transit_limit_h: Annotated[float, Field(ge=0.01, le=HOURS_PER_YEAR)] = 24.0
     # two fixed readers too far apart to travel between at this speed: cloned_tag
     max_speed_kmh: Annotated[float, Field(ge=1, le=2000)] = 120.0
+    # ... beyond this much distance, which a site's extent and its coordinates' error explain
+    clone_slack_km: Annotated[float, Field(ge=0, le=100)] = 5.0
     # a manifest's batches leave within this of its first: manifest_split
     manifest_window_h: Annotated[float, Field(ge=0, le=HOURS_PER_YEAR)] = 2.0
     # a tag of no registered batch, still none after this: unknown_tag

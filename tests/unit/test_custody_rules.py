@@ -317,3 +317,15 @@ def test_periodic_check_judges_only_batches_that_are_due() -> None:
     assert judged is not None and judged.due_ns == T0 + 60 * M + 365 * NS_PER_DAY + 1
     assert tracker.check(T0 + 100 * NS_PER_DAY).batches == {}
     assert list(tracker.check(T0 + 366 * NS_PER_DAY).batches) == ["B1"]
+
+
+@pytest.mark.parametrize(("slack_km", "cloned"), [(5.0, True), (40.0, False)])
+def test_the_clone_slack_is_a_setting(slack_km: float, cloned: bool) -> None:
+    from dataclasses import replace
+
+    # read at jy-0012 and a minute later at dp-01, some 20 km away: 2 km at 120 km/h
+    distance = REGISTRY.distance_km("jy-0012", "dp-01") or 0
+    assert 10 < distance < 30
+    tracker = Tracker(geography(REGISTRY, replace(LIMITS, clone_slack_km=slack_km)))
+    tracker.apply(story(steps=(HONEST[0], ("dp-01", "rg-1", 61))), T0 + 2 * NS_PER_DAY)
+    assert ("cloned_tag" in rules_of(tracker)) is cloned

@@ -230,3 +230,13 @@ def test_the_sample_settings_file_holds_the_tolerances_the_sample_registry_held(
     sample = Path(__file__).parents[1] / "data" / "settings.toml"
     # and its doors report a tag once per pass (the sample stories' one read per stage)
     assert load_settings(sample).custody == CustodyLimits(unknown_tag_grace_s=0, door_min_dwell_s=0)
+
+
+def test_the_clone_slack_is_a_custody_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HAZWATCH_CUSTODY__CLONE_SLACK_KM", "12.5")
+    assert load_settings(None, data_dir=tmp_path).custody.clone_slack_km == 12.5
+    monkeypatch.setenv("HAZWATCH_CUSTODY__CLONE_SLACK_KM", "-1")
+    with pytest.raises(ConfigError, match=r"^setting HAZWATCH_CUSTODY__CLONE_SLACK_KM: "):
+        load_settings(None, data_dir=tmp_path)
