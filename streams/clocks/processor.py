@@ -14,7 +14,7 @@ from prometheus_client import Gauge
 
 from hazwatch.alerts.model import AlertSignal, AlertSink
 from hazwatch.base.points import Point
-from hazwatch.devices.clock_offset import DeviceClocks, Key
+from hazwatch.devices.clock_offset import WINDOW, DeviceClocks, Key
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
 from hazwatch.devices.timeparse import NS_PER_S
@@ -71,7 +71,8 @@ class ClockProcessor:
         self.store = store
         self.settings = settings if settings is not None else ClockSettings()
         self._skewed: dict[Key, bool] = {}
-        self._touched: set[Key] = set()
+        self._touched: set[Key] = set()  # devices heard from since the last save
+        self._checked: dict[Key, int] = {}  # the offset each was last checked at
         self._gauged: set[Key] = set()
         self._version = -1
         self._watched: frozenset[Key] = frozenset()
@@ -91,10 +92,20 @@ class ClockProcessor:
             self._gauged &= self._watched
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
-        keys = {(d.topic.site, d.topic.family, d.topic.device) for d in batch if d.clock}
-        if keys:
-            self._touched |= keys
-            self._check(keys, now_ns)
+        """Check the devices whose measured offset moved (most messages move none)."""
+        moved: set[Key] = set()
+        touched, checked = self._touched, self._checked
+        for decoded in batch:
+            clock = decoded.clock
+            if clock is None:
+                continue
+            topic = decoded.topic
+            key = (topic.site, topic.family, topic.device)
+            touched.add(key)
+            if clock.basis == WINDOW and checked.get(key) != clock.offset_ns:
+                moved.add(key)
+        if moved:
+            self._check(moved, now_ns)
         return []
 
     def tick(self, now_ns: int) -> list[Point]:
@@ -119,6 +130,7 @@ class ClockProcessor:
                     self.store.forget(gone)
                 for key in gone:
                     self._skewed.pop(key, None)
+                    self._checked.pop(key, None)
         return []
 
     def _check(self, keys: Iterable[Key], now_ns: int) -> None:
@@ -131,6 +143,7 @@ class ClockProcessor:
             if estimate is None or estimate.offset_ns is None:
                 continue
             offset = estimate.offset_ns
+            self._checked[key] = offset
             OFFSET.labels(*key).set(offset / NS_PER_S)
             self._gauged.add(key)
             was = self._skewed.get(key, False)
