@@ -41,12 +41,26 @@ DING_TOKEN, DING_SECRET = "ding-token-01", "SEC7d1f0c9e8b"
 WECOM_KEY = "633a31f6-7f9c-4bc4-97a0-0ec1eefa5898"
 
 
+# the site and its camera, with the names messages show
+REGISTRY = """
+[[site]]
+id = "jy-0012"
+name = "城东危废贮存点"
+
+[[camera]]
+id = "cam-07"
+site = "jy-0012"
+name = "贮存间北门"
+"""
+
+
 class Receiver:
     """An HTTP server on a free port in a thread of its own, answering like one kind of
     receiver; it keeps every request and the keys it accepted."""
 
-    def __init__(self, kind: str, *, fail_for_s: float = 0.0) -> None:
+    def __init__(self, kind: str, *, fail_for_s: float = 0.0, delay_s: float = 0.0) -> None:
         self.kind = kind
+        self.delay_s = delay_s
         self.port = free_port()
         self.requests: list[dict[str, object]] = []
         self.accepted: list[str] = []  # idempotency keys, in the order accepted
@@ -63,11 +77,14 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 status, answer = receiver.answer(self.path, dict(self.headers.items()), body)
                 data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender's timeout came first (the slow receiver)
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -94,10 +111,15 @@ class Receiver:
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
         lower = {k.lower(): v for k, v in headers.items()}
         key = lower.get("idempotency-key", "").strip('"')
+        if self.kind == "slow":
+            time.sleep(self.delay_s)  # slow to answer, outside the lock: requests pile up
         with self._lock:
             self.requests.append({"path": path, "headers": lower, "body": body, "key": key})
             failing = self.failing or time.monotonic() < self.fail_until
-            status, answer, ok = getattr(self, f"_{self.kind}")(path, lower, body, failing)
+            handler = (
+                self._webhook if self.kind in ("flaky", "slow") else getattr(self, f"_{self.kind}")
+            )
+            status, answer, ok = handler(path, lower, body, failing)
             if ok:
                 self.accepted.append(key)
                 self.accepted_at.append(time.monotonic())
@@ -178,15 +200,11 @@ class Receiver:
         with self._lock:
             keys = set()
             for key, body in zip(self.accepted, self.bodies, strict=True):
-                if self.kind in ("webhook", "flaky") and body.get("type") == "digest":
+                if self.kind in ("webhook", "flaky", "slow") and body.get("type") == "digest":
                     keys |= set(body["keys"])  # type: ignore[arg-type]
                 else:
                     keys.add(key)
             return keys
-
-
-# the flaky one is a webhook that fails for its first 30 s
-Receiver._flaky = Receiver._webhook  # type: ignore[attr-defined]
 
 
 @pytest.fixture()
@@ -248,6 +266,10 @@ def test_every_delivery_arrives_signed_and_verifiable_through_a_30_s_outage(
 ) -> None:
     receivers["flaky"] = Receiver("flaky", fail_for_s=30)
     proc = service(tmp_path, mosquitto, settings_file(tmp_path / "hazwatch.toml", receivers))
+    registry = tmp_path / "registry.toml"
+    registry.write_text(REGISTRY, encoding="utf-8")
+    loaded = proc.cli("registry", "load", str(registry))
+    assert loaded.returncode == 0, loaded.stderr
     proc.start()
     try:
         store, deliveries = state_store(proc)
@@ -276,7 +298,8 @@ def test_every_delivery_arrives_signed_and_verifiable_through_a_30_s_outage(
     assert not receivers["hook"].refused  # every signature verified
     assert not receivers["ding"].refused and not receivers["wx"].refused  # sign, key, limits
     ding = [b["markdown"]["text"] for b in receivers["ding"].bodies]
-    assert any("离线" in t and "cam-07" in t for t in ding)  # the rule's Chinese name
+    assert any("离线" in t and "贮存间北门（cam-07）" in t for t in ding)  # names from the registry
+    assert all("城东危废贮存点（jy-0012）" in t for t in ding)
     assert any("（已确认）" in t and "officer-li" in t for t in ding)
     counts = deliveries.counts()
     assert all(state == DELIVERED for (_, state) in counts), counts
@@ -388,6 +411,7 @@ def test_two_workers_on_one_state_store_deliver_each_change_once(
 
     first, second = worker("w1"), worker("w2")
     first.start()
+    wait_for(lambda: first.leader, 10, "the first worker's sender leads")
     second.start()
     try:
         raise_alerts(store, 10)
@@ -402,3 +426,49 @@ def test_two_workers_on_one_state_store_deliver_each_change_once(
         second.stop()
     assert sorted(hook.accepted) == sorted(expected_keys(store))
     assert not hook.refused
+
+
+def test_a_slow_target_holds_back_only_its_own_messages(
+    state_url: str, receivers: dict[str, Receiver]
+) -> None:
+    """A receiver that answers after 3 s, past its 0.5 s timeout: its deliveries time out and
+    are retried (and it sees their keys again); the others get every change at once."""
+    from hazwatch.alerts.settings import AlertSettings, TargetSettings
+    from hazwatch.notify.sender import Sender
+    from hazwatch.parts.notify import rule_specs
+
+    slow = Receiver("slow", delay_s=3)
+    try:
+        settings = AlertSettings(
+            targets=(
+                TargetSettings("slow", "webhook", slow.url, WEBHOOK_SECRET, "info", timeout_s=0.5),
+                TargetSettings("hook", "webhook", receivers["hook"].url, WEBHOOK_SECRET, "info"),
+                TargetSettings("wx", "wecom", receivers["wx"].url, min_severity="info"),
+            ),
+            poll_s=0.1,
+            retry_first_s=1,
+        )
+        db = StateDB(state_url)
+        store, deliveries = AlertStore(db), DeliveryStore(db)
+        sender = Sender(settings, store, deliveries, rules=rule_specs(), base_url="http://hw",
+                        holder="w1")  # fmt: skip
+        sender.start()
+        try:
+            raise_alerts(store, 8)
+            started = time.monotonic()
+            wanted = expected_keys(store)
+            for name in ("hook", "wx"):
+                wait_for(lambda n=name: receivers[n].keys_received() >= wanted, 10, name)
+            fast_s = time.monotonic() - started
+
+            def timed_out() -> bool:
+                records = deliveries.for_target("slow")
+                return any(r.last_error and "timed out" in r.last_error for r in records)
+
+            wait_for(timed_out, 10, "the slow target's first attempt timed out")
+            assert all(r.state == "pending" for r in deliveries.for_target("slow"))
+        finally:
+            sender.stop()
+    finally:
+        slow.close()
+    assert fast_s < 5, fast_s  # not held by the slow one's timeouts

@@ -827,3 +827,10 @@ def test_names_come_from_the_registry() -> None:
     made = alert_message(Notice(a), lang="zh", rules=RULES, names=names, base_url="hw", now_ns=T0)
     text = dingtalk_markdown(made)
     assert "**对象**：厂界东侧微站（aq-07） / pm25_24h" in text
+
+
+def test_the_changes_a_target_may_name_are_the_ones_the_store_sends() -> None:
+    from hazwatch.alerts.model import SENT_CHANGES
+    from hazwatch.alerts.settings import CHANGES
+
+    assert set(CHANGES) == {c.value for c in SENT_CHANGES}
