@@ -10,16 +10,23 @@ import random
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import aiomqtt
 
 from hazwatch.base.errors import HazwatchError
+from hazwatch.simulators.clocks import DeviceClock
 from hazwatch.simulators.faults import FaultPlan, InjectedFault, inject
 from hazwatch.simulators.mqtt import device_client, status_topic
-from hazwatch.simulators.payloads import FAMILIES, DeviceGenerator, Message, device_ids
+from hazwatch.simulators.payloads import (
+    FAMILIES,
+    DeviceGenerator,
+    Message,
+    ReaderField,
+    device_ids,
+)
 
 # progress(fraction done in [0, 1], one line saying where it is)
 Progress = Callable[[float, str], None]
@@ -51,6 +58,9 @@ class FleetConfig:
     keep_messages: bool = True  # False for long benchmarks: counts only, no ground-truth lists
     announce_offline: bool = True  # clean stop publishes a retained {"online": false, "ts": ...}
     clock_ns: Callable[[], int] = time.time_ns
+    # device id → its clock (fast, slow, drifting, rebooting), counted from the run's start;
+    # a device not named keeps true time
+    clocks: Mapping[str, DeviceClock] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.devices < 1:
@@ -159,10 +169,19 @@ class Fleet:
     async def run(self, mqtt_url: str, progress: Progress = no_progress) -> FleetReport:
         cfg = self.config
         report = FleetReport(cfg.site)
+        readers = ReaderField()  # the site's RFID readers stand side by side: cross-reads
+        origin = cfg.clock_ns()
         devices = [
             _Device(
                 mqtt_url,
-                DeviceGenerator(cfg.site, family, device, seed=cfg.seed, clock_ns=cfg.clock_ns),
+                DeviceGenerator(
+                    cfg.site,
+                    family,
+                    device,
+                    seed=cfg.seed,
+                    clock_ns=_device_clock(cfg, device, origin),
+                    readers=readers if family == "rfid" else None,
+                ),
                 cfg,
                 report,
                 self,
@@ -210,6 +229,15 @@ class Fleet:
                 fraction = 1.0
             progress(min(fraction, 1.0), _progress_text(report))
             await asyncio.sleep(0.1)
+
+
+def _device_clock(cfg: FleetConfig, device: str, origin_ns: int) -> Callable[[], int]:
+    """What `device`'s clock says: the fleet's clock, through the device's own if it has one."""
+    clock = cfg.clocks.get(device)
+    if clock is None or clock.exact:
+        return cfg.clock_ns
+    started = clock.starting(origin_ns)
+    return lambda: started.device_ns(cfg.clock_ns())
 
 
 def _progress_text(report: FleetReport) -> str:

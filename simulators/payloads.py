@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
@@ -18,6 +19,7 @@ import orjson
 
 from hazwatch.devices.timeparse import CHINA, NS_PER_S
 from hazwatch.devices.topics import build_topic
+from hazwatch.simulators.reads import DOOR, Radio, ReadModel
 
 # Families the fleet simulates (the order is the order of `--families` and of reports).
 FAMILIES = ("rfid", "scale", "terminal", "air", "camera")
@@ -45,6 +47,27 @@ CONTAINERS = ("200L铁桶", "1000L吨桶", "吨袋", "25L塑料桶")
 OBJECT_LABELS = ("person", "truck", "forklift", "drum", "car")
 # How many terminal messages in a row are batches before a manifest of the recent ones.
 BATCHES_PER_MANIFEST = 4
+# A fleet reader's reads come in passes (simulators/reads.py): most are containers carried
+# through its door, some drums parked in its field for a while; this share of its reads are
+# cross-reads of what passes the reader beside it (a fleet's readers stand side by side).
+PARKED_SHARE = 0.15
+PARKED_S = 120.0
+CROSS_SHARE = 0.1
+# A clock set back by more than this (a reboot to 2000-01-01) really goes back; less is the
+# same instant again and is nudged on by a microsecond.
+CLOCK_SET_BACK_NS = NS_PER_S
+
+
+@dataclass
+class ReaderField:
+    """The RFID readers of one simulated site: the tag each is reading now, so that the reader
+    beside it can cross-read it, weakly, at the same moment."""
+
+    current: dict[str, str] = field(default_factory=dict)  # reader → EPC in its field
+
+    def beside(self, reader: str, rng: random.Random) -> str | None:
+        others = sorted(r for r in self.current if r != reader)
+        return self.current[rng.choice(others)] if others else None
 
 
 @dataclass(slots=True)
@@ -105,12 +128,17 @@ class DeviceGenerator:
     seed: int = 0
     clock_ns: Callable[[], int] = time.time_ns
     tags: list[str] = field(default_factory=list)
+    readers: ReaderField | None = None  # shared by a site's RFID readers: cross-reads
+    read_model: ReadModel = field(default_factory=ReadModel)
     rng: random.Random = field(init=False)
     count: int = field(init=False, default=0)
     _last_ts_ns: int = field(init=False, default=0)
     _last_status_ns: int = field(init=False, default=0)
     _recent_batches: list[str] = field(init=False, default_factory=list)
     _station: dict[str, float] = field(init=False, default_factory=dict)
+    _pass: deque[tuple[float, int]] = field(init=False, default_factory=deque)
+    _pass_epc: str = field(init=False, default="")
+    _radio: Radio | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -123,7 +151,10 @@ class DeviceGenerator:
 
     def next_ts_ns(self) -> int:
         now_us = self.clock_ns() // NS_PER_US * NS_PER_US
-        self._last_ts_ns = max(now_us, self._last_ts_ns + NS_PER_US)
+        if now_us < self._last_ts_ns - CLOCK_SET_BACK_NS:
+            self._last_ts_ns = now_us  # the clock was set back (a reboot): it says so
+        else:
+            self._last_ts_ns = max(now_us, self._last_ts_ns + NS_PER_US)
         return self._last_ts_ns
 
     def topic(self, kind: str) -> str:
@@ -138,8 +169,11 @@ class DeviceGenerator:
 
     def status(self, online: bool = True) -> Message:
         """A status message with the device time as epoch milliseconds (both forms are valid)."""
-        # Strictly later than this device's previous status: two statuses are two points.
-        ts_ns = max(self.clock_ns() // NS_PER_MS * NS_PER_MS, self._last_status_ns + NS_PER_MS)
+        # Strictly later than this device's previous status: two statuses are two points
+        # (unless its clock was set back: then it says the earlier time).
+        ts_ns = self.clock_ns() // NS_PER_MS * NS_PER_MS
+        if ts_ns >= self._last_status_ns - CLOCK_SET_BACK_NS:
+            ts_ns = max(ts_ns, self._last_status_ns + NS_PER_MS)
         self._last_status_ns = ts_ns
         body: dict[str, Any] = {
             "online": online,
@@ -152,14 +186,36 @@ class DeviceGenerator:
         return Message(self.topic("status"), self.family, self.device, "status", body, ts_ns)
 
     def _rfid(self, ts_ns: int) -> Message:
-        epc = self.rng.choice(self.tags)
-        body = {
-            "ts": rfc3339(ts_ns),
-            "epc": epc,
-            "rssi": round(self.rng.uniform(-78, -35), 1),
-            "antenna": self.rng.randint(1, 4),
-        }
+        """The next read of the pass in the reader's field (a new pass when it is over): the
+        RSSI curve and antenna ports of a real pass, timed by the fleet's rate; now and then
+        a weak cross-read of the tag passing the reader beside it."""
+        rng = self.rng
+        if self.readers is not None and rng.random() < CROSS_SHARE:
+            other = self.readers.beside(self.device, rng)
+            if other is not None:
+                rssi = round(rng.uniform(self.read_model.sensitivity_dbm, -65.0), 1)
+                body = {"ts": rfc3339(ts_ns), "epc": other, "rssi": rssi, "antenna": 1}
+                return Message(self.topic("read"), "rfid", self.device, "read", body, ts_ns, other)
+        if not self._pass:
+            self._new_pass()
+        rssi, antenna = self._pass.popleft()
+        epc = self._pass_epc
+        body = {"ts": rfc3339(ts_ns), "epc": epc, "rssi": rssi, "antenna": antenna}
         return Message(self.topic("read"), "rfid", self.device, "read", body, ts_ns, epc)
+
+    def _new_pass(self) -> None:
+        if self._radio is None:
+            seed = f"{self.seed}:{self.site}:{self.device}"
+            self._radio = Radio(self.read_model, seed=seed)
+        radio, epc = self._radio, self.rng.choice(self.tags)
+        if self.rng.random() < PARKED_SHARE:
+            found = radio.parked(epc, self.site, self.device, 0, int(PARKED_S * NS_PER_S), 2, DOOR)
+        else:
+            found = radio.passing(epc, self.site, self.device, 0, DOOR)
+        self._pass = deque((s.rssi, s.antenna) for s in found) or deque([(-60.0, 1)])
+        self._pass_epc = epc
+        if self.readers is not None:
+            self.readers.current[self.device] = epc
 
     def _scale(self, ts_ns: int) -> Message:
         rng = self.rng

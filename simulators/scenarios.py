@@ -22,8 +22,11 @@ A ScenarioReport has `ok: bool` (everything sent was acknowledged) and
 `hazwatch simulate --scenario NAME` calls the factory with these keyword options: site (str),
 devices (int, per family), rate (float, messages/s, 0 = as fast as possible), duration_s
 (float | None), count (int | None), families (tuple[str, ...]), faults (FaultPlan),
-seed (int), keep_messages (bool, False: no per-message ground truth is kept). A factory takes
-what it uses and ignores the rest (accept **options).
+seed (int), keep_messages (bool, False: no per-message ground truth is kept), clocks
+(dict of device id → simulators.clocks.DeviceClock), and for the custody story reads
+("bursts" | "single"), timing ("default" | "compressed"), live (bool), violations (int | None)
+and truth (a Path for the ground truth's JSON, or None). A factory takes what it uses and
+ignores the rest (accept **options).
 """
 
 from __future__ import annotations

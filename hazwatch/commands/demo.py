@@ -24,13 +24,33 @@ from rich.table import Table
 DEMO_SITE = "jy-0012"  # the producer site of the demo registry
 
 
+# The demo's custody story is compressed (a container's life in 2.5 minutes, a pair every
+# 20 s) and read as real readers report (bursts at 25 reads/s, cross-reads, parked drums,
+# stocktakes), so that every custody rule but storage_overdue fires within a few minutes; the
+# custody tolerances shrink with it (simulators.custody.COMPRESSED_LIMITS).
+# A reader whose clock is off, to show hazwatch measuring device clocks: one of the fleet's
+# door readers (not in the demo registry, so it makes no custody event) two minutes slow, as
+# a reader long without NTP drifts. `--clock gate-03=-120s` slows the story's storage-in door
+# instead: its custody events then come two minutes early, which only a service that orders
+# a device's events by its measured clock judges right.
+DEMO_CLOCKS = ("gate-01=-120s",)
+# The fleet's families beside the custody story (whose terminal, scales and readers are the
+# registry's): its readers are outside the registry, so only their clocks and reads show.
+DEMO_FLEET_FAMILIES = ("rfid", "air", "camera")
+
+
 class _Fleets:
     """The demo's simulators, each in a thread with its own event loop; stoppable."""
 
-    def __init__(self, mqtt_url: str, rate: float) -> None:
+    def __init__(self, mqtt_url: str, rate: float, clocks: tuple[str, ...] = ()) -> None:
+        from hazwatch.simulators.clocks import parse_clocks
+        from hazwatch.simulators.custody import LiveCustody
         from hazwatch.simulators.fleet import Fleet, FleetConfig
 
-        self.fleets = [
+        seed = int(time.time())
+        parsed = parse_clocks(clocks)
+        self.custody = LiveCustody(clocks=parsed, seed=seed, keep_plans=False)
+        self.fleets: list[Fleet | LiveCustody] = [
             Fleet(
                 FleetConfig(
                     site=DEMO_SITE,
@@ -38,9 +58,12 @@ class _Fleets:
                     rate=rate,
                     duration_s=math.inf,
                     keep_messages=False,
-                    seed=int(time.time()),
+                    seed=seed,
+                    families=DEMO_FLEET_FAMILIES,
+                    clocks=parsed,
                 )
-            )
+            ),
+            self.custody,
         ]
         self.url = mqtt_url
         self.errors: list[str] = []
@@ -84,16 +107,28 @@ def demo(
         float | None,
         typer.Option("--duration", "-d", min=1, help="Stop after this many seconds (unattended)."),
     ] = None,
-    rate: Annotated[float, typer.Option(min=0.1, help="Simulated messages per second.")] = 20.0,
+    rate: Annotated[
+        float,
+        typer.Option(min=0.1, help="Messages per second of the fleet (the custody story's own)."),
+    ] = 20.0,
     broker: Annotated[
         str, typer.Option(help="auto (mosquitto if installed, else amqtt), mosquitto or amqtt.")
     ] = "auto",
+    clock: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A device's clock, DEVICE=SPEC (see `hazwatch simulate --help`), repeatable; "
+            f"`none`: every clock exact. Default: {', '.join(DEMO_CLOCKS)} (a reader of the "
+            "fleet, outside the registry)."
+        ),
+    ] = None,
 ) -> None:
     """Run the whole product locally: a broker, hazwatch, and simulated devices of every family."""
     from hazwatch.app import HazwatchService
     from hazwatch.embedded import EmbeddedBroker
     from hazwatch.invocation import settings
     from hazwatch.logs import setup_logging
+    from hazwatch.simulators.custody import COMPRESSED_LIMITS
 
     if broker not in ("auto", "mosquitto", "amqtt"):
         raise typer.BadParameter("must be auto, mosquitto or amqtt", param_hint="--broker")
@@ -107,16 +142,18 @@ def demo(
         mqtt_protocol=embedded.protocol,
         mqtt_client_id="hazwatch-demo",
         # a tag of no batch is alerted at once, not after the 5 minutes' grace (as the demo
-        # registry's [custody] table said before the tolerances became settings)
-        custody={"unknown_tag_grace_s": 0},
+        # registry's [custody] table said before the tolerances became settings); the rest as
+        # the compressed story needs them
+        custody={"unknown_tag_grace_s": 0, **COMPRESSED_LIMITS},
     )
+    clocks = _demo_clocks(clock)
     service = HazwatchService(cfg)
     try:
         registry_note = _load_demo_registry(service)
     except Exception as exc:  # the demo still runs without custody locations
         registry_note = f"not loaded ({exc})"
     service.start()
-    fleets = _Fleets(embedded.url, rate)
+    fleets = _Fleets(embedded.url, rate, clocks)
     fleets.start()
 
     stop = threading.Event()
@@ -133,6 +170,7 @@ def demo(
     where.add_row("API", f"{api}/api/health")
     where.add_row("metrics", f"{api}/metrics")
     where.add_row("camera agent", _camera_agent_note())
+    where.add_row("device clocks", ", ".join(clocks) or "all exact")
     if not cfg.influx_url:
         where.add_row("InfluxDB", "set HAZWATCH_INFLUX_URL (and _API, _DB or _TOKEN/_ORG/_BUCKET)")
     if not embedded.production_ready:
@@ -169,8 +207,16 @@ def demo(
             "dead letters",
             ", ".join(f"{r} {n}" for r, n in sorted(letters.items())) or "none",
         )
+        stats.add_row("custody", _custody_note(service))
         open_alerts = service.alerts.list(state="open", limit=1000)
-        stats.add_row("open alerts", str(len(open_alerts)))
+        by_rule = Counter(a.rule for a in open_alerts)
+        stats.add_row(
+            "open alerts",
+            f"{len(open_alerts)}"
+            + (
+                f" ({', '.join(f'{r} {n}' for r, n in sorted(by_rule.items()))})" if by_rule else ""
+            ),
+        )
         if fleets.errors:
             stats.add_row("simulator", fleets.errors[-1])
         return Panel(Group(where, "", stats), title="hazwatch demo — Ctrl-C to stop")
@@ -190,6 +236,26 @@ def demo(
         f"done: {service.pipeline.messages:,} messages, "
         f"{service.pipeline.points_written:,} points stored in {store}"
     )
+    console.print(f"custody: {_custody_note(service)}")
+
+
+def _demo_clocks(given: list[str] | None) -> tuple[str, ...]:
+    """The devices whose clocks are off: as given (`none`: none), else the demo's one."""
+    if given:
+        return () if [g.lower() for g in given] == ["none"] else tuple(given)
+    return DEMO_CLOCKS
+
+
+def _custody_note(service: object) -> str:
+    """Batches by verdict and custody events, from the state store (what the trace shows)."""
+    try:
+        db = service.db  # type: ignore[attr-defined]
+        verdicts = dict(db.query("SELECT verdict, COUNT(*) FROM custody_batch GROUP BY verdict"))
+        events = db.query("SELECT COUNT(*) FROM custody_event")[0][0]
+    except Exception:
+        return "-"
+    shown = ", ".join(f"{v} {verdicts[v]}" for v in ("complete", "open", "broken") if v in verdicts)
+    return f"{sum(verdicts.values())} batches ({shown or 'none yet'}), {events:,} events"
 
 
 def _camera_agent_note() -> str:

@@ -6,6 +6,7 @@ Never print a traceback for a bad option or an unreachable broker: one line and 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hazwatch.base.errors import ConfigError
+from hazwatch.simulators.clocks import parse_clocks
 from hazwatch.simulators.faults import FAULT_KINDS, FaultPlan
 from hazwatch.simulators.payloads import FAMILIES
 from hazwatch.simulators.scenarios import ScenarioReport, get_scenario
@@ -44,6 +46,42 @@ def simulate(
         str | None, typer.Option(help="Broker URL (default: the mqtt_url setting).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed makes the same messages.")] = 0,
+    reads: Annotated[
+        str,
+        typer.Option(
+            help="custody: how readers report: bursts (every inventory round while a tag is in "
+            "the field, as real readers do) or single (one read per stage)."
+        ),
+    ] = "bursts",
+    timing: Annotated[
+        str,
+        typer.Option(
+            help="custody: default (a day in storage, hours on the road) or compressed (the "
+            "whole story in 2.5 minutes)."
+        ),
+    ] = "default",
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="custody: start now and send each message when its time comes (with "
+            "--timing compressed), instead of the past replayed as fast as possible."
+        ),
+    ] = False,
+    clock: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A device's clock, DEVICE=SPEC, repeatable: gate-03=-900s (15 min slow), "
+            "veh-01=+40ppm, rg-1=reboot@60 (back to 2000-01-01 a minute in), sync@S (NTP)."
+        ),
+    ] = None,
+    violations: Annotated[
+        int | None,
+        typer.Option(help="custody: batches that break a rule each (default: one in ten)."),
+    ] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(help="custody: write the ground truth (JSON) to this file first."),
+    ] = None,
 ) -> None:
     """Simulate a site's devices publishing to MQTT, and summarise what was sent and acked."""
     from hazwatch.invocation import settings
@@ -53,6 +91,7 @@ def simulate(
         factory = get_scenario(scenario)
         plan = FaultPlan.parse(faults)
         chosen = tuple(f.strip() for f in families.split(",") if f.strip())
+        clocks = parse_clocks(clock or [])
         run = factory(
             site=site,
             devices=devices,
@@ -63,6 +102,12 @@ def simulate(
             faults=plan,
             seed=seed,
             keep_messages=False,  # the CLI prints counts; lists would grow for hours
+            clocks=clocks,
+            reads=reads,
+            timing=timing,
+            live=live,
+            truth=truth,
+            violations=violations,
         )
     except (KeyError, ValueError) as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None

@@ -16,7 +16,7 @@ from hazwatch.api.routes import custody as custody_routes
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import registry
 from hazwatch.devices.decode import Decoded, decode
-from hazwatch.simulators.custody import plan
+from hazwatch.simulators.custody import ONE_READ, plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
@@ -45,7 +45,7 @@ def count(db: StateDB, table: str) -> int:
 
 def test_restart_and_redelivery(db: StateDB) -> None:
     registry.save(db, registry.load_file(REGISTRY_FILE), "test", 1)
-    the_plan = plan(40, 10, seed=5)
+    the_plan = plan(40, 10, seed=5, reads=ONE_READ)
     sink = ListSink()
     first = processor(db, sink)
     now = time.time_ns()
@@ -74,7 +74,7 @@ def test_restart_and_redelivery(db: StateDB) -> None:
 
 def test_api_routes(db: StateDB) -> None:
     registry.save(db, registry.load_file(REGISTRY_FILE), "test", 1)
-    the_plan = plan(20, 4, seed=9)
+    the_plan = plan(20, 4, seed=9, reads=ONE_READ)
     proc = processor(db, ListSink())
     now = time.time_ns()
     proc.process(

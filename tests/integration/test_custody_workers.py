@@ -23,7 +23,7 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import registry
 from hazwatch.devices.decode import Decoded, decode
-from hazwatch.simulators.custody import Plan, plan
+from hazwatch.simulators.custody import ONE_READ, Plan, plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import NS_PER_S, Tracker
 from hazwatch.streams.custody.store import CustodyStore
@@ -34,7 +34,7 @@ REGISTRY_FILE = Path(__file__).parents[1] / "data" / "registry.toml"
 NOW = time.time_ns()
 LATER = NOW + 301 * NS_PER_S  # past the unknown-tag grace: the last tick alerts them
 CHUNK = 64  # messages per ingest batch, as the pipeline hands them over
-PLAN = plan(200, 20, seed=11, start_ns=NOW - 400 * 86400 * NS_PER_S)
+PLAN = plan(200, 20, seed=11, start_ns=NOW - 400 * 86400 * NS_PER_S, reads=ONE_READ)
 Split = Callable[[int, int], int]  # (message index, chunk index) → worker 0 or 1
 
 
@@ -208,7 +208,7 @@ def test_two_workers_judge_like_one(
     chunk_split=st.booleans(),
 )
 def test_any_split_judges_like_one_worker(seed: int, share: float, chunk_split: bool) -> None:
-    the_plan = plan(30, 10, seed=seed % 1000, start_ns=NOW - 400 * 86400 * NS_PER_S)
+    the_plan = plan(30, 10, seed=seed % 1000, start_ns=NOW - 400 * 86400 * NS_PER_S, reads=ONE_READ)
     stream = messages(the_plan)
     rng = random.Random(seed)
     if chunk_split:

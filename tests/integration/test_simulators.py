@@ -6,6 +6,7 @@ Never mock the broker, and never sleep to wait: a paho subscriber collects and w
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import subprocess
 import sys
@@ -14,19 +15,30 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
 
+import httpx
 import orjson
 import paho.mqtt.client as paho
 import pytest
 
 from hazwatch.base.errors import PayloadError
+from hazwatch.base.statedb import StateDB
 from hazwatch.devices.decode import decode
 from hazwatch.devices.family import NoRegistry
+from hazwatch.devices.timeparse import CHINA
 from hazwatch.simulators.faults import FaultPlan
 from hazwatch.simulators.fleet import Fleet, FleetConfig, drop_connection
 from hazwatch.simulators.mqtt import device_client, status_topic
 from hazwatch.simulators.payloads import FAMILIES
-from tests.services import Mosquitto, free_port, wait_for
+from hazwatch.simulators.truth import months_between
+from hazwatch.streams.custody.rules import RULE_SPECS as CUSTODY_RULE_SPECS
+from hazwatch.streams.custody.store import CustodyStore
+from tests.hazwatch_proc import HazwatchProcess
+from tests.services import Influxd, Mosquitto, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 CTX = NoRegistry()
@@ -261,3 +273,159 @@ def test_stop_ends_an_endless_run_with_its_report(mosquitto: Mosquitto) -> None:
     report = asyncio.run(asyncio.wait_for(fleet.run(mosquitto.url, progress), 20))
     assert report.ok and 0 < report.sent == report.acked
     assert report.status_sent == report.status_acked == 2 * len(report.devices)
+
+
+# ---------------------------------------------------------------- custody against the truth
+
+REGISTRY = Path(__file__).parents[1] / "data" / "registry.toml"
+NS = 1_000_000_000
+
+
+@dataclass
+class CustodyRun:
+    """`hazwatch simulate --scenario custody` run once into a `hazwatch serve`."""
+
+    serve: HazwatchProcess
+    truth: dict[str, Any]
+    published: int
+    stdout: str
+
+    @property
+    def state(self) -> str:
+        return self.serve.env["HAZWATCH_STATE_URL"]
+
+    def verdicts(self) -> dict[str, dict[str, Any]]:
+        db = StateDB(self.state)
+        try:
+            return {r["batch"]: r for r in CustodyStore(db).batches(limit=1000)}
+        finally:
+            db.close()
+
+    def events(self) -> dict[str, list[Any]]:
+        db = StateDB(self.state)
+        try:
+            store = CustodyStore(db)
+            return {b: store.events(b) for b in self.truth["batches"]}
+        finally:
+            db.close()
+
+
+def _ingested(serve: HazwatchProcess) -> int:
+    """Messages the service has taken, as its /metrics counts them."""
+    text = httpx.get(f"{serve.api}/metrics", timeout=5).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("hazwatch_messages_total{")
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def custody_run(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CustodyRun]:
+    """Twenty batches, every custody rule broken once, read in bursts as real readers report
+    (cross-reads at the side-by-side doors, parked drums, stocktakes, vehicle inventories)."""
+    tmp = tmp_path_factory.mktemp("custody-truth")
+    db = f"truth_{uuid.uuid4().hex[:8]}"
+    influxd.create_db(db)
+    proc = HazwatchProcess.on_influx_v1(
+        tmp / "hazwatch",
+        mosquitto.url,
+        influxd.url,
+        db,
+        state_url=f"sqlite:///{tmp / 'state.db'}",
+        custody__unknown_tag_grace_s="0",  # the sample settings' tolerances
+    )
+    loaded = proc.cli("registry", "load", str(REGISTRY))
+    assert loaded.returncode == 0, loaded.stderr
+    proc.start()
+    try:
+        truth_path = tmp / "truth.json"
+        result = hazwatch(
+            "simulate",
+            *("--scenario", "custody", "--count", "20", "--violations", "10", "--rate", "0"),
+            *("--seed", "4", "--mqtt-url", mosquitto.url, "--truth", str(truth_path)),
+        )
+        assert result.returncode == 0, result.stderr
+        published = int(result.stdout.split("messages published")[1].split("│")[1].split()[0])
+        run = CustodyRun(proc, orjson.loads(truth_path.read_bytes()), published, result.stdout)
+        wait_for(lambda: _ingested(proc) >= published, 300, f"{published} messages taken")
+        batches = run.truth["batches"]
+        wait_for(
+            lambda: all(
+                run.verdicts().get(b, {}).get("verdict", "open") != "open" for b in batches
+            ),
+            60,
+            "every batch judged",
+        )
+        yield run
+    finally:
+        proc.stop()
+
+
+def test_the_custody_scenario_publishes_reader_bursts_and_its_truth(
+    custody_run: CustodyRun,
+) -> None:
+    truth = custody_run.truth
+    counts = truth["read_counts"]
+    assert counts["pass"] > 2000 and counts["cross"] > 500 and counts["transit"] > 1000
+    assert counts["stocktake"] > 0
+    assert custody_run.published > sum(counts.values())  # reads, and the rest of the story
+    assert "bursts (realistic)" in custody_run.stdout
+    assert {b["violation"] for b in truth["batches"].values()} - {None} == set(
+        spec.id for spec in CUSTODY_RULE_SPECS if spec.subject == "batch"
+    )
+    assert len(custody_run.verdicts()) >= len(truth["batches"])
+
+
+def test_custody_events_verdicts_and_ledger_are_the_ground_truth(
+    custody_run: CustodyRun,
+) -> None:
+    truth = custody_run.truth
+    batches: dict[str, dict[str, Any]] = truth["batches"]
+    verdicts = custody_run.verdicts()
+    assert {b: verdicts[b]["verdict"] for b in batches} == {
+        b: t["verdict"] for b, t in batches.items()
+    }
+    assert {b: sorted({v["rule"] for v in verdicts[b]["violations"]}) for b in batches} == {
+        b: [t["violation"]] if t["violation"] else [] for b, t in batches.items()
+    }
+    events = custody_run.events()
+    for batch, t in batches.items():
+        got = events[batch]
+        assert dict(Counter(e.stage for e in got)) == t["expected_events"], batch
+        entered = t["entered"]
+        assert [(e.stage, e.site, e.device) for e in got] == [
+            (e["stage"], e["site"], e["device"]) for e in entered
+        ], batch
+        for event, entry in zip(got, entered, strict=True):  # placed in the pass it was
+            assert (
+                entry["ts_ns"]
+                <= event.ts_ns
+                <= entry["ts_ns"] + (entry["until_ns"] - entry["at_ns"])
+            ), (batch, event)
+    first = min(e["at_ns"] for t in batches.values() for e in t["entered"])
+    last = max(e["at_ns"] for t in batches.values() for e in t["entered"])
+    for site, rows in truth["ledger"].items():
+        out = custody_run.serve.cli(
+            "ledger", "--site", site, "--from", _day(first), "--to", _day(last),
+            "--format", "json",
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        monthly = json.loads(out.stdout)["monthly"]
+        assert _totals(monthly) == _totals(rows), site
+        assert {r["month"] for r in monthly} <= set(months_between(first, last + 1))
+
+
+def _totals(table: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, float]]:
+    """A monthly summary's non-zero totals by (month, waste code); months of nothing aside."""
+    columns = ("generated_kg", "stored_month_end_kg", "transferred_kg", "disposed_kg")
+    found = {(r["month"], r["waste_code"]): {c: r[c] for c in columns if r[c]} for r in table}
+    return {key: row for key, row in found.items() if row}
+
+
+def _day(ts_ns: int) -> str:
+    return datetime.fromtimestamp(ts_ns // NS, CHINA).strftime("%Y-%m-%d")

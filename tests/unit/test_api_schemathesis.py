@@ -39,7 +39,7 @@ from hazwatch.parts import alerts as wiring_alerts
 from hazwatch.parts import clocks as wiring_clocks
 from hazwatch.parts import custody as wiring_custody
 from hazwatch.parts import video as wiring_video
-from hazwatch.simulators.custody import Plan, plan
+from hazwatch.simulators.custody import ONE_READ, Plan, plan
 from hazwatch.streams.air.processor import AirProcessor
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.clocks.store import ClockRow, ClockStore
@@ -75,7 +75,7 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     custody = CustodyProcessor(
         tracker, decode_ctx, ListSink(), custody_store, limits=custody_limits()
     )
-    the_plan = plan(10, 2, seed=1)
+    the_plan = plan(10, 2, seed=1, reads=ONE_READ)
     custody.process(
         [decode(m.topic, m.payload, decode_ctx, now_ns=now) for m in the_plan.messages], now
     )

@@ -13,7 +13,7 @@ from hazwatch.alerts.model import ListSink
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import registry
 from hazwatch.devices.decode import decode
-from hazwatch.simulators.custody import plan
+from hazwatch.simulators.custody import ONE_READ, plan
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
@@ -37,14 +37,14 @@ def test_registry_trace_and_ledger_commands(tmp_path: Path) -> None:
     loaded = run(env, "registry", "load", str(SAMPLE))
     assert loaded.returncode == 0, loaded.stderr
     shown = json.loads(run(env, "registry", "show", "--json").stdout)
-    assert shown["version"] == 1 and len(shown["reader"]) == 9
+    assert shown["version"] == 1 and len(shown["reader"]) == 10
     assert "gate-03" in run(env, "registry", "show").stdout
 
     db = StateDB(state)
     tracker = Tracker()
     ctx = registry.RegistryContext(db, batches=tracker.epc_batch)
     proc = CustodyProcessor(tracker, ctx, ListSink(), CustodyStore(db), limits=custody_limits())
-    the_plan = plan(10, 2, seed=1)
+    the_plan = plan(10, 2, seed=1, reads=ONE_READ)
     now = time.time_ns()
     proc.process([decode(m.topic, m.payload, ctx, now_ns=now) for m in the_plan.messages], now)
     db.close()

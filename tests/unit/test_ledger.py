@@ -17,7 +17,7 @@ from hazwatch.alerts.model import ListSink
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.decode import decode
 from hazwatch.devices.registry import RegistryContext, load_file
-from hazwatch.simulators.custody import Plan, plan
+from hazwatch.simulators.custody import ONE_READ, Plan, plan
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
@@ -38,7 +38,7 @@ def day(ts_ns: int) -> str:
 
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory: pytest.TempPathFactory) -> tuple[Plan, CustodyStore]:
-    the_plan = plan(60, 10, seed=3)
+    the_plan = plan(60, 10, seed=3, reads=ONE_READ)
     db = StateDB(f"sqlite:///{tmp_path_factory.mktemp('ledger') / 'state.db'}")
     tracker = Tracker()
     ctx = RegistryContext(None, REGISTRY, batches=tracker.epc_batch)

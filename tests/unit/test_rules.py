@@ -148,7 +148,7 @@ def test_the_simulator_breaks_every_declared_custody_rule_with_its_severity() ->
         custody_sim.BATCH_VIOLATIONS
     )  # in declaration order: `plan` picks its victims' faults in that order
     kinds = custody_sim.BATCH_VIOLATIONS
-    the_plan = custody_sim.plan(4 * len(kinds), len(kinds), seed=5)
+    the_plan = custody_sim.plan(4 * len(kinds), len(kinds), seed=5, reads=custody_sim.ONE_READ)
     assert sorted(set(the_plan.broken().values())) == sorted(kinds)
     registry = load_file(ROOT / "tests" / "data" / "registry.toml")
     tracker = custody.Tracker()

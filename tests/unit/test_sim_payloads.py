@@ -173,3 +173,64 @@ def test_a_device_never_repeats_a_timestamp_even_on_a_stopped_clock() -> None:
     statuses = [gen.status(online=n % 2 == 0).ts_ns for n in range(5)]
     assert len(set(times)) == 50 and times == sorted(times)
     assert len(set(statuses)) == 5
+
+
+def test_a_fleet_reader_reports_passes_with_cross_reads_of_the_reader_beside_it() -> None:
+    from hazwatch.simulators.payloads import ReaderField
+
+    field = ReaderField()
+    gens = [
+        DeviceGenerator("jy-0012", "rfid", d, seed=3, clock_ns=lambda: NOW_NS, readers=field)
+        for d in ("gate-01", "gate-02")
+    ]
+    reads: dict[str, list[dict[str, object]]] = {g.device: [] for g in gens}
+    cross: dict[str, list[dict[str, object]]] = {g.device: [] for g in gens}
+    for _ in range(1500):
+        for gen, other in (gens, gens[::-1]):
+            beside = field.current.get(other.device)
+            body = gen.next().body
+            if body["epc"] == beside and body["epc"] != field.current.get(gen.device):
+                cross[gen.device].append(body)  # the tag in the other reader's field
+            else:
+                reads[gen.device].append(body)
+    for device, bodies in reads.items():
+        runs: list[list[dict[str, object]]] = []  # consecutive reads of one tag
+        for body in bodies:
+            if runs and runs[-1][0]["epc"] == body["epc"]:
+                runs[-1].append(body)
+            else:
+                runs.append([body])
+        long = [run for run in runs if len(run) > 20]
+        assert len(long) >= 3 and all(len(run) < 1000 for run in long)
+        assert sum(len(run) for run in long) > 0.9 * len(bodies)
+        for run in long:
+            assert all(-76 <= float(b["rssi"]) <= -20 for b in run)  # type: ignore[arg-type]
+        passing = [run for run in long if max(float(b["rssi"]) for b in run) > -55]  # type: ignore[arg-type]
+        assert passing and all({b["antenna"] for b in run} == {1, 2} for run in passing)
+        # cross-reads: the other reader's tag, weak, now and then
+        assert 0.05 * len(bodies) < len(cross[device]) < 0.2 * len(bodies)
+        assert all(float(b["rssi"]) <= -65 for b in cross[device])  # type: ignore[arg-type]
+
+
+def test_fleet_devices_take_their_clocks_and_a_reboot_goes_back_to_2000() -> None:
+    from hazwatch.devices.timeparse import EARLIEST_NS
+    from hazwatch.simulators.clocks import parse_clocks
+    from hazwatch.simulators.fleet import FleetConfig, _device_clock
+
+    now = [NOW_NS]
+    cfg = FleetConfig(
+        clock_ns=lambda: now[0], clocks=parse_clocks(["gate-01=-900s,reboot@60", "s-01=+30ppm"])
+    )
+    gate = DeviceGenerator(
+        "jy-0012", "rfid", "gate-01", clock_ns=_device_clock(cfg, "gate-01", NOW_NS)
+    )
+    scale = DeviceGenerator("jy-0012", "scale", "s-01", clock_ns=_device_clock(cfg, "s-01", NOW_NS))
+    assert _device_clock(cfg, "air-01", NOW_NS) is cfg.clock_ns
+    before = gate.next().ts_ns
+    assert before == NOW_NS - 900 * 1_000_000_000
+    now[0] = NOW_NS + 100 * 1_000_000_000
+    after = gate.next()
+    assert after.ts_ns == EARLIEST_NS + 40 * 1_000_000_000  # back to 2000-01-01, counting on
+    assert decode(after.topic, after.payload, CTX, now_ns=now[0]).points[0].ts_ns == after.ts_ns
+    assert gate.status().ts_ns == EARLIEST_NS + 40 * 1_000_000_000
+    assert scale.next().ts_ns == now[0] + 3_000_000  # 30 ppm of 100 s: 3 ms
