@@ -60,6 +60,9 @@ class ClockConfig:
     max_devices: int = 10_000  # devices tracked at once (topics are the devices' own words)
     buckets: int = 10  # the window's minima, one per window_ns / buckets of receive time
     min_samples: int = 3  # a first offset or a step needs this many messages, too
+    # a message this late is no delay (a clock back at 2000-01-01 is): while a step is not
+    # confirmed, a message later than the offset says is read as this late at most
+    max_delay_ns: int = 30 * 86_400 * 10**9
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,7 @@ class _Clock:
         "established",
         "last_ns",
         "max_dev",
+        "min_at",
         "reading",
         "run",
         "run_count",
@@ -112,6 +116,7 @@ class _Clock:
         self.steps = 0
         self.buckets: list[list[int]] = [[bucket, d]]  # [bucket index, minimum d], oldest first
         self.max_dev = device_ns
+        self.min_at = received_ns  # receive time the minimum last fell by more than a step
         self.last_ns = received_ns
         self.above_since = received_ns  # receive time of the first sample above the band
         self.above_dev = device_ns  # and its device time
@@ -215,6 +220,8 @@ class DeviceClocks:
             if d < oldest_slot[1]:
                 oldest_slot[1] = d
         minimum = min(b[1] for b in buckets) if len(buckets) > 1 else buckets[0][1]
+        if minimum < est - cfg.step_ns:
+            clock.min_at = received_ns  # still falling: a backlog draining, not an offset
         if minimum != est:
             clock.est = minimum
             clock.reading = None
@@ -224,7 +231,11 @@ class DeviceClocks:
     def _settling(self, key: Key, clock: _Clock, received_ns: int) -> ClockReading:
         cfg = self.config
         if not clock.established:
-            if clock.samples < cfg.min_samples or received_ns - clock.since_ns < cfg.settle_ns:
+            if (
+                clock.samples < cfg.min_samples
+                or received_ns - clock.since_ns < cfg.settle_ns
+                or received_ns - clock.min_at < cfg.settle_ns // 2
+            ):
                 return self._unknown
             clock.established = True
             clock.reading = None
@@ -264,13 +275,18 @@ class DeviceClocks:
             return self._reading(clock)
         if not clock.established:
             return self._unknown  # before any offset is known, a run changes nothing yet
-        return ClockReading(d, abs(d - clock.est), STEP)
+        late = d - clock.est
+        if 0 < late <= cfg.max_delay_ns:
+            # as late as that, or its clock was set back: read with the offset, good to ± late
+            return ClockReading(clock.est, late, STEP)
+        return ClockReading(d, abs(late), STEP)  # the other way, or too late: its receive time
 
     def _take(
         self, key: Key, clock: _Clock, offset: int, since_ns: int, samples: int, now_ns: int
     ) -> None:
         """A new offset takes over: the window starts again from it."""
         clock.est = offset
+        clock.min_at = clock.run_min_at if clock.run else now_ns
         clock.buckets = [[now_ns // self._bucket_ns, offset]]
         clock.since_ns = since_ns
         clock.samples = samples
@@ -354,6 +370,7 @@ class DeviceClocks:
         clock.est = int(state["est"])
         clock.established = bool(state["established"])
         clock.since_ns = int(state["since_ns"])
+        clock.min_at = clock.since_ns
         clock.samples = int(state["samples"])
         clock.steps = int(state["steps"])
         clock.max_dev = int(state["max_dev"])

@@ -89,6 +89,36 @@ def test_buffered_uploads_after_an_outage_keep_the_offset() -> None:
     assert abs(after[-1].offset_ns - before.offset_ns) < S // 2
 
 
+def test_a_backlog_uploaded_beside_live_messages_keeps_its_times() -> None:
+    """A reader sends its live reads and, at the same time, an hour of reads it kept while it
+    could not publish: those go back in device time, and are read as late, not as a step."""
+    clocks = DeviceClocks(CONFIG)
+    live(clocks, 900, 0, 120)
+    offset = clocks.reading(KEY).offset_ns
+    late = []
+    for j in range(200):
+        now = T0 + (120 + j) * S
+        clocks.observe(KEY, now + S // 10, now - 900 * S)  # live
+        kept = T0 + 120 * S - 3600 * S + j * 18 * S  # an hour ago, onwards
+        late.append(clocks.observe(KEY, now + S // 5, kept - 900 * S))
+    assert {r.offset_ns for r in late} == {offset}  # each at the time it was really read
+    assert all(r.basis in (WINDOW, STEP) for r in late)
+    assert clocks.reading(KEY).offset_ns == offset and clocks.estimate(KEY).steps == 0  # type: ignore[union-attr]
+
+
+def test_a_story_replayed_from_the_past_keeps_its_own_times() -> None:
+    """A year of messages sent as fast as they go (a simulator's history, a replay): the
+    device's time runs thousands of times faster than the receiver's, so the least offset
+    never holds still and no offset is taken: the messages keep their own time."""
+    clocks = DeviceClocks(CONFIG)
+    start = T0 - 400 * 86400 * S
+    readings = [
+        clocks.observe(KEY, T0 + i * S // 20, start + i * 4 * 3600 * S) for i in range(2400)
+    ]  # two minutes of receive time for 400 days of device time
+    assert {r.basis for r in readings} == {NONE}
+    assert {r.offset_ns for r in readings} == {0}
+
+
 def test_a_reboot_to_2000_takes_over_after_settling() -> None:
     clocks = DeviceClocks(CONFIG)
     live(clocks, 0, 0, 120)
