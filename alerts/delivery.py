@@ -205,11 +205,19 @@ class DeliveryStore:
 
     # -- single deliveries -----------------------------------------------------------------
 
-    def due(self, target: str, now_ns: int, limit: int = DIGEST_MAX) -> list[Delivery]:
-        """Pending deliveries of `target` whose time has come, oldest change first."""
+    def due(
+        self, target: str, now_ns: int, limit: int = DIGEST_MAX, *, urgent_only: bool = False
+    ) -> list[Delivery]:
+        """Pending deliveries of `target` whose time has come, oldest change first;
+        `urgent_only`: only critical alerts opened or escalated (what goes alone in a storm)."""
+        urgent = (
+            " AND severity = 'critical' AND change IN ('opened', 'escalated')"
+            if urgent_only
+            else ""
+        )
         rows = self.db.query(
             f"SELECT {_DELIVERY} FROM alert_delivery WHERE target = ? AND state = ? "
-            "AND next_attempt_ns <= ? ORDER BY outbox_id LIMIT ?",
+            f"AND next_attempt_ns <= ?{urgent} ORDER BY outbox_id LIMIT ?",
             (target, PENDING, now_ns, limit),
         )
         return [_delivery(r) for r in rows]

@@ -215,7 +215,12 @@ class Sender:
 
     def tick(self, now_ns: int) -> None:
         """One round of the planner: hold the lease, fan out, escalate, prune."""
-        if not self.lead(now_ns):
+        try:
+            leading = self.lead(now_ns)
+        except Exception:
+            self.leader = False  # unsure of the lease: stop sending until it is renewed
+            raise
+        if not leading:
             return
         self.fan_out(now_ns)
         if now_ns >= self._next_escalation_ns:
@@ -314,7 +319,9 @@ class Sender:
                 return target.window.next_room_ns(now_ns) - now_ns
             self._send_digest(target, digest, now_ns)
             return 0
-        due = self.deliveries.due(name, now_ns)
+        storm = now_ns < target.storm_until_ns
+        # in a storm's interval only urgent changes may go: only those are read
+        due = self.deliveries.due(name, now_ns, urgent_only=storm)
         if quiet_end:
             held = [d.outbox_id for d in due if d.severity is not Severity.CRITICAL]
             if held:
@@ -342,7 +349,9 @@ class Sender:
                     target, Digest(key, name, PENDING, len(members), 0, now_ns), now_ns
                 )
             return 0
-        if due:  # waiting for the minute's room or the digest interval
+        if storm:  # until the next digest, or an urgent change (the fan-out wakes the thread)
+            return max(target.storm_until_ns - now_ns, 1_000_000)
+        if due:  # waiting for the minute's room
             until = (
                 step.until_ns if step.until_ns is not None else target.window.next_room_ns(now_ns)
             )

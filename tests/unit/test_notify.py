@@ -592,10 +592,14 @@ def test_a_storm_gives_at_most_the_limit_per_minute_and_one_digest_per_interval(
     raise_air(store, 5, clock.now)  # calm: each alone
     run(out, clock, 2)
     assert len(receiver.requests) == 5
-    for _ in range(10):  # then 500 over 5 minutes
+    for burst in range(10):  # then 500 over 5 minutes
         store.db.execute("UPDATE alerts SET state = 'resolved' WHERE state = 'open'")
         raise_air(store, 50, clock.now, Severity.MAJOR)
         run(out, clock, 30)
+        if burst == 0:  # in the storm: the thread sleeps until the next digest, no busy loop
+            storm_until = out.targets["wx"].storm_until_ns
+            assert storm_until > clock.now
+            assert out.step("wx", clock.now) == storm_until - clock.now
     run(out, clock, 120)
     sent = [orjson.loads(r.content)["markdown"]["content"] for r in receiver.requests]
     digests = [s for s in sent if "告警汇总" in s]
