@@ -27,6 +27,8 @@ from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.pipeline import IngestPipeline
 from hazwatch.ingest.pointstore import PointStore
 from hazwatch.ingest.spool import Spool
+from hazwatch.simulators.clocks import parse_clocks
+from hazwatch.simulators.custody import BATCH_VIOLATIONS, Plan, plan
 from hazwatch.streams.clocks.processor import ClockProcessor
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.clocks.store import ClockStore
@@ -73,6 +75,9 @@ class Story:
         self.clocks = clocks or {}
         self.sent: list[Sent] = []
         self.rng = random.Random(7)
+        # messages made elsewhere, stamped already: (true time sent, topic, payload)
+        self.raw: list[tuple[int, str, bytes]] = []
+        self.plan: Plan | None = None  # the simulator's story, when it is one
 
     def clock(self, site: str, family: str, device: str) -> Clock:
         return self.clocks.get((site, family, device), Clock())
@@ -104,20 +109,27 @@ class Story:
                 epc=epc, rssi=round(rssi, 1), antenna=1,
             )  # fmt: skip
 
+    def stamped(self) -> list[tuple[int, str, bytes]]:
+        """Every message as sent: (true time, topic, payload stamped by its device's clock)."""
+        out = list(self.raw)
+        for sent in self.sent:
+            _, site, family, device, _ = sent.topic.split("/")
+            device_ms = self.clock(site, family, device)(sent.true_ns) // MS
+            out.append((sent.true_ns, sent.topic, orjson.dumps(sent.body(device_ms))))
+        out.sort(key=lambda m: m[0])
+        return out
+
     def messages(self) -> Iterator[tuple[int, list[RawMessage]]]:
         """(receive time, messages) a second at a time, each received 50-300 ms after sent."""
         batch: list[RawMessage] = []
         second = None
-        for n, sent in enumerate(sorted(self.sent)):
-            _, site, family, device, _ = sent.topic.split("/")
-            device_ms = self.clock(site, family, device)(sent.true_ns) // MS
-            received = sent.true_ns + int(self.rng.uniform(0.05, 0.3) * S)
+        for n, (true_ns, topic, payload) in enumerate(self.stamped()):
+            received = true_ns + int(self.rng.uniform(0.05, 0.3) * S)
             if second is not None and received // S != second and batch:
                 yield batch[-1].received_ns, batch
                 batch = []
             second = received // S
-            payload = orjson.dumps(sent.body(device_ms))
-            batch.append(RawMessage(n, sent.topic, payload, 1, received, 0))
+            batch.append(RawMessage(n % 65535 + 1, topic, payload, 1, received, 0))
         if batch:
             yield batch[-1].received_ns, batch
 
@@ -363,3 +375,63 @@ def test_unknown_offsets_make_close_events_of_different_devices_simultaneous(
     stored = service.tracker.judged["B0"].events[1]
     assert stored.clock_basis == "none"
     assert stored.clock_error_ns == service.settings.config().tolerance_ns
+
+
+# ---------------------------------------------------------------- the simulator's clocks
+
+
+def simulated(clocks: dict[str, str], batches: int = 12, violations: int = 4) -> Story:
+    """The custody simulator's story (read bursts, parked tags, cross-reads, its violations)
+    stamped by its device clocks, after two minutes of every device's statuses."""
+    parsed = parse_clocks([f"{d}={c}" for d, c in clocks.items()])
+    start = T0 + 120 * S
+    the_plan = plan(batches, violations, seed=3, start_ns=start, clocks=parsed, kinds=TIMELESS)
+    story = Story()
+    story.plan = the_plan
+    devices = sorted({m.device for m in the_plan.messages})
+    for t in range(0, 120, 10):
+        for site, family, device in devices:
+            clock = parsed.get(device)
+            ts = clock.starting(start).device_ns(T0 + t * S) if clock else T0 + t * S
+            story.raw.append((T0 + t * S, f"hw/{site}/{family}/{device}/status",
+                              orjson.dumps({"online": True, "ts": ts // MS})))  # fmt: skip
+    story.raw.extend((m.sent_ns, m.topic, m.payload) for m in the_plan.messages)
+    return story
+
+
+# the batch rules whose story takes no year (storage_overdue's does): each fires as injected
+TIMELESS = tuple(r for r in BATCH_VIOLATIONS if r != "storage_overdue")
+
+
+@pytest.mark.parametrize(
+    "clocks",
+    [
+        pytest.param({}, id="exact"),
+        pytest.param({"gate-03": "-900s"}, id="storage-in 15 min slow"),
+        pytest.param({"gate-04": "+360s"}, id="storage-out 6 min fast"),
+        pytest.param({"veh-01": "reboot@3600"}, id="vehicle rebooted to 2000"),
+        pytest.param(
+            {
+                "gate-03": "-900s",
+                "gate-04": "+360s",
+                "veh-01": "+40ppm,reboot@3600",
+                "rg-1": "-45s",
+                "t1": "+20s",
+            },
+            id="all at once",
+        ),
+    ],
+)
+def test_the_simulators_drifting_clocks_leave_its_ground_truth(
+    tmp_path: Path, clocks: dict[str, str]
+) -> None:
+    """Verdicts with clocks off are the simulator's truth (computed apart from hazwatch)."""
+    story = simulated(clocks)
+    service = Service(tmp_path)
+    service.run(story)
+    assert story.plan is not None
+    truth = story.plan.expected_verdicts()
+    got = {b: v[0] for b, v in service.verdicts().items()}
+    assert got == truth
+    rules = {b: v[2] for b, v in service.verdicts().items() if v[2]}
+    assert rules == {b: [rule] for b, rule in story.plan.broken().items()}
