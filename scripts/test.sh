@@ -15,6 +15,8 @@ command -v mosquitto_passwd >/dev/null || missing+=(mosquitto)
 command -v influxd >/dev/null || missing+=(influxdb)
 command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
 command -v chromium >/dev/null || missing+=(chromium)
+# the browser tests' screenshots show Chinese: without a CJK font they would show boxes
+fc-list :lang=zh 2>/dev/null | grep -q . || missing+=(fonts-noto-cjk)
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v python3 >/dev/null || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -111,7 +111,8 @@ def _custody(ctx: ApiContext, cursor: Cursor | None, limit: int) -> tuple[list[A
     events = [
         {
             "kind": "custody",
-            "key": f"{e.event_id}:{seq}",
+            "key": e.event_id,  # an event saved again (its pass went on) is the same item
+            "seq": seq,
             "ts": format_ts(e.ts_ns),
             "ts_ms": _ms(e.ts_ns),
             "site": e.site,

@@ -6,12 +6,15 @@ never name anything outside the host (scripts, styles and fonts come from /stati
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from html import escape
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+import hazwatch.streams
 from hazwatch.alerts.messages import CHANGE_WORDS, SEVERITY_WORDS
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, short_name
@@ -19,11 +22,8 @@ from hazwatch.api.deps import Ctx
 from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.registry import READER_LOCATIONS, ROLES
 from hazwatch.streams.air import aqi
-from hazwatch.streams.air import rules as air_rules
-from hazwatch.streams.clocks import rules as clock_rules
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody import rules as custody_rules
-from hazwatch.streams.video import rules as video_rules
 
 router = APIRouter(tags=["screen"])
 
@@ -37,13 +37,26 @@ PAGES: dict[str, tuple[str, str]] = {
     "ledger": ("管理台账", "Ledger"),
     "wall": ("大屏", "Wall display"),
 }
-# Every part's rules, declared once in its rules.py: the screen names them from these.
-RULE_SPECS: tuple[RuleSpec, ...] = (
-    *custody_rules.RULE_SPECS,
-    *air_rules.RULE_SPECS,
-    *video_rules.RULE_SPECS,
-    *clock_rules.RULE_SPECS,
-)
+
+
+def _rule_specs() -> tuple[RuleSpec, ...]:
+    """Every part's rules, declared once in its streams/<part>/rules.py: the screen names them
+    from these, so a part added later is named without a change here."""
+    found: list[RuleSpec] = []
+    package = hazwatch.streams
+    for part in sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.ispkg):
+        name = f"{package.__name__}.{part}.rules"
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found.extend(getattr(module, "RULE_SPECS", ()))
+    return tuple(found)
+
+
+RULE_SPECS: tuple[RuleSpec, ...] = _rule_specs()
 STAGE_NAMES = {  # docs/payloads.md, `custody`
     "GENERATED": ("产生", "generated"),
     "STORED": ("贮存", "stored"),

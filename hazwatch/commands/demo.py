@@ -88,6 +88,93 @@ class _Fleets:
             thread.join(10)
 
 
+class _ScreenFeeds:
+    """What the screen's air and video pages show within a minute, as devices send it: the
+    registry's air station (aq-07, HJ 212 minute data over MQTT) with its last day sent at once
+    and then a minute at a time, and two cameras at the disposal center's storage room, the
+    second covered for two minutes in every four (simulators/hj212_station.py, camera.py)."""
+
+    AIR = ("aq-07", "41900100000007", 2.4)  # the demo registry's station, a dirty site
+    VIDEO_SITE = "dp-01"
+    VIDEO_ROUND_S = 240.0
+
+    def __init__(self, mqtt_url: str) -> None:
+        self.url = mqtt_url
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for target in (self._air, self._video):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _air(self) -> None:
+        from hazwatch.simulators.hj212_station import AirSimConfig, StationSpec, run_stations
+
+        station, mn, pollution = self.AIR
+        spec = StationSpec(DEMO_SITE, station, mn, pollution=pollution, seed=7)
+        minute_ns = 60 * 1_000_000_000
+        now = time.time_ns() // minute_ns * minute_ns
+        # The last day at once (its hours close: the air page has a day to show), up to this
+        # minute, then each minute as it starts: the packet's QN (its time of sending) stays
+        # near the receiver's clock, so the clocks part measures the station right.
+        try:
+            done = asyncio.run(
+                run_stations([spec], AirSimConfig(start_ns=now - 1439 * minute_ns, minutes=1440),
+                             mqtt_url=self.url)
+            )  # fmt: skip
+            self.errors += done.errors
+            while not self._stop.wait(max(1.0, (now + minute_ns - time.time_ns()) / 1e9)):
+                now += minute_ns
+                done = asyncio.run(
+                    run_stations([spec], AirSimConfig(start_ns=now, minutes=1), mqtt_url=self.url)
+                )
+                self.errors += done.errors[-1:]
+        except Exception as exc:
+            self.errors.append(f"air station: {exc}")
+
+    def _video(self) -> None:
+        from hazwatch.simulators.camera import VideoFleet
+
+        round_no = 0
+        while not self._stop.is_set():
+            cameras = VideoFleet(
+                site=self.VIDEO_SITE,
+                cameras=2,
+                rate=1.0,
+                duration_s=self.VIDEO_ROUND_S,
+                tampers={"cam-02": "occlusion"},  # covered for the second half of each round
+                seed=round_no,
+            )
+            try:
+                report = asyncio.run(cameras.run(self.url))
+                self.errors += report.errors[-1:]
+            except Exception as exc:
+                self.errors.append(f"cameras: {exc}")
+                self._stop.wait(5)
+            round_no += 1
+
+
+def _screen_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    return f"http://{shown}:{port}/screen/"
+
+
+def _status_line(service: object, started: float) -> str:
+    """One line of what the demo holds, for an output that is not a terminal (no live panel)."""
+    pipeline = service.pipeline  # type: ignore[attr-defined]
+    alerts = service.alerts.count(state="open")  # type: ignore[attr-defined]
+    return (
+        f"hazwatch demo: {time.monotonic() - started:,.0f} s, {pipeline.messages:,} messages, "
+        f"custody {_custody_note(service)}, {alerts} open alerts"
+    )
+
+
 def _load_demo_registry(service: object) -> str:
     from hazwatch.devices import registry
 
@@ -153,8 +240,13 @@ def demo(
     except Exception as exc:  # the demo still runs without custody locations
         registry_note = f"not loaded ({exc})"
     service.start()
+    screen = _screen_url(cfg.api_host, service.api_port)
+    # the first line, whatever the output is (a terminal, a log file, systemd, CI)
+    print(f"hazwatch demo: the screen is at {screen} (wall display: {screen}wall)", flush=True)
     fleets = _Fleets(embedded.url, rate, clocks)
     fleets.start()
+    feeds = _ScreenFeeds(embedded.url)
+    feeds.start()
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -167,7 +259,8 @@ def demo(
     where.add_row("state", service.db.describe())
     where.add_row("registry", registry_note)
     api = f"http://{cfg.api_host}:{service.api_port}"
-    where.add_row("API", f"{api}/api/health")
+    where.add_row("screen", f"{screen}  (wall: {screen}wall)")
+    where.add_row("API", f"{api}/api/health  (docs: {api}/docs)")
     where.add_row("metrics", f"{api}/metrics")
     where.add_row("camera agent", _camera_agent_note())
     where.add_row("device clocks", ", ".join(clocks) or "all exact")
@@ -219,16 +312,29 @@ def demo(
         )
         if fleets.errors:
             stats.add_row("simulator", fleets.errors[-1])
+        if feeds.errors:
+            stats.add_row("air, cameras", feeds.errors[-1])
         return Panel(Group(where, "", stats), title="hazwatch demo — Ctrl-C to stop")
 
     try:
-        with Live(render(), console=console, refresh_per_second=2) as live:
+        if console.is_terminal:
+            with Live(render(), console=console, refresh_per_second=2) as live:
+                while not stop.wait(0.5):
+                    live.update(render())
+                    if duration is not None and time.monotonic() - started >= duration:
+                        break
+        else:  # no live panel in a log: where things are, then a line every 15 s
+            console.print(where)
+            last_line = time.monotonic()
             while not stop.wait(0.5):
-                live.update(render())
+                if time.monotonic() - last_line >= 15:
+                    last_line = time.monotonic()
+                    print(_status_line(service, started), flush=True)
                 if duration is not None and time.monotonic() - started >= duration:
                     break
     finally:
         console.print("stopping: simulators, then hazwatch (flushing), then the broker")
+        feeds.stop()
         fleets.stop()
         service.close()
         embedded.close()

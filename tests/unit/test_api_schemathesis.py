@@ -38,6 +38,7 @@ from hazwatch.parts import air as wiring_air
 from hazwatch.parts import alerts as wiring_alerts
 from hazwatch.parts import clocks as wiring_clocks
 from hazwatch.parts import custody as wiring_custody
+from hazwatch.parts import screen as wiring_screen
 from hazwatch.parts import video as wiring_video
 from hazwatch.simulators.custody import ONE_READ, Plan, plan
 from hazwatch.streams.air.processor import AirProcessor
@@ -120,7 +121,14 @@ def build_app(folder: Path) -> tuple[FastAPI, StateDB, Plan]:
     # every part's routes, as serve includes them (hazwatch.app.PARTS)
     routers = [
         r
-        for module in (wiring_alerts, wiring_custody, wiring_air, wiring_video, wiring_clocks)
+        for module in (
+            wiring_alerts,
+            wiring_custody,
+            wiring_air,
+            wiring_video,
+            wiring_screen,
+            wiring_clocks,
+        )
         for r in module.routers()
     ]
     return create_app(ctx, routers), db, the_plan
@@ -176,6 +184,22 @@ def real_requests(operation: str) -> list[dict[str, Any]]:
             {"query": {"verdict": "broken", "stage": "DISPOSED", "limit": 1}},
         ],
         "GET /api/ledger": [{"query": q} for q in ledger_queries],
+        # the screen's reads (hazwatch.parts.screen)
+        "GET /api/feed": [{"query": {"limit": 5}}, {"query": {"after": "c0-d0-a0", "limit": 500}}],
+        "GET /api/batches/find": [
+            {"query": {"q": broken}},
+            {"query": {"q": PLAN.batches[broken].epc}},
+            {"query": {"q": "MF00000"}},
+            {"query": {"q": "X" * 37}},  # a label id no batch has
+        ],
+        "GET /api/batches/{batch}/timeline": [{"path_parameters": {"batch": broken}}],
+        "GET /api/air/{station}/trend": [
+            {"path_parameters": {"station": "aq-1"}, "query": {"every_s": 60}},
+        ],
+        "GET /api/cameras/{site}/{camera}/frames": [
+            {"path_parameters": {"site": "jy-0012", "camera": "cam-2"}, "query": {"minutes": 1440}},
+        ],
+        "GET /api/devices": [{"query": {"family": "rfid", "limit": 2, "offset": 1}}],
         "GET /api/snapshots/{name}": [{"path_parameters": {"name": SNAPSHOT}}],
         "GET /api/devices/clocks": [{"query": {"site": "jy-0012", "family": "rfid"}}],
         "GET /api/devices/{site}/{family}/{device}/clock": [
@@ -242,6 +266,14 @@ def test_every_route_of_every_part_is_in_the_schema(app: FastAPI) -> None:
         "/api/snapshots/{name}",
         "/api/devices/clocks",
         "/api/devices/{site}/{family}/{device}/clock",
+        "/api/screen/labels",
+        "/api/overview",
+        "/api/feed",
+        "/api/devices",
+        "/api/cameras/{site}/{camera}/frames",
+        "/api/batches/find",
+        "/api/batches/{batch}/timeline",
+        "/api/air/{station}/trend",
     }
     assert negative_data_rejection  # checked too: a value out of bounds must be refused
 

@@ -1,7 +1,7 @@
 // 空气质量: per station, 24 h or 7 days — hourly AQI coloured by its HJ 633-2012 level, a
 // pollutant's hourly means (and moving means) against its GB 3095-2012 class II limits with
 // every exceedance marked, and the raw readings' trend from the point store.
-import { H, POLLUTANTS, renderAqiChart, renderPollutantChart, timeAxis } from "./airviews.js";
+import { H, limitName, POLLUTANTS, renderAqiChart, renderPollutantChart, timeAxis } from "./airviews.js";
 import { api, boot, chart, css, esc, fresh, onLang, params, startLive } from "./common.js";
 import { apply, fmtHour, fmtNumber, fmtTs, lang, levelOf, pollutantName, pollutantUnit, t } from "./i18n.js";
 import { aqiBadge, levelLegendHtml } from "./views.js";
@@ -43,7 +43,9 @@ boot(async (main) => {
   const $ = (id) => document.getElementById(id);
   const p = params();
   let stations = await api("/api/air/stations");
-  let station = p.get("station") || (stations[0] && stations[0].station) || null;
+  // the station asked for, else the first with a closed hour (an AQI), else the first
+  const first = () => (stations.find((s) => s.aqi !== null) || stations[0] || {}).station || null;
+  let station = p.get("station") || first();
   let rangeH = p.get("range") === "7d" ? 168 : 24;
   let pollutant = POLLUTANTS.includes(p.get("pollutant")) ? p.get("pollutant") : "pm25";
   let rows = [];
@@ -74,7 +76,7 @@ boot(async (main) => {
     renderTrendChart($("raw"), trend, pollutant, range);
     $("over").innerHTML = over.length
       ? `<table><thead><tr><th>${esc(t("air.hour"))} (${esc(t("zone.short"))})</th><th>${esc(t("air.pollutant"))}</th><th class="num">${esc(pollutantUnit(pollutant))}</th><th class="num">${esc(t("air.limit"))}</th></tr></thead><tbody>` +
-        over.sort((a, b) => b.ms - a.ms).map((e) => `<tr data-exceed="${esc(e.limitKey)}"><td>${esc(fmtHour(e.ms))}</td><td>${esc(e.limitKey)}</td><td class="num verdict-broken">${fmtNumber(e.value, pollutant === "co" ? 2 : 0)}</td><td class="num">${e.limit}</td></tr>`).join("") + "</tbody></table>"
+        over.sort((a, b) => b.ms - a.ms).map((e) => `<tr data-exceed="${esc(e.limitKey)}"><td>${esc(fmtHour(e.ms))}</td><td>${esc(limitName(e.limitKey))}</td><td class="num verdict-broken">${fmtNumber(e.value, pollutant === "co" ? 2 : 0)}</td><td class="num">${e.limit}</td></tr>`).join("") + "</tbody></table>"
       : `<p class="empty">${esc(t("none"))}</p>`;
     const recent = [...rows].reverse().slice(0, rangeH === 24 ? 24 : 48);
     $("hours").innerHTML = recent.length
@@ -112,7 +114,7 @@ boot(async (main) => {
   setInterval(async () => {
     try {
       stations = await api("/api/air/stations");
-      if (!station && stations.length) { station = stations[0].station; fillStations(); }
+      if (!station && stations.length) { station = first(); fillStations(); }
       await load();
     } catch (err) { console.warn("air", err); }
   }, 60000);

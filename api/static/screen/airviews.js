@@ -114,3 +114,14 @@ export function renderPollutantChart(el, rows, pollutant, range, { wall = false 
   return over;
 }
 
+
+// a limit's key (GB 3095-2012: pollutant and averaging period) in words
+export function limitName(key) {
+  const [p, period] = key.split("_");
+  const words = {
+    "1h": lang() === "zh" ? "小时均值" : "1-h mean",
+    "24h": lang() === "zh" ? "24小时滑动均值" : "24-h moving mean",
+    "8h": lang() === "zh" ? "8小时滑动均值" : "8-h moving mean",
+  };
+  return `${pollutantName(p)} ${words[period] || period}`;
+}

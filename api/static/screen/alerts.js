@@ -141,7 +141,9 @@ boot(async (main) => {
     });
   });
 
-  const decide = async (how, needToken = false) => {
+  // the token is asked the first time in a session (left empty where the API has none), and
+  // again only when the API refuses the one kept
+  const decide = async (how, needToken = sessionStorage.getItem(TOKEN) === null) => {
     const answer = await ask(how, needToken);
     if (!answer) return;
     sessionStorage.setItem(BY, answer.by);
@@ -181,7 +183,10 @@ boot(async (main) => {
     onEvents: (events) => {
       const alerts = events.filter((e) => e.kind === "alert");
       if (!alerts.length) return;
-      for (const e of alerts) fresh_ids.add(e.alert_id);
+      for (const e of alerts) {
+        fresh_ids.add(e.alert_id);
+        setTimeout(() => fresh_ids.delete(e.alert_id), 4000); // flashed once, then plain
+      }
       loadList();
       if (detail && alerts.some((e) => e.alert_id === detail.alert_id)) loadDetail(detail.alert_id);
     },

@@ -18,7 +18,7 @@ boot(async (main) => {
       <span id="status" class="empty"></span>
     </form>
     <div id="result"></div>
-    <section class="panel section" id="recentPanel"><h2 data-i18n="batch.recentBroken"></h2><div id="recent" class="table-wrap"></div></section>`;
+    <section class="panel section" id="recentPanel"><h2 data-i18n="batch.recent"></h2><div id="recent" class="table-wrap"></div></section>`;
   apply(main);
   const $ = (id) => document.getElementById(id);
   let shown = null; // the timeline document on screen
@@ -140,8 +140,10 @@ boot(async (main) => {
     const q = $("q").value.trim();
     if (q) search(q);
   });
-  const all = await api("/api/batches?verdict=broken&limit=10000");
-  recent = all.slice(-12).reverse();
+  // the newest batches, broken ones first: what an officer opens the page to look at
+  const all = await api("/api/batches?limit=10000");
+  const newest = all.slice(-40).reverse();
+  recent = [...newest.filter((b) => b.verdict === "broken"), ...newest.filter((b) => b.verdict !== "broken")].slice(0, 15);
   render();
   const p = params();
   if (p.get("batch")) { $("q").value = p.get("batch"); await show(p.get("batch")); }

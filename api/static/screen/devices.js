@@ -61,13 +61,13 @@ boot(async (main) => {
     const keys = cameras.map((c) => `${c.site}/${c.camera}`).join("|");
     if (root.dataset.keys !== keys) {
       root.dataset.keys = keys;
-      root.innerHTML = cameras.map((c) => `<div class="panel camera" data-camera="${esc(c.camera)}">` +
+      root.innerHTML = cameras.map((c) => `<div class="panel camera" data-camera="${esc(c.site)}/${esc(c.camera)}">` +
         `<h3>${esc(c.camera)} <small>(${esc(c.site)})</small></h3><div class="metrics">` +
         METRICS.map((m) => `<div class="metric"><div class="name"><span data-i18n="dev.${m}">${esc(t("dev." + m))}</span><b data-value="${m}"></b></div><div class="spark" data-metric="${m}"></div></div>`).join("") +
         `</div><div class="snap"></div></div>`).join("") || `<p class="empty">${esc(t("none"))}</p>`;
     }
     for (const c of cameras) {
-      const card = root.querySelector(`[data-camera="${CSS.escape(c.camera)}"]`);
+      const card = root.querySelector(`[data-camera="${CSS.escape(`${c.site}/${c.camera}`)}"]`);
       if (!card) continue;
       const last = c.frames[c.frames.length - 1] || {};
       for (const m of METRICS) {

@@ -24,7 +24,7 @@ boot(async (main) => {
       <a class="btn ghost" id="xlsx" data-i18n="led.xlsx" download></a>
       <span id="status" class="empty"></span>
     </form>
-    <section class="panel"><h2><span data-i18n="led.records"></span> <small id="count" class="empty"></small></h2><div id="records" class="table-wrap"></div></section>
+    <section class="panel"><h2><span data-i18n="led.records"></span> <small id="count" class="empty"></small></h2><div id="records" class="table-wrap ledger"></div></section>
     <section class="panel section"><h2 data-i18n="led.monthly"></h2><div id="monthly" class="table-wrap"></div></section>`;
   apply(main);
   const $ = (id) => document.getElementById(id);
@@ -48,6 +48,14 @@ boot(async (main) => {
     return `/api/ledger?${q}`;
   };
 
+  // the ledger's record types are its own Chinese words (HJ 1259-2022): in English, the kind's
+  const recordType = (text) => {
+    if (lang() === "zh") return text;
+    const kinds = labelData().ledger_kinds;
+    const key = Object.keys(kinds).find((k) => kinds[k].zh === text);
+    return key ? kinds[key].en : text;
+  };
+
   const render = () => {
     $("csv").href = query("csv");
     $("xlsx").href = query("xlsx");
@@ -57,7 +65,7 @@ boot(async (main) => {
     $("count").textContent = t("led.count", { n: ledger.records.length });
     $("records").innerHTML = ledger.records.length
       ? `<table><thead><tr>${cols.map((c) => `<th>${esc(c[lang()])}</th>`).join("")}</tr></thead><tbody>` +
-        ledger.records.map((r) => `<tr>${cols.map((c) => `<td class="${c.key === "quantity" ? "num" : ""}">${esc(r[c.key] ?? "")}</td>`).join("")}</tr>`).join("") + "</tbody></table>"
+        ledger.records.map((r) => `<tr>${cols.map((c) => `<td class="${c.key === "quantity" ? "num" : ""}" title="${esc(r[c.key] ?? "")}">${esc(c.key === "time" ? String(r[c.key] ?? "").replace("T", " ").slice(0, 19) : c.key === "record_type" ? recordType(r[c.key]) : r[c.key] ?? "")}</td>`).join("")}</tr>`).join("") + "</tbody></table>"
       : `<p class="empty">${esc(t("led.empty"))}</p>`;
     $("monthly").innerHTML = ledger.monthly.length
       ? `<table><thead><tr>${sum.map((c) => `<th>${esc(c[lang()])}</th>`).join("")}</tr></thead><tbody>` +

@@ -158,7 +158,12 @@ export function renderStages(el, data, { wall = false } = {}) {
     grid: { left: 40, right: "34%", top: 10, bottom: 52 * big },
     xAxis: {
       type: "category", data: stages.map(stageName),
-      axisLabel: { color: muted, fontSize: 12 * big, interval: 0, width: 40 * big, overflow: "break", lineHeight: 14 * big },
+      axisLabel: {
+        color: muted, fontSize: 12 * big, interval: 0, lineHeight: 14 * big,
+        // 转移出库 in two lines, as the others' two characters are wide; English words slanted
+        rotate: lang() === "en" ? 30 : 0,
+        formatter: (v) => (/^[\u4e00-\u9fff]{4}$/.test(v) ? `${v.slice(0, 2)}\n${v.slice(2)}` : v),
+      },
       axisLine: { lineStyle: { color: css("--line") } },
     },
     yAxis: { type: "value", minInterval: 1, axisLabel: { color: muted, fontSize: 11 * big }, splitLine: { lineStyle: { color: css("--line") } } },
@@ -170,7 +175,7 @@ export function renderStages(el, data, { wall = false } = {}) {
       })),
       {
         name: t("ov.verdicts"), type: "pie", radius: ["18%", "30%"], center: ["84%", "42%"],
-        label: { color: css("--text"), fontSize: 12 * big, formatter: "{b}\n{c}" },
+        label: { position: "inside", color: "#fff", fontSize: 12 * big, fontWeight: 700, formatter: "{c}" },
         data: ["open", "complete", "broken"].filter((v) => total.by_verdict[v])
           .map((v) => ({ name: verdictName(v), value: total.by_verdict[v], itemStyle: { color: colour[v] } })),
       },
@@ -251,7 +256,13 @@ export class FeedList {
   add(events, { flash = true } = {}) {
     let added = 0;
     for (const event of events) {
-      if (this.seen.has(event.key)) continue;
+      if (this.seen.has(event.key)) {
+        // the same event again (a pass that went on, read again): changed in place
+        const at = this.items.findIndex((item) => item.key === event.key);
+        if (at >= 0) this.items[at] = { ...event, fresh: false };
+        added += 1;
+        continue;
+      }
       this.seen.add(event.key);
       this.items.unshift({ ...event, fresh: flash });
       added += 1;

@@ -68,7 +68,7 @@ boot(async (main) => {
       renderKpis(main, overview);
       renderMap($("wMap"), overview, { wall: true });
       renderStages($("wStages"), overview, { wall: true });
-      $("wSites").innerHTML = sitesTableHtml(overview, { rows: 4 });
+      $("wSites").innerHTML = sitesTableHtml(overview, { rows: 3 });
     }
     if (view === "alerts" && alerts) {
       $("wAlertCount").textContent = `${alerts.total}`;

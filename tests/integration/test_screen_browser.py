@@ -1,0 +1,527 @@
+"""The monitoring screen in a real browser: Debian's chromium, driven by Playwright through
+`executable_path` (never a browser Playwright downloads), against `hazwatch serve` on
+Mosquitto and InfluxDB 1.x with simulated devices publishing through the broker.
+
+Every page is opened in both languages and saved as a screenshot under tests/artifacts/screens/
+(look at them: they are what the center's staff will see); every test fails on a request to
+any host but 127.0.0.1 (intercepted and aborted) and on a console error. The wall display is
+last: it rotates, and the server is killed and started again under it.
+
+Never wait blindly: each effect is waited for with a deadline (Playwright's, or wait_for).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import httpx
+import pytest
+
+from hazwatch.devices.camera import snapshot_name
+from hazwatch.simulators.custody import Plan, plan
+from hazwatch.simulators.fleet import Fleet, FleetConfig
+from hazwatch.simulators.hj212_station import AirSimConfig, StationSpec, run_stations
+from tests.hazwatch_proc import HazwatchProcess
+from tests.samples import REGISTRY_FILE
+from tests.services import Influxd, Mosquitto, wait_for
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts" / "screens"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+TOKEN = "screen-browser-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SITE = "jy-0012"
+NS_S = 1_000_000_000
+NS_MIN = 60 * NS_S
+NS_H = 60 * NS_MIN
+# (page, what must be on it once it has its data)
+PAGES = {
+    "overview": "#stations .station",
+    "batch": "#summary",
+    "alerts": "#list tr[data-alert]",
+    "air": "#hours table",
+    "devices": "#table tbody tr",
+    "ledger": "#records",
+    "wall": ".view.shown",
+}
+
+
+@dataclass
+class Screen:
+    hazwatch: HazwatchProcess
+    broker: Mosquitto
+    plan: Plan
+    broken: str  # a broken batch of the plan, with a door snapshot near its storage
+    rule: str
+    fleet: Fleet
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.hazwatch.api
+
+    def get(self, path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{self.url}{path}", params=params, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+async def _publish(port: int, messages: list[tuple[str, bytes, bool]]) -> None:
+    name = f"screen-test-{uuid.uuid4().hex[:6]}"
+    async with aiomqtt.Client("127.0.0.1", port, identifier=name) as client:
+        for topic, payload, retain in messages:
+            await client.publish(topic, payload, qos=1, retain=retain)
+
+
+def publish(broker: Mosquitto, *messages: tuple[str, Any]) -> None:
+    """QoS 1, every PUBACK awaited; a status is retained, as devices set their last will. In a
+    thread of its own: Playwright's sync API keeps an event loop running in this one."""
+    batch = [
+        (t, p if isinstance(p, bytes) else json.dumps(p).encode(), t.endswith("/status"))
+        for t, p in messages
+    ]
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(_publish(broker.port, batch))
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    assert not failed, failed
+
+
+def _jpeg(scene: str, index: int) -> bytes:
+    import cv2
+
+    from hazwatch.simulators.video_scenes import Scene
+
+    ok, data = cv2.imencode(".jpg", Scene(scene, 480, 360, seed=3).frame(index))
+    assert ok
+    return bytes(data)
+
+
+def upload_snapshot(hazwatch: HazwatchProcess, name: str, jpeg: bytes) -> None:
+    answer = httpx.post(
+        f"{hazwatch.api}/api/snapshots",
+        params={"name": name, "sha256": hashlib.sha256(jpeg).hexdigest()},
+        content=jpeg,
+        headers={**AUTH, "Content-Type": "image/jpeg"},
+        timeout=10,
+    )
+    assert answer.status_code in (200, 201), answer.text
+
+
+def _run_fleet(fleet: Fleet, url: str) -> None:
+    asyncio.run(fleet.run(url))
+
+
+@pytest.fixture(scope="module")
+def screen(
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Screen]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test.sh installs it)")
+    folder = tmp_path_factory.mktemp("screen")
+    db = f"screen_{uuid.uuid4().hex[:8]}"
+    influxd.create_db(db)
+    hazwatch = HazwatchProcess.on_influx_v1(
+        folder / "hazwatch",
+        mosquitto.url,
+        influxd.url,
+        db,
+        state_url=f"sqlite:///{folder / 'state.db'}",
+        api_token=TOKEN,
+    )
+    loaded = hazwatch.cli("registry", "load", str(REGISTRY_FILE))
+    assert loaded.returncode == 0, loaded.stderr
+    hazwatch.start()
+    now = time.time_ns()
+    # custody: 16 batches of the last days, four broken on purpose, all in the past
+    the_plan = plan(16, 4, seed=11, start_ns=now - 80 * NS_H)
+    asyncio.run(_publish(mosquitto.port, [(m.topic, m.payload, False) for m in the_plan.messages]))
+    # air: a day of HJ 212 minute data of the registry's station, hours closing as it comes
+    start = now - now % NS_MIN - 25 * 60 * NS_MIN
+    station = StationSpec(SITE, "aq-07", "41900100000007", pollution=2.4, seed=5)
+    report = asyncio.run(
+        run_stations(
+            [station], AirSimConfig(start_ns=start, minutes=25 * 60), mqtt_url=mosquitto.url
+        )
+    )
+    assert not report.errors, report.errors
+    # the registered devices' statuses, as their last wills and returns set them
+    statuses = [
+        (f"hw/{SITE}/rfid/gate-03/status", {"online": True, "battery": 76.0, "rssi": -48.0}),
+        (f"hw/{SITE}/rfid/gate-04/status", {"online": True, "battery": 18.0, "rssi": -61.0}),
+        (f"hw/{SITE}/camera/cam-2/status", {"online": True, "fw": "agent-0.1"}),
+        ("hw/tr-01/rfid/veh-01/status", {"online": False}),
+    ]
+    publish(mosquitto, *[(t, {**p, "ts": now // 1_000_000}) for t, p in statuses])
+    # a broken batch read at the storage door, and the door camera's snapshot of it
+    broken, rule = next(
+        (b, v)
+        for b, v in sorted(the_plan.broken().items())
+        if any(s[3] == "gate-03" for s in the_plan.batches[b].stages)
+    )
+    stored_ns = next(s[1] for s in the_plan.batches[broken].stages if s[3] == "gate-03")
+    upload_snapshot(
+        hazwatch,
+        snapshot_name(SITE, "cam-2", stored_ns + 20 * NS_S, 1, "motion"),
+        _jpeg("person", 40),
+    )
+    # the door camera covered: frames over the occlusion threshold, the evidence uploaded
+    covered = _jpeg("covered", 60)
+    name = snapshot_name(SITE, "cam-2", now, 12, "occlusion")
+    upload_snapshot(hazwatch, name, covered)
+    frames = []
+    for seq in range(1, 13):
+        ts = now - (13 - seq) * 5 * NS_S
+        frame: dict[str, Any] = {
+            "ts": ts // 1_000_000,
+            "seq": seq,
+            "brightness": 110.0 - 6 * max(0, seq - 8),
+            "sharpness": 140.0 - 25 * max(0, seq - 8),
+            "motion": 0.05,
+            "occlusion": 0.02 if seq < 9 else 0.85,
+            "scene_change": 0.01,
+        }
+        if seq >= 9:  # the agent keeps its evidence with each covered frame
+            frame["snapshot"] = {"name": name, "sha256": hashlib.sha256(covered).hexdigest()}
+            frame["event"] = "occlusion"
+        frames.append((f"hw/{SITE}/camera/cam-2/frame", frame))
+    publish(mosquitto, *frames)
+    # a fleet of simulated devices keeps publishing while the browser looks
+    fleet = Fleet(
+        FleetConfig(
+            site=SITE,
+            devices=1,
+            families=("air", "camera"),
+            rate=6.0,
+            duration_s=1800.0,
+            keep_messages=False,
+            seed=4,
+        )
+    )
+    thread = threading.Thread(target=_run_fleet, args=(fleet, mosquitto.url), daemon=True)
+    thread.start()
+    result = Screen(hazwatch, mosquitto, the_plan, broken, rule, fleet, [thread])
+    wait_for(
+        lambda: result.get(f"/api/batches/{broken}/trace")["verdict"] == "broken",
+        30,
+        "the broken batch judged",
+    )
+    wait_for(
+        lambda: len(result.get("/api/air/aq-07/hourly", **{"from": start // 10**6})) >= 20,
+        60,
+        "air hours",
+    )
+    wait_for(
+        lambda: result.get("/api/alerts", rule="tamper_occlusion")["total"] >= 1, 30, "occlusion"
+    )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield result
+    finally:
+        fleet.stop()
+        thread.join(15)
+        hazwatch.stop()
+
+
+@dataclass
+class Watch:
+    """What a page did that a test must not let pass: requests off the host, console errors."""
+
+    off_host: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    allow_network_errors: bool = False
+
+    def check(self) -> None:
+        assert not self.off_host, f"requests left 127.0.0.1: {self.off_host}"
+        assert not self.errors, f"console errors: {self.errors}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--enable-precise-memory-info"]
+        )
+        yield chromium
+        chromium.close()
+
+
+def _off_host(url: str) -> bool:
+    return not url.startswith(("http://127.0.0.1:", "data:", "blob:", "about:"))
+
+
+@pytest.fixture()
+def open_page(browser: Any) -> Iterator[Any]:
+    made: list[tuple[Any, Watch]] = []
+
+    def opener(width: int = 1600, height: int = 1000) -> tuple[Any, Watch]:
+        context = browser.new_context(
+            viewport={"width": width, "height": height}, locale="zh-CN", timezone_id="Europe/Berlin"
+        )
+        watch = Watch()
+
+        def refuse(route: Any) -> None:
+            watch.off_host.append(route.request.url)
+            route.abort()
+
+        context.route(_off_host, refuse)
+        page = context.new_page()
+
+        def on_console(message: Any) -> None:
+            if message.type != "error":
+                return
+            text = message.text
+            if watch.allow_network_errors and (
+                "ERR_CONNECTION_REFUSED" in text or "Failed to load" in text
+            ):
+                return
+            watch.errors.append(text)
+
+        page.on("console", on_console)
+        page.on("pageerror", lambda exc: watch.errors.append(f"page error: {exc}"))
+        made.append((context, watch))
+        return page, watch
+
+    yield opener
+    for context, watch in made:
+        context.close()
+        watch.check()
+
+
+def _shot(page: Any, name: str, full: bool = True) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full)
+    return path
+
+
+def _chart_points(page: Any, element_id: str, series: int = 0) -> int:
+    return int(
+        page.evaluate(
+            """([id, n]) => {
+                const chart = echarts.getInstanceByDom(document.getElementById(id));
+                if (!chart) return 0;
+                const s = chart.getOption().series[n];
+                return s && s.data ? s.data.length : 0;
+            }""",
+            [element_id, series],
+        )
+    )
+
+
+# ---------------------------------------------------------------- every page, both languages
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+@pytest.mark.parametrize("name", [p for p in PAGES if p != "wall"])
+def test_every_page_shows_the_demo_data_in_both_languages(
+    screen: Screen, open_page: Any, name: str, lang: str
+) -> None:
+    page, _ = open_page()
+    query = {"batch": f"batch=%s&lang={lang}" % screen.broken}.get(name, f"lang={lang}")
+    path = "/screen/" if name == "overview" else f"/screen/{name}"
+    page.goto(f"{screen.url}{path}?{query}")
+    page.wait_for_selector(PAGES[name], timeout=20_000)
+    page.wait_for_function(
+        "document.getElementById('live').dataset.state === 'live'", timeout=20_000
+    )
+    page.wait_for_timeout(800)  # charts drawn
+    nav = page.locator("nav a[data-page=overview]").inner_text()
+    assert nav == ("总览" if lang == "zh" else "Overview")
+    assert ("北京时间 UTC+8" if lang == "zh" else "China time UTC+8") in page.locator(
+        "#clock"
+    ).inner_text()
+    _shot(page, f"{name}-{lang}")
+
+
+# ---------------------------------------------------------------- what each page must do
+
+
+def test_overview_numbers_change_live(screen: Screen, open_page: Any) -> None:
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/")
+    tile = page.locator("[data-kpi=batches] .value")
+    page.wait_for_function(
+        "document.querySelector('[data-kpi=batches] .value').textContent.trim() !== '—'"
+    )
+    page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
+    before = int(tile.inner_text().split("批")[0].replace(",", "").strip())
+    loaded_at = page.evaluate("performance.timeOrigin")
+    batch = f"LIVE-{uuid.uuid4().hex[:6].upper()}"
+    publish(
+        screen.broker,
+        (
+            f"hw/{SITE}/terminal/t1/batch",
+            {
+                "ts": time.time_ns() // 1_000_000,
+                "epc": f"E280{uuid.uuid4().hex[:20].upper()}",
+                "batch": batch,
+                "waste_code": "900-249-08",
+                "waste_name": "废矿物油",
+                "waste_category": "HW08",
+            },
+        ),
+    )
+    page.wait_for_selector(f"#feed li[data-kind=custody] >> text={batch}", timeout=20_000)
+    count = "document.querySelector('[data-kpi=batches] .value').textContent.replace(/,/g, '')"
+    page.wait_for_function(f"parseInt({count}) > {before}", timeout=20_000)
+    assert page.evaluate("performance.timeOrigin") == loaded_at  # no reload
+
+
+def test_a_broken_batch_shows_the_rule_and_the_event_it_broke_at(
+    screen: Screen, open_page: Any
+) -> None:
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/batch")
+    page.fill("#q", screen.plan.batches[screen.broken].epc)  # found by its EPC
+    page.click("#search button[type=submit]")
+    page.wait_for_selector("#summary[data-verdict=broken]")
+    trace = screen.get(f"/api/batches/{screen.broken}/trace")
+    labels = screen.get("/api/screen/labels")
+    for violation in trace["violations"]:
+        name = labels["rules"][violation["rule"]]["name"]["zh"]
+        assert name in page.locator("#violations").inner_text()
+        if violation["event_id"] in {e["event_id"] for e in trace["events"]}:
+            marked = page.locator(f"#ev-{violation['event_id']}.broken .rule")
+            assert marked.get_attribute("data-rule") == violation["rule"]
+    assert screen.rule in {v["rule"] for v in trace["violations"]}
+    assert page.locator(".timeline li").count() == len(trace["events"])
+    snapshot = page.locator(".timeline img")
+    assert snapshot.count() >= 1
+    assert page.evaluate(
+        "img => img.complete && img.naturalWidth > 0", snapshot.first.element_handle()
+    )
+    _shot(page, "batch-broken-zh")
+
+
+def test_acknowledging_an_alert_in_the_page_changes_its_state_in_the_api(
+    screen: Screen, open_page: Any
+) -> None:
+    alert = screen.get("/api/alerts", state="open", rule="tamper_occlusion")["alerts"][0]
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/alerts?alert={alert['alert_id']}")
+    page.wait_for_selector("#detail #ack:not([disabled])")
+    assert page.locator(".evidence img").count() == 1  # the covered lens, as the camera saw it
+    page.click("#ack")
+    page.fill("#decision input[name=by]", "张工")
+    page.fill("#decision textarea[name=comment]", "已到现场，镜头被纸箱挡住，已移开")
+    page.fill("#decision input[name=token]", TOKEN)  # asked once: no token kept yet
+    page.click("#decision button[type=submit]")
+    page.wait_for_selector("#detailState[data-state=acknowledged]")
+    doc = screen.get(f"/api/alerts/{alert['alert_id']}")
+    assert doc["state"] == "acknowledged" and doc["acknowledged_by"] == "张工"
+    assert doc["history"][-1]["comment"] == "已到现场，镜头被纸箱挡住，已移开"
+    _shot(page, "alerts-acknowledged-zh")
+    # resolving: the token is kept for the session, not asked again
+    page.click("#resolve")
+    assert page.locator("#decision input[name=token]").count() == 0
+    page.fill("#decision textarea[name=comment]", "已恢复")
+    page.click("#decision button[type=submit]")
+    page.wait_for_selector("#detailState[data-state=resolved]")
+    assert screen.get(f"/api/alerts/{alert['alert_id']}")["state"] == "resolved"
+
+
+def test_the_air_chart_has_points_and_marks_exceedances(screen: Screen, open_page: Any) -> None:
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/air?station=aq-07")
+    page.wait_for_selector("#hours table")
+    page.wait_for_function("echarts.getInstanceByDom(document.getElementById('aqi'))")
+    hours = screen.get("/api/air/aq-07/hourly")
+    assert _chart_points(page, "aqi") == len([h for h in hours if h.get("aqi") is not None]) > 0
+    assert _chart_points(page, "means") > 0
+    wait_for(lambda: _chart_points(page, "raw") > 0, 20, "raw readings' trend")
+
+
+def test_the_language_switch_changes_the_labels(screen: Screen, open_page: Any) -> None:
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/")
+    page.wait_for_selector("#recent table")
+    label = page.locator("[data-kpi=batches] .label")
+    assert label.inner_text() == "在管批次"
+    rule = screen.get("/api/alerts", state="open")["alerts"]
+    zh_rules = page.locator("#recent").inner_text()
+    page.click("#lang")
+    assert label.inner_text() == "Batches"
+    assert page.locator("nav a[data-page=batch]").inner_text() == "Batch trace"
+    assert page.locator("html").get_attribute("lang") == "en"
+    en_rules = page.locator("#recent").inner_text()
+    assert zh_rules != en_rules and rule
+    page.click("#lang")
+    assert label.inner_text() == "在管批次"
+
+
+# ---------------------------------------------------------------- the wall display, last
+
+
+def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
+    screen: Screen, open_page: Any
+) -> None:
+    page, watch = open_page(1920, 1080)
+    page.goto(f"{screen.url}/screen/wall?rotate=5")
+    page.wait_for_selector(".view.shown[data-view=overview]")
+    page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
+    page.wait_for_timeout(1000)
+    _shot(page, "wall-zh", full=False)
+    seen = {page.evaluate("document.body.dataset.view")}
+    deadline = time.monotonic() + 20
+    while len(seen) < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(500)
+        view = page.evaluate("document.body.dataset.view")
+        if view not in seen:
+            seen.add(view)
+            page.wait_for_timeout(800)
+            _shot(page, f"wall-{view}-zh", full=False)
+    assert seen == {"overview", "alerts", "air"}
+    nodes = page.evaluate("document.getElementsByTagName('*').length")
+    loaded_at = page.evaluate("performance.timeOrigin")
+
+    watch.allow_network_errors = True  # the outage is on purpose: the browser logs it
+    screen.hazwatch.kill()
+    page.wait_for_function(
+        "['reconnecting', 'stale'].includes(document.getElementById('live').dataset.state)",
+        timeout=30_000,
+    )
+    page.wait_for_selector("#banner.show", timeout=30_000)
+    _shot(page, "wall-reconnecting-zh", full=False)
+    screen.hazwatch.start()
+    page.wait_for_function(
+        "document.getElementById('live').dataset.state === 'live'", timeout=40_000
+    )
+    restarted = time.time() * 1000
+    page.wait_for_function(
+        f"window.hazwatchWall.lastOk[window.hazwatchWall.view] > {restarted} || "
+        f"window.hazwatchWall.lastOk.overview > {restarted}",
+        timeout=30_000,
+    )
+    page.wait_for_function(
+        "!document.getElementById('banner').classList.contains('show')", timeout=30_000
+    )
+    watch.allow_network_errors = False
+    assert page.evaluate("performance.timeOrigin") == loaded_at  # no reload
+    # a few more rotations: the page does not grow
+    page.wait_for_timeout(11_000)
+    after = page.evaluate("document.getElementsByTagName('*').length")
+    assert after < nodes * 1.5 + 200, (nodes, after)
+    page.click("#lang")
+    page.wait_for_timeout(600)
+    _shot(page, "wall-en", full=False)
