@@ -261,7 +261,8 @@ class Watch:
 def browser() -> Iterator[Any]:
     with playwright_api.sync_playwright() as p:
         chromium = p.chromium.launch(
-            executable_path=CHROMIUM, args=["--no-sandbox", "--enable-precise-memory-info"]
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--enable-precise-memory-info", "--js-flags=--expose-gc"],
         )
         yield chromium
         chromium.close()
@@ -471,6 +472,35 @@ def test_the_language_switch_changes_the_labels(screen: Screen, open_page: Any) 
 
 
 # ---------------------------------------------------------------- the wall display, last
+
+
+def _footprint(page: Any) -> dict[str, int]:
+    """The page's JS heap after a full collection, its elements and its chart instances."""
+    return dict(
+        page.evaluate(
+            """() => {
+                window.gc();
+                return {
+                    heap: performance.memory.usedJSHeapSize,
+                    nodes: document.getElementsByTagName('*').length,
+                    charts: document.querySelectorAll('[_echarts_instance_]').length,
+                };
+            }"""
+        )
+    )
+
+
+def test_the_wall_does_not_grow_as_it_rotates(screen: Screen, open_page: Any) -> None:
+    page, _ = open_page(1920, 1080)
+    page.goto(f"{screen.url}/screen/wall?rotate=5")
+    page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
+    page.wait_for_timeout(16_000)  # every view shown once: each chart made
+    first = _footprint(page)
+    page.wait_for_timeout(45_000)  # nine more rotations, four refreshes, the live feed
+    later = _footprint(page)
+    assert later["charts"] == first["charts"] == 4  # map, stages, AQI, PM2.5: made once
+    assert later["nodes"] < first["nodes"] * 1.3 + 100, (first, later)
+    assert later["heap"] < first["heap"] * 1.3 + 2_000_000, (first, later)
 
 
 def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
