@@ -28,12 +28,13 @@ DEMO_SITE = "jy-0012"  # the producer site of the demo registry
 # 20 s) and read as real readers report (bursts at 25 reads/s, cross-reads, parked drums,
 # stocktakes), so that every custody rule but storage_overdue fires within a few minutes; the
 # custody tolerances shrink with it (simulators.custody.COMPRESSED_LIMITS).
-# A reader whose clock is off, to show hazwatch measuring device clocks: one of the fleet's
-# door readers (not in the demo registry, so it makes no custody event) two minutes slow, as
-# a reader long without NTP drifts. `--clock gate-03=-120s` slows the story's storage-in door
-# instead: its custody events then come two minutes early, which only a service that orders
-# a device's events by its measured clock judges right.
-DEMO_CLOCKS = ("gate-01=-120s",)
+# A device whose clock is off, to show hazwatch measuring device clocks (/metrics, the
+# device API, clock_skew): the generation scale two minutes slow, as a device long without
+# NTP drifts. A scale's time orders nothing in custody, so its verdicts stay right while the
+# offset is being measured; `--clock gate-03=-120s` (a slow storage-in door) or
+# `--clock veh-01=reboot@90` (the vehicle's reader back at 2000-01-01) show custody ordering
+# by measured clocks too, and what is judged before an offset is known.
+DEMO_CLOCKS = ("s1=-120s",)
 # The fleet's families beside the custody story (whose terminal, scales and readers are the
 # registry's): its readers are outside the registry, so only their clocks and reads show.
 DEMO_FLEET_FAMILIES = ("rfid", "air", "camera")
@@ -205,8 +206,8 @@ def demo(
         list[str] | None,
         typer.Option(
             help="A device's clock, DEVICE=SPEC (see `hazwatch simulate --help`), repeatable; "
-            f"`none`: every clock exact. Default: {', '.join(DEMO_CLOCKS)} (a reader of the "
-            "fleet, outside the registry)."
+            f"`none`: every clock exact. Default: {', '.join(DEMO_CLOCKS)} (the generation "
+            "scale, two minutes slow)."
         ),
     ] = None,
 ) -> None:
