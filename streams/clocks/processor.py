@@ -77,10 +77,12 @@ class ClockProcessor:
         self._version = -1
         self._watched: frozenset[Key] = frozenset()
         self._next_prune = 0
+        self._restored: set[Key] = set()  # shown in /metrics at the first tick
         if store is not None:
             for key, (state, was_skewed) in store.states().items():
                 clocks.restore(key, state)
                 self._skewed[key] = was_skewed
+                self._restored.add(key)
 
     def _sync_registry(self) -> None:
         self.registry.refresh()
@@ -110,6 +112,9 @@ class ClockProcessor:
 
     def tick(self, now_ns: int) -> list[Point]:
         dirty = self.clocks.take_dirty()
+        if self._restored:
+            dirty = sorted(self._restored.union(dirty))
+            self._restored = set()
         self._check(dirty, now_ns)
         if self.store is not None:
             keys = self._touched.union(dirty)

@@ -10,7 +10,7 @@ from hazwatch.alerts.model import ListSink
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices import registry as device_registry
 from hazwatch.devices.clock_offset import DeviceClocks
-from hazwatch.streams.clocks.processor import ClockProcessor
+from hazwatch.streams.clocks.processor import OFFSET, ClockProcessor
 from hazwatch.streams.clocks.rules import skewed
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.clocks.store import ClockStore
@@ -58,6 +58,21 @@ def test_only_registered_devices_get_a_gauge_and_an_alert_and_the_gauge_leaves_w
     slow(clocks, GATE, 10, start=90)  # it still sends: measured, but no longer shown
     processor.tick(T0 + 101 * S)
     assert gauge(GATE) is None
+
+
+def test_a_restart_shows_the_kept_offsets_at_once(tmp_path: Path) -> None:
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    device_registry.save(db, device_registry.load_file(REGISTRY_FILE), "test", T0)
+    clocks, sink = DeviceClocks(), ListSink()
+    context = device_registry.RegistryContext(db, refresh_s=0)
+    processor = ClockProcessor(clocks, sink, context, ClockStore(db))
+    slow(clocks, GATE, 90)
+    processor.tick(T0 + 90 * S)
+    OFFSET.remove(*GATE)  # a new process: no gauge yet
+    again = ClockProcessor(DeviceClocks(), sink, context, ClockStore(db))
+    again.tick(T0 + 95 * S)  # before the reader sends again
+    assert gauge(GATE) is not None and 900 < gauge(GATE) < 901  # type: ignore[operator]
+    assert len(sink.raised) == 1  # and it was alerted once
 
 
 def test_a_device_silent_for_a_month_is_forgotten(tmp_path: Path) -> None:
