@@ -471,6 +471,14 @@ def test_the_language_switch_changes_the_labels(screen: Screen, open_page: Any) 
     assert label.inner_text() == "在管批次"
 
 
+def test_the_api_docs_load_their_assets_from_the_host(screen: Screen, open_page: Any) -> None:
+    page, _ = open_page()
+    page.goto(f"{screen.url}/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)
+    assert page.locator(".swagger-ui .opblock").count() > 20
+    _shot(page, "docs", full=False)
+
+
 # ---------------------------------------------------------------- the wall display, last
 
 

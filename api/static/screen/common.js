@@ -230,10 +230,15 @@ export function setText(el, text) {
 // Charts: one ECharts instance per element, resized with the window, disposed never (pages
 // reuse them: a wall running for days must not make a chart per refresh).
 const charts = new Map();
+let themed = false;
 export function chart(el) {
   let instance = charts.get(el);
   if (!instance) {
-    instance = echarts.init(el, null, { renderer: "canvas" });
+    if (!themed) {  // the page's font stack in every chart, as in the page around it
+      echarts.registerTheme("hazwatch", { textStyle: { fontFamily: css("--font") } });
+      themed = true;
+    }
+    instance = echarts.init(el, "hazwatch", { renderer: "canvas" });
     charts.set(el, instance);
   }
   return instance;

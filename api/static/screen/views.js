@@ -155,7 +155,7 @@ export function renderStages(el, data, { wall = false } = {}) {
     animation: false,
     tooltip: { trigger: "item" },
     legend: { bottom: 0, textStyle: { color: muted, fontSize: 12 * big }, itemWidth: 14 * big, itemHeight: 10 * big },
-    grid: { left: 40, right: "34%", top: 10, bottom: 52 * big },
+    grid: { left: 40, right: "34%", top: 10, bottom: (lang() === "en" ? 72 : 52) * big },
     xAxis: {
       type: "category", data: stages.map(stageName),
       axisLabel: {
