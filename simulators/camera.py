@@ -218,6 +218,7 @@ def video_scenario(**options: Any) -> Scenario:
     turn seq gaps / a cut camera on."""
     faults = options.get("faults")
     rates: dict[str, float] = dict(getattr(faults, "rates", {}) or {})
+    anomalies = frozenset(getattr(faults, "anomalies", ()) or ())
     cameras = max(1, int(options.get("devices") or 4))
     ids = [f"cam-{n + 1:02d}" for n in range(cameras)]
     total_rate = float(options.get("rate") or 0.0)
@@ -230,7 +231,7 @@ def video_scenario(**options: Any) -> Scenario:
         duration_s=options.get("duration_s") or (None if count else 10.0),
         count=None if count is None else max(1, math.ceil(int(count) / cameras)),
         gap_every=7 if rates.get("frame_gap") or rates.get("lost_tag") else 0,
-        offline=(ids[-1],) if rates.get("outage") or rates.get("offline") else (),
+        offline=(ids[-1],) if rates.get("outage") or "offline" in anomalies else (),
         tampers={cam: TAMPERS[i % len(TAMPERS)] for i, cam in enumerate(ids[1:3])},
         seed=int(options.get("seed") or 0),
     )

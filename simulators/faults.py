@@ -1,6 +1,7 @@
 """Fault injection as data: which faults, how often, and what the service must say about each.
 
-Never hide a fault: every one injected is returned as an InjectedFault with its expected reason.
+Never hide a fault: every one injected is returned as an InjectedFault with its expected reason,
+and an anomaly (a device offline, a door no camera sees) with the alerts it must raise.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import orjson
 
 from hazwatch.devices.timeparse import NS_PER_S
 from hazwatch.simulators.payloads import Message, rfc3339
+from hazwatch.streams.presence.rules import DEVICE_OFFLINE
+from hazwatch.streams.video.rules import BLIND_READ, TAMPER_OCCLUSION
 
 # kind -> the dead-letter reason (PayloadError.reason) the service must give; None: accepted.
 EXPECTED_REASON: dict[str, str | None] = {
@@ -28,7 +31,21 @@ EXPECTED_REASON: dict[str, str | None] = {
     "lost_tag": None,  # an RFID read that never happens (nothing published)
     "outage": None,  # connection drops without DISCONNECT: the retained last will fires
 }
-FAULT_KINDS = tuple(EXPECTED_REASON)
+# Anomalies: made once per run on purpose, from a third of the way in to two thirds
+# (simulators/anomalies.py says which device does what), each with the rules it must raise,
+# as the parts declare them (tests/unit/test_rules.py holds the two lists together).
+ANOMALIES: dict[str, tuple[str, ...]] = {
+    # one device of every family drops its connection: the broker publishes its will (and
+    # the camera's door, still read at, is read unseen: blind_read)
+    "offline": (DEVICE_OFFLINE, BLIND_READ),
+    # an air station and a camera stop sending, still connected: their silence (and the
+    # camera's door, when its reader reads, blind_read)
+    "silent": (DEVICE_OFFLINE, BLIND_READ),
+    # a storage door's camera covered while the door's reader reads: the camera's own
+    # tamper_occlusion, and blind_read at the door
+    "blind_read": (TAMPER_OCCLUSION, BLIND_READ),
+}
+FAULT_KINDS = (*EXPECTED_REASON, *ANOMALIES)
 DEFAULT_FUTURE_SKEW_S = 900.0
 DEFAULT_BEHIND_SKEW_S = 3600.0
 
@@ -74,6 +91,9 @@ class InjectedFault:
     message: Message
     expected_reason: str | None
     detail: str = ""
+    # (rule, subject) of each alert the service must open for it (an anomaly), and clear
+    # once it ends
+    alerts: tuple[tuple[str, str], ...] = ()
 
     @property
     def rejected(self) -> bool:
@@ -83,13 +103,23 @@ class InjectedFault:
 
 @dataclass(frozen=True)
 class FaultPlan:
-    """Probability per generated message of each fault kind (at most one fault per message)."""
+    """Probability per generated message of each fault kind (at most one fault per message),
+    and the anomalies of the run, each made once between the fractions `anomaly_window` of
+    the run (a third of the way in to two thirds)."""
 
     rates: Mapping[str, float] = field(default_factory=dict)
     future_skew_s: float = DEFAULT_FUTURE_SKEW_S
     behind_skew_s: float = DEFAULT_BEHIND_SKEW_S
+    anomalies: frozenset[str] = frozenset()
+    anomaly_window: tuple[float, float] = (1 / 3, 2 / 3)
 
     def __post_init__(self) -> None:
+        for name in self.anomalies:
+            if name not in ANOMALIES:
+                raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULT_KINDS)})")
+        start, end = self.anomaly_window
+        if not 0 <= start < end <= 1:
+            raise ValueError(f"anomaly window must be 0 ≤ start < end ≤ 1, got {start}, {end}")
         for kind, rate in self.rates.items():
             if kind not in EXPECTED_REASON:
                 raise ValueError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
@@ -102,15 +132,23 @@ class FaultPlan:
 
     @classmethod
     def parse(cls, spec: str) -> FaultPlan:
-        """`bad_json:0.01,future_ts:0.01,duplicate:0.02` (a kind alone means rate 0.01)."""
+        """`bad_json:0.01,future_ts:0.01,duplicate:0.02` (a kind alone means rate 0.01), and
+        anomalies by name: `offline,blind-read` (`-` or `_`; an anomaly has no rate)."""
         rates: dict[str, float] = {}
+        anomalies: set[str] = set()
         for item in filter(None, (part.strip() for part in spec.split(","))):
             kind, _, rate = item.partition(":")
+            name = kind.strip().replace("-", "_")
+            if name in ANOMALIES:
+                if rate:
+                    raise ValueError(f"{name} is made once per run, it has no rate (got {rate!r})")
+                anomalies.add(name)
+                continue
             try:
                 rates[kind.strip()] = float(rate) if rate else 0.01
             except ValueError:
                 raise ValueError(f"fault {kind} rate must be a number, got {rate!r}") from None
-        return cls(rates)
+        return cls(rates, anomalies=frozenset(anomalies))
 
     def choose(self, rng: random.Random) -> str | None:
         """The fault for the next message, or None (one draw per message, deterministic)."""

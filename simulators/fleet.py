@@ -12,6 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiomqtt
@@ -27,6 +28,9 @@ from hazwatch.simulators.payloads import (
     ReaderField,
     device_ids,
 )
+
+if TYPE_CHECKING:
+    from hazwatch.simulators.anomalies import DeviceAnomaly
 
 # progress(fraction done in [0, 1], one line saying where it is)
 Progress = Callable[[float, str], None]
@@ -82,6 +86,15 @@ class FleetConfig:
             raise ValueError(f"duration must be > 0 s, got {self.duration_s}")
         if self.window < 1:
             raise ValueError(f"window must be at least 1, got {self.window}")
+        if self.faults.anomalies:  # offline, silent, blind_read: made once, in time
+            from hazwatch.simulators.anomalies import roles
+
+            if self.duration_s is None:
+                raise ValueError(
+                    f"the faults {', '.join(sorted(self.faults.anomalies))} begin a third of "
+                    "the way into the run and end two thirds in: give a duration, not a count"
+                )
+            roles(self.faults.anomalies, self.families, self.devices, self.site)
 
     @property
     def device_count(self) -> int:
@@ -190,6 +203,7 @@ class Fleet:
             for device in device_ids(family, cfg.devices)
         ]
         report.devices = [(d.gen.family, d.gen.device) for d in devices]
+        self._anomalies(devices)
         results = await asyncio.gather(*(d.connect() for d in devices), return_exceptions=True)
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is not None:
@@ -215,6 +229,20 @@ class Fleet:
             await asyncio.gather(*(d.close() for d in devices), return_exceptions=True)
         progress(1.0, _progress_text(report))
         return report
+
+    def _anomalies(self, devices: list[_Device]) -> None:
+        """Give each device its role in the run's anomalies (simulators/anomalies.py)."""
+        cfg = self.config
+        if not cfg.faults.anomalies or not cfg.duration_s:
+            return
+        from hazwatch.simulators.anomalies import DeviceAnomaly, roles
+
+        cast = roles(cfg.faults.anomalies, cfg.families, cfg.devices, cfg.site)
+        start, end = (cfg.duration_s * f for f in cfg.faults.anomaly_window)
+        for device in devices:
+            role = cast.get((device.gen.family, device.gen.device))
+            if role is not None:
+                device.anomaly = DeviceAnomaly(role, cfg.site, start, end)
 
     async def _report_progress(self, report: FleetReport, progress: Progress, start: float) -> None:
         """Call `progress` ten times a second until cancelled."""
@@ -279,6 +307,7 @@ class _Device:
         self.url, self.gen, self.cfg, self.report, self.fleet = url, gen, cfg, report, fleet
         self.rng = random.Random(f"{cfg.seed}:{gen.site}:{gen.family}:{gen.device}:faults")
         self.client: aiomqtt.Client | None = None
+        self.anomaly: DeviceAnomaly | None = None  # its role in the run's anomalies, if any
 
     async def connect(self) -> None:
         gen = self.gen
@@ -327,6 +356,10 @@ class _Device:
                 now = loop.time()
                 if deadline is not None and now >= deadline:
                     break
+                if self.anomaly is not None and await self.anomaly.step(self, now - start):
+                    await asyncio.sleep(0.1)  # offline or silent: nothing sent meanwhile
+                    made = int((loop.time() - start) * rate) if rate > 0 else made
+                    continue
                 room = self.cfg.window if quota is None else min(self.cfg.window, quota - made)
                 if rate > 0:
                     due = int((now - start) * rate) + 1 - made
@@ -345,6 +378,8 @@ class _Device:
         batch: list[Message] = []
         for _ in range(size):
             message = gen.next()
+            if self.anomaly is not None:
+                message = self.anomaly.shape(message)
             report.generated += 1
             kind = cfg.faults.choose(self.rng)
             fault = inject(kind, message, self.rng, cfg.faults) if kind else None
@@ -381,6 +416,10 @@ class _Device:
                 self._accept(fault.message)
                 batch.append(fault.message)
         await self._publish_all(batch)
+
+    def record(self, fault: InjectedFault) -> None:
+        """An anomaly this device made (simulators/anomalies.py), in the ground truth."""
+        self.report.faults.append(fault)
 
     def _accept(self, message: Message) -> None:
         self.report.accepted_by_family[message.family] += 1

@@ -37,11 +37,21 @@ def simulate(
     faults: Annotated[
         str,
         typer.Option(
-            help="Fault rates per message, e.g. bad_json:0.01,future_ts:0.01,duplicate:0.02 "
+            help="Fault rates per message, e.g. bad_json:0.01,future_ts:0.01,duplicate:0.02, "
+            "and anomalies made once, a third to two thirds into the run: offline (a device "
+            "of every family drops its connection), silent, blind-read "
             f"(kinds: {', '.join(FAULT_KINDS)})."
         ),
     ] = "",
     scenario: Annotated[str, typer.Option(help="Scenario to run.")] = "fleet",
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            help="Write the simulated site's registry (every device; camera N watching "
+            "reader N's storage door) to this file first, for `hazwatch registry load`: "
+            "the service judges only devices its registry lists."
+        ),
+    ] = None,
     mqtt_url: Annotated[
         str | None, typer.Option(help="Broker URL (default: the mqtt_url setting).")
     ] = None,
@@ -111,6 +121,10 @@ def simulate(
         )
     except (KeyError, ValueError) as exc:
         raise ConfigError(str(exc.args[0]) if exc.args else str(exc)) from None
+    if registry is not None:
+        from hazwatch.simulators.anomalies import site_registry
+
+        Path(registry).write_text(site_registry(site, chosen, devices), encoding="utf-8")
 
     err = Console(stderr=True)
     with Progress(

@@ -168,6 +168,26 @@ def test_the_simulator_breaks_every_declared_custody_rule_with_its_severity() ->
     assert all(s.severity == declared[s.rule] for s in sink.raised)
 
 
+def test_the_simulators_anomalies_are_the_declared_device_and_video_rules() -> None:
+    """`hazwatch simulate --faults offline,silent,blind-read`: each names declared rules, and
+    together they break device_offline for every family and blind_read."""
+    from hazwatch.simulators.anomalies import roles
+    from hazwatch.simulators.faults import ANOMALIES
+    from hazwatch.simulators.payloads import FAMILIES
+
+    declared = index(ALL)
+    assert all(rule in declared for rules in ANOMALIES.values() for rule in rules)
+    made = {rule for rules in ANOMALIES.values() for rule in rules}
+    assert {s.id for s in presence.RULE_SPECS} | {video.BLIND_READ} <= made
+    cast = roles(ANOMALIES, FAMILIES, 3, "s")
+    offline = {r.family for r in cast.values() if r.anomaly == "offline"}
+    assert offline == set(FAMILIES)  # offline for each family
+    for role in cast.values():
+        for rule, subject in role.alerts:
+            assert rule in ANOMALIES[role.anomaly]
+            assert subject.count("/") == declared[rule].subject.count("/")
+
+
 def test_a_custody_check_is_judged_alone_on_a_case() -> None:
     gen = custody.CustodyEvent("g1", "B1", "E1", custody.GENERATED, 0, "jy-0012", "t1", 100.0)
     got = custody.CustodyEvent("r1", "B1", "E1", custody.RECEIVED, 9, "dp-01", "rg-1", 90.0)
