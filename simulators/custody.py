@@ -87,8 +87,9 @@ LOCATION = {
 }
 REALISTIC = ReadModel()
 # Messages of different devices closer than this may reach the broker in either order (as
-# from real devices on their own connections); further apart, they arrive in sending order.
-ORDER_SLACK_NS = NS_PER_S
+# from real devices on their own connections); further apart, they arrive in sending order
+# (a registration before its container's first read, 10 s later in the compressed story).
+ORDER_SLACK_NS = 5 * NS_PER_S
 # The custody settings (hazwatch's [custody] table) that go with Timing.compressed().
 COMPRESSED_LIMITS = {"manifest_window_h": 0.01, "max_speed_kmh": 2000.0}
 ONE_READ = None  # plan(reads=ONE_READ): one read per stage, as before passes
@@ -177,9 +178,6 @@ class Plan(GroundTruth):
     """The messages of a story in sending order, and what physically happened (GroundTruth)."""
 
     messages: list[Message] = field(default_factory=list)
-
-    def read_messages(self) -> list[Message]:
-        return [m for m in self.messages if m.kind]
 
 
 def _whole(value: float) -> float | int:
@@ -291,8 +289,7 @@ class _Story:
                 second = load - self.timing.ns("load_after_s") + self.timing.ns("second_vehicle_s")
                 ids.append(self.one_read(b.epc, second, VEHICLE, b.batch))
         else:
-            phase = int(self.radio.rng.uniform(0, self.reads.transit_every_s)) * NS_PER_S
-            found = self.radio.transit(b.epc, VEHICLE[0], VEHICLE[2], load, unload, phase)
+            found = self.radio.transit(b.epc, VEHICLE[0], VEHICLE[2], load, unload, self.start)
             ids = self.sightings(found, b.batch)
         self.steps.setdefault(b.batch, []).append(("IN_TRANSIT", VEHICLE[0], VEHICLE[2], ids))
 
@@ -608,9 +605,10 @@ class CustodyReport:
 class CustodyLifecycle:
     """A scenario step: publishes a plan's messages through one client per device (QoS 1).
 
-    `time_scale` is simulated seconds per real second (0: as fast as the broker takes them;
-    1: live, each message when its time comes, as the devices would send it); a single wait is
-    capped at `max_wait_s` so a year in storage does not take a year. Up to `window` publishes
+    `time_scale` is simulated seconds per real second (0: as fast as the broker takes them); a
+    single wait is capped at `max_wait_s` so a year in storage does not take a year. `live`:
+    each message when the wall clock reaches its time, as the devices would send it (a plan
+    that starts now). Up to `window` publishes
     are in flight at once, each device's in its order, and only messages sent within
     `ORDER_SLACK_NS` of each other: what happened a second apart (a registration and its
     tag's first read an hour later) arrives in that order, as from the devices themselves.
@@ -628,9 +626,11 @@ class CustodyLifecycle:
         rate_msg_s: float = 0.0,
         window: int = 100,
         truth_path: Path | None = None,
+        live: bool = False,
     ) -> None:
         if window < 1:
             raise ValueError(f"window must be at least 1, got {window}")
+        self.live = live
         self.plan = the_plan
         self.time_scale = time_scale
         self.max_wait_s = max_wait_s
@@ -664,7 +664,9 @@ class CustodyLifecycle:
                 if self.stopping:
                     break
                 wait = 0.0
-                if self.time_scale > 0:
+                if self.live:  # each message when the wall clock reaches its time
+                    wait = (message.sent_ns - time.time_ns()) / 1e9
+                elif self.time_scale > 0:
                     due = base_real + (message.sent_ns - base_sim) / 1e9 / self.time_scale
                     wait = due - time.monotonic()
                     if wait > self.max_wait_s:  # skip ahead: the rest of the wait is not waited
@@ -882,21 +884,23 @@ def custody_scenario(**options: Any) -> Scenario:
     if reads_option == "bursts":
         model = ReadModel.compressed() if compressed else ReadModel()
     violations = options.get("violations")
+    timing = Timing.compressed() if compressed else Timing()
     the_plan = plan(
         count,
         max(1, count // 10) if violations is None else int(violations),
         kinds=LIVE_VIOLATIONS if compressed else VIOLATIONS,
         seed=seed,
         reads=model,
-        timing=Timing.compressed() if compressed else None,
-        start_ns=time.time_ns() + 2 * NS_PER_S if live else None,
+        timing=timing,
+        # the first weighing comes before the first registration: start when it is due
+        start_ns=time.time_ns() + int(timing.weigh_before_s + 2) * NS_PER_S if live else None,
         clocks=clocks,
     )
     truth = options.get("truth")
     step = CustodyLifecycle(
         the_plan,
-        time_scale=1.0 if live else (86400.0 / float(day_s) if day_s else 0.0),
-        max_wait_s=3600.0 if live else 1.0,
+        time_scale=86400.0 / float(day_s) if day_s else 0.0,
+        live=live,
         rate_msg_s=float(options.get("rate") or 0.0),
         window=1 if live else 100,
         truth_path=Path(truth) if truth else None,

@@ -206,10 +206,10 @@ def test_a_dropped_connection_leaves_the_retained_will(
     assert retained == [(orjson.dumps({"online": False}), True)]
 
 
-def hazwatch(*args: str) -> subprocess.CompletedProcess[str]:
+def hazwatch(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     code = "from hazwatch.cli import main; main()"
     return subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
     )
 
 
@@ -348,6 +348,7 @@ def custody_run(
             "simulate",
             *("--scenario", "custody", "--count", "20", "--violations", "10", "--rate", "0"),
             *("--seed", "4", "--mqtt-url", mosquitto.url, "--truth", str(truth_path)),
+            timeout=600,  # ~30,000 messages, at what a loaded 2-core machine publishes
         )
         assert result.returncode == 0, result.stderr
         published = int(result.stdout.split("messages published")[1].split("│")[1].split()[0])
