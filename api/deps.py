@@ -6,6 +6,7 @@ Never open stores here: the composition root builds them and hands them in.
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,9 @@ class ApiContext:
     evidence: EvidenceStore | None = None  # the video part's snapshots
     clocks: ClockStore | None = None  # the devices' measured clock offsets
     deadletters: DeadLetterStore | None = None
+    # set when the service stops: long-lived responses (the live feed's streams) end with it,
+    # so that the server's graceful shutdown does not wait on screens that never hang up
+    stopping: threading.Event = field(default_factory=threading.Event)
 
 
 def part_store(value: T | None, part: str) -> T:

@@ -142,6 +142,7 @@ class HazwatchService:
         self._stop = threading.Event()
         self.api_port = settings.api_port
         self.message_rate = CounterRate()  # sampled by the periodic thread, for the screen
+        self._stopping_api = threading.Event()  # the API's live streams end when it is set
 
     def _on_alert(self, alert: Alert) -> None:
         self.consumer.publish(alert_topic(alert), alert_payload(alert))
@@ -194,6 +195,7 @@ class HazwatchService:
             api_token=self.settings.api_token,
             lang=self.settings.lang,
             deadletters=self.deadletters,
+            stopping=self._stopping_api,
             **{k: v for part in self.parts for k, v in part.api_stores().items()},  # type: ignore[arg-type]
         )
 
@@ -259,6 +261,7 @@ class HazwatchService:
 
     def close(self) -> None:
         """Stop in order: no new messages, last batch made durable and acked, then the rest."""
+        self._stopping_api.set()  # screens' live streams say bye while the consumer drains
         self.consumer.close()
         self._stop.set()
         if self._server is not None:

@@ -206,10 +206,12 @@ async def _stream(
     page = await run_in_threadpool(read_page, ctx, cursor, limit)
     yield _frame("feed", page, page["cursor"])
     started = last = time.monotonic()
-    while time.monotonic() - started < max_s:
+    while time.monotonic() - started < max_s and not ctx.stopping.is_set():
         await asyncio.sleep(POLL_S)
         if await request.is_disconnected():
             return
+        if ctx.stopping.is_set():  # the service stops: the browser reconnects to its next one
+            break
         try:
             page = await run_in_threadpool(read_page, ctx, Cursor.parse(page["cursor"]), limit)
         except Exception as exc:  # a store down: say so, and keep the stream

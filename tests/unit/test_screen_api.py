@@ -8,6 +8,7 @@ dead-letter store and the embedded point store are the real ones, on files in a 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -298,6 +299,23 @@ def test_feed_streams_server_sent_events_and_ends_after_max_s(world: World) -> N
     assert events[0]["event"] == "feed" and events[0]["id"] == head
     assert orjson.loads(events[0]["data"])["events"] == []
     assert events[-1]["event"] == "bye"
+
+
+def test_feed_streams_end_when_the_service_stops(world: World) -> None:
+    """A screen left open must not hold the server's graceful shutdown: its stream says bye."""
+    timer = threading.Timer(1.5, world.ctx.stopping.set)
+    timer.start()
+    started = time.monotonic()
+    try:
+        with world.client.stream(
+            "GET", "/api/feed", params={"max_s": 600}, headers={"Accept": "text/event-stream"}
+        ) as answer:
+            text = "".join(answer.iter_text())
+    finally:
+        timer.cancel()
+        world.ctx.stopping.clear()
+    assert time.monotonic() - started < 6
+    assert text.rstrip().split("\n\n")[-1].startswith("id: ") and "event: bye" in text
 
 
 # ---------------------------------------------------------------- devices and cameras
