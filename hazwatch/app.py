@@ -135,6 +135,7 @@ class HazwatchService:
         for part in self.parts:
             if isinstance(part, PresencePart):
                 part.listen_to(self.consumer.connected.is_set)
+                self.video.see_cameras_offline(part.camera_offline)  # for blind_read
         self.alerts.listeners.append(self._on_alert)
         self.with_api = with_api
         self._server: uvicorn.Server | None = None

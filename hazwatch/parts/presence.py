@@ -34,6 +34,10 @@ class PresencePart:
             listening=lambda: self._listening(),
         )
 
+    def camera_offline(self, site: str, camera: str) -> int | None:
+        """Since when a camera is device_offline, None if it is not (blind_read asks)."""
+        return self._processor.offline_since(site, "camera", camera)
+
     def listen_to(self, listening: Callable[[], bool]) -> None:
         """Whether the consumer is connected to the broker now (set once it is built)."""
         self._listening = listening

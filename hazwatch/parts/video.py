@@ -89,6 +89,15 @@ class VideoPart:
     def processors(self) -> list[StreamProcessor]:
         return list(self._processors)
 
+    def see_cameras_offline(self, known_offline: Callable[[str, str], int | None]) -> None:
+        """Since when a camera is device_offline (the presence part's), for blind_read: one
+        answer on every worker and across restarts."""
+        from hazwatch.streams.video.processor import VideoProcessor
+
+        for processor in self._processors:
+            if isinstance(processor, VideoProcessor):
+                processor.rules.known_offline = known_offline
+
     def routers(self) -> list[APIRouter]:
         return routers()
 

@@ -79,6 +79,13 @@ class PresenceProcessor:
             for key, row in store.load().items():
                 self.devices[key] = _from_row(row)
 
+    def offline_since(self, site: str, family: str, device: str) -> int | None:
+        """Since when device_offline holds for the device (receiver's clock), None when it
+        does not, as this worker last saw the store (its own changes at once, other workers'
+        at each tick)."""
+        dev = self.devices.get((site, family, device))
+        return None if dev is None or dev.offline is None else dev.since_ns
+
     # ── messages ──
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:

@@ -22,6 +22,7 @@ from hazwatch.streams.video.rules import (
     DoorCameras,
     Finding,
     FrameFacts,
+    KnownOffline,
     QueryKey,
     Rows,
     VideoRules,
@@ -82,10 +83,11 @@ class VideoProcessor:
         reader: PointReader | None = None,
         door_cameras: DoorCameras | None = None,
         camera_silent_s: float = 30.0,
+        known_offline: KnownOffline | None = None,
     ) -> None:
         """`reader`: the shared point store, to confirm frame gaps and door motion that messages
         to other workers may explain. Without it this worker judges on what it saw.
-        `door_cameras` and `camera_silent_s`: for blind_read (VideoRules)."""
+        `door_cameras`, `camera_silent_s` and `known_offline`: for blind_read (VideoRules)."""
         self.alerts = alerts
         self.reader = reader
         self.rules = VideoRules(
@@ -94,6 +96,7 @@ class VideoProcessor:
             confirm=reader is not None,
             door_cameras=door_cameras,
             camera_silent_s=camera_silent_s,
+            known_offline=known_offline,
         )
         self._lock = threading.Lock()
         self._asking: _Asking | None = None

@@ -51,6 +51,9 @@ BLIND_WORDS = {
 MAX_BLIND_EPCS = 1000  # the tags said of one door while it is blind (one alert, repeated)
 
 WatchedReaders = Callable[[str, str], list[str]]
+# (site, camera) -> since when the presence part holds it offline (device_offline: its will
+# or its silence, on every worker and across restarts; receiver's clock), None: it does not
+KnownOffline = Callable[[str, str], int | None]
 # (site, reader) -> (the reader's location kind, or None; the cameras whose `watches` name it)
 DoorCameras = Callable[[str, str], tuple[str | None, tuple[str, ...]]]
 
@@ -280,17 +283,20 @@ class VideoRules:
         confirm: bool = False,
         door_cameras: DoorCameras | None = None,
         camera_silent_s: float = 30.0,
+        known_offline: KnownOffline | None = None,
     ) -> None:
         """`confirm`: candidates wait for `take_due`/`settle` against the point store. Without
         it, tick() raises them after the grace period as one worker that sees everything.
         `door_cameras`: a reader's location and the cameras watching it (blind_read);
         `camera_silent_s`: a camera silent this long (receiver's clock) is offline, 0: only
-        its will says so (the presence part's setting, handed in by the composition root)."""
+        its will says so (the presence part's setting, handed in by the composition root);
+        `known_offline`: since when the presence part holds a camera offline (a camera this
+        worker has had no frame of is offline only when that says so)."""
         self.settings = settings or VideoRuleSettings()
         self.watched_readers: WatchedReaders = watched_readers or (lambda site, camera: [])
         self.door_cameras: DoorCameras = door_cameras or (lambda site, reader: (None, ()))
         self.camera_silent_ns = int(camera_silent_s * NS_PER_S)
-        self.started_ns: int | None = None  # the first time this worker was told anything
+        self.known_offline: KnownOffline = known_offline or (lambda site, camera: None)
         # (site, reader) -> the tags read there while every camera watching it was blind
         self.blind_doors: dict[tuple[str, str], set[str]] = {}
         self.confirm = confirm
@@ -311,8 +317,6 @@ class VideoRules:
         """A tag read at a reader: it may explain door motion already seen or still to come,
         and at a storage door no camera can see it is blind_read. `now_ns`: when received."""
         received = ts_ns if now_ns is None else now_ns
-        if self.started_ns is None:
-            self.started_ns = received
         key = (site, reader)
         times = self.read_times.setdefault(key, [])
         # Kept sorted: a busy gate reports many reads a second, so no full rescan per read.
@@ -369,16 +373,19 @@ class VideoRules:
 
     def blind(self, site: str, camera: str, now_ns: int) -> str | None:
         """Why `camera` cannot see its door now (OFFLINE, "covered", "too_dark", "moved"), or
-        None when it can, or this worker cannot yet tell (it started less than
-        camera_silent_s ago and has had no frame of it)."""
+        None when it can. Offline: its will, no frame for camera_silent_s (receiver's clock),
+        or the presence part holding it offline; a camera this worker has had no frame of
+        is offline only by its will or the presence part (as device_offline watches a
+        device once it has been heard)."""
         cam = self.cameras.get((site, camera))
         silent = self.camera_silent_ns
-        if cam is None or not cam.last_received_ns:
-            started = self.started_ns if self.started_ns is not None else now_ns
-            if cam is not None and not cam.online:
-                return OFFLINE
-            return OFFLINE if silent and now_ns - started > silent else None
-        if not cam.online or (silent and now_ns - cam.last_received_ns > silent):
+        since = self.known_offline(site, camera)
+        framed = cam.last_received_ns if cam is not None else 0
+        if (since is not None and framed <= since) or (cam is not None and not cam.online):
+            return OFFLINE  # a frame here after it went offline says it is back
+        if cam is None or not framed:
+            return None
+        if silent and now_ns - framed > silent:
             return OFFLINE
         for rule, word in BLINDING:
             if rule in cam.raised:
@@ -407,8 +414,6 @@ class VideoRules:
         """One frame; `now_ns` is when it was received (the grace runs from then)."""
         s = self.settings
         received = f.ts_ns if now_ns is None else now_ns
-        if self.started_ns is None:
-            self.started_ns = received
         cam = self._camera(f.site, f.camera)
         prev_ts = cam.last_ts_ns
         if f.ts_ns <= prev_ts:
@@ -569,8 +574,6 @@ class VideoRules:
     def tick(self, now_ns: int) -> list[Finding]:
         """Without `confirm`, the candidates (gaps, door motion with no read) whose grace has
         passed, judged on what this worker saw."""
-        if self.started_ns is None:
-            self.started_ns = now_ns
         if self.confirm:
             return []
         return self.settle(self.take_due(now_ns), {})

@@ -112,12 +112,18 @@ def test_a_read_while_the_camera_is_offline_by_its_will_or_its_silence() -> None
     assert blind(read(rules, 34)) == [(True, f"{SITE}/{GATE}", {CAM: "offline"})]  # 31 s
 
 
-def test_a_camera_never_heard_is_offline_once_its_silence_limit_has_passed() -> None:
+def test_a_camera_never_heard_is_offline_only_when_the_presence_part_says_so() -> None:
     rules = rules_for(silent_s=30)
-    assert read(rules, 0) == []  # just started: it may be sending already
-    assert blind(read(rules, 31, epc="E2801160600002040000ABCE")) == [
+    assert read(rules, 0) == [] and read(rules, 3600) == []  # not heard yet: not judged
+    offline = {(SITE, CAM): T0}  # device_offline holds for it (its will, before a restart)
+    rules.known_offline = lambda site, camera: offline.get((site, camera))
+    assert blind(read(rules, 3601, epc="E2801160600002040000ABCE")) == [
         (True, f"{SITE}/{GATE}", {CAM: "offline"})
     ]
+    cleared = blind(frame(rules, 0, 3602))  # back: its first good frame clears its doors
+    assert (False, f"{SITE}/{GATE}", {}) in cleared
+    # a frame here after it went offline says it is back, before the presence part knows
+    assert read(rules, 3603, epc="E2801160600002040000ABCF") == []
 
 
 def test_out_of_focus_is_not_blind() -> None:

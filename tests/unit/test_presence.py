@@ -313,3 +313,28 @@ def test_an_alert_that_could_not_be_raised_is_tried_again(store: PresenceStore) 
     proc.alerts = sink
     proc.process([will("camera", T0)], T0)  # the batch again
     assert raised(sink) == [(subject("camera"), LAST_WILL)]
+
+
+def test_blind_read_asks_the_presence_part_whether_a_camera_is_offline(tmp_path: Path) -> None:
+    """The service hands the video part the presence part's answer (hazwatch/app.py)."""
+    from hazwatch.devices.registry import save
+    from hazwatch.parts import PartContext
+    from hazwatch.parts.presence import PresencePart
+    from hazwatch.parts.video import VideoPart
+    from hazwatch.settings import load_settings
+    from hazwatch.streams.video.processor import VideoProcessor
+
+    settings = load_settings(None, data_dir=tmp_path)
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    save(db, REGISTRY, "test", T0)
+    ctx = PartContext(settings, db, ListSink())
+    presence, video = PresencePart(ctx), VideoPart(ctx)
+    video.see_cameras_offline(presence.camera_offline)
+    (rules,) = [p.rules for p in video.processors() if isinstance(p, VideoProcessor)]
+    assert rules.known_offline(SITE, "cam-2") is None
+    (proc,) = presence.processors()
+    proc.process([will("camera", T0)], T0)
+    assert rules.known_offline(SITE, "cam-2") == T0
+    assert rules.blind(SITE, "cam-2", T0) == "offline"  # never framed here, yet offline
+    proc.process([sample("camera", T0 + S)], T0 + S)
+    assert rules.known_offline(SITE, "cam-2") is None
