@@ -79,7 +79,11 @@ boot(async (main) => {
     const reg = doc.registration || {};
     const regPairs = [[t("batch.epc"), esc(doc.epc)], [t("batch.waste"), esc(doc.waste_code)]];
     if (!reg.producer) regPairs.push([t("batch.site"), esc(doc.producer_site || "")]);
-    for (const k of REG_KEYS) if (reg[k] !== undefined && reg[k] !== null && reg[k] !== "") regPairs.push([t("reg." + k), esc(reg[k])]);
+    for (const k of REG_KEYS) {
+      if (reg[k] === undefined || reg[k] === null || reg[k] === "") continue;
+      if (k === "category" && reg.category === reg.waste_category) continue; // the same, twice
+      regPairs.push([t("reg." + k), esc(reg[k])]);
+    }
     const man = doc.manifest_doc;
     const manPairs = man ? MAN_KEYS.filter((k) => man[k] !== undefined && man[k] !== null)
       .map((k) => [t("man." + k), k === "batches" ? man[k].map((b) => `<a href="?batch=${encodeURIComponent(b)}">${esc(b)}</a>`).join(" ") : esc(man[k])]) : [];
