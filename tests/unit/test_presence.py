@@ -338,3 +338,36 @@ def test_blind_read_asks_the_presence_part_whether_a_camera_is_offline(tmp_path:
     assert rules.blind(SITE, "cam-2", T0) == "offline"  # never framed here, yet offline
     proc.process([sample("camera", T0 + S)], T0 + S)
     assert rules.known_offline(SITE, "cam-2") is None
+
+
+def test_alerts_of_the_rules_device_offline_replaced_are_resolved_at_start(
+    tmp_path: Path,
+) -> None:
+    from hazwatch.alerts.model import Severity
+    from hazwatch.alerts.store import AlertStore
+    from hazwatch.parts import PartContext
+    from hazwatch.parts.presence import RETIRED_COMMENT, PresencePart, retire
+    from hazwatch.settings import load_settings
+
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    alerts = AlertStore(db)  # a store from before the upgrade
+    for rule, subj in (("camera_offline", "jy-0012/cam-2"), ("station_stale", "jy-0012/aq-07")):
+        alerts.raise_alert(AlertSignal(rule, subj, Severity.MAJOR, "old", SITE, T0))
+    taken = alerts.raise_alert(
+        AlertSignal("camera_offline", "jy-0012/cam-3", Severity.MAJOR, "old", SITE, T0)
+    )
+    assert taken is not None
+    alerts.acknowledge(taken.alert_id, at_ns=T0 + S, by="张工")
+    other = alerts.raise_alert(
+        AlertSignal("frame_gap", "jy-0012/cam-2", Severity.WARNING, "x", SITE, T0)
+    )
+    assert other is not None
+    PresencePart(PartContext(load_settings(None, data_dir=tmp_path), db, alerts))
+    retired = [a for a in alerts.list(limit=100) if a.rule != "frame_gap"]
+    assert len(retired) == 3 and all(a.state == "resolved" for a in retired)
+    assert alerts.get(other.alert_id).state == "open"  # not its business
+    history = alerts.history(taken.alert_id)
+    assert (history[-1].change, history[-1].actor) == ("auto_resolved", "auto")
+    assert history[-1].comment == RETIRED_COMMENT
+    assert retire(alerts, T0 + 2 * S) == 0  # a second start: nothing left
+    assert retire(ListSink(), T0) == 0
