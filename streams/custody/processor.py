@@ -16,7 +16,7 @@ from hazwatch.base.points import Point
 from hazwatch.devices.clock_offset import UNCLOCKED
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
-from hazwatch.devices.rfid import reads_of
+from hazwatch.devices.rfid import RfidRead, reads_of
 from hazwatch.streams.custody.rules import (
     RULE_SPECS,
     Changes,
@@ -25,19 +25,26 @@ from hazwatch.streams.custody.rules import (
     Judgement,
     ManifestInfo,
     Read,
+    Reads,
     Registration,
+    SeenPass,
     SiteLimits,
+    TagRead,
     Tracker,
     Violation,
     Weighing,
 )
 from hazwatch.streams.custody.settings import CustodyLimits
-from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.custody.store import Checkpoint, CustodyStore
 
 log = logging.getLogger(__name__)
 
 # the severity each custody rule raises with, as declared (rules.py RULE_SPECS)
 SEVERITY = severities(RULE_SPECS)
+# A checkpoint (the passes written whole, their reads' log rows no longer needed for replay)
+# at each tick, and after this many reads taken since the last: a second of issue #18's
+# door burst, so that a restart replays at most about that many reads beside the passes.
+CHECKPOINT_READS = 20_000
 
 
 def event_id(topic: str, ts_ns: int, key: str) -> str:
@@ -60,9 +67,17 @@ def geography(registry: Registry, limits: CustodyLimits | None = None) -> Geogra
     )
 
 
-def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[Input]:
-    """The custody inputs among decoded messages (readers/scales the registry knows)."""
+def to_inputs(
+    messages: Sequence[Decoded], registry: RegistryContext, *, grouped: bool = False
+) -> list[Input]:
+    """The custody inputs among decoded messages (readers/scales the registry knows).
+
+    `grouped`: a reader's reads become one `Reads` per clock reading (the processor's hot
+    path: no object per read), not a `Read` each.
+    """
     inputs: list[Input] = []
+    groups: dict[tuple[str, str, str, int, int, str], list[TagRead]] = {}
+    locations: dict[tuple[str, str], str | None] = {}
     for decoded in messages:
         topic, record = decoded.topic, decoded.record
         family, kind = topic.family, topic.kind
@@ -70,7 +85,23 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
         # by it, and the input keeps how (event ids stay those of the device's own times)
         clock = decoded.clock or UNCLOCKED
         offset, error, basis = clock.offset_ns, clock.error_ns, clock.basis
-        if family == "rfid" and kind == "read":
+        if family == "rfid" and kind == "read" and grouped:
+            reader = (topic.site, topic.device)
+            if reader in locations:
+                location = locations[reader]
+            else:
+                location = locations[reader] = registry.reader_location(*reader)
+            if location is None:
+                continue  # kept in InfluxDB with unknown_reader; never a custody event
+            key = (topic.site, topic.device, location, offset, error, basis)
+            bucket = groups.get(key)
+            if bucket is None:
+                bucket = groups[key] = []
+            if type(record) is RfidRead:
+                bucket.append((record.epc, record.ts, record.rssi, record.antenna))
+            else:
+                bucket.extend((r.epc, r.ts, r.rssi, r.antenna) for r in reads_of(record))
+        elif family == "rfid" and kind == "read":
             location = registry.reader_location(topic.site, topic.device)
             if location is None:
                 continue  # kept in InfluxDB with unknown_reader; never a custody event
@@ -144,6 +175,7 @@ def to_inputs(messages: Sequence[Decoded], registry: RegistryContext) -> list[In
                     clock_basis=basis,
                 )
             )
+    inputs.extend(Reads(*key[:3], reads, *key[3:]) for key, reads in groups.items())
     return inputs
 
 
@@ -175,6 +207,10 @@ class CustodyProcessor:
         self.alerts = alerts
         self.store = store
         self.seen_seq = 0  # the store's seq this tracker has applied everything up to
+        # batch → ids of its events and diagnostics whose stored rows lag the tracker: a pass
+        # going on only grows them, written at the next checkpoint or when the batch changes
+        self._behind: dict[str, set[str]] = {}
+        self._unsaved_reads = 0  # reads taken since the last checkpoint
         self._geo_version = -1
         # the pipeline calls tick() from its periodic thread while process() runs
         self._lock = threading.Lock()
@@ -193,10 +229,43 @@ class CustodyProcessor:
         # nothing stored before it can be missed
         seen_seq = self.store.clock()
         items, arrived = self.store.load_inputs()
-        # verdicts do not depend on arrival order: one call replays everything; every
-        # violation found now was alerted on before
-        fresh.apply(items, max(arrived.values(), default=0) or fresh_now(items))
+        held, after, newest = self.store.read_logs()
+        now_ns = max(max(arrived.values(), default=0), newest) or fresh_now(items)
+        readers = self.store.readers()
+        fresh.restore_readers(readers)  # the horizons passes were placed by
+        # verdicts do not depend on arrival order: one call replays everything stored whole
+        # (inputs, passes), one the reads logged after the last checkpoint; every violation
+        # found now was alerted on before
+        fresh.apply(items, now_ns)
+        fresh.take_passes()  # stored as they are
+        fresh.remember(held)
+        replayed = fresh.apply(after, now_ns)
+        fresh.restore_readers(readers)  # when each was heard, not when replayed
+        fresh.take_readers()
         fresh.alert_all_orphans()
+        # the stored events of what the logged reads changed may lag (the worker that took
+        # them wrote what only grew at its next checkpoint, CustodyProcessor._exchange):
+        # those that do are written at the next one
+        touched = replayed.batches.keys() | replayed.grown.keys()
+        stored = self.store.figures(touched)
+        self._behind = {}
+        for b in touched:
+            judgement = fresh.judgement(b)
+            if judgement is None:
+                continue
+            figures = [
+                (e.event_id, (e.last_ns, e.reads, e.peak_rssi, e.antenna, ""))
+                for e in judgement.events
+                if e.last_ns is not None
+            ]
+            figures += [
+                (d.pass_id, (d.last_ns, d.reads, d.peak_rssi, d.antenna, d.note))
+                for d in judgement.diagnostics
+            ]
+            lagging = {i for i, now in figures if stored.get(i) != now}
+            if lagging:
+                self._behind[b] = lagging
+        self._unsaved_reads = sum(len(g.reads) for g in after)
         # keep the one epc → batch dict object: the decode context holds it
         shared = self.tracker.epc_batch
         shared.clear()
@@ -216,7 +285,7 @@ class CustodyProcessor:
             self._sync_geography()
             if self._rederive:
                 self.rederive(now_ns)
-            inputs = to_inputs(messages, self.registry)
+            inputs = to_inputs(messages, self.registry, grouped=True)
             if not inputs:
                 return []
             return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)
@@ -226,7 +295,7 @@ class CustodyProcessor:
             self._sync_geography()
             if self._rederive:
                 self.rederive(now_ns)
-            return self._exchange([], lambda: self.tracker.check(now_ns), now_ns)
+            return self._exchange([], lambda: self.tracker.check(now_ns), now_ns, tick=True)
 
     def rederive(self, now_ns: int) -> None:
         """Replace every stored event, diagnostic and verdict by what the stored inputs give
@@ -260,9 +329,20 @@ class CustodyProcessor:
         return self._exchange(inputs, lambda: changes, now_ns)
 
     def _exchange(
-        self, inputs: Sequence[Input], own: Callable[[], Changes], now_ns: int
+        self,
+        inputs: Sequence[Input],
+        own: Callable[[], Changes],
+        now_ns: int,
+        *,
+        tick: bool = False,
     ) -> list[Point]:
-        """Catch up, apply `own`, save and commit under the store's lock; then alert."""
+        """Catch up, apply `own`, save and commit under the store's lock; then alert.
+
+        What a pass going on changes (its events' and diagnostics' last read, reads, peak)
+        is kept in the tracker and written at the next checkpoint (each tick, and after
+        CHECKPOINT_READS reads) or with the batch's next change, not at every batch: the
+        reads themselves are saved with every batch (custody_read_log), so nothing is lost.
+        """
         if self.store is None:
             changes = own()
             if not (inputs or changes.batches or changes.raised or changes.cleared):
@@ -280,28 +360,43 @@ class CustodyProcessor:
         under_lock = store.db.kind == "postgres"
         final: dict[str, Judgement] = {}
         before: dict[str, list[tuple[str, str]]] = {}
+        written = Changes()
         try:
             with store.locked() as clock:
                 caught = self._catch_up(clock, now_ns)
                 changes = own()
-                if inputs or changes.batches or caught.batches:
-                    # The stored verdicts are what every worker alerted against: raise and
-                    # clear the difference this commit makes, whoever's input made it.
-                    # (a batch whose reads only went on with a pass keeps its stored verdict
-                    # row: its events are written, nothing is alerted)
-                    judged = [b for b in changes.batches if b not in changes.events_only]
-                    final = {b: self.tracker.judged[b] for b in (*caught.batches, *judged)}
+                self._unsaved_reads += sum(len(g.reads) for g in changes.reads)
+                self._defer(caught)
+                self._defer(changes)
+                # The stored verdicts are what every worker alerted against: raise and clear
+                # the difference this commit makes, whoever's input made it. (A batch whose
+                # reads only went on with a pass keeps its stored verdict row.)
+                judged = [b for b in changes.batches if b not in changes.events_only]
+                caught_judged = [b for b in caught.batches if b not in caught.events_only]
+                final = {b: self._judgement(b) for b in (*caught_judged, *judged)}
+                written = self._rows(changes)
+                checkpoint = None
+                if tick or self._unsaved_reads >= CHECKPOINT_READS:
+                    self._catch_rows_up(written)
+                    made, gone = self.tracker.take_passes()
+                    checkpoint = Checkpoint(made, gone, now_ns)
+                    self._unsaved_reads = 0
+                others = [i for i in inputs if not isinstance(i, Reads)]
+                if (
+                    final
+                    or others
+                    or changes.reads
+                    or written.events
+                    or written.notes
+                    or (checkpoint is not None and (checkpoint.passes or checkpoint.gone))
+                ):
                     before = store.alerted(final)
-                    # the events and diagnostics this call changed (the caught-up ones are
-                    # stored already), the verdicts of every batch it judged
-                    own_changes = Changes(
-                        changes.events,
-                        final,
-                        dropped=changes.dropped,
-                        notes=changes.notes,
-                        dropped_notes=changes.dropped_notes,
-                    )
-                    store.write(inputs, own_changes, now_ns, clock + 1)
+                    # the events and diagnostics to store now (the caught-up ones are stored
+                    # already), the verdicts of every batch it judged, the reads it took
+                    written.batches = final
+                    written.reads = changes.reads
+                    written.readers = self.tracker.take_readers()
+                    store.write(others, written, now_ns, clock + 1, checkpoint)
                     self.seen_seq = clock + 1
                 if under_lock:
                     self._alert(final, before, changes, now_ns)
@@ -311,7 +406,55 @@ class CustodyProcessor:
             raise
         if not under_lock:
             self._alert(final, before, changes, now_ns)
-        return points(changes)
+        batches = self.tracker.batches
+        return points(
+            written, {e.batch: batches[e.batch].info.waste_code for e in written.events.values()}
+        )
+
+    def _defer(self, changes: Changes) -> None:
+        """Keep the ids of what only a pass going on changed, to write it later."""
+        behind = self._behind
+        for batch, ids in changes.grown.items():
+            if batch in behind:
+                behind[batch] |= ids
+            else:
+                behind[batch] = set(ids)
+
+    def _judgement(self, batch: str) -> Judgement:
+        judgement = self.tracker.judgement(batch)
+        assert judgement is not None
+        return judgement
+
+    def _rows(self, changes: Changes) -> Changes:
+        """The events and diagnostics to write now: those of the batches judged whole (and
+        of those, what lagged before), none of a pass only going on."""
+        rows = Changes(
+            dict(changes.events),
+            dropped=changes.dropped,
+            notes=dict(changes.notes),
+            dropped_notes=changes.dropped_notes,
+        )
+        for batch in changes.batches:
+            if batch in self._behind:
+                self._lagging(batch, self._behind.pop(batch), rows)
+        return rows
+
+    def _catch_rows_up(self, rows: Changes) -> None:
+        """A checkpoint: every lagging event and diagnostic joins the rows to write."""
+        behind, self._behind = self._behind, {}
+        for batch, ids in behind.items():
+            self._lagging(batch, ids, rows)
+
+    def _lagging(self, batch: str, ids: set[str], rows: Changes) -> None:
+        judgement = self.tracker.judgement(batch)
+        if judgement is None or not ids:
+            return
+        for event in judgement.events:
+            if event.event_id in ids and event.event_id not in rows.events:
+                rows.events[event.event_id] = event
+        for note in judgement.diagnostics:
+            if note.pass_id in ids and note.pass_id not in rows.notes:
+                rows.notes[note.pass_id] = note
 
     def _alert(
         self,
@@ -346,17 +489,26 @@ class CustodyProcessor:
         assert self.store is not None
         if clock == self.seen_seq:
             return Changes()
+        stored = self.store.inputs_since(self.seen_seq)
+        if stored is None:
+            # reads this worker missed are in the stored passes only now: start again from them
+            self.reload()
+            return Changes()
         seen = self.tracker.seen
         caught = [
             item
-            for item in self.store.inputs_since(self.seen_seq)
-            if (f"manifest:{item.manifest}" if isinstance(item, ManifestInfo) else item.event_id)
+            for item in stored
+            if isinstance(item, Reads | SeenPass)
+            or (f"manifest:{item.manifest}" if isinstance(item, ManifestInfo) else item.event_id)
             not in seen
         ]
         changes = self.tracker.apply(caught, now_ns)
         # An unknown tag is alerted by the worker that stored its read, after the grace.
+        orphans = self.tracker.orphans
         for item in caught:
-            if isinstance(item, Read) and item.epc in self.tracker.orphans:
+            if (isinstance(item, Read) and item.epc in orphans) or (
+                isinstance(item, Reads) and orphans
+            ):
                 self.tracker.orphan_alerted(item)
         self.seen_seq = clock
         return changes
@@ -381,9 +533,11 @@ def fresh_now(items: Sequence[Input]) -> int:
     return max((item.ts_ns for item in items), default=0)
 
 
-def points(changes: Changes) -> list[Point]:
-    """`custody` points (docs/payloads.md, InfluxDB schema) of new or updated custody events."""
-    codes = {b: j.waste_code for b, j in changes.batches.items()}
+def points(changes: Changes, codes: dict[str, str] | None = None) -> list[Point]:
+    """`custody` points (docs/payloads.md, InfluxDB schema) of new or updated custody events,
+    their waste codes from `codes` (batch → code) or else `changes.batches`."""
+    if codes is None:
+        codes = {b: j.waste_code for b, j in changes.batches.items()}
     out = []
     for event in changes.events.values():
         fields: dict[str, float | int | bool | str] = {

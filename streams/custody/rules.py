@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left, bisect_right
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of
 from hazwatch.devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG
+from hazwatch.devices.topics import ROOT
 from hazwatch.streams.custody.settings import CustodyLimits
 
 NS_PER_S = 1_000_000_000
@@ -234,7 +238,39 @@ class Weighing:
     clock_basis: str = "none"
 
 
-Input = Registration | ManifestInfo | Read | Weighing
+# One read of a `Reads`: (EPC, the device's own time in ns, RSSI dBm or None, antenna or None).
+TagRead = tuple[str, int, float | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """One reader's tag reads of one ingest batch, all taken with one reading of its clock: the
+    hot path's input (CustodyProcessor), so that no object is made per read.
+
+    A read's time in custody is its device time + clock_offset_ns; its identity is (reader,
+    EPC, device time), as its event id is (`read_event_id`): the same message delivered again
+    gives the same reads, and the tracker's recent reads make it change nothing.
+    """
+
+    site: str
+    device: str
+    location: str
+    reads: Sequence[TagRead]
+    clock_offset_ns: int = 0  # the reader's clock, as a Registration's
+    clock_error_ns: int = 0
+    clock_basis: str = "none"
+
+    @property
+    def ts_ns(self) -> int:
+        """The newest read's corrected time."""
+        return max((r[1] for r in self.reads), default=0) + self.clock_offset_ns
+
+
+def read_event_id(site: str, device: str, device_ts_ns: int, epc: str) -> str:
+    """The event id of a read: its message's topic, the device's time and the EPC hashed, as
+    hazwatch.streams.custody.processor.event_id makes it (a redelivery gets the same id)."""
+    key = f"{ROOT}/{site}/rfid/{device}/read|{device_ts_ns}|{epc}"
+    return hashlib.blake2b(key.encode(), digest_size=10).hexdigest()
 
 
 # ---------------------------------------------------------------- outputs
@@ -337,10 +373,21 @@ class Changes:
     # batches in `batches` whose stored verdict row (stage, verdict, since, site, manifest,
     # violations) did not change: only their events or diagnostics did (a pass going on)
     events_only: set[str] = field(default_factory=set)
+    # the reads of `Reads` taken (not seen before), for the store to keep (custody_read_log)
+    reads: list[Reads] = field(default_factory=list)
+    # batches (not in `batches`) whose only change is a pass going on: the ids of their
+    # events and diagnostics whose last read, reads and peak grew (Tracker._grow)
+    grown: dict[str, set[str]] = field(default_factory=dict)
+    # for the store: readers whose horizon moved (Tracker.take_readers)
+    readers: list[tuple[str, str, int, int, int]] = field(default_factory=list)
 
     def merge(self, other: Changes) -> None:
         rows = (self.batches.keys() - self.events_only) | (other.batches.keys() - other.events_only)
         self.events_only = (self.events_only | other.events_only) - rows
+        for batch, ids in other.grown.items():
+            self.grown.setdefault(batch, set()).update(ids)
+        for batch in self.batches.keys() | other.batches.keys():
+            self.grown.pop(batch, None)
         self.events.update(other.events)
         self.batches.update(other.batches)
         self.raised.extend(other.raised)
@@ -348,6 +395,7 @@ class Changes:
         self.dropped = (self.dropped - other.events.keys()) | other.dropped
         self.notes.update(other.notes)
         self.dropped_notes = (self.dropped_notes - other.notes.keys()) | other.dropped_notes
+        self.reads.extend(other.reads)
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,8 +428,9 @@ class Geography:
 # the reader's kind (settings.py). It is single-linkage clustering of the read times, so a
 # pure function of the set of reads (`passes`): any arrival order gives the same passes, a
 # late read merges into its pass or opens one by the same rule, a redelivered read (its
-# event id seen) changes nothing. `PassSet` keeps a reader's passes merged as reads arrive
-# and always equals `passes` of the reads it was given.
+# event id seen, or for `Reads` its reader, EPC and device time among the recent reads)
+# changes nothing. `PassSet` keeps a reader's passes merged as reads (or pieces of reads, or
+# stored passes) arrive and always equals `passes` of the reads it was given.
 
 
 class Pass(NamedTuple):
@@ -434,9 +483,28 @@ def pass_of(read: Read) -> Pass:
     )
 
 
-def _peak_key(p: Pass) -> tuple[float, int, str]:
-    """Smallest first: the strongest RSSI, then the earliest read, then the smallest id."""
-    return (-(p.peak_rssi if p.peak_rssi is not None else _NO_RSSI), p.peak_ns, p.peak_id)
+def _peak_key(p: Pass) -> tuple[float, int, str, int]:
+    """Smallest first: the strongest RSSI, then the earliest read, then the smallest id (a
+    pass made from `Reads` keeps none: ""), then the smallest antenna, so that two reads
+    equal in all of these give the same peak whichever came first."""
+    rssi = p.peak_rssi if p.peak_rssi is not None else _NO_RSSI
+    return (-rssi, p.peak_ns, p.peak_id, -1 if p.antenna is None else p.antenna)
+
+
+@dataclass(frozen=True, slots=True)
+class SeenPass:
+    """A pass as the store keeps it (custody_pass): its reads merged, replayed at start with
+    the reads stored after it (merging passes gives what merging their reads gives)."""
+
+    epc: str
+    seen: Pass
+
+    @property
+    def ts_ns(self) -> int:
+        return self.seen.last_ns
+
+
+Input = Registration | ManifestInfo | Read | Weighing | Reads | SeenPass
 
 
 def merged(a: Pass, b: Pass) -> Pass:
@@ -494,7 +562,7 @@ class PassSet:
     was alerted (unknown_tag); a batch's passes need neither.
     """
 
-    __slots__ = ("alerted", "arrived", "firsts", "gap_ns", "items")
+    __slots__ = ("alerted", "arrived", "changed", "firsts", "gap_ns", "gone", "items")
 
     def __init__(self, gap_ns: int, *, track: bool = False) -> None:
         self.gap_ns = gap_ns
@@ -502,6 +570,10 @@ class PassSet:
         self.firsts: list[int] = []
         self.arrived: list[int] | None = [] if track else None
         self.alerted: list[bool] | None = [] if track else None
+        # for the store (Tracker.take_passes): the first reads of passes made or changed, and
+        # of passes merged away, since it last took them
+        self.changed: set[int] = set()
+        self.gone: set[int] = set()
 
     def add(self, new: Pass, arrived_ns: int = 0, alerted: bool = False) -> int:
         """Merge `new` with every pass within the gap of it; returns the merged pass's index."""
@@ -516,21 +588,24 @@ class PassSet:
         result = new
         for other in items[lo:hi]:
             result = merged(result, other)
+        if hi > lo:
+            self.gone.update(firsts[lo:hi])
         items[lo:hi] = [result]
         firsts[lo:hi] = [result.first_ns]
+        self.changed.add(result.first_ns)
         if self.arrived is not None and self.alerted is not None:
             self.arrived[lo:hi] = [min([arrived_ns, *self.arrived[lo:hi]])]
             self.alerted[lo:hi] = [alerted or any(self.alerted[lo:hi])]
         return lo
 
-    def add_read(self, read: Read, arrived_ns: int = 0) -> bool:
-        """Add one read; False when it only extended a pass whose first read stays the
-        first (the pass's place among the others cannot have changed), True otherwise."""
+    def add_read(self, read: Read, arrived_ns: int = 0) -> int:
+        """Add one read; the index of the pass it only extended (one whose first read stays
+        the first: its place among the others cannot have changed), or -1 otherwise."""
         items, ts, gap = self.items, read.ts_ns, self.gap_ns
         i = bisect_right(self.firsts, ts) - 1
         if i < 0:
             self.add(pass_of(read), arrived_ns)
-            return True
+            return -1
         p = items[i]
         if (
             ts - p.last_ns > gap  # a new pass, after this one
@@ -538,7 +613,7 @@ class PassSet:
             or (ts == p.first_ns and read.event_id < p.first_id)  # a new first read
         ):
             self.add(pass_of(read), arrived_ns)
-            return True
+            return -1
         # the hot path: one more read of a pass going on (`merged` of it and the read)
         rssi = read.rssi if read.rssi is not None else _NO_RSSI
         peak = p.peak_rssi if p.peak_rssi is not None else _NO_RSSI
@@ -554,9 +629,74 @@ class PassSet:
         else:
             p = p._replace(last_ns=max(p.last_ns, ts), reads=p.reads + 1)
         items[i] = p
+        self.changed.add(p.first_ns)
         if self.arrived is not None and arrived_ns < self.arrived[i]:
             self.arrived[i] = arrived_ns
-        return False
+        return i
+
+    def extend(
+        self,
+        first_ns: int,
+        last_ns: int,
+        reads: int,
+        rssi: float | None,
+        antenna: int | None,
+        peak_ns: int,
+    ) -> int:
+        """Merge a piece (reads of one ingest batch with no gap between them; its ids left
+        out) into the pass it only goes on with: one that starts before it, within the gap,
+        and does not reach the next. Its index, or -1 when the piece is anything else (a new
+        pass, a new first read, a join): then `add` it as a whole Pass (`merged` of the two,
+        as this is).
+        """
+        firsts, items, gap = self.firsts, self.items, self.gap_ns
+        i = bisect_right(firsts, first_ns) - 1
+        if i < 0:
+            return -1
+        p = items[i]
+        if first_ns == p.first_ns or first_ns - p.last_ns > gap:
+            return -1
+        if i + 1 < len(items) and items[i + 1].first_ns - last_ns <= gap:
+            return -1
+        strength = rssi if rssi is not None else _NO_RSSI
+        peak = p.peak_rssi if p.peak_rssi is not None else _NO_RSSI
+        if strength > peak or (
+            strength == peak
+            and (peak_ns, "", -1 if antenna is None else antenna)
+            < (p.peak_ns, p.peak_id, -1 if p.antenna is None else p.antenna)
+        ):
+            p = Pass(
+                p.site, p.device, p.location, p.first_ns, max(p.last_ns, last_ns),
+                p.reads + reads, rssi, antenna, p.first_id, peak_ns, "", p.clock_offset_ns,
+                p.clock_error_ns, p.clock_basis,
+            )  # fmt: skip
+        else:
+            p = Pass(
+                p.site, p.device, p.location, p.first_ns, max(p.last_ns, last_ns),
+                p.reads + reads, p.peak_rssi, p.antenna, p.first_id, p.peak_ns, p.peak_id,
+                p.clock_offset_ns, p.clock_error_ns, p.clock_basis,
+            )  # fmt: skip
+        items[i] = p
+        self.changed.add(p.first_ns)
+        return i
+
+    def taken(self) -> tuple[list[Pass], list[int]]:
+        """The passes made or changed since last taken, and the first reads of passes merged
+        away since (rows for the store to upsert and delete); forgets both."""
+        firsts, items = self.firsts, self.items
+        upserts: list[Pass] = []
+        for first in sorted(self.changed):
+            i = bisect_left(firsts, first)
+            if i < len(firsts) and firsts[i] == first:
+                upserts.append(items[i])
+        deletes = []
+        for first in sorted(self.gone):
+            i = bisect_left(firsts, first)
+            if i == len(firsts) or firsts[i] != first:
+                deletes.append(first)
+        self.changed = set()
+        self.gone = set()
+        return upserts, deletes
 
     def index_of(self, ts_ns: int) -> int | None:
         """The index of the pass that holds a read at `ts_ns`, if one does."""
@@ -584,41 +724,114 @@ def _stronger(a: Pass, b: Pass) -> bool:
     return (a.device, a.first_id) < (b.device, b.first_id)
 
 
+Horizon = Callable[[str, str], int]  # (site, reader) → the time before which it sends no more
+_NEVER = 2**63 - 1
+
+
+@lru_cache(maxsize=16)
+def _partners(overlaps: frozenset[tuple[str, str, str]]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(site, reader) → the readers declared overlapping it (Geography.overlaps)."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for site, a, b in sorted(overlaps):
+        found.setdefault((site, a), []).append(b)
+    return {k: tuple(v) for k, v in found.items()}
+
+
+def _short_note(p: Pass, minimum: int) -> str:
+    return (
+        f"{(p.last_ns - p.first_ns) / NS_PER_S:.1f} s in the field, under the "
+        f"{minimum / NS_PER_S:g} s minimum dwell at a {p.location} reader"
+    )
+
+
 def classify(
-    info: Registration, found: Sequence[Pass], geo: Geography
+    info: Registration,
+    found: Sequence[Pass],
+    geo: Geography,
+    horizon: Horizon | None = None,
 ) -> list[tuple[Pass, str, str]]:
     """Each pass (in time order) with what it is: `custody` (a stage entered), or why not
-    (`short`, `cross_read`, `repeat`) and a note saying so. Pure: the same passes, the same
-    answer.
+    (`short`, `cross_read`, `repeat`, `pending`) and a note saying so. Pure: the same passes
+    and horizons, the same answer.
 
     In this order: a pass under its kind's minimum dwell is `short`; of two passes of the
     same moment (within cross_read_window_s) at readers declared overlapping, the weaker is
     `cross_read`; of the rest, in time order, one at the stage and site the batch is already
     in (a drum parked by the door, a stocktake) is a `repeat`, any other enters its stage (a
     return, out and in again, enters STORED again).
+
+    Which of two overlapping passes is stronger can change while both go on, so a pass at a
+    reader with overlapping readers is placed only once it is *settled* (`horizon`: the time
+    before which a reader will report nothing more, Tracker.horizon): its reader is past its
+    last read by the gap (it ended), and each overlapping reader past it by the window (no
+    new pass there can contest it). Until then it is `pending`, and so are every pass it
+    contests and every later pass of the batch: held, neither custody nor a diagnostic, so
+    that a stage entry never goes to one reader and then moves to the other. Without
+    `horizon`, every pass is settled.
     """
+    return _classified(info, found, geo, horizon)[0]
+
+
+def _classified(
+    info: Registration, found: Sequence[Pass], geo: Geography, horizon: Horizon | None
+) -> tuple[list[tuple[Pass, str, str]], list[int], list[int]]:
+    """`classify`, with for each pass how far its last read may grow leaving every role (and
+    note) as it is, and the indices of the passes not settled yet."""
     limits = geo.limits
+    count = len(found)
     roles: dict[int, tuple[str, str]] = {}
+    grow = [_NEVER] * count
     for i, p in enumerate(found):
         minimum = limits.min_dwell_ns(p.location)
         if p.last_ns - p.first_ns < minimum:
-            roles[i] = (
-                "short",
-                f"{(p.last_ns - p.first_ns) / NS_PER_S:.1f} s in the field, under the "
-                f"{minimum / NS_PER_S:g} s minimum dwell at a {p.location} reader",
-            )
+            roles[i] = ("short", _short_note(p, minimum))
+            grow[i] = p.first_ns + minimum - 1
+    pending_from = count
+    unsettled: list[int] = []
     if geo.overlaps:
         window = int(limits.cross_read_window_s * NS_PER_S)
-        candidates = [i for i in range(len(found)) if i not in roles]  # in first_ns order
+        partners = _partners(geo.overlaps)
+        if horizon is not None:
+            for i, p in enumerate(found):
+                others = partners.get((p.site, p.device))
+                if others is None:
+                    continue
+                # settled while its last read is at most `bound`
+                bound = horizon(p.site, p.device) - limits.pass_gap_ns(p.location) - 1
+                for other in others:
+                    bound = min(bound, horizon(p.site, other) - window - 1)
+                if p.last_ns > bound:
+                    unsettled.append(i)
+                    pending_from = min(pending_from, i)
+                else:
+                    grow[i] = min(grow[i], bound)
+        waiting = set(unsettled)
+        candidates = [i for i in range(count) if i not in roles]  # in first_ns order
+        # the first reads of the candidates at each reader, to bound a pass's growth by the
+        # next pass at an overlapping reader it would come to contest
+        firsts_at: dict[tuple[str, str], list[int]] = {}
+        for i in candidates:
+            firsts_at.setdefault((found[i].site, found[i].device), []).append(found[i].first_ns)
         beaten: dict[int, int] = {}
         for n, i in enumerate(candidates):
             a = found[i]
+            reach = a.last_ns + window
+            for other in partners.get((a.site, a.device), ()):
+                later = firsts_at.get((a.site, other), [])
+                k = bisect_right(later, reach)
+                if k < len(later):
+                    grow[i] = min(grow[i], later[k] - window - 1)
             for j in candidates[n + 1 :]:
                 b = found[j]
-                if b.first_ns > a.last_ns + window:
+                if b.first_ns > reach:
                     break
                 if a.site != b.site or (a.site, a.device, b.device) not in geo.overlaps:
                     continue
+                # contested: any growth of either may change which is stronger
+                grow[i] = min(grow[i], a.last_ns)
+                grow[j] = min(grow[j], b.last_ns)
+                if i in waiting or j in waiting:
+                    pending_from = min(pending_from, i)
                 loser, winner = (j, i) if _stronger(a, b) else (i, j)
                 if loser not in beaten or _stronger(found[winner], found[beaten[loser]]):
                     beaten[loser] = winner
@@ -633,17 +846,22 @@ def classify(
     at = (GENERATED, info.site)
     out: list[tuple[Pass, str, str]] = []
     for i, p in enumerate(found):
-        if i in roles:
+        if i >= pending_from:
+            out.append((p, "pending", "not settled: the reader or an overlapping one goes on"))
+        elif i in roles:
             out.append((p, *roles[i]))
         elif (p.stage, p.site) == at:
             out.append((p, "repeat", f"already {p.stage} at {p.site}"))
         else:
             at = (p.stage, p.site)
             out.append((p, "custody", ""))
-    return out
+    return out, grow, unsettled
 
 
 # ---------------------------------------------------------------- per-batch state
+
+
+PassKey = tuple[str, str, str, int]  # (site, reader, location, first read's time)
 
 
 @dataclass(slots=True)
@@ -652,9 +870,13 @@ class _Batch:
     # (site, reader, location) → the batch's passes there
     passes: dict[tuple[str, str, str], PassSet] = field(default_factory=dict)
     weighings: dict[str, Weighing] = field(default_factory=dict)
-    # what the last derivation (_events) made of each pass, in its order: (site, reader,
-    # location, first read's id) → custody | repeat | short | cross_read
-    roles: list[tuple[tuple[str, str, str, str], str]] | None = None
+    # what the last derivation (_events) made of each pass, for the hot path (Tracker._grow):
+    # (site, reader, location, first read's time) → (its role, "e" and the index of its
+    # event in the judgement or "d" and its diagnostic's, how far its last read may grow
+    # leaving every role as it is)
+    roles: dict[PassKey, tuple[str, str, int, int]] | None = None
+    places: int = 0  # fixed places it was seen at (cloned_tag reads a pass's last read then)
+    wait: dict[PassKey, int] = field(default_factory=dict)  # unsettled passes → last read
 
 
 def _first_weight(batch: _Batch, location: str) -> float | None:
@@ -665,10 +887,11 @@ def _first_weight(batch: _Batch, location: str) -> float | None:
 
 
 def _events(
-    batch: _Batch, manifest: str | None, geo: Geography
+    batch: _Batch, manifest: str | None, geo: Geography, horizon: Horizon | None = None
 ) -> tuple[list[CustodyEvent], tuple[Diagnostic, ...]]:
     """The batch's custody events (its registration, and a pass per stage entered) and the
-    diagnostics of its other passes: a pure function of its inputs."""
+    diagnostics of its other passes: a pure function of its inputs (and of the readers'
+    horizons: a pass not settled is neither)."""
     info = batch.info
     events = [
         CustodyEvent(
@@ -690,11 +913,19 @@ def _events(
     received_kg = _first_weight(batch, "receiver_gate")
     entries: dict[str, int] = {}
     notes: list[Diagnostic] = []
-    classified = classify(info, found, geo)
-    batch.roles = [((p.site, p.device, p.location, p.first_id), role) for p, role, _ in classified]
-    for p, role, note in classified:
+    classified, grow, unsettled = _classified(info, found, geo, horizon)
+    made: list[tuple[PassKey, str, str, int | str, int]] = []
+    places = {info.site}
+    for (p, role, note), limit in zip(classified, grow, strict=True):
         stage = p.stage
+        key = (p.site, p.device, p.location, p.first_ns)
+        if role == "pending":
+            made.append((key, role, "", -1, limit))
+            continue
+        if role != "cross_read" and stage != IN_TRANSIT:
+            places.add(p.site)
         if role != "custody":
+            made.append((key, role, "d", len(notes), limit))
             notes.append(
                 Diagnostic(
                     _note_id(info.batch, p), info.batch, info.epc, stage, p.first_ns, p.site,
@@ -705,9 +936,11 @@ def _events(
             continue
         nth = entries.get(stage, 0)
         entries[stage] = nth + 1
+        event_id = _stage_event_id(info.batch, stage, nth)
+        made.append((key, role, "e", event_id, limit))
         events.append(
             CustodyEvent(
-                _stage_event_id(info.batch, stage, nth),
+                event_id,
                 info.batch,
                 info.epc,
                 stage,
@@ -727,6 +960,15 @@ def _events(
         )
     events.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage], e.event_id))
     _simultaneous_in_stage_order(events)
+    at = {e.event_id: k for k, e in enumerate(events)}
+    batch.roles = {
+        key: (role, kind, at[ref] if isinstance(ref, str) else ref, limit)
+        for key, role, kind, ref, limit in made
+    }
+    batch.places = len(places)
+    batch.wait = {
+        (p.site, p.device, p.location, p.first_ns): p.last_ns for p in (found[i] for i in unsettled)
+    }
     return events, tuple(notes)
 
 
@@ -1199,6 +1441,15 @@ def _row(j: Judgement) -> tuple[object, ...]:
 # ---------------------------------------------------------------- the tracker
 
 
+# How many of the newest reads of `Reads` the tracker keeps the identity of, so that one
+# delivered again changes nothing. A redelivery is of a message not yet acknowledged: at most
+# the broker's in-flight window of a session (ingest's receive maximum, 10,000 by default,
+# docs/deployment.md), delivered again after a reconnect or a restart (the store keeps the
+# same number: CustodyStore.read_logs). Ten times that, some 4 s of issue #18's door burst.
+RECENT_READS = 100_000
+_DEVICE_TIME = itemgetter(1)
+
+
 class Tracker:
     """All batches' custody state in memory; `apply` and `check` return what changed."""
 
@@ -1214,26 +1465,45 @@ class Tracker:
         self.orphans: dict[str, dict[tuple[str, str, str], PassSet]] = {}
         self.orphan_weighings: dict[str, dict[str, Weighing]] = {}
         self.seen: set[str] = set()
-        self.judged: dict[str, Judgement] = {}
+        self._judged: dict[str, Judgement] = {}  # `judged`, but for passes gone on since
+        self._stale: dict[str, dict[PassKey, Pass]] = {}  # batch → those passes (_grow)
         self.rooms: dict[str, _StorageRoom] = {}
         self.stay_site: dict[str, str] = {}
         self.open: set[str] = set()  # batches whose verdict may still change with time
         self.watermark_ns = 0  # the newest device time among the inputs
         self._notes: dict[str, tuple[Diagnostic, ...]] = {}  # made with the events, for judge
-        self._judged_now: set[str] = set()  # the batches the last _rejudge judged
+        # the identities (EPC, device time) of the last RECENT_READS reads of `Reads`, per
+        # (site, reader), with the order they came in to forget the oldest
+        self._recent: dict[tuple[str, str], dict[tuple[str, int], None]] = {}
+        self._recent_reads: deque[tuple[dict[tuple[str, int], None], Sequence[TagRead]]] = deque()
+        self._recent_count = 0
+        # (site, reader) → [its newest read's corrected time, now_ns when it was last heard]
+        self.readers: dict[tuple[str, str], list[int]] = {}
+        self._horizons: dict[tuple[str, str], int] = {}  # (site, reader) → horizon, never back
+        self._now = 0
+        self.pending: set[str] = set()  # batches with a pass not settled (_Batch.wait)
+        self._readers_moved: set[tuple[str, str]] = set()  # since take_readers
+        # (epc, site, reader, location) → its passes, changed since take_passes last took them
+        self._unsaved: dict[tuple[str, str, str, str], PassSet] = {}
 
     # inputs --------------------------------------------------------------
     def apply(self, inputs: Iterable[Input], now_ns: int) -> Changes:
-        """Take inputs in any order; a repeated event id changes nothing.
+        """Take inputs in any order; a repeated event id (a repeated read of `Reads`: the
+        same reader, EPC and device time, among the last RECENT_READS) changes nothing.
 
         Time-based rules are judged here at the newest device time seen (never later than
         `now_ns`), so replaying old messages fast raises no overdue alert that their own next
-        message would clear; `check` judges them at `now_ns` itself.
+        message would clear; `check` judges them at `now_ns` itself. `now_ns` is also when
+        the inputs arrived: the readers' horizons (`horizon`) count their silence from it.
         """
         dirty: set[str] = set()
-        extended: set[str] = set()  # batches whose reads only extended passes going on
+        # batches whose reads only extended passes going on → those passes, by key
+        grown: dict[str, dict[PassKey, Pass]] = {}
         changes = Changes()
         for item in inputs:
+            if isinstance(item, Reads):
+                self._take_reads(item, now_ns, dirty, grown, changes)
+                continue
             if item.ts_ns > self.watermark_ns:
                 self.watermark_ns = item.ts_ns
             if isinstance(item, ManifestInfo):
@@ -1245,6 +1515,9 @@ class Tracker:
                 for batch in item.batches:
                     self.manifest_of.setdefault(batch, item.manifest)
                     dirty.add(batch)
+                continue
+            if isinstance(item, SeenPass):
+                self._take_pass(item, now_ns, dirty)
                 continue
             if item.event_id in self.seen:
                 continue
@@ -1266,6 +1539,8 @@ class Tracker:
                                     seen.site, "",
                                 )
                             )  # fmt: skip
+                    adopted.gone |= orphan.gone
+                    self._unsaved[(item.epc, *at)] = adopted
                 state.weighings.update(self.orphan_weighings.pop(item.epc, {}))
                 dirty.add(item.batch)
                 continue
@@ -1280,6 +1555,7 @@ class Tracker:
             location = item.location
             if location not in LOCATION_STAGE:
                 continue
+            self._heard(item.site, item.device, item.ts_ns, now_ns)
             reader = (item.site, item.device, location)
             if batch_id is None:
                 orphan_passes = self.orphans.setdefault(item.epc, {})
@@ -1293,92 +1569,365 @@ class Tracker:
                 here = batch_passes.get(reader)
                 if here is None:
                     here = batch_passes[reader] = PassSet(self.geo.limits.pass_gap_ns(location))
-                if here.add_read(item):
+                i = here.add_read(item)
+                if i < 0:
                     dirty.add(batch_id)
                 else:
-                    extended.add(batch_id)
+                    p = here.items[i]
+                    grown.setdefault(batch_id, {})[(*reader, p.first_ns)] = p
+            self._unsaved[(item.epc, *reader)] = here
         at_ns = min(now_ns, self.watermark_ns)
+        for batch_id, passes in grown.items():
+            if batch_id not in dirty and not self._grow(batch_id, passes, at_ns, changes):
+                dirty.add(batch_id)
+        self._advance(now_ns)
+        dirty |= self._settling()
         changes.merge(self._rejudge(dirty, at_ns))
-        extended -= self._judged_now
-        slow = {b for b in extended if not self._refresh(b, at_ns, changes)}
-        if slow:
-            changes.merge(self._rejudge(slow, at_ns))
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
 
-    def _refresh(self, batch_id: str, at_ns: int, changes: Changes) -> bool:
+    def _take_reads(
+        self,
+        group: Reads,
+        now_ns: int,
+        dirty: set[str],
+        grown: dict[str, dict[PassKey, Pass]],
+        changes: Changes,
+    ) -> None:
+        """The hot path: one reader's reads of an ingest batch, per EPC a piece of reads with
+        no gap between them merged into its pass (`PassSet.extend`) or added as one."""
+        site, device, location = group.site, group.device, group.location
+        if location not in LOCATION_STAGE or not group.reads:
+            return
+        offset = group.clock_offset_ns
+        window = self._recent.get((site, device))
+        if window is None:
+            window = self._recent[(site, device)] = {}
+        by_epc: dict[str, list[TagRead]] = {}
+        again = False
+        unsorted: set[str] = set()  # EPCs whose reads came out of time order
+        for read in group.reads:
+            key = (read[0], read[1])
+            if key in window:
+                again = True  # delivered again
+                continue
+            window[key] = None
+            same = by_epc.get(read[0])
+            if same is None:
+                by_epc[read[0]] = [read]
+            else:
+                if read[1] < same[-1][1]:
+                    unsorted.add(read[0])
+                same.append(read)
+        for epc in unsorted:
+            by_epc[epc].sort(key=_DEVICE_TIME)
+        if not by_epc:
+            return
+        fresh = [r for same in by_epc.values() for r in same] if again else group.reads
+        self._recent_reads.append((window, fresh))
+        self._recent_count += len(fresh)
+        while self._recent_count > RECENT_READS:
+            old_window, old = self._recent_reads.popleft()
+            self._recent_count -= len(old)
+            for read in old:
+                old_window.pop((read[0], read[1]), None)
+        changes.reads.append(
+            Reads(site, device, location, fresh, offset, group.clock_error_ns, group.clock_basis)
+            if again
+            else group
+        )
+        newest = max(map(_DEVICE_TIME, fresh)) + offset
+        if newest > self.watermark_ns:
+            self.watermark_ns = newest
+        self._heard(site, device, newest, now_ns)
+        gap = self.geo.limits.pass_gap_ns(location)
+        reader = (site, device, location)
+        error, basis = group.clock_error_ns, group.clock_basis
+        epc_batch, batches, unsaved = self.epc_batch, self.batches, self._unsaved
+        for epc, reads in by_epc.items():
+            n = len(reads)
+            batch_id = epc_batch.get(epc)
+            if batch_id is None:
+                here = self.orphans.setdefault(epc, {}).get(reader)
+                if here is None:
+                    here = self.orphans[epc][reader] = PassSet(gap, track=True)
+            else:
+                passes = batches[batch_id].passes
+                here = passes.get(reader)
+                if here is None:
+                    here = passes[reader] = PassSet(gap)
+            unsaved[(epc, site, device, location)] = here
+            k = 0
+            while k < n:
+                # reads[start:k]: a piece with no gap; its peak as _peak_key orders them
+                start = k
+                head = peak = reads[k]
+                best = _NO_RSSI if head[2] is None else head[2]
+                last = head[1]
+                k += 1
+                while k < n:
+                    read = reads[k]
+                    if read[1] - last > gap:
+                        break
+                    last = read[1]
+                    if read[2] is not None and read[2] > best:
+                        peak, best = read, read[2]
+                    k += 1
+                if batch_id is not None:
+                    i = here.extend(
+                        head[1] + offset, last + offset, k - start, peak[2], peak[3],
+                        peak[1] + offset,
+                    )  # fmt: skip
+                    if i >= 0:
+                        p = here.items[i]
+                        went_on = grown.get(batch_id)
+                        if went_on is None:
+                            went_on = grown[batch_id] = {}
+                        went_on[(site, device, location, p.first_ns)] = p
+                        continue
+                    dirty.add(batch_id)
+                whole = Pass(
+                    site, device, location, head[1] + offset, last + offset, k - start, peak[2],
+                    peak[3], read_event_id(site, device, head[1], epc), peak[1] + offset, "",
+                    offset, error, basis,
+                )  # fmt: skip
+                here.add(whole, now_ns)
+
+    def _take_pass(self, item: SeenPass, now_ns: int, dirty: set[str]) -> None:
+        """A stored pass (replayed at start): merged into its reader's passes as a read is."""
+        p = item.seen
+        if p.location not in LOCATION_STAGE:
+            return
+        self._heard(p.site, p.device, p.last_ns, now_ns)
+        reader = (p.site, p.device, p.location)
+        gap = self.geo.limits.pass_gap_ns(p.location)
+        batch_id = self.epc_batch.get(item.epc)
+        if batch_id is None:
+            here = self.orphans.setdefault(item.epc, {}).get(reader)
+            if here is None:
+                here = self.orphans[item.epc][reader] = PassSet(gap, track=True)
+        else:
+            here = self.batches[batch_id].passes.get(reader)
+            if here is None:
+                here = self.batches[batch_id].passes[reader] = PassSet(gap)
+            dirty.add(batch_id)
+        here.add(p, now_ns)
+        self._unsaved[(item.epc, *reader)] = here
+
+    def remember(self, groups: Iterable[Reads]) -> None:
+        """Take these reads as seen without applying them (the stored reads whose passes
+        are stored: replayed at start, so that a redelivery of them changes nothing)."""
+        for group in groups:
+            window = self._recent.setdefault((group.site, group.device), {})
+            reads = list(group.reads)
+            for read in reads:
+                window[(read[0], read[1])] = None
+            self._recent_reads.append((window, reads))
+            self._recent_count += len(reads)
+        while self._recent_count > RECENT_READS:
+            old_window, old = self._recent_reads.popleft()
+            self._recent_count -= len(old)
+            for read in old:
+                old_window.pop((read[0], read[1]), None)
+
+    def take_passes(self) -> tuple[list[tuple[str, Pass]], list[tuple[str, str, str, str, int]]]:
+        """The passes made or changed since last taken, with their EPC, and (EPC, site, reader,
+        location, first read's time) of those merged away since: what custody_pass must
+        upsert and delete to hold every pass. Forgets both."""
+        upserts: list[tuple[str, Pass]] = []
+        deletes: list[tuple[str, str, str, str, int]] = []
+        for (epc, site, device, location), group in self._unsaved.items():
+            made, gone = group.taken()
+            upserts.extend((epc, p) for p in made)
+            deletes.extend((epc, site, device, location, first) for first in gone)
+        self._unsaved = {}
+        return upserts, deletes
+
+    # the readers' horizons: when a pass has ended, and no new one can contest it ------------
+    def _heard(self, site: str, device: str, ts_ns: int, now_ns: int) -> None:
+        state = self.readers.get((site, device))
+        if state is None:
+            self.readers[(site, device)] = [ts_ns, now_ns]
+        else:
+            if ts_ns > state[0]:
+                state[0] = ts_ns
+            state[1] = now_ns
+        self._readers_moved.add((site, device))
+
+    def _advance(self, now_ns: int) -> None:
+        """Move every reader's horizon on to `now_ns` (never back)."""
+        self._now = max(self._now, now_ns)
+        limits = self.geo.limits
+        late = now_ns - int(limits.late_read_s * NS_PER_S)
+        # the silence counted less the window: what a reader's report buffering and the
+        # ingest batches delay a read by, so that a reader going on in order after a pause
+        # does not reopen a pass taken as ended
+        slack = int(limits.cross_read_window_s * NS_PER_S)
+        horizons, moved = self._horizons, self._readers_moved
+        for reader, (newest, heard) in self.readers.items():
+            h = max(newest + max(0, now_ns - heard - slack), late)
+            if h > horizons.get(reader, -_NEVER):
+                horizons[reader] = h
+                moved.add(reader)
+
+    def horizon(self, site: str, device: str) -> int:
+        """The time before which a reader will report nothing more, as far as hazwatch can
+        tell: the newest read it reported, plus how long it has been silent since (in
+        hazwatch's time, less cross_read_window_s), never less than `late_read_s` before now
+        (older reads arrive as a backlog, placed as they come), never back. A reader not
+        heard from yet: the latest `now_ns` given, less that window.
+
+        A reader's reads arrive in its order (MQTT keeps a topic's): while each arrives
+        within cross_read_window_s of when the reader's previous report did, no read comes
+        before its reader's horizon, so a pass taken as ended stays ended.
+        """
+        found = self._horizons.get((site, device))
+        if found is None:
+            return self._now - int(self.geo.limits.cross_read_window_s * NS_PER_S)
+        return found
+
+    def take_readers(self) -> list[tuple[str, str, int, int, int]]:
+        """(site, reader, newest read, when last heard, horizon) of the readers whose state
+        moved since last taken, and ("", "", 0, 0, the latest now) for the readers not heard
+        from: for the store, so that a restart places passes as before it."""
+        rows = [("", "", 0, 0, self._now)]
+        for site, device in sorted(self._readers_moved):
+            newest, heard = self.readers[(site, device)]
+            rows.append((site, device, newest, heard, self._horizons.get((site, device), 0)))
+        self._readers_moved = set()
+        return rows
+
+    def restore_readers(self, rows: Iterable[tuple[str, str, int, int, int]]) -> None:
+        """Take the readers' states the store kept (`take_readers`), never back."""
+        for site, device, newest, heard, horizon in rows:
+            if not site and not device:
+                self._now = max(self._now, horizon)
+                continue
+            state = self.readers.setdefault((site, device), [newest, heard])
+            state[0] = max(state[0], newest)
+            state[1] = heard
+            if horizon > self._horizons.get((site, device), -_NEVER):
+                self._horizons[(site, device)] = horizon
+
+    def _settling(self) -> set[str]:
+        """The batches held by a pass that is settled now (classify): to judge again."""
+        found: set[str] = set()
+        if not self.pending:
+            return found
+        limits = self.geo.limits
+        window = int(limits.cross_read_window_s * NS_PER_S)
+        partners = _partners(self.geo.overlaps)
+        horizon = self.horizon
+        for batch_id in self.pending:
+            for (site, device, location, _), last in self.batches[batch_id].wait.items():
+                if horizon(site, device) <= last + limits.pass_gap_ns(location):
+                    continue
+                if all(horizon(site, o) > last + window for o in partners.get((site, device), ())):
+                    found.add(batch_id)
+                    break
+        return found
+
+    def _grow(
+        self, batch_id: str, grown: dict[PassKey, Pass], at_ns: int, changes: Changes
+    ) -> bool:
         """The hot path of a batch whose reads only extended passes going on: when what each
-        pass is (custody or why not) did not change, the verdict cannot have either, only the
+        pass is (custody or why not) does not change, the verdict cannot either, only the
         events' and diagnostics' last read, reads and peak. False: judge it whole.
 
         Exact, not an estimate: the checks read a pass's first read (the event's time), its
-        role and the batch's other inputs, none of which changed; the one that reads a last
-        read (cloned_tag: from the last read at one place to the first at the next) is
-        judged whole when the batch was seen at more than one place; and a batch whose
-        time-based rules are due (due_ns) is judged whole, at the time they fire.
+        role and the batch's other inputs, none of which changed; a pass's role stays while
+        its last read is within the bound `_classified` gave it (a short pass's minimum
+        dwell, an overlapping reader's next pass, its horizons, a contested pass's strength);
+        the one check that reads a last read (cloned_tag: from the last read at one place to
+        the first at the next) is judged whole when the batch was seen at more than one
+        place; and a batch whose time-based rules are due (due_ns) is judged whole, at the
+        time they fire.
+
+        Nothing is made here: the passes that went on are kept, and the judgement takes
+        their figures when it is next read (`judged`, `judgement`); `changes.grown` names
+        the events and diagnostics that went on.
         """
-        old = self.judged.get(batch_id)
+        old = self._judged.get(batch_id)
         state = self.batches[batch_id]
-        if old is None or state.roles is None or (old.due_ns is not None and old.due_ns <= at_ns):
+        roles = state.roles
+        if old is None or roles is None or state.places > 1:
             return False
-        found = [p for group in state.passes.values() for p in group.items]
-        found.sort(key=pass_order)
-        classified = classify(state.info, found, self.geo)
-        roles = [((p.site, p.device, p.location, p.first_id), role) for p, role, _ in classified]
-        if roles != state.roles:
+        if old.due_ns is not None and old.due_ns <= at_ns:
             return False
-        places = {state.info.site}
-        places |= {
-            p.site for p, role, _ in classified if role != "cross_read" and p.stage != IN_TRANSIT
-        }
-        if len(places) > 1:
-            return False
-        # what _events would make of them: the same events and diagnostics but for the
-        # last read, reads and peak of the passes that went on (and the notes that say so)
-        events = {(e.site, e.device, e.ts_ns): e for e in old.events if e.last_ns is not None}
-        notes = {(d.site, d.device, d.ts_ns): d for d in old.diagnostics}
-        if len(events) + len(notes) != len(classified):
-            return False  # two passes at one place and time (a reader moved): judge whole
-        new_events: dict[str, CustodyEvent] = {}
-        new_notes: dict[str, Diagnostic] = {}
-        for p, role, note in classified:
-            at = (p.site, p.device, p.first_ns)
-            stats = (p.last_ns, p.reads, p.peak_rssi, p.antenna)
-            if role == "custody":
-                event = events.get(at)
-                if event is None:
-                    return False
-                if (event.last_ns, event.reads, event.peak_rssi, event.antenna) != stats:
-                    new_events[event.event_id] = _evolve(
-                        event, last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
-                        antenna=p.antenna,
-                    )  # fmt: skip
-            else:
-                d = notes.get(at)
-                if d is None:
-                    return False
-                if (d.last_ns, d.reads, d.peak_rssi, d.antenna, d.note) != (*stats, note):
-                    new_notes[d.pass_id] = _evolve(
-                        d, last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
-                        antenna=p.antenna, note=note,
-                    )  # fmt: skip
-        if new_events or new_notes:
-            judgement = _evolve(
-                old,
-                events=tuple(new_events.get(e.event_id, e) for e in old.events),
-                diagnostics=tuple(new_notes.get(d.pass_id, d) for d in old.diagnostics),
-            )
-            self._record(batch_id, judgement, changes)
+        ids = changes.grown.get(batch_id)
+        stale = self._stale.get(batch_id)
+        events, notes = old.events, old.diagnostics
+        for key, p in grown.items():
+            made = roles.get(key)
+            if made is None:
+                return False
+            role, kind, index, limit = made
+            if role == "pending":
+                if key in state.wait:
+                    state.wait[key] = p.last_ns
+                continue
+            if p.last_ns > limit:
+                return False  # (the passes kept so far are taken when judged whole)
+            if stale is None:
+                stale = self._stale[batch_id] = {}
+            stale[key] = p
+            if ids is None:
+                ids = changes.grown[batch_id] = set()
+            ids.add(events[index].event_id if kind == "e" else notes[index].pass_id)
         return True
 
+    def _flush(self, batch_id: str) -> Judgement | None:
+        """The batch's judgement with the figures of the passes that went on since made."""
+        stale = self._stale.pop(batch_id, None)
+        old = self._judged.get(batch_id)
+        if stale is None or old is None:
+            return old
+        roles = self.batches[batch_id].roles
+        assert roles is not None
+        events = list(old.events)
+        notes = list(old.diagnostics)
+        for key, p in stale.items():
+            role, kind, index, _ = roles[key]
+            if kind == "e":
+                events[index] = _evolve(
+                    events[index], last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
+                    antenna=p.antenna,
+                )  # fmt: skip
+            else:
+                note = notes[index].note
+                if role == "short":
+                    note = _short_note(p, self.geo.limits.min_dwell_ns(p.location))
+                notes[index] = _evolve(
+                    notes[index], last_ns=p.last_ns, reads=p.reads, peak_rssi=p.peak_rssi,
+                    antenna=p.antenna, note=note,
+                )  # fmt: skip
+        judgement = _evolve(old, events=tuple(events), diagnostics=tuple(notes))
+        self._judged[batch_id] = judgement
+        return judgement
+
+    @property
+    def judged(self) -> dict[str, Judgement]:
+        """Every batch's judgement now (batch → Judgement)."""
+        for batch_id in list(self._stale):
+            self._flush(batch_id)
+        return self._judged
+
+    def judgement(self, batch_id: str) -> Judgement | None:
+        """One batch's judgement now (`judged` of one)."""
+        return self._flush(batch_id) if batch_id in self._stale else self._judged.get(batch_id)
+
     def check(self, now_ns: int) -> Changes:
-        """The periodic check: time-based rules of open batches, unknown tags past their grace."""
+        """The periodic check: time-based rules of open batches, passes settled since (their
+        readers silent), unknown tags past their grace."""
         due = {
             b
             for b in self.open
-            if (j := self.judged.get(b)) is not None and j.due_ns is not None and j.due_ns <= now_ns
+            if (j := self._judged.get(b)) is not None
+            and j.due_ns is not None
+            and j.due_ns <= now_ns
         }
-        changes = self._rejudge(due, now_ns)
+        self._advance(now_ns)
+        changes = self._rejudge(due | self._settling(), now_ns)
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
 
@@ -1405,11 +1954,20 @@ class Tracker:
                         )
         return found
 
-    def orphan_alerted(self, read: Read) -> None:
+    def orphan_alerted(self, read: Read | Reads) -> None:
         """Take the pass of a read of no batch as alerted (another worker alerts it)."""
-        group = self.orphans.get(read.epc, {}).get((read.site, read.device, read.location))
+        if isinstance(read, Reads):
+            for epc, device_ns, *_ in read.reads:
+                if epc in self.orphans:
+                    at = (read.site, read.device, read.location)
+                    self._alerted(epc, at, device_ns + read.clock_offset_ns)
+        else:
+            self._alerted(read.epc, (read.site, read.device, read.location), read.ts_ns)
+
+    def _alerted(self, epc: str, at: tuple[str, str, str], ts_ns: int) -> None:
+        group = self.orphans.get(epc, {}).get(at)
         if group is not None and group.alerted is not None:
-            i = group.index_of(read.ts_ns)
+            i = group.index_of(ts_ns)
             if i is not None:
                 group.alerted[i] = True
 
@@ -1440,7 +1998,6 @@ class Tracker:
             )
             self._record(batch_id, judgement, changes)
         self._notes.clear()
-        self._judged_now = set(events_of)
         return changes
 
     def _gather(
@@ -1525,9 +2082,16 @@ class Tracker:
     def _events_of(self, batch_id: str) -> tuple[list[CustodyEvent], ManifestInfo | None]:
         manifest_id = self.manifest_of.get(batch_id)
         manifest = self.manifests.get(manifest_id) if manifest_id else None
+        state = self.batches[batch_id]
+        if batch_id in self._stale:
+            self._flush(batch_id)  # by the roles it was made with, before they are made again
         events, self._notes[batch_id] = _events(
-            self.batches[batch_id], manifest.manifest if manifest else None, self.geo
+            state, manifest.manifest if manifest else None, self.geo, self.horizon
         )
+        if state.wait:
+            self.pending.add(batch_id)
+        else:
+            self.pending.discard(batch_id)
         return events, manifest
 
     def _update_stay(
@@ -1551,10 +2115,10 @@ class Tracker:
         return changed
 
     def _record(self, batch_id: str, judgement: Judgement, changes: Changes) -> None:
-        old = self.judged.get(batch_id)
+        old = self.judgement(batch_id)
         if old == judgement:
             return
-        self.judged[batch_id] = judgement
+        self._judged[batch_id] = judgement
         changes.batches[batch_id] = judgement
         if old is not None and _row(old) == _row(judgement):
             changes.events_only.add(batch_id)
@@ -1583,4 +2147,4 @@ class Tracker:
 
     # queries -------------------------------------------------------------
     def trace(self, batch: str) -> Judgement | None:
-        return self.judged.get(batch)
+        return self.judgement(batch)

@@ -71,6 +71,15 @@ class CustodyLimits:
     # (peak RSSI, then reads, then reader id), the weaker is a diagnostic. 2 s covers two
     # readers' clocks on NTP and their report buffering (Zebra's 1 s interval).
     cross_read_window_s: Annotated[float, Field(ge=0, le=3600)] = 2.0
+    # Which of two overlapping passes is stronger can change while both go on, so a pass at
+    # a reader with overlapping readers is placed once settled (rules.py `classify`): its
+    # reader has reported something later than its last read + the gap, or been silent that
+    # long since (hazwatch's time), and each overlapping reader is past it by the window. A
+    # read older than this when it arrives is a backlog's (a reader's buffered upload, a
+    # replay of old messages): its pass is settled by its age and placed as it comes. 10 min
+    # covers a reader whose clock offset is not measured yet by the minutes issue #18 cites
+    # (the offset is measured within its first minute, devices/clock_offset.py).
+    late_read_s: Annotated[float, Field(ge=0, le=86400)] = 600.0
 
     def pass_gap_ns(self, location: str) -> int:
         """The gap that closes a pass at a reader of this location kind, in ns."""

@@ -8,19 +8,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.custody.rules import (
+    RECENT_READS,
     Changes,
     CustodyEvent,
     Diagnostic,
     Input,
     Judgement,
     ManifestInfo,
+    Pass,
     Read,
+    Reads,
     Registration,
+    SeenPass,
     Weighing,
 )
 
@@ -93,6 +100,30 @@ MIGRATIONS = [
     "ALTER TABLE custody_event ADD COLUMN clock_offset_ns BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE custody_event ADD COLUMN clock_error_ns BIGINT NOT NULL DEFAULT 0;"
     "ALTER TABLE custody_event ADD COLUMN clock_basis {text} NOT NULL DEFAULT 'none'",
+    # v5 (issue #18, item 8): a read is no row of its own. Each save keeps the reads it took
+    # (new ones: a redelivery is refused by the tracker's recent reads) as one row of
+    # custody_read_log, so that a restart or another worker applies them again; from time to
+    # time (a checkpoint) the passes they made are written whole to custody_pass, and the log
+    # rows before the checkpoint are kept only as long as a redelivery of them may come
+    # (custody_mark: checkpoint_seq, and pruned_seq: the newest log row deleted). Reads of v3
+    # and v4 stay custody_input rows, replayed as they are. custody_reader keeps each
+    # reader's horizon (Tracker.horizon: when a pass there has ended), so that a restart
+    # places passes as the worker did before it.
+    "CREATE TABLE custody_pass (epc {text} NOT NULL, site {text} NOT NULL, "
+    "device {text} NOT NULL, location {text} NOT NULL, first_ns BIGINT NOT NULL, "
+    "last_ns BIGINT NOT NULL, reads INTEGER NOT NULL, peak_rssi DOUBLE PRECISION, "
+    "antenna INTEGER, peak_ns BIGINT NOT NULL, first_id {text} NOT NULL, "
+    "peak_id {text} NOT NULL, clock_offset_ns BIGINT NOT NULL, clock_error_ns BIGINT NOT NULL, "
+    "clock_basis {text} NOT NULL, seq BIGINT NOT NULL, "
+    "PRIMARY KEY (epc, site, device, location, first_ns));"
+    "CREATE TABLE custody_read_log (seq BIGINT PRIMARY KEY, arrived_ns BIGINT NOT NULL, "
+    "reads INTEGER NOT NULL, body {text} NOT NULL);"
+    "CREATE TABLE custody_mark (id INTEGER PRIMARY KEY, checkpoint_seq BIGINT NOT NULL, "
+    "pruned_seq BIGINT NOT NULL);"
+    "INSERT INTO custody_mark (id, checkpoint_seq, pruned_seq) VALUES (1, 0, 0);"
+    "CREATE TABLE custody_reader (site {text} NOT NULL, device {text} NOT NULL, "
+    "newest_ns BIGINT NOT NULL, heard_ns BIGINT NOT NULL, horizon_ns BIGINT NOT NULL, "
+    "PRIMARY KEY (site, device))",
 ]
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
@@ -142,10 +173,74 @@ _INPUT_COLUMNS = (
     "event_id, kind, epc, site, device, location, ts_ns, net_kg, rssi, antenna, "
     "clock_offset_ns, clock_error_ns, clock_basis"
 )
+_UPSERT_PASS = (
+    "INSERT INTO custody_pass (epc, site, device, location, first_ns, last_ns, reads, "
+    "peak_rssi, antenna, peak_ns, first_id, peak_id, clock_offset_ns, clock_error_ns, "
+    "clock_basis, seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (epc, site, device, location, first_ns) DO UPDATE SET "
+    "last_ns = excluded.last_ns, reads = excluded.reads, peak_rssi = excluded.peak_rssi, "
+    "antenna = excluded.antenna, peak_ns = excluded.peak_ns, first_id = excluded.first_id, "
+    "peak_id = excluded.peak_id, clock_offset_ns = excluded.clock_offset_ns, "
+    "clock_error_ns = excluded.clock_error_ns, clock_basis = excluded.clock_basis, "
+    "seq = excluded.seq"
+)
+_PASS_COLUMNS = (
+    "epc, site, device, location, first_ns, last_ns, reads, peak_rssi, antenna, peak_ns, "
+    "first_id, peak_id, clock_offset_ns, clock_error_ns, clock_basis"
+)
+# A log row stays at least this long after its save, whatever RECENT_READS says: a worker
+# catches up with the others' saves at each tick (every 5 s), and one that missed a pruned
+# row rebuilds from the store instead (CustodyProcessor._catch_up).
+LOG_KEEP_NS = 60 * 1_000_000_000
 _INSERT_MANIFEST = (
     "INSERT INTO custody_manifest (manifest, site, ts_ns, body, seq) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (manifest) DO NOTHING"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """What a checkpoint writes beside a save (CustodyProcessor): the passes made or changed
+    since the last one (with their EPC) and those merged away since (EPC, site, reader,
+    location, first read's time); after it the stored passes hold every read logged up to
+    its save. `now_ns`: when, for how long the log rows before it are kept."""
+
+    passes: Sequence[tuple[str, Pass]]
+    gone: Sequence[tuple[str, str, str, str, int]]
+    now_ns: int
+
+
+def encode_reads(groups: Sequence[Reads]) -> str:
+    """A save's reads as one custody_read_log body: per reader and clock, its reads' EPCs,
+    device times, RSSIs and antennas as four lists."""
+    return orjson.dumps(
+        [
+            [
+                g.site,
+                g.device,
+                g.location,
+                g.clock_offset_ns,
+                g.clock_error_ns,
+                g.clock_basis,
+                [r[0] for r in g.reads],
+                [r[1] for r in g.reads],
+                [r[2] for r in g.reads],
+                [r[3] for r in g.reads],
+            ]
+            for g in groups
+        ]
+    ).decode()
+
+
+def decode_reads(body: str) -> list[Reads]:
+    """A custody_read_log body (`encode_reads`) as the reads it holds."""
+    found = []
+    for site, device, location, offset, error, basis, epcs, times, rssis, antennas in orjson.loads(
+        body
+    ):
+        reads = list(zip(epcs, times, rssis, antennas, strict=True))
+        found.append(Reads(site, device, location, reads, offset, error, basis))
+    return found
 
 
 def _plain(item: Registration | ManifestInfo) -> dict[str, Any]:
@@ -195,8 +290,17 @@ class CustodyStore:
             self.write(inputs, changes, arrived_ns, clock + 1)
         return clock + 1
 
-    def write(self, inputs: Sequence[Input], changes: Changes, arrived_ns: int, seq: int) -> None:
+    def write(
+        self,
+        inputs: Sequence[Input],
+        changes: Changes,
+        arrived_ns: int,
+        seq: int,
+        checkpoint: Checkpoint | None = None,
+    ) -> None:
         """One call's inputs and changes, stamped `seq`; only inside `locked`, seq = clock + 1.
+        The reads it took are `changes.reads` (one custody_read_log row); `Reads` and
+        `SeenPass` among the inputs are not stored as they are.
 
         The seq is the clock's next value, taken under the lock. A PostgreSQL sequence
         (BIGSERIAL) would not do without it: a transaction that took value 7 and commits after
@@ -224,7 +328,7 @@ class CustodyStore:
             elif isinstance(item, ManifestInfo):
                 body = json.dumps({**_plain(item), "batches": list(item.batches)})
                 manifests.append((item.manifest, item.site, item.ts_ns, body, seq))
-            else:
+            elif isinstance(item, Registration):
                 registrations[item.batch] = item
         batch_rows = []
         for judgement in changes.batches.values():
@@ -276,7 +380,58 @@ class CustodyStore:
             )
         if note_rows:
             self.db.executemany(_UPSERT_NOTE, note_rows)
+        if changes.reads:
+            self.db.execute(
+                "INSERT INTO custody_read_log (seq, arrived_ns, reads, body) VALUES (?, ?, ?, ?)",
+                (seq, arrived_ns, sum(len(g.reads) for g in changes.reads),
+                 encode_reads(changes.reads)),
+            )  # fmt: skip
+        if changes.readers:
+            self.db.executemany(
+                "INSERT INTO custody_reader (site, device, newest_ns, heard_ns, horizon_ns) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (site, device) DO UPDATE SET "
+                "newest_ns = excluded.newest_ns, heard_ns = excluded.heard_ns, "
+                "horizon_ns = excluded.horizon_ns",
+                changes.readers,
+            )
+        if checkpoint is not None:
+            self._checkpoint(checkpoint, seq)
         self.db.execute("UPDATE custody_clock SET seq = ? WHERE id = 1", (seq,))
+
+    def _checkpoint(self, checkpoint: Checkpoint, seq: int) -> None:
+        """Write the passes whole, take every log row up to `seq` as in them, and delete the
+        log rows no redelivery can need any more (the newest RECENT_READS reads are kept, and
+        every row for LOG_KEEP_NS)."""
+        if checkpoint.gone:
+            self.db.executemany(
+                "DELETE FROM custody_pass WHERE epc = ? AND site = ? AND device = ? "
+                "AND location = ? AND first_ns = ?",
+                checkpoint.gone,
+            )
+        if checkpoint.passes:
+            self.db.executemany(
+                _UPSERT_PASS,
+                [
+                    (epc, p.site, p.device, p.location, p.first_ns, p.last_ns, p.reads,
+                     p.peak_rssi, p.antenna, p.peak_ns, p.first_id, p.peak_id, p.clock_offset_ns,
+                     p.clock_error_ns, p.clock_basis, seq)
+                    for epc, p in checkpoint.passes
+                ],
+            )  # fmt: skip
+        kept, cutoff = 0, None
+        keep_from = checkpoint.now_ns - LOG_KEEP_NS
+        for log_seq, reads, arrived_ns in self.db.query(
+            "SELECT seq, reads, arrived_ns FROM custody_read_log WHERE seq <= ? ORDER BY seq DESC",
+            (seq,),
+        ):
+            if kept >= RECENT_READS and int(arrived_ns) <= keep_from:
+                cutoff = int(log_seq)
+                break
+            kept += int(reads)
+        if cutoff is not None:
+            self.db.execute("DELETE FROM custody_read_log WHERE seq <= ?", (cutoff,))
+            self.db.execute("UPDATE custody_mark SET pruned_seq = ? WHERE id = 1", (cutoff,))
+        self.db.execute("UPDATE custody_mark SET checkpoint_seq = ? WHERE id = 1", (seq,))
 
     def rederive_pending(self) -> bool:
         """Whether the events stored before v3 wait to be derived again from passes."""
@@ -296,8 +451,12 @@ class CustodyStore:
         self.write([], changes, 0, seq)
         self.db.execute("DELETE FROM custody_rederive")
 
-    def inputs_since(self, seq: int) -> list[Input]:
-        """The inputs other workers stored after `seq` (read inside `locked`), any order."""
+    def inputs_since(self, seq: int) -> list[Input] | None:
+        """The inputs other workers stored after `seq` (read inside `locked`), any order; None
+        when reads stored after it are no longer kept one by one (a checkpoint took them
+        into the passes and the log rows went): rebuild from the store (`load_inputs`)."""
+        if seq < int(self.db.query("SELECT pruned_seq FROM custody_mark WHERE id = 1")[0][0]):
+            return None
         items: list[Input] = []
         for (info,) in self.db.query(
             "SELECT info FROM custody_batch WHERE seq > ? AND info <> '{}'", (seq,)
@@ -309,6 +468,10 @@ class CustodyStore:
             items.append(ManifestInfo(**raw))
         rows = self.db.query(f"SELECT {_INPUT_COLUMNS} FROM custody_input WHERE seq > ?", (seq,))
         items.extend(_input_row(row) for row in rows)
+        for (body,) in self.db.query(
+            "SELECT body FROM custody_read_log WHERE seq > ? ORDER BY seq", (seq,)
+        ):
+            items.extend(decode_reads(body))
         return items
 
     def alerted(self, batches: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
@@ -346,7 +509,57 @@ class CustodyStore:
         for row in rows:
             items.append(_input_row(row))
             arrived[row[0]] = int(row[-1])
+        items.extend(
+            SeenPass(r[0], _pass_row(r))
+            for r in self.db.query(f"SELECT {_PASS_COLUMNS} FROM custody_pass")
+        )
         return items, arrived
+
+    def figures(self, batches: Iterable[str]) -> dict[str, tuple[Any, ...]]:
+        """Event or pass id → (last read, reads, peak RSSI, antenna, note) as stored, of the
+        events and diagnostics of these batches that are passes."""
+        found: dict[str, tuple[Any, ...]] = {}
+        names = sorted(batches)
+        for start in range(0, len(names), 500):
+            part = names[start : start + 500]
+            marks = ", ".join("?" * len(part))
+            for r in self.db.query(
+                "SELECT event_id, last_ns, reads, peak_rssi, antenna FROM custody_event "
+                f"WHERE last_ns IS NOT NULL AND batch IN ({marks})",
+                part,
+            ):
+                found[str(r[0])] = (_int(r[1]), int(r[2]), _float(r[3]), _int(r[4]), "")
+            for r in self.db.query(
+                "SELECT pass_id, last_ns, reads, peak_rssi, antenna, note FROM custody_diagnostic "
+                f"WHERE batch IN ({marks})",
+                part,
+            ):
+                found[str(r[0])] = (int(r[1]), int(r[2]), _float(r[3]), _int(r[4]), str(r[5]))
+        return found
+
+    def readers(self) -> list[tuple[str, str, int, int, int]]:
+        """(site, reader, newest read, when last heard, horizon) as last saved."""
+        rows = self.db.query(
+            "SELECT site, device, newest_ns, heard_ns, horizon_ns FROM custody_reader"
+        )
+        return [(str(r[0]), str(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+    def read_logs(self) -> tuple[list[Reads], list[Reads], int]:
+        """The stored reads for replay at start: those the stored passes hold already (only
+        to refuse a redelivery of them), those after the last checkpoint (to apply), and the
+        newest save's arrival time (0: none)."""
+        checkpoint = int(
+            self.db.query("SELECT checkpoint_seq FROM custody_mark WHERE id = 1")[0][0]
+        )
+        held: list[Reads] = []
+        after: list[Reads] = []
+        newest = 0
+        for seq, arrived_ns, body in self.db.query(
+            "SELECT seq, arrived_ns, body FROM custody_read_log ORDER BY seq"
+        ):
+            (held if int(seq) <= checkpoint else after).extend(decode_reads(body))
+            newest = max(newest, int(arrived_ns))
+        return held, after, newest
 
     # queries for trace, API and ledger ------------------------------------------------
     def batch(self, batch: str) -> dict[str, Any] | None:
@@ -523,6 +736,14 @@ def _input_row(r: Sequence[Any]) -> Read | Weighing:
     return Weighing(
         event_id, epc, site, device, location, float(net_kg), int(ts_ns),
         clock_offset_ns=offset, clock_error_ns=error, clock_basis=basis,
+    )  # fmt: skip
+
+
+def _pass_row(r: Sequence[Any]) -> Pass:
+    """A custody_pass row (_PASS_COLUMNS after the EPC) as the pass it holds."""
+    return Pass(
+        str(r[1]), str(r[2]), str(r[3]), int(r[4]), int(r[5]), int(r[6]), _float(r[7]),
+        _int(r[8]), str(r[10]), int(r[9]), str(r[11]), int(r[12]), int(r[13]), str(r[14]),
     )  # fmt: skip
 
 
