@@ -24,6 +24,7 @@ from hazwatch.streams.custody.rules import (
     Input,
     Judgement,
     ManifestInfo,
+    Pass,
     Read,
     Reads,
     Registration,
@@ -211,6 +212,10 @@ class CustodyProcessor:
         # going on only grows them, written at the next checkpoint or when the batch changes
         self._behind: dict[str, set[str]] = {}
         self._unsaved_reads = 0  # reads taken since the last checkpoint
+        self._carried: tuple[list[tuple[str, Pass]], list[tuple[str, str, str, str, int]]] = (
+            [],
+            [],
+        )  # pass rows to write and delete at the next checkpoint, from the last reload
         self._geo_version = -1
         # the pipeline calls tick() from its periodic thread while process() runs
         self._lock = threading.Lock()
@@ -237,7 +242,10 @@ class CustodyProcessor:
         # (inputs, passes), one the reads logged after the last checkpoint; every violation
         # found now was alerted on before
         fresh.apply(items, now_ns)
-        fresh.take_passes()  # stored as they are
+        # stored as they are; but passes that merge as replayed (a longer gap set since) are
+        # written whole, and the rows merged away deleted, at the next checkpoint
+        made, gone = fresh.take_passes()
+        self._carried = ([], []) if not gone else (made, gone)
         fresh.remember(held)
         replayed = fresh.apply(after, now_ns)
         fresh.restore_readers(readers)  # when each was heard, not when replayed
@@ -379,7 +387,8 @@ class CustodyProcessor:
                 if tick or self._unsaved_reads >= CHECKPOINT_READS:
                     self._catch_rows_up(written)
                     made, gone = self.tracker.take_passes()
-                    checkpoint = Checkpoint(made, gone, now_ns)
+                    carried_made, carried_gone = self._carried
+                    checkpoint = Checkpoint(carried_made + made, carried_gone + gone, now_ns)
                     self._unsaved_reads = 0
                 others = [i for i in inputs if not isinstance(i, Reads)]
                 if (
@@ -398,6 +407,8 @@ class CustodyProcessor:
                     written.readers = self.tracker.take_readers()
                     store.write(others, written, now_ns, clock + 1, checkpoint)
                     self.seen_seq = clock + 1
+                    if checkpoint is not None:
+                        self._carried = ([], [])
                 if under_lock:
                     self._alert(final, before, changes, now_ns)
         except Exception:

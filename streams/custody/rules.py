@@ -1711,7 +1711,9 @@ class Tracker:
             if here is None:
                 here = self.batches[batch_id].passes[reader] = PassSet(gap)
             dirty.add(batch_id)
-        here.add(p, now_ns)
+        at = here.add(p, now_ns)
+        if here.items[at].first_ns != p.first_ns:
+            here.gone.add(p.first_ns)  # its row is merged into another's
         self._unsaved[(item.epc, *reader)] = here
 
     def remember(self, groups: Iterable[Reads]) -> None:

@@ -437,3 +437,39 @@ def test_a_door_without_its_neighbour_places_its_pass_at_the_next_tick(tmp_path:
     assert [(p.tags["stage"], p.fields["device"], p.fields["reads"]) for p in points] == [
         ("STORED", "gate-03", 100)
     ]
+
+
+def test_passes_stored_under_a_shorter_gap_merge_once_under_a_longer_one(
+    tmp_path: Path, example: story.Example
+) -> None:
+    """The door's gap set longer between two starts: the stored passes it joins are merged
+    once (the rows merged away deleted at the next checkpoint), never counted twice."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    now = example.end_ns + H
+    first = processor(StateDB(url))
+    messages = decoded(first, example.messages, now)
+    for start in range(0, len(messages), 500):
+        first.process(messages[start : start + 500], now)
+    first.tick(now)  # every pass stored whole, the log taken into them
+    longer = CustodyLimits(unknown_tag_grace_s=0, door_gap_s=40)
+
+    def restarted() -> CustodyProcessor:
+        tracker = Tracker()
+        ctx = RegistryContext(None, EXAMPLE, batches=tracker.epc_batch)
+        return CustodyProcessor(tracker, ctx, ListSink(), CustodyStore(StateDB(url)), limits=longer)
+
+    second = restarted()
+    # one more read in the parked hour: the pass it joins is written whole at the tick
+    parked_at = example.carried_in.last_ns + 60 * S + 45 * 30 * S + 15 * S
+    late = ("hw/jy-0012/rfid/gate-03/read", json.dumps({"ts": parked_at // MS, "epc": story.EPC,
+            "rssi": -74.0, "antenna": 2}).encode())  # fmt: skip
+    second.process(decoded(second, [late], now), now)
+    second.tick(now)
+    third = restarted()
+    ctx = RegistryContext(None, EXAMPLE)
+    items = to_inputs([decode(t, p, ctx, now_ns=now) for t, p in [*example.messages, late]], ctx)
+    want = Tracker(geography(EXAMPLE, longer))
+    want.apply(items, T0 + 10 * H)
+    assert third.tracker.judged == second.tracker.judged == want.judged
+    parked = [d for d in want.judged[story.BATCH].diagnostics if d.device == "gate-03"]
+    assert len(parked) == 1  # the hour parked by the door, bursts 30 s apart: one pass now
