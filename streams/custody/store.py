@@ -211,8 +211,8 @@ class Checkpoint:
 
 
 def encode_reads(groups: Sequence[Reads]) -> str:
-    """A save's reads as one custody_read_log body: per reader and clock, its reads' EPCs,
-    device times, RSSIs and antennas as four lists."""
+    """A save's reads as one custody_read_log body: per reader and clock reading, its reads as
+    [EPC, device time, RSSI, antenna] (JSON, made in one call)."""
     return orjson.dumps(
         [
             [
@@ -222,10 +222,7 @@ def encode_reads(groups: Sequence[Reads]) -> str:
                 g.clock_offset_ns,
                 g.clock_error_ns,
                 g.clock_basis,
-                [r[0] for r in g.reads],
-                [r[1] for r in g.reads],
-                [r[2] for r in g.reads],
-                [r[3] for r in g.reads],
+                g.reads,
             ]
             for g in groups
         ]
@@ -234,13 +231,10 @@ def encode_reads(groups: Sequence[Reads]) -> str:
 
 def decode_reads(body: str) -> list[Reads]:
     """A custody_read_log body (`encode_reads`) as the reads it holds."""
-    found = []
-    for site, device, location, offset, error, basis, epcs, times, rssis, antennas in orjson.loads(
-        body
-    ):
-        reads = list(zip(epcs, times, rssis, antennas, strict=True))
-        found.append(Reads(site, device, location, reads, offset, error, basis))
-    return found
+    return [
+        Reads(site, device, location, [tuple(r) for r in reads], offset, error, basis)
+        for site, device, location, offset, error, basis, reads in orjson.loads(body)
+    ]
 
 
 def _plain(item: Registration | ManifestInfo) -> dict[str, Any]:
