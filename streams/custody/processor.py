@@ -212,10 +212,12 @@ class CustodyProcessor:
         # going on only grows them, written at the next checkpoint or when the batch changes
         self._behind: dict[str, set[str]] = {}
         self._unsaved_reads = 0  # reads taken since the last checkpoint
-        self._carried: tuple[list[tuple[str, Pass]], list[tuple[str, str, str, str, int]]] = (
-            [],
-            [],
-        )  # pass rows to write and delete at the next checkpoint, from the last reload
+        # pass rows to write and delete at the next checkpoint, from the last reload
+        self._carried: tuple[
+            list[tuple[str, Pass]],
+            list[tuple[str, str, str, str, int]],
+            list[tuple[str, str, str, str]],
+        ] = ([], [], [])
         self._geo_version = -1
         # the pipeline calls tick() from its periodic thread while process() runs
         self._lock = threading.Lock()
@@ -244,8 +246,8 @@ class CustodyProcessor:
         fresh.apply(items, now_ns)
         # stored as they are; but passes that merge as replayed (a longer gap set since) are
         # written whole, and the rows merged away deleted, at the next checkpoint
-        made, gone = fresh.take_passes()
-        self._carried = ([], []) if not gone else (made, gone)
+        made, gone, legacy = fresh.take_passes()
+        self._carried = ([], [], []) if not gone else (made, gone, legacy)
         fresh.remember(held)
         replayed = fresh.apply(after, now_ns)
         fresh.restore_readers(readers)  # when each was heard, not when replayed
@@ -386,9 +388,11 @@ class CustodyProcessor:
                 checkpoint = None
                 if tick or self._unsaved_reads >= CHECKPOINT_READS:
                     self._catch_rows_up(written)
-                    made, gone = self.tracker.take_passes()
-                    carried_made, carried_gone = self._carried
-                    checkpoint = Checkpoint(carried_made + made, carried_gone + gone, now_ns)
+                    made, gone, legacy = self.tracker.take_passes()
+                    was_made, was_gone, was_legacy = self._carried
+                    checkpoint = Checkpoint(
+                        was_made + made, was_gone + gone, now_ns, was_legacy + legacy
+                    )
                     self._unsaved_reads = 0
                 others = [i for i in inputs if not isinstance(i, Reads)]
                 if (
@@ -408,7 +412,7 @@ class CustodyProcessor:
                     store.write(others, written, now_ns, clock + 1, checkpoint)
                     self.seen_seq = clock + 1
                     if checkpoint is not None:
-                        self._carried = ([], [])
+                        self._carried = ([], [], [])
                 if under_lock:
                     self._alert(final, before, changes, now_ns)
         except Exception:

@@ -562,7 +562,7 @@ class PassSet:
     was alerted (unknown_tag); a batch's passes need neither.
     """
 
-    __slots__ = ("alerted", "arrived", "changed", "firsts", "gap_ns", "gone", "items")
+    __slots__ = ("alerted", "arrived", "changed", "firsts", "gap_ns", "gone", "items", "legacy")
 
     def __init__(self, gap_ns: int, *, track: bool = False) -> None:
         self.gap_ns = gap_ns
@@ -574,6 +574,9 @@ class PassSet:
         # of passes merged away, since it last took them
         self.changed: set[int] = set()
         self.gone: set[int] = set()
+        # it holds reads given one by one (`Read`: a store's custody_input rows of before v5,
+        # or a caller's): once its passes are stored whole, those rows must go
+        self.legacy = False
 
     def add(self, new: Pass, arrived_ns: int = 0, alerted: bool = False) -> int:
         """Merge `new` with every pass within the gap of it; returns the merged pass's index."""
@@ -1540,6 +1543,7 @@ class Tracker:
                                 )
                             )  # fmt: skip
                     adopted.gone |= orphan.gone
+                    adopted.legacy = orphan.legacy
                     self._unsaved[(item.epc, *at)] = adopted
                 state.weighings.update(self.orphan_weighings.pop(item.epc, {}))
                 dirty.add(item.batch)
@@ -1564,12 +1568,14 @@ class Tracker:
                     gap_ns = self.geo.limits.pass_gap_ns(location)
                     here = orphan_passes[reader] = PassSet(gap_ns, track=True)
                 here.add(pass_of(item), now_ns)
+                here.legacy = True
             else:
                 batch_passes = self.batches[batch_id].passes
                 here = batch_passes.get(reader)
                 if here is None:
                     here = batch_passes[reader] = PassSet(self.geo.limits.pass_gap_ns(location))
                 i = here.add_read(item)
+                here.legacy = True
                 if i < 0:
                     dirty.add(batch_id)
                 else:
@@ -1732,18 +1738,31 @@ class Tracker:
             for read in old:
                 old_window.pop((read[0], read[1]), None)
 
-    def take_passes(self) -> tuple[list[tuple[str, Pass]], list[tuple[str, str, str, str, int]]]:
-        """The passes made or changed since last taken, with their EPC, and (EPC, site, reader,
-        location, first read's time) of those merged away since: what custody_pass must
-        upsert and delete to hold every pass. Forgets both."""
+    def take_passes(
+        self,
+    ) -> tuple[
+        list[tuple[str, Pass]],
+        list[tuple[str, str, str, str, int]],
+        list[tuple[str, str, str, str]],
+    ]:
+        """The passes made or changed since last taken, with their EPC; (EPC, site, reader,
+        location, first read's time) of those merged away since; and (EPC, site, reader,
+        location) of those among them that hold reads given as `Read`: what custody_pass must
+        upsert and delete to hold every pass, and whose custody_input reads it then holds.
+        Forgets the first two."""
         upserts: list[tuple[str, Pass]] = []
         deletes: list[tuple[str, str, str, str, int]] = []
-        for (epc, site, device, location), group in self._unsaved.items():
+        legacy: list[tuple[str, str, str, str]] = []
+        for key, group in self._unsaved.items():
             made, gone = group.taken()
+            epc, site, device, location = key
+            if group.legacy:  # all of them: their custody_input rows go
+                made = list(group.items)
+                legacy.append(key)
             upserts.extend((epc, p) for p in made)
             deletes.extend((epc, site, device, location, first) for first in gone)
         self._unsaved = {}
-        return upserts, deletes
+        return upserts, deletes, legacy
 
     # the readers' horizons: when a pass has ended, and no new one can contest it ------------
     def _heard(self, site: str, device: str, ts_ns: int, now_ns: int) -> None:

@@ -124,6 +124,8 @@ MIGRATIONS = [
     "CREATE TABLE custody_reader (site {text} NOT NULL, device {text} NOT NULL, "
     "newest_ns BIGINT NOT NULL, heard_ns BIGINT NOT NULL, horizon_ns BIGINT NOT NULL, "
     "PRIMARY KEY (site, device))",
+    # v6: a checkpoint deletes the custody_input reads of an EPC whose passes it writes whole
+    "CREATE INDEX custody_input_epc ON custody_input (epc)",
 ]
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
@@ -208,6 +210,9 @@ class Checkpoint:
     passes: Sequence[tuple[str, Pass]]
     gone: Sequence[tuple[str, str, str, str, int]]
     now_ns: int
+    # (EPC, site, reader, location) whose reads stored as custody_input rows (before v5, or
+    # given as Read) the passes hold now: those rows go
+    legacy: Sequence[tuple[str, str, str, str]] = ()
 
 
 def encode_reads(groups: Sequence[Reads]) -> str:
@@ -401,6 +406,12 @@ class CustodyStore:
                 "DELETE FROM custody_pass WHERE epc = ? AND site = ? AND device = ? "
                 "AND location = ? AND first_ns = ?",
                 checkpoint.gone,
+            )
+        if checkpoint.legacy:
+            self.db.executemany(
+                "DELETE FROM custody_input WHERE epc = ? AND site = ? AND device = ? "
+                "AND location = ? AND kind = 'read'",
+                checkpoint.legacy,
             )
         if checkpoint.passes:
             self.db.executemany(

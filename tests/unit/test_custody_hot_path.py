@@ -473,3 +473,36 @@ def test_passes_stored_under_a_shorter_gap_merge_once_under_a_longer_one(
     assert third.tracker.judged == second.tracker.judged == want.judged
     parked = [d for d in want.judged[story.BATCH].diagnostics if d.device == "gate-03"]
     assert len(parked) == 1  # the hour parked by the door, bursts 30 s apart: one pass now
+
+
+@pytest.mark.parametrize("upgraded_at", ["parked", "carry_out"])
+def test_reads_kept_one_by_one_before_are_counted_once_when_their_pass_goes_on(
+    tmp_path: Path, example: story.Example, upgraded_at: str
+) -> None:
+    """A store of before v5 kept each read as a custody_input row: replayed as they are, and
+    once a pass of theirs goes on, its reader's passes are stored whole and the rows go
+    (never counted twice); the rows of passes that do not go on stay."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    now = example.end_ns + H
+    old = processor(StateDB(url))
+    messages = decoded(old, example.messages, now)
+    out = next(i for i, m in enumerate(example.messages) if "gate-04" in m[0])
+    half = out if upgraded_at == "carry_out" else out // 2  # before the door, or parked
+    items = to_inputs(messages[:half], old.registry)  # a Read each, as v3 and v4 kept them
+    old._commit(items, old.tracker.apply(items, now), now)
+    db = StateDB(url)
+    kept = db.query("SELECT COUNT(*) FROM custody_input WHERE kind = 'read'")[0][0]
+    assert kept == sum(isinstance(i, Read) for i in items) > 0
+    upgraded = processor(StateDB(url))  # the first start on it
+    for start in range(half, len(messages), 97):
+        upgraded.process(messages[start : start + 97], now)
+    upgraded.tick(now)
+    want = reference(example, EXAMPLE)
+    assert processor(StateDB(url)).tracker.judged == want
+    left = db.query("SELECT COUNT(*) FROM custody_input WHERE kind = 'read'")[0][0]
+    passes = db.query("SELECT COUNT(*), SUM(reads) FROM custody_pass WHERE device = 'gate-03'")
+    if upgraded_at == "carry_out":  # gate-03's passes never went on: its rows stay
+        assert left == kept and passes[0][0] == 0
+    else:  # the parked pass went on: gate-03's passes are all rows of custody_pass now
+        stays = [d for d in want[story.BATCH].diagnostics if d.device == "gate-03"]
+        assert left == 0 and tuple(passes[0]) == (len(stays) + 1, sum(d.reads for d in stays) + 200)
