@@ -361,7 +361,9 @@ class Judgement:
 class Changes:
     """What one call changed: to store, to write as points and to alert on."""
 
-    events: dict[str, CustodyEvent] = field(default_factory=dict)  # new or updated
+    # new or updated events, and the judgements made again (not those of batches whose
+    # passes only went on: `grown`)
+    events: dict[str, CustodyEvent] = field(default_factory=dict)
     batches: dict[str, Judgement] = field(default_factory=dict)
     raised: list[Violation] = field(default_factory=list)
     cleared: list[Violation] = field(default_factory=list)
