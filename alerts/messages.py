@@ -17,13 +17,13 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from typing import Protocol
 
 from hazwatch.alerts.model import Alert, Severity
 from hazwatch.alerts.rules import RuleSpec, short_name
+from hazwatch.devices.timeparse import CHINA, NS_PER_S
 
-CHINA = timezone(timedelta(hours=8), "UTC+8")
 SEVERITY_WORDS = {
     "zh": {
         Severity.INFO: "提示",
@@ -162,15 +162,15 @@ class DigestItem:
 
 
 def china_time(at_ns: int) -> str:
-    """ "2026-03-01 14:05:09" in China time (UTC+8)."""
-    return (
-        datetime.fromtimestamp(at_ns / 1e9, tz=UTC).astimezone(CHINA).strftime("%Y-%m-%d %H:%M:%S")
-    )
+    """ "2026-03-01 14:05:09" in China time (UTC+8), to the second (integer seconds: a float
+    of nanoseconds rounds an instant just before a second up into it)."""
+    return datetime.fromtimestamp(at_ns // NS_PER_S, tz=CHINA).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def iso_china(at_ns: int) -> str:
     """RFC 3339 with the +08:00 offset, to the millisecond."""
-    moment = datetime.fromtimestamp(at_ns / 1e9, tz=UTC).astimezone(CHINA)
+    moment = datetime.fromtimestamp(at_ns // NS_PER_S, tz=CHINA)
+    moment = moment.replace(microsecond=at_ns % NS_PER_S // 1000)
     return moment.isoformat(timespec="milliseconds")
 
 

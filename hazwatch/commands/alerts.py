@@ -16,14 +16,13 @@ wrong token, a bad option).
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
 import typer
 
+from hazwatch.alerts.messages import china_time
 from hazwatch.base.errors import ConfigError
-from hazwatch.devices.timeparse import CHINA, NS_PER_S
 
 alerts_app = typer.Typer(
     help="Alerts: list, show with history, acknowledge, resolve (through the API).",
@@ -65,12 +64,6 @@ WORDS: dict[str, dict[str, str]] = {
         "escalated": "escalated", "notified": "notified",
     },
 }  # fmt: skip
-
-
-def china_time(ts_ns: int) -> str:
-    """An instant as China time (UTC+8), to the second: how officers read times."""
-    when = datetime.fromtimestamp(ts_ns // NS_PER_S, tz=CHINA)
-    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _words() -> dict[str, str]:
