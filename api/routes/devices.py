@@ -149,6 +149,35 @@ def devices(
     }
 
 
+def _known_camera(ctx: ApiContext, site: str, camera: str, now_ns: int) -> bool:
+    """Whether `/api/devices` lists the camera: the registry places it, or it sent a status in
+    the last 30 days or a message its clock was measured by (a camera that announced itself
+    and sent no frame yet answers no frames, not 404)."""
+    _, reg = device_registry.load_stored(ctx.db)
+    if (site, camera) in reg.cameras:
+        return True
+    try:
+        if ctx.reader.select(
+            "device_status",
+            tags={"site": site, "family": "camera", "device": camera},
+            start_ns=now_ns - STATUS_LOOKBACK_NS,
+            newest_first=True,
+            limit=1,
+        ):
+            return True
+    except Exception:
+        pass
+    if ctx.clocks is not None:
+        try:
+            return any(
+                (c["site"], c["family"], c["device"]) == (site, "camera", camera)
+                for c in ctx.clocks.list()
+            )
+        except Exception:
+            return False
+    return False
+
+
 @router.get("/api/cameras/{site}/{camera}/frames", responses=errors(404, 503))
 def camera_frames(
     ctx: Ctx,
@@ -172,12 +201,10 @@ def camera_frames(
     except Exception as exc:
         raise HTTPException(status_code=503, detail=f"point store unreadable: {exc}") from None
     snapshots = ctx.evidence.of_camera(site, camera, 20) if ctx.evidence is not None else []
-    if not rows and not snapshots:
-        _, reg = device_registry.load_stored(ctx.db)
-        if (site, camera) not in reg.cameras:
-            raise HTTPException(
-                status_code=404, detail=f"no camera {camera!r} at {site!r} is known or heard"
-            )
+    if not rows and not snapshots and not _known_camera(ctx, site, camera, now_ns):
+        raise HTTPException(
+            status_code=404, detail=f"no camera {camera!r} at {site!r} is known or heard"
+        )
     frames = [
         {
             "ts": format_ts(int(r["time"])),

@@ -297,7 +297,8 @@ def open_page(browser: Any) -> Iterator[Any]:
                 "ERR_CONNECTION_REFUSED" in text or "Failed to load" in text
             ):
                 return
-            watch.errors.append(text)
+            where = (message.location or {}).get("url", "")
+            watch.errors.append(f"{text} ({where})" if where else text)
 
         page.on("console", on_console)
         page.on("pageerror", lambda exc: watch.errors.append(f"page error: {exc}"))

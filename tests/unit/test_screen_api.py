@@ -368,6 +368,21 @@ def test_camera_frames_of_an_unknown_camera_is_404(world: World) -> None:
     assert world.client.get("/api/cameras/jy-0012/cam-2/frames?minutes=0").status_code == 422
 
 
+def test_camera_frames_of_a_camera_that_only_announced_itself_is_empty(world: World) -> None:
+    # a camera /api/devices lists because it sent its status: the devices page asks for its
+    # frames, and "none yet" is the answer, not 404 (a console error on the screen)
+    world.write_lines(
+        f"device_status,device=cam-9,family=camera,site=jy-0044 online=true {world.now}"
+    )
+    listed = {
+        (d["site"], d["device"]) for d in _get(world, "/api/devices", family="camera")["devices"]
+    }
+    assert ("jy-0044", "cam-9") in listed
+    doc = _get(world, "/api/cameras/jy-0044/cam-9/frames")
+    assert doc["frames"] == [] and doc["snapshots"] == []
+    assert world.client.get("/api/cameras/jy-0044/cam-8/frames").status_code == 404
+
+
 # ---------------------------------------------------------------- batch page
 
 
