@@ -34,6 +34,7 @@ SCALE_LOCATIONS = ("generation", "receiver_gate")
 DEFAULT_STORAGE_LIMIT_KG = 3000.0  # GB 18597-2023: a 贮存点 holds at most 3 t
 DEFAULT_STORAGE_LIMIT_DAYS = 365.0  # Solid Waste Law: one year for licensed storers
 DEFAULT_ZONE_H = 8.0
+FUNCTIONAL_ZONES = ("一类区", "二类区")  # GB 3095 4.1 (三类区 merged into 二类区 in 2012)
 # The custody rules' tolerances are settings (hazwatch.streams.custody.settings), not facts
 # about devices: a registry naming them is refused, not half-read.
 CUSTODY_MOVED = (
@@ -89,6 +90,10 @@ class Station:
     lon: float | None = None
     zone_h: float = DEFAULT_ZONE_H
     name: str | None = None  # as officers call it ("厂界东侧微站"): messages show it by the id
+    # GB 3095 环境空气功能区: 一类区 takes the grade I limits, 二类区 grade II
+    functional_zone: str = "二类区"
+    # the station's HJ 212 MinInterval (minutes per interval record); None: from their spacing
+    minute_interval_min: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +325,8 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             e.number("lon", None, -180, 180),
             e.required_number("zone_h", DEFAULT_ZONE_H, -12, 14),
             e.text("name", required=False) or None,
+            e.choice("functional_zone", FUNCTIONAL_ZONES, "二类区"),
+            e.number("minute_interval_min", None, 1, 60),
         )
         if (station.site, station.id) in stations:
             raise e.fail("id", f"repeats station {station.id!r} at site {station.site!r}")
@@ -486,6 +493,10 @@ class RegistryContext:
     def station_zone_h(self, site: str, station: str) -> float:
         entry = self._fresh().stations.get((site, station))
         return entry.zone_h if entry else DEFAULT_ZONE_H
+
+    def station(self, site: str, station: str) -> Station | None:
+        """The station's entry (its zone, functional zone, interval), None when not registered."""
+        return self._fresh().stations.get((site, station))
 
     def camera(self, site: str, camera: str) -> Camera | None:
         """The camera's entry (the readers at the door it watches), None when not registered."""

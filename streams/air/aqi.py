@@ -1,6 +1,7 @@
-"""IAQI and AQI per HJ 633-2012, data validity per GB 3095-2012: pure functions over concentrations.
+"""IAQI and AQI per HJ 633 (2012 or 2026, as the datum's time says), data validity per GB 3095:
+pure functions over concentrations; the editions' numbers live in streams/air/standards.py.
 
-Never read a clock or a store here; concentrations and times come in as arguments.
+Never read a clock or a store here; concentrations, editions and times come in as arguments.
 """
 
 from __future__ import annotations
@@ -9,45 +10,43 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-# HJ 633-2012 table 1: IAQI steps and the concentration breakpoints of each pollutant.
-# µg/m³ except CO in mg/m³. `None` marks the end of a table that stops early (SO2 1-h, O3 8-h).
-IAQI_STEPS: tuple[int, ...] = (0, 50, 100, 150, 200, 300, 400, 500)
-BREAKPOINTS: dict[str, tuple[float, ...]] = {
-    "so2_24h": (0, 50, 150, 475, 800, 1600, 2100, 2620),
-    "so2_1h": (0, 150, 500, 650, 800),
-    "no2_24h": (0, 40, 80, 180, 280, 565, 750, 940),
-    "no2_1h": (0, 100, 200, 700, 1200, 2340, 3090, 3840),
-    "pm10_24h": (0, 50, 150, 250, 350, 420, 500, 600),
-    "co_24h": (0, 2, 4, 14, 24, 36, 48, 60),
-    "co_1h": (0, 5, 10, 35, 60, 90, 120, 150),
-    "o3_1h": (0, 160, 200, 300, 400, 800, 1000, 1200),
-    "o3_8h": (0, 100, 160, 215, 265, 800),
-    "pm25_24h": (0, 35, 75, 115, 150, 250, 350, 500),
-}
-# Above these the 1-h SO2 / 8-h O3 tables end: SO2 is then rated by its 24-h mean, O3 by 1-h.
-SO2_1H_CEILING_UGM3 = 800.0
-O3_8H_CEILING_UGM3 = 800.0
+from hazwatch.streams.air.standards import (
+    GB3095_2012,
+    HJ633_2012,
+    IAQI_STEPS,
+    MIN_HOURS_PER_8H,
+    MIN_HOURS_PER_DAY,
+    MIN_MINUTES_PER_HOUR,
+    POLLUTANTS,
+    AqiEdition,
+    LimitSet,
+    round_concentration,
+)
 
-# GB 3095-2012 class II limits (residential, commercial, industrial areas), for exceedance.
-LIMITS_CLASS_II: dict[str, float] = {
-    "so2_1h": 500,
-    "so2_24h": 150,
-    "no2_1h": 200,
-    "no2_24h": 80,
-    "co_1h": 10,
-    "co_24h": 4,
-    "o3_1h": 200,
-    "o3_8h": 160,
-    "pm10_24h": 150,
-    "pm25_24h": 75,
-}
+__all__ = [
+    "BREAKPOINTS",
+    "IAQI_STEPS",
+    "LEVELS",
+    "LIMITS_CLASS_II",
+    "MIN_HOURS_PER_8H",
+    "MIN_HOURS_PER_DAY",
+    "MIN_MINUTES_PER_HOUR",
+    "POLLUTANTS",
+    "AqiResult",
+    "Level",
+    "combine",
+    "daily_aqi",
+    "exceedances",
+    "hourly_aqi",
+    "iaqi",
+    "level_of",
+]
 
-# GB 3095-2012 table 4 / HJ 633: how much data makes a mean valid.
-MIN_MINUTES_PER_HOUR = 45
-MIN_HOURS_PER_DAY = 20
-MIN_HOURS_PER_8H = 6
-
-POLLUTANTS: tuple[str, ...] = ("so2", "no2", "pm10", "co", "o3", "pm25")
+# HJ 633-2012 table 1, kept under its old name (the 2026 table is standards.HJ633_2026's).
+BREAKPOINTS: dict[str, tuple[float, ...]] = dict(HJ633_2012.breakpoints)
+# GB 3095-2012 class II limits, kept under their old name; the limits in force at a time are
+# standards.limits_at(ts).
+LIMITS_CLASS_II: dict[str, float] = dict(GB3095_2012.limits[2])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +74,18 @@ LEVELS: tuple[Level, ...] = (
 )
 
 
-def iaqi(table: str, concentration: float) -> int | None:
-    """IAQI of one concentration against one breakpoint table, rounded up to an integer.
+def iaqi(table: str, concentration: float, edition: AqiEdition = HJ633_2012) -> int | None:
+    """IAQI of one concentration against one breakpoint table of an edition, rounded up.
 
-    HJ 633-2012 formula 1: IAQI = (IAQI_hi − IAQI_lo)/(BP_hi − BP_lo)·(C − BP_lo) + IAQI_lo.
-    Returns None above the end of a table that stops early (so2_1h, o3_8h: the caller applies
-    the standard's substitute) and 500 above the top of a full table.
+    HJ 633 formula 1: IAQI = (IAQI_hi − IAQI_lo)/(BP_hi − BP_lo)·(C − BP_lo) + IAQI_lo, and the
+    result rounded up to an integer (HJ 633-2026 4.2.6). The concentration is taken as given
+    (`rate` rounds it first where the edition asks). Above the end of a table that stops early
+    (so2_1h, o3_8h): the edition's fixed IAQI, or None for the caller's substitute (2012); 500
+    above the top of a full table.
     """
     if concentration < 0 or not math.isfinite(concentration):
         raise ValueError(f"{table}: concentration must be a finite value ≥ 0, got {concentration}")
-    points = BREAKPOINTS[table]
+    points = edition.breakpoints[table]
     for index in range(1, len(points)):
         bp_lo, bp_hi = points[index - 1], points[index]
         if concentration <= bp_hi:
@@ -93,8 +94,21 @@ def iaqi(table: str, concentration: float) -> int | None:
             # Round up, but not a float's last-bit noise (50.000000001 stays 50).
             return math.ceil(round(value, 6))
     if len(points) < len(IAQI_STEPS):
+        if table == "so2_1h":
+            return edition.so2_1h_over_iaqi
+        if table == "o3_8h":
+            return edition.o3_8h_over_iaqi
         return None
     return IAQI_STEPS[-1]
+
+
+def prepared(pollutant: str, concentration: float, edition: AqiEdition) -> float:
+    """The concentration as the edition rates it: rounded first (HJ 633-2026 4.2.2) or not."""
+    return (
+        round_concentration(pollutant, concentration)
+        if edition.rounds_concentrations
+        else (concentration)
+    )
 
 
 def level_of(aqi: int) -> Level:
@@ -110,22 +124,24 @@ class AqiResult:
     iaqi: dict[str, int]  # per item: so2, no2, pm10, co, o3 (1-h), o3_8h, pm25
     primary: tuple[str, ...]  # empty when AQI ≤ 50 (HJ 633: no primary pollutant)
     level: Level | None
-    exceeding: tuple[str, ...]  # IAQI > 100
+    exceeding: tuple[str, ...]  # IAQI > 100, only where the edition names them (2012)
+    edition: str = HJ633_2012.name
 
     @property
     def primary_text(self) -> str:
         return ",".join(self.primary)
 
 
-def combine(iaqis: Mapping[str, int]) -> AqiResult:
-    """AQI = max IAQI; primary pollutant(s) when AQI > 50; level; pollutants over IAQI 100."""
+def combine(iaqis: Mapping[str, int], edition: AqiEdition = HJ633_2012) -> AqiResult:
+    """AQI = max IAQI; primary pollutant(s) when AQI > 50, ties together; level; the
+    pollutants over IAQI 100 where the edition still names them (HJ 633-2012 only)."""
     clean = {k: v for k, v in iaqis.items()}
     if not clean:
-        return AqiResult(None, {}, (), None, ())
+        return AqiResult(None, {}, (), None, (), edition.name)
     aqi = max(clean.values())
     primary = tuple(k for k, v in clean.items() if v == aqi) if aqi > 50 else ()
-    exceeding = tuple(k for k, v in clean.items() if v > 100)
-    return AqiResult(aqi, clean, primary, level_of(aqi), exceeding)
+    exceeding = tuple(k for k, v in clean.items() if v > 100) if edition.names_exceeding else ()
+    return AqiResult(aqi, clean, primary, level_of(aqi), exceeding, edition.name)
 
 
 def hourly_aqi(
@@ -133,13 +149,15 @@ def hourly_aqi(
     *,
     o3_8h: float | None = None,
     so2_24h: float | None = None,
+    edition: AqiEdition = HJ633_2012,
 ) -> AqiResult:
-    """The hourly (实时报) AQI of HJ 633-2012 from 1-h means (CO in mg/m³).
+    """The real-time report's (实时报) AQI from 1-h means (CO in mg/m³), by one edition.
 
     SO2, NO2, CO and O3 use their 1-h tables; PM10 and PM2.5 have only 24-h tables, against
-    which their 1-h means are rated. An SO2 1-h mean above 800 µg/m³ is rated by its 24-h mean
-    (`so2_24h`, left out when unknown). O3's 8-h moving mean counts when given, except above
-    800 µg/m³ where O3 is rated by its 1-h mean alone.
+    which their 1-h means are rated. HJ 633-2012: an SO2 1-h mean above 800 µg/m³ is rated by
+    its 24-h mean (`so2_24h`, left out when unknown), and O3's 8-h moving mean counts when
+    given, except above 800 µg/m³. HJ 633-2026: the six 1-h means only, each rounded first;
+    SO2 above 800 rates 200.
     """
     iaqis: dict[str, int] = {}
     for name in POLLUTANTS:
@@ -147,16 +165,16 @@ def hourly_aqi(
         if value is None:
             continue
         table = f"{name}_24h" if name in ("pm10", "pm25") else f"{name}_1h"
-        rated = iaqi(table, value)
+        rated = iaqi(table, prepared(name, value, edition), edition)
         if rated is None and name == "so2" and so2_24h is not None:
-            rated = iaqi("so2_24h", so2_24h)
+            rated = iaqi("so2_24h", prepared(name, so2_24h, edition), edition)
         if rated is not None:
             iaqis[name] = rated
-    if o3_8h is not None:
-        rated_8h = iaqi("o3_8h", o3_8h)
+    if o3_8h is not None and edition.hourly_o3_8h:
+        rated_8h = iaqi("o3_8h", prepared("o3", o3_8h, edition), edition)
         if rated_8h is not None:
             iaqis["o3_8h"] = rated_8h
-    return combine(iaqis)
+    return combine(iaqis, edition)
 
 
 def daily_aqi(
@@ -164,27 +182,30 @@ def daily_aqi(
     *,
     o3_1h_max: float | None = None,
     o3_8h_max: float | None = None,
+    edition: AqiEdition = HJ633_2012,
 ) -> AqiResult:
-    """The daily (日报) AQI: 24-h means of SO2, NO2, PM10, CO, PM2.5; O3 daily 1-h and 8-h maxima.
+    """The daily report's (日报) AQI: 24-h means of SO2, NO2, PM10, CO, PM2.5 and O3's daily
+    maximum 8-h mean; HJ 633-2012 rates O3's daily 1-h maximum too.
 
-    O3's 8-h maximum above 800 µg/m³ is not rated; O3 is then rated by its 1-h maximum.
+    O3's 8-h maximum above 800 µg/m³: HJ 633-2012 does not rate it (O3 is then rated by its
+    1-h maximum); HJ 633-2026 rates it 300.
     """
     iaqis: dict[str, int] = {}
     for name in ("so2", "no2", "pm10", "co", "pm25"):
         value = day_ugm3.get(name)
         if value is not None:
-            rated = iaqi(f"{name}_24h", value)
+            rated = iaqi(f"{name}_24h", prepared(name, value, edition), edition)
             if rated is not None:
                 iaqis[name] = rated
-    if o3_1h_max is not None:
-        rated_1h = iaqi("o3_1h", o3_1h_max)
+    if o3_1h_max is not None and edition.daily_o3_1h:
+        rated_1h = iaqi("o3_1h", prepared("o3", o3_1h_max, edition), edition)
         if rated_1h is not None:
             iaqis["o3"] = rated_1h
     if o3_8h_max is not None:
-        rated_8h = iaqi("o3_8h", o3_8h_max)
+        rated_8h = iaqi("o3_8h", prepared("o3", o3_8h_max, edition), edition)
         if rated_8h is not None:
             iaqis["o3_8h"] = rated_8h
-    return combine(iaqis)
+    return combine(iaqis, edition)
 
 
 def mean_if_valid(values: Sequence[float | None], min_count: int) -> float | None:
@@ -205,11 +226,14 @@ def mean_24h(hourly: Sequence[float | None]) -> float | None:
     return mean_if_valid(list(hourly[-24:]), MIN_HOURS_PER_DAY)
 
 
-def exceedances(means: Mapping[str, float | None]) -> dict[str, tuple[float, float]]:
-    """Which GB 3095-2012 class II limits the given means (keys like `so2_1h`) exceed."""
+def exceedances(
+    means: Mapping[str, float | None], limits: LimitSet = GB3095_2012, grade: int = 2
+) -> dict[str, tuple[float, float]]:
+    """Which limits of a set and grade the given means (keys like `so2_1h`) exceed."""
+    table = limits.limits[grade]
     over: dict[str, tuple[float, float]] = {}
     for key, value in means.items():
-        limit = LIMITS_CLASS_II.get(key)
+        limit = table.get(key)
         if value is not None and limit is not None and value > limit:
             over[key] = (value, limit)
     return over
