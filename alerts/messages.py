@@ -7,7 +7,9 @@ Never send or read a clock here: pure functions of what they are handed (the sen
 time it sends at). Severity words: 警告 and 重要 are ThingsBoard's zh_CN terms for WARNING and
 MAJOR (ui-ngx/src/assets/locale/locale.constant-zh_CN.json, alarm.severity-*); for critical we
 say 紧急 (ThingsBoard's 危险 "dangerous" reads as a hazard class on a hazardous-waste site),
-for info 提示, the word Chinese monitoring consoles use for notices.
+for info 提示, the word Chinese monitoring consoles use for notices. These words (severities,
+states, changes) are the one source of them: the CLI prints them and the screen reads them
+from /api/screen/labels, so a message, a table and a page say the same.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ SEVERITY_WORDS = {
         Severity.CRITICAL: "Critical",
     },
 }
+# an alert's state (alerts.model.AlertState)
+STATE_WORDS = {
+    "zh": {"open": "未处理", "acknowledged": "已确认", "resolved": "已解除"},
+    "en": {"open": "open", "acknowledged": "acknowledged", "resolved": "resolved"},
+}
+# an alert's changes (alerts.model.Change): those people are told of, then the history's own
 CHANGE_WORDS = {
     "zh": {
         "opened": "新告警",
@@ -45,6 +53,8 @@ CHANGE_WORDS = {
         "resolved": "已处理",
         "auto_resolved": "已恢复",
         "escalated": "已升级",
+        "repeated": "重复",
+        "notified": "已通知",
     },
     "en": {
         "opened": "new",
@@ -52,6 +62,8 @@ CHANGE_WORDS = {
         "resolved": "resolved",
         "auto_resolved": "cleared",
         "escalated": "escalated",
+        "repeated": "repeated",
+        "notified": "notified",
     },
 }
 _LABELS = {

@@ -15,7 +15,6 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from pydantic import BaseModel, Field, field_validator
 
 from hazwatch.alerts.model import AUTO, Alert, HistoryEntry
-from hazwatch.alerts.rules import RuleSpec, index
 from hazwatch.alerts.store import AlertConflict, AlertNotFound, AlertStore
 from hazwatch.api.deps import ApiContext, Ctx, require_token
 from hazwatch.api.params import (
@@ -31,9 +30,7 @@ from hazwatch.api.params import (
 )
 from hazwatch.devices.camera import check_snapshot_name
 from hazwatch.devices.timeparse import format_ts
-from hazwatch.streams.air.rules import RULE_SPECS as AIR_RULES
-from hazwatch.streams.custody.rules import RULE_SPECS as CUSTODY_RULES
-from hazwatch.streams.video.rules import RULE_SPECS as VIDEO_RULES
+from hazwatch.streams.catalog import rule_specs
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -44,8 +41,6 @@ RULE = r"^[a-z][a-z0-9_]{0,63}$"
 # Who acknowledges or resolves: a person's name or id as they sign (Chinese welcome); no
 # control characters (a CLI table, a chat message, a log line carry it).
 BY = r"^[^\x00-\x1f\x7f]{1,64}$"
-# The rules whose evidence has a route of its own: custody's batch trace, air's hourly series.
-SPECS: dict[str, RuleSpec] = index((*CUSTODY_RULES, *AIR_RULES, *VIDEO_RULES))
 
 AlertId = Annotated[str, Path(pattern=IDENT, max_length=IDENT_MAX, description="the alert id")]
 StateName = Literal["open", "acknowledged", "resolved"]
@@ -155,7 +150,7 @@ def evidence_link(alert: Alert) -> dict[str, str] | None:
             return {"kind": "snapshot", "url": f"/api/snapshots/{name}"}
         except ValueError:
             pass
-    spec = SPECS.get(alert.rule)
+    spec = rule_specs().get(alert.rule)  # custody's batch trace, air's hourly series
     if spec is None:
         return None
     if spec.part == "custody" and spec.subject == "batch" and _fits(IDENT, alert.subject):

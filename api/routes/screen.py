@@ -6,22 +6,20 @@ never name anything outside the host (scripts, styles and fonts come from /stati
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from html import escape
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-import hazwatch.streams
-from hazwatch.alerts.messages import CHANGE_WORDS, SEVERITY_WORDS
-from hazwatch.alerts.model import Severity
+from hazwatch.alerts.messages import CHANGE_WORDS, SEVERITY_WORDS, STATE_WORDS
+from hazwatch.alerts.model import AlertState, Severity
 from hazwatch.alerts.rules import RuleSpec, short_name
 from hazwatch.api.deps import Ctx
 from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.registry import READER_LOCATIONS, ROLES
 from hazwatch.streams.air import aqi
+from hazwatch.streams.catalog import rule_specs
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody import rules as custody_rules
 
@@ -39,24 +37,8 @@ PAGES: dict[str, tuple[str, str]] = {
 }
 
 
-def _rule_specs() -> tuple[RuleSpec, ...]:
-    """Every part's rules, declared once in its streams/<part>/rules.py: the screen names them
-    from these, so a part added later is named without a change here."""
-    found: list[RuleSpec] = []
-    package = hazwatch.streams
-    for part in sorted(m.name for m in pkgutil.iter_modules(package.__path__) if m.ispkg):
-        name = f"{package.__name__}.{part}.rules"
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        found.extend(getattr(module, "RULE_SPECS", ()))
-    return tuple(found)
-
-
-RULE_SPECS: tuple[RuleSpec, ...] = _rule_specs()
+# every part's rules (streams/catalog.py): a part added later is named without a change here
+RULE_SPECS: tuple[RuleSpec, ...] = tuple(rule_specs().values())
 STAGE_NAMES = {  # docs/payloads.md, `custody`
     "GENERATED": ("产生", "generated"),
     "STORED": ("贮存", "stored"),
@@ -127,6 +109,10 @@ def labels() -> dict[str, Any]:
         "severities": {
             s.value: {"zh": SEVERITY_WORDS["zh"][s], "en": SEVERITY_WORDS["en"][s]}
             for s in Severity
+        },
+        "states": {
+            s.value: {"zh": STATE_WORDS["zh"][s.value], "en": STATE_WORDS["en"][s.value]}
+            for s in AlertState
         },
         "changes": {
             c: {"zh": CHANGE_WORDS["zh"][c], "en": CHANGE_WORDS["en"][c]}

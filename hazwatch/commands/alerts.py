@@ -21,8 +21,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from hazwatch.alerts.messages import china_time
+from hazwatch.alerts.messages import CHANGE_WORDS, SEVERITY_WORDS, STATE_WORDS, china_time
+from hazwatch.alerts.rules import short_name
 from hazwatch.base.errors import ConfigError
+from hazwatch.streams.catalog import rule_specs
 
 alerts_app = typer.Typer(
     help="Alerts: list, show with history, acknowledge, resolve (through the API).",
@@ -39,18 +41,15 @@ ApiOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="The API's JSON, as it answered.")]
 
-# Headings and values by language: Chinese unless HAZWATCH_LANG=en.
-WORDS: dict[str, dict[str, str]] = {
+# Headings by language: Chinese unless HAZWATCH_LANG=en. The words of severities, states and
+# changes are the notifications' and the screen's (alerts/messages.py), added in _words.
+HEADINGS: dict[str, dict[str, str]] = {
     "zh": {
         "id": "编号", "state": "状态", "severity": "级别", "rule": "规则", "site": "站点",
         "subject": "对象", "opened": "开始时间", "count": "次数", "message": "说明",
         "seq": "序号", "at": "时间", "change": "变化", "actor": "操作人", "comment": "备注",
         "details": "详情", "alerts": "告警", "history": "处理记录", "evidence": "证据",
         "recurs": "重复发生，上一条", "of": "共", "shown": "条，显示",
-        "open": "未处理", "acknowledged": "已确认", "resolved": "已解决",
-        "info": "提示", "warning": "警告", "major": "重要", "critical": "严重",
-        "opened_change": "产生", "repeated": "重复", "auto_resolved": "自动解除",
-        "escalated": "已升级", "notified": "已通知",
     },
     "en": {
         "id": "ID", "state": "State", "severity": "Severity", "rule": "Rule", "site": "Site",
@@ -58,18 +57,37 @@ WORDS: dict[str, dict[str, str]] = {
         "seq": "#", "at": "Time", "change": "Change", "actor": "By", "comment": "Comment",
         "details": "Details", "alerts": "alerts", "history": "history", "evidence": "evidence",
         "recurs": "recurs", "of": "of", "shown": "shown:",
-        "open": "open", "acknowledged": "acknowledged", "resolved": "resolved",
-        "info": "info", "warning": "warning", "major": "major", "critical": "critical",
-        "opened_change": "opened", "repeated": "repeated", "auto_resolved": "auto-resolved",
-        "escalated": "escalated", "notified": "notified",
     },
 }  # fmt: skip
 
 
-def _words() -> dict[str, str]:
+class Words:
+    """What the tables say in the settings' language: headings, and the one set of words for
+    severities, states and changes; rules by their names (every part's declarations)."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self.heading = HEADINGS[lang]
+        self.severity = {s.value: word for s, word in SEVERITY_WORDS[lang].items()}
+        self.state = STATE_WORDS[lang]
+        self.change = CHANGE_WORDS[lang]
+
+    def __getitem__(self, key: str) -> str:
+        return self.heading[key]
+
+    def rule(self, rule: str) -> str:
+        """ "镜头遮挡（tamper_occlusion）": the name the messages and the screen give it, and
+        the id to filter by (`--rule`); English names are the id in words, so the id alone."""
+        spec = rule_specs().get(rule)
+        if spec is None or self.lang != "zh":
+            return rule
+        return f"{short_name(spec, self.lang)}（{rule}）"
+
+
+def _words() -> Words:
     from hazwatch.invocation import settings
 
-    return WORDS[settings().lang]
+    return Words(settings().lang)
 
 
 def api_url(api: str | None) -> str:
@@ -180,9 +198,9 @@ def alert_list(
     for a in page["alerts"]:
         table.add_row(
             a["alert_id"],
-            w.get(a["state"], a["state"]),
-            w.get(a["severity"], a["severity"]),
-            a["rule"],
+            w.state.get(a["state"], a["state"]),
+            w.severity.get(a["severity"], a["severity"]),
+            w.rule(a["rule"]),
             a["site"],
             a["subject"],
             china_time(a["opened_ns"]),
@@ -196,9 +214,9 @@ def _show(doc: dict[str, Any], api: str | None) -> None:
     w = _words()
     rows = [
         ("id", doc["alert_id"]),
-        ("state", w.get(doc["state"], doc["state"])),
-        ("severity", w.get(doc["severity"], doc["severity"])),
-        ("rule", doc["rule"]),
+        ("state", w.state.get(doc["state"], doc["state"])),
+        ("severity", w.severity.get(doc["severity"], doc["severity"])),
+        ("rule", w.rule(doc["rule"])),
         ("site", doc["site"]),
         ("subject", doc["subject"]),
         ("opened", china_time(doc["opened_ns"])),
@@ -216,7 +234,7 @@ def _show(doc: dict[str, Any], api: str | None) -> None:
         typer.echo(f"{w[key]}: {value}")
     table = _table(w["history"], [w[c] for c in ("seq", "at", "change", "actor", "comment")])
     for h in doc["history"]:
-        change = w["opened_change"] if h["change"] == "opened" else w.get(h["change"], h["change"])
+        change = w.change.get(h["change"], h["change"])
         extra = ", ".join(f"{k}={v}" for k, v in h["details"].items())
         comment = h["comment"] or ""
         table.add_row(

@@ -1,43 +1,29 @@
 """The notifications part: the sender (hazwatch.notify.sender) that delivers the alert store's
 outbox to the targets of the settings' [[alerts.targets]] and escalates alerts nobody
 acknowledged, with its delivery records, the rules' names and the registry's site and device
-names; one background worker, started and stopped with the service.
+names; one background worker, started and stopped with the service. A rule the settings name
+that no part declares is refused when the part is built, before the service starts.
 
 hazwatch.app builds it; nothing else imports this module.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-import pkgutil
+from collections.abc import Mapping
 
 from fastapi import APIRouter
 
 from hazwatch.alerts.delivery import DeliveryStore
-from hazwatch.alerts.rules import RuleSpec, index
+from hazwatch.alerts.rules import RuleSpec
+from hazwatch.alerts.settings import AlertSettings
 from hazwatch.alerts.store import AlertStore
+from hazwatch.base.errors import ConfigError
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.notify.sender import Sender
 from hazwatch.parts import PartContext, Worker
 from hazwatch.settings import Settings
-
-
-def rule_specs() -> dict[str, RuleSpec]:
-    """Every part's rule declarations, by id (the messages show each rule by its name): the
-    RULE_SPECS of each streams/<part>/rules.py, so a new part's rules are named too."""
-    import hazwatch.streams
-
-    specs: list[RuleSpec] = []
-    for found in sorted(pkgutil.iter_modules(hazwatch.streams.__path__), key=lambda m: m.name):
-        if not found.ispkg:
-            continue
-        name = f"hazwatch.streams.{found.name}.rules"
-        if importlib.util.find_spec(name) is None:
-            continue  # a part without rules
-        specs.extend(getattr(importlib.import_module(name), "RULE_SPECS", ()))
-    return index(specs)
+from hazwatch.streams.catalog import rule_specs
 
 
 class RegistryNames:
@@ -70,6 +56,20 @@ def link_base_url(settings: Settings) -> str:
     return f"http://{host}:{settings.api_port}"
 
 
+def check_rule_names(settings: AlertSettings, rules: Mapping[str, RuleSpec]) -> None:
+    """A rule a target or an escalation delay names must be declared: a misspelt rule would
+    filter every message out, or never escalate, without a word (ConfigError, one line)."""
+    named = [
+        (f"alerts.targets[{t.name}].rules", rule) for t in settings.targets for rule in t.rules
+    ]
+    named += [("alerts.escalate_rule_after_min", rule) for rule in settings.escalate_rule_after_min]
+    for where, rule in named:
+        if rule not in rules:
+            raise ConfigError(
+                f"setting {where}: {rule!r} is no rule (known: {', '.join(sorted(rules))})"
+            )
+
+
 class NotifyPart:
     """The notification sender over the service's one AlertStore."""
 
@@ -81,12 +81,14 @@ class NotifyPart:
                 "the notify part needs the service's AlertStore as PartContext.alerts, "
                 f"got {type(ctx.alerts).__name__}"
             )
+        rules = rule_specs()
+        check_rule_names(ctx.settings.alerts, rules)
         self.deliveries = DeliveryStore(ctx.db)
         self.sender = Sender(
             ctx.settings.alerts,
             ctx.alerts,
             self.deliveries,
-            rules=rule_specs(),
+            rules=rules,
             names=RegistryNames(RegistryContext(ctx.db)),
             base_url=link_base_url(ctx.settings),
             holder=ctx.settings.mqtt_client_id,

@@ -395,7 +395,7 @@ def test_two_workers_on_one_state_store_deliver_each_change_once(
     lease and sends; when it stops, another takes over, and nothing goes twice."""
     from hazwatch.alerts.settings import AlertSettings, TargetSettings
     from hazwatch.notify.sender import Sender
-    from hazwatch.parts.notify import rule_specs
+    from hazwatch.streams.catalog import rule_specs
 
     hook = receivers["hook"]
     settings = AlertSettings(
@@ -435,7 +435,7 @@ def test_a_slow_target_holds_back_only_its_own_messages(
     are retried (and it sees their keys again); the others get every change at once."""
     from hazwatch.alerts.settings import AlertSettings, TargetSettings
     from hazwatch.notify.sender import Sender
-    from hazwatch.parts.notify import rule_specs
+    from hazwatch.streams.catalog import rule_specs
 
     slow = Receiver("slow", delay_s=3)
     try:

@@ -89,7 +89,10 @@ def test_list_in_chinese_by_default_in_china_time(cli: typer.Typer) -> None:
     for heading in ("编号", "状态", "级别", "规则", "站点", "对象", "开始时间", "次数", "说明"):
         assert heading in out.output
     assert "2026-11-24 08:01:00" in out.output and "2026-11-24 08:00:00" in out.output
-    assert "未处理" in out.output and "严重" in out.output and "共 2 条" in out.output
+    # critical is 紧急, as in the messages and on the screen (alerts/messages.py)
+    assert "未处理" in out.output and "紧急" in out.output and "共 2 条" in out.output
+    assert "严重" not in out.output
+    assert "空气质量超标" in out.output and "镜头遮挡" in out.output  # the rules by name (and id)
     assert out.output.index("air_exceedance") < out.output.index("tamper_occlusion")
     assert cli.seen == ["http://127.0.0.1:8080"]  # type: ignore[attr-defined]
 
@@ -121,7 +124,8 @@ def test_ack_and_resolve_then_show_the_history(cli: typer.Typer, store: AlertSto
     assert done["state"] == "resolved" and done["resolved_by"] == "李工"
     shown = run(cli, "show", aid)
     assert shown.exit_code == 0, shown.output
-    for text in ("产生", "已确认", "已解决", "张工", "李工", "镜头已清理"):
+    # the state, then the history's changes, in the words of the messages and the screen
+    for text in ("已解除", "新告警", "已确认", "已处理", "张工", "李工", "镜头已清理"):
         assert text in shown.output
     assert f"http://127.0.0.1:8080/api/snapshots/{SNAPSHOT}" in shown.output
     doc = json.loads(run(cli, "show", aid, "--json").output)
@@ -157,6 +161,42 @@ def test_an_api_that_does_not_answer_is_one_line() -> None:
 
     with pytest.raises(ConfigError, match="did not answer"):
         alerts_cli._call("http://127.0.0.1:9", "GET", "/api/alerts")
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_cli_says_what_the_messages_and_the_screen_say(lang: str) -> None:
+    """One source of words: a severity, a state or a change reads the same in a message, in
+    `hazwatch alerts` and on the screen (its labels come from the same tables)."""
+    from hazwatch.alerts.messages import CHANGE_WORDS, SEVERITY_WORDS, STATE_WORDS
+    from hazwatch.alerts.model import AlertState, Change
+    from hazwatch.api.routes.screen import labels
+
+    words = alerts_cli.Words(lang)
+    shown = labels()
+    for severity in Severity:
+        assert words.severity[severity.value] == SEVERITY_WORDS[lang][severity]
+        assert shown["severities"][severity.value][lang] == SEVERITY_WORDS[lang][severity]
+    for state in AlertState:
+        assert words.state[state.value] == shown["states"][state.value][lang]
+        assert words.state[state.value] == STATE_WORDS[lang][state.value]
+    for change in Change:
+        assert words.change[change.value] == CHANGE_WORDS[lang][change.value]
+        assert shown["changes"][change.value][lang] == CHANGE_WORDS[lang][change.value]
+    assert SEVERITY_WORDS["zh"][Severity.CRITICAL] == "紧急"
+
+
+def test_the_screens_own_state_words_are_the_labels_ones() -> None:
+    """The screen's pages word a state from i18n.js (`astate.*`): the same as STATE_WORDS."""
+    import re
+
+    from hazwatch.alerts.messages import STATE_WORDS
+    from hazwatch.api.app import static_dir
+
+    script = (Path(static_dir()) / "screen" / "i18n.js").read_text(encoding="utf-8")
+    found = re.findall(r'"astate\.(\w+)": "([^"]+)"', script)
+    assert found, "no astate.* words in i18n.js"
+    zh, en = found[: len(found) // 2], found[len(found) // 2 :]
+    assert dict(zh) == STATE_WORDS["zh"] and dict(en) == STATE_WORDS["en"]
 
 
 def test_china_time() -> None:

@@ -59,8 +59,8 @@ from hazwatch.notify.targets import (
     dingtalk_sign,
     verify_webhook,
 )
-from hazwatch.parts.notify import rule_specs
 from hazwatch.settings import load_settings
+from hazwatch.streams.catalog import rule_specs
 from hazwatch.streams.custody.rules import RULE_SPECS as CUSTODY
 
 S = 1_000_000_000
@@ -838,3 +838,27 @@ def test_the_changes_a_target_may_name_are_the_ones_the_store_sends() -> None:
     from hazwatch.alerts.settings import CHANGES
 
     assert set(CHANGES) == {c.value for c in SENT_CHANGES}
+
+
+def test_one_catalog_of_rules_for_the_api_the_screen_the_cli_and_the_messages() -> None:
+    """Rule discovery is streams/catalog.py alone: it holds every part's declarations, and
+    the screen, the alert routes, the CLI and the sender read it (no list of their own)."""
+    from hazwatch.api.routes import alerts as alert_routes
+    from hazwatch.api.routes import screen
+    from hazwatch.commands import alerts as alerts_cli
+    from hazwatch.parts import notify as wiring_notify
+    from hazwatch.streams.air import rules as air
+    from hazwatch.streams.clocks import rules as clocks
+    from hazwatch.streams.custody import rules as custody
+    from hazwatch.streams.presence import rules as presence
+    from hazwatch.streams.video import rules as video
+
+    parts = (air, clocks, custody, presence, video)
+    declared = [spec for part in parts for spec in part.RULE_SPECS]
+    assert list(RULES.values()) == declared
+    assert tuple(RULES.values()) == screen.RULE_SPECS
+    assert not hasattr(alert_routes, "SPECS")
+    assert alerts_cli.Words("zh").rule("device_offline") == "设备离线（device_offline）"
+    for module in (alert_routes, screen, alerts_cli, wiring_notify):
+        source = Path(module.__file__ or "").read_text(encoding="utf-8")
+        assert "iter_modules" not in source and ".rules import RULE_SPECS" not in source
