@@ -806,8 +806,19 @@ def test_the_readme_targets_load_as_written(tmp_path: Path, no_env: None) -> Non
     alerts = load_settings(path).alerts
     kinds = {t.kind: t for t in alerts.targets}
     assert set(kinds) == {"webhook", "dingtalk", "wecom"}
-    assert kinds["dingtalk"].quiet == (22 * 60, 7 * 60) and kinds["dingtalk"].secret
+    named = {t.name: t for t in alerts.targets}
+    ding = named["center-dingtalk"]
+    assert ding.quiet == (22 * 60, 7 * 60) and ding.secret  # quiet hours, 加签
     assert alerts.is_escalation_target(kinds["wecom"]) and not kinds["wecom"].secret
+    assert named["ops-webhook"].per_min == 30 and ding.per_min == 20  # rate limits
+    assert alerts.digest_every_s == 300  # digests
+    assert dict(alerts.escalate_after_min) == {"critical": 15, "major": 120}  # escalation
+    assert dict(alerts.escalate_rule_after_min) == {"cloned_tag": 5}
+    transport = named["transport-dingtalk"]
+    assert alerts.changes_of(transport) == ("opened", "escalated") and transport.lang == "en"
+    from hazwatch.parts.notify import check_rule_names
+
+    check_rule_names(alerts, RULES)  # every rule it names is declared
 
 
 def test_names_come_from_the_registry() -> None:
