@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
 import os
 import time
 import urllib.parse
@@ -864,9 +865,12 @@ def test_one_catalog_of_rules_for_the_api_the_screen_the_cli_and_the_messages() 
     from hazwatch.streams.presence import rules as presence
     from hazwatch.streams.video import rules as video
 
-    parts = (air, clocks, custody, presence, video)
+    parts = (air, clocks, custody, presence, video)  # and any part added later
     declared = [spec for part in parts for spec in part.RULE_SPECS]
-    assert list(RULES.values()) == declared
+    assert all(RULES[spec.id] is spec for spec in declared)
+    for spec in RULES.values():  # each from its own part's declarations
+        module = importlib.import_module(f"hazwatch.streams.{spec.part}.rules")
+        assert spec in module.RULE_SPECS
     assert tuple(RULES.values()) == screen.RULE_SPECS
     assert not hasattr(alert_routes, "SPECS")
     assert alerts_cli.Words("zh").rule("device_offline") == "设备离线（device_offline）"
