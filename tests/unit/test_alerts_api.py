@@ -229,3 +229,31 @@ def test_the_token_helper_is_the_snapshots_one(client: TestClient) -> None:
         }
 
     assert guards(alerts.router) == guards(snapshots.router) == {require_token}
+
+
+def test_the_token_is_compared_in_constant_time(
+    client: TestClient, store: AlertStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every write's token goes through hmac.compare_digest (its time does not depend on
+    where a wrong token first differs), never through ==."""
+    import hmac
+
+    from hazwatch.api import deps
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(deps.hmac, "compare_digest", compare_digest)
+    aid = alert_id(store, "camera_offline")
+    wrong = {"Authorization": f"Bearer {TOKEN[:-1]}"}
+    assert (
+        client.post(f"/api/alerts/{aid}/ack", json={"by": "张工"}, headers=wrong).status_code == 401
+    )
+    assert (
+        client.post(f"/api/alerts/{aid}/ack", json={"by": "张工"}, headers=AUTH).status_code == 200
+    )
+    assert [a for a, _ in compared] == [f"Bearer {TOKEN[:-1]}".encode(), f"Bearer {TOKEN}".encode()]
