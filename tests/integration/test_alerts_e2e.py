@@ -2,7 +2,8 @@
 will says it went offline, the alert is in GET /api/alerts and on hw/alerts/…, an officer
 acknowledges it through the API and resolves it through the CLI, the camera comes back and
 goes again (a recurrence), the CLI acknowledges that one and the camera's return resolves it;
-each step shows in the alert's history, on MQTT and as an `alert` point.
+each step shows in the alert's history, on MQTT and as an `alert` point; on SQLite and on
+PostgreSQL.
 
 Never wait blindly: every effect is polled for with a deadline (tests.services.wait_for).
 """
@@ -70,7 +71,7 @@ class Listener:
 
 @pytest.fixture()
 def serve(
-    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path
+    mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path, state_url: str
 ) -> Iterator[tuple[HazwatchProcess, Listener, str]]:
     db = f"alerts_{uuid.uuid4().hex[:8]}"
     influxd.create_db(db)
@@ -79,7 +80,7 @@ def serve(
         mosquitto.url,
         influxd.url,
         db,
-        state_url=f"sqlite:///{tmp_path / 'state.db'}",
+        state_url=state_url,
         api_token=TOKEN,
     )
     loaded = hazwatch.cli("registry", "load", str(REGISTRY))
@@ -100,6 +101,14 @@ def now_ms() -> int:
 def camera_status(listener: Listener, online: bool) -> None:
     """The camera's status as its edge agent's last will and its return publish it."""
     listener.publish(STATUS, {"online": online, "ts": now_ms(), "fw": "agent-0.1"})
+
+
+def camera_state(api: str) -> str | None:
+    page = httpx.get(
+        f"{api}/api/devices", params={"site": SITE, "family": "camera"}, timeout=5
+    ).json()
+    found = [d["state"] for d in page["devices"] if d["device"] == CAMERA]
+    return found[0] if found else None
 
 
 def open_alert(api: str) -> dict[str, Any] | None:
@@ -168,7 +177,9 @@ def test_an_alert_raised_by_a_fault_acked_and_resolved_by_api_and_cli(
 
     # back, and gone again: a new alert that says it recurs the first
     camera_status(listener, online=True)
-    time.sleep(0.5)  # the return is its own batch: the rule sees online, then offline
+    # the return handled first (its status point written in the batch the rule saw it in),
+    # so that the will after it is a new going away
+    wait_for(lambda: camera_state(api) == "online", 20, "the camera's return handled")
     camera_status(listener, online=False)
     second = wait_for(lambda: open_alert(api), 20, "the recurrence, open")
     sid = second["alert_id"]

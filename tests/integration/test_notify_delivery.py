@@ -69,6 +69,8 @@ class Receiver:
         self.failing = False  # answer every request as a failure (503 / errcode -1)
         self.fail_until = time.monotonic() + fail_for_s if fail_for_s else 0.0
         self.accepted_at: list[float] = []
+        self.release = threading.Event()  # a slow receiver answers once set (or after delay_s)
+        self.waiting = 0  # requests a slow receiver holds unanswered
         self._lock = threading.Lock()
         receiver = self
 
@@ -111,8 +113,12 @@ class Receiver:
     def answer(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, object]:
         lower = {k.lower(): v for k, v in headers.items()}
         key = lower.get("idempotency-key", "").strip('"')
-        if self.kind == "slow":
-            time.sleep(self.delay_s)  # slow to answer, outside the lock: requests pile up
+        if self.kind == "slow":  # slow to answer, outside the lock: requests pile up
+            with self._lock:
+                self.waiting += 1
+            self.release.wait(self.delay_s)
+            with self._lock:
+                self.waiting -= 1
         with self._lock:
             self.requests.append({"path": path, "headers": lower, "body": body, "key": key})
             failing = self.failing or time.monotonic() < self.fail_until
@@ -308,25 +314,37 @@ def test_every_delivery_arrives_signed_and_verifiable_through_a_30_s_outage(
 def test_killed_with_sigkill_while_deliveries_are_pending_delivers_them_after_restart(
     tmp_path: Path, mosquitto: Mosquitto, receivers: dict[str, Receiver]
 ) -> None:
-    for r in receivers.values():
-        r.failing = True
+    """Three changes delivered, then the receivers fail and three more wait, backing off;
+    SIGKILL; the receivers recover and hazwatch starts again: the three pending go out, the
+    three delivered do not go again, and no receiver accepts a key twice."""
     proc = service(tmp_path, mosquitto, settings_file(tmp_path / "hazwatch.toml", receivers))
     proc.start()
     store, deliveries = state_store(proc)
-    raise_alerts(store, 6)
+    raise_alerts(store, 3, prefix="before")
+    before = expected_keys(store)
+    for name, r in receivers.items():
+        wait_for(lambda r=r: r.keys_received() >= before, 30, f"{name} before the kill")
+    for r in receivers.values():
+        r.failing = True
+    raise_alerts(store, 3, prefix="pending")
     wanted = expected_keys(store)
+    pending = wanted - before
 
     def pending_and_failing() -> bool:
         """Every delivery recorded, and each target refused (then it backs off as a whole)."""
         records = {name: deliveries.for_target(name) for name in receivers}
         return all(
-            len(found) == 6 and any(d.attempts for d in found) and receivers[name].refused
+            len(found) == 6
+            and any(d.attempts for d in found if d.state == "pending")
+            and receivers[name].refused
             for name, found in records.items()
         )
 
     wait_for(pending_and_failing, 30, "each target failing with its deliveries pending")
-    proc.kill()  # SIGKILL: nothing delivered, everything pending
-    assert all(d.state == "pending" for n in receivers for d in deliveries.for_target(n))
+    proc.kill()  # SIGKILL: three delivered, three pending, per target
+    for name in receivers:
+        states = Counter(d.state for d in deliveries.for_target(name))
+        assert states == {"delivered": 3, "pending": 3}, (name, states)
     for r in receivers.values():
         r.failing = False
     proc.start()
@@ -338,6 +356,7 @@ def test_killed_with_sigkill_while_deliveries_are_pending_delivers_them_after_re
         proc.stop()
     for name, r in receivers.items():
         assert len(r.accepted) == len(set(r.accepted)) == 6, f"{name}: {r.accepted}"
+        assert set(r.accepted[:3]) == before and set(r.accepted[3:]) == pending, name
         assert r.refused, name  # it did refuse attempts before the kill
     assert {state for (_, state) in deliveries.counts()} == {DELIVERED}
 
@@ -431,17 +450,17 @@ def test_two_workers_on_one_state_store_deliver_each_change_once(
 def test_a_slow_target_holds_back_only_its_own_messages(
     state_url: str, receivers: dict[str, Receiver]
 ) -> None:
-    """A receiver that answers after 3 s, past its 0.5 s timeout: its deliveries time out and
-    are retried (and it sees their keys again); the others get every change at once."""
+    """A receiver that holds every request unanswered (its timeout is 60 s): while it holds
+    its first, the other targets get every change; once it answers, it gets them all too."""
     from hazwatch.alerts.settings import AlertSettings, TargetSettings
     from hazwatch.notify.sender import Sender
     from hazwatch.streams.catalog import rule_specs
 
-    slow = Receiver("slow", delay_s=3)
+    slow = Receiver("slow", delay_s=300)
     try:
         settings = AlertSettings(
             targets=(
-                TargetSettings("slow", "webhook", slow.url, WEBHOOK_SECRET, "info", timeout_s=0.5),
+                TargetSettings("slow", "webhook", slow.url, WEBHOOK_SECRET, "info", timeout_s=60),
                 TargetSettings("hook", "webhook", receivers["hook"].url, WEBHOOK_SECRET, "info"),
                 TargetSettings("wx", "wecom", receivers["wx"].url, min_severity="info"),
             ),
@@ -455,20 +474,18 @@ def test_a_slow_target_holds_back_only_its_own_messages(
         sender.start()
         try:
             raise_alerts(store, 8)
-            started = time.monotonic()
             wanted = expected_keys(store)
+            wait_for(lambda: slow.waiting >= 1, 10, "the slow target holding a request")
             for name in ("hook", "wx"):
-                wait_for(lambda n=name: receivers[n].keys_received() >= wanted, 10, name)
-            fast_s = time.monotonic() - started
-
-            def timed_out() -> bool:
-                records = deliveries.for_target("slow")
-                return any(r.last_error and "timed out" in r.last_error for r in records)
-
-            wait_for(timed_out, 10, "the slow target's first attempt timed out")
+                wait_for(lambda n=name: receivers[n].keys_received() >= wanted, 30, name)
+            # the others are done while the slow one still holds its first request
+            assert slow.waiting >= 1 and not slow.accepted
             assert all(r.state == "pending" for r in deliveries.for_target("slow"))
+            slow.release.set()
+            wait_for(lambda: slow.keys_received() >= wanted, 30, "the slow target, once it answers")
         finally:
             sender.stop()
     finally:
+        slow.release.set()
         slow.close()
-    assert fast_s < 5, fast_s  # not held by the slow one's timeouts
+    assert len(slow.accepted) == len(set(slow.accepted))
