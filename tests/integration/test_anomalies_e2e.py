@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -181,12 +180,10 @@ def test_every_anomaly_opens_one_alert_and_its_end_resolves_it(
     runner = threading.Thread(
         target=lambda: result.setdefault("report", asyncio.run(Fleet(config).run(mosquitto.url)))
     )
-    started = time.monotonic()
     runner.start()
     try:
         until(lambda: open_in_store(state_url, name), expected, 40, "the anomalies' alerts")
-        during = time.monotonic() - started
-        assert during < DURATION_S * WINDOW[1], f"opened only {during:.1f} s into the run"
+        # all open at once: each while its fault lasts (a fault's end resolves its alert)
         assert open_in_api(hazwatch, name) == expected
         wait_for(
             lambda: all(listener.states().get(key, [])[:1] == ["open"] for key in expected),
@@ -202,8 +199,6 @@ def test_every_anomaly_opens_one_alert_and_its_end_resolves_it(
 
         # the anomalies end: every device is itself again
         until(lambda: open_in_store(state_url, name), [], 15, "every alert resolved")
-        resolved = time.monotonic() - started
-        assert resolved < DURATION_S, f"resolved only {resolved:.1f} s into the run"
         assert open_in_api(hazwatch, name) == []
         wait_for(
             lambda: all(listener.states().get(key) == ["open", "resolved"] for key in expected),
@@ -223,8 +218,10 @@ def test_every_anomaly_opens_one_alert_and_its_end_resolves_it(
         try:
             store = AlertStore(db_state)
             for rule, subject in expected:
-                (alert,) = store.list(rule=rule, subject=subject, site=name)
+                (alert,) = store.list(rule=rule, subject=subject, site=name)  # one per fault
                 assert alert.state == "resolved" and alert.resolved_by == "auto"
+                changes = [(h.change.value, h.actor) for h in store.history(alert.alert_id)]
+                assert changes[0] == ("opened", rule) and changes[-1] == ("auto_resolved", "auto")
         finally:
             db_state.close()
     finally:
