@@ -18,9 +18,11 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.interfaces import PointReader
+from hazwatch.streams.air.marks import MarkStore
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.clocks.store import ClockStore
 from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.labels.store import LabelStore
 from hazwatch.streams.video.store import EvidenceStore
 
 T = TypeVar("T")
@@ -41,9 +43,11 @@ class ApiContext:
     # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
     custody: CustodyStore | None = None
     air: AirStore | None = None
+    air_audit: MarkStore | None = None  # the air data audit: marks, maintenance records
     evidence: EvidenceStore | None = None  # the video part's snapshots
     clocks: ClockStore | None = None  # the devices' measured clock offsets
     deadletters: DeadLetterStore | None = None
+    labels: LabelStore | None = None  # batches by HJ 1276 label id (the screen part's)
     # set when the service stops: long-lived responses (the live feed's streams) end with it,
     # so that the server's graceful shutdown does not wait on screens that never hang up
     stopping: threading.Event = field(default_factory=threading.Event)

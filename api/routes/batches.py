@@ -18,6 +18,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store
 from hazwatch.api.params import IDENT, IDENT_MAX, errors
+from hazwatch.api.violation_text import detail
 from hazwatch.devices import registry as device_registry
 from hazwatch.devices.timeparse import NS_PER_S, format_ts
 from hazwatch.streams.custody.rules import STAGES
@@ -37,7 +38,6 @@ Text = Annotated[
     ),
 ]
 LABEL_LENGTH = 37  # HJ 1276-2022 数字识别码 (devices/terminal.py label_id)
-LABEL_ROWS = 50_000  # registrations read, newest first, to find a label id (a field, not a tag)
 SNAPSHOT_WINDOW_NS = 10 * 60 * NS_PER_S  # a door camera's snapshot this near an event is shown
 # devices.camera.snapshot_name: {site}_{camera}_{YYYYMMDDTHHMMSSmmmZ}_{seq}_{event}.jpg
 SNAPSHOT_TIME = re.compile(r"_([0-9]{8}T[0-9]{6})([0-9]{3})Z_")
@@ -47,24 +47,14 @@ def _store(ctx: ApiContext) -> CustodyStore:
     return part_store(ctx.custody, "custody")
 
 
-def _label_matches(ctx: ApiContext, label: str) -> list[str]:
-    try:
-        rows = ctx.reader.select(
-            "waste_batch", fields=["label_id"], newest_first=True, limit=LABEL_ROWS
-        )
-    except Exception:
-        return []
-    return sorted({str(r["batch"]) for r in rows if r.get("label_id") == label and "batch" in r})
-
-
 @router.get("/find")
 def find(ctx: Ctx, q: Text, limit: Annotated[int, Query(ge=1, le=100)] = 20) -> dict[str, Any]:
-    """The batches `q` names: its batch code, its EPC, the manifest listing it, or its label
-    id (looked for in the newest 50,000 registrations)."""
+    """The batches `q` names: its batch code, its EPC, the manifest listing it, or its HJ 1276
+    label id (as its terminal registered it: the state store's label index)."""
     store = _store(ctx)
     found = store.find(q, limit)
-    if len(q) == LABEL_LENGTH and not found:
-        found = [(b, "label_id") for b in _label_matches(ctx, q)][:limit]
+    if len(q) == LABEL_LENGTH and not found and ctx.labels is not None:
+        found = [(b, "label_id") for b in ctx.labels.batches(q, limit)]
     matches = []
     for batch, matched in found:
         row = store.batch(batch)
@@ -129,8 +119,8 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
     """`hazwatch trace`'s document with, beside it: `registration` (waste, producer, label
     id, handler), `manifest`, each event's `device_kind` and `location`, the `site_name`, the
     weight's `diff_kg` / `diff_pct` against the generation weighing, `violations` pointing at
-    their event, the batch's `alerts`, and each event's `snapshot` from a camera watching its
-    reader (nearest within 10 minutes)."""
+    their event (each with its `detail` in Chinese and English), the batch's `alerts`, and
+    each event's `snapshot` from a camera watching its reader (nearest within 10 minutes)."""
     store = _store(ctx)
     now_ns = time.time_ns()
     doc = trace_document(store, batch, now_ns)
@@ -146,6 +136,8 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
     generated_kg = next(
         (e["net_kg"] for e in doc["events"] if e["stage"] == "GENERATED" and e["net_kg"]), None
     )
+    for violation in doc["violations"]:
+        violation["detail"] = detail(violation["rule"], violation["message"])
     broken_at = {v["event_id"]: v["rule"] for v in doc["violations"]}
     watchers: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for cam in reg.cameras.values():
@@ -181,6 +173,7 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
             "state": a.state.value,
             "opened": format_ts(a.opened_ns),
             "message": a.message,
+            "detail": detail(a.rule, a.message),
             "evidence": a.evidence,
             "evidence_url": f"/api/snapshots/{a.evidence}"
             if a.evidence and a.evidence.endswith(".jpg")

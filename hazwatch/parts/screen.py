@@ -1,8 +1,9 @@
 """The screen part: the monitoring screen's pages and the JSON it reads that no other part
 serves (the overview, the live feed, devices and cameras, the batch page, the labels).
 
-hazwatch.app builds it; nothing else imports this module. It owns no store and processes no
-message: every route reads the stores the other parts own, through the ApiContext.
+hazwatch.app builds it; nothing else imports this module. Its routes read the stores the
+other parts own, through the ApiContext; it owns one of its own, the batches by HJ 1276 label
+id (streams/labels), which its processor fills from the terminals' registrations.
 """
 
 from __future__ import annotations
@@ -11,22 +12,25 @@ from fastapi import APIRouter
 
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext, Worker
+from hazwatch.streams.labels.processor import LabelProcessor
+from hazwatch.streams.labels.store import LabelStore
 
 
 class ScreenPart:
     name = "screen"
 
     def __init__(self, ctx: PartContext) -> None:
-        del ctx  # nothing to build: the screen reads what the other parts stored
+        self.labels = LabelStore(ctx.db)
+        self._processor = LabelProcessor(self.labels)
 
     def processors(self) -> list[StreamProcessor]:
-        return []
+        return [self._processor]
 
     def routers(self) -> list[APIRouter]:
         return routers()
 
     def api_stores(self) -> dict[str, object]:
-        return {}
+        return {"labels": self.labels}
 
     def workers(self) -> list[Worker]:
         return []

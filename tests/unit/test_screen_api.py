@@ -43,6 +43,8 @@ from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import STAGES, Tracker
 from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.labels.processor import LabelProcessor
+from hazwatch.streams.labels.store import LabelStore
 from hazwatch.streams.video.store import EvidenceStore, snapshot_dir
 from tests.samples import REGISTRY_FILE, custody_limits
 
@@ -66,6 +68,8 @@ class World:
         self.processor = CustodyProcessor(
             tracker, self.decode_ctx, self.alerts, self.custody, limits=custody_limits()
         )
+        self.labels = LabelStore(self.db)
+        self.label_processor = LabelProcessor(self.labels)
         self.plan: Plan = plan(12, 3, seed=3)
         self.process(self.plan.messages)
         self.points = PointStore(folder / "points.db")
@@ -103,6 +107,7 @@ class World:
             air=self.air,
             evidence=self.evidence,
             deadletters=self.deadletters,
+            labels=self.labels,
         )
         modules = (wiring_alerts, wiring_custody, wiring_air, wiring_video, wiring_screen)
         self.app: FastAPI = create_app(self.ctx, [r for m in modules for r in m.routers()])
@@ -111,6 +116,7 @@ class World:
     def process(self, messages: Any) -> None:
         decoded = [decode(m.topic, m.payload, self.decode_ctx, now_ns=self.now) for m in messages]
         self.processor.process(decoded, self.now)
+        self.label_processor.process(decoded, self.now)
 
     def write_points(self, decoded: Any) -> None:
         lines = [p.to_line() for d in decoded for p in d.points]
@@ -397,12 +403,21 @@ def test_find_a_batch_by_code_epc_manifest_and_label_id(world: World) -> None:
     assert [(m["batch"], m["matched"]) for m in by_epc] == [(batch, "epc")]
     listed = _get(world, "/api/batches/find", q=truth.manifest)["matches"]
     assert batch in {m["batch"] for m in listed} and {m["matched"] for m in listed} == {"manifest"}
-    world.write_lines(
-        f"waste_batch,batch={batch},site=jy-0012,terminal=t1,waste_code={truth.waste_code} "
-        f'epc="{truth.epc}",label_id="{LABEL_ID}",form="liquid" {world.now}'
+    # the terminal's registration with its HJ 1276 label id, as the service decodes it: the
+    # labels processor keeps it in the state store, where the search finds it (once, however
+    # often the registration is delivered)
+    sent = next(
+        m for m in world.plan.messages if m.topic.endswith("/batch") and batch.encode() in m.payload
+    )
+    labelled_payload = orjson.dumps({**orjson.loads(sent.payload), "label_id": LABEL_ID})
+    world.label_processor.process(
+        [decode(sent.topic, labelled_payload, world.decode_ctx, now_ns=world.now)] * 2, world.now
     )
     labelled = _get(world, "/api/batches/find", q=LABEL_ID)["matches"]
     assert [(m["batch"], m["matched"]) for m in labelled] == [(batch, "label_id")]
+    assert world.labels.batches(LABEL_ID) == [batch]
+    other = LABEL_ID[:-1] + "9"
+    assert _get(world, "/api/batches/find", q=other)["matches"] == []
     assert _get(world, "/api/batches/find", q="NO-SUCH-BATCH")["matches"] == []
 
 
@@ -426,6 +441,92 @@ def test_timeline_of_a_broken_batch_points_at_the_rule_and_its_event(world: Worl
     assert {a["rule"] for a in doc["alerts"]} >= {v["rule"] for v in doc["violations"]} & {
         a["rule"] for a in doc["alerts"]
     }
+
+
+def _every_custody_finding() -> list[tuple[str, str]]:
+    """(rule, sentence) of every custody rule, each from its smallest story as the custody
+    rules' own tests tell it (tests/unit/test_custody_rules.py), judged by the real Tracker."""
+    from hazwatch.devices.registry import load_file
+    from hazwatch.streams.custody.processor import geography
+    from hazwatch.streams.custody.rules import NS_PER_DAY, Read
+    from tests.unit import test_custody_rules as told
+
+    # (inputs, judged this long after T0, then checked this long after T0 or not)
+    stories: list[tuple[list[Any], int, int | None]] = []
+    honest = told.HONEST
+    late = 800 * NS_PER_DAY
+    for steps, kwargs, check in [
+        ((honest[1], *honest[2:]), {}, None),  # skipped_stage
+        ((*honest[:4], ("tr-01", "veh-01", 750), honest[4]), {}, None),  # backward_stage
+        ((*honest, ("jy-0012", "gate-03", 2000)), {}, None),  # disposed_tag
+        (honest, {"recv_kg": 90.0}, None),  # weight_mismatch
+        ((*honest[:3], ("dp-02", "rg-2", 700), ("dp-02", "line-2", 800)), {}, None),
+        ((honest[0], ("kf-99", "in-9", 70), *honest[1:]), {}, None),  # cloned_tag
+        ((*honest[:3], ("dp-01", "rg-1", 2100), ("dp-01", "line-1", 2160)), {}, None),
+        ((honest[0], ("jy-0012", "gate-04", 366 * 1440)), {}, None),  # left storage late
+        (honest, {"gen_kg": 3100.0, "recv_kg": 3100.0}, None),  # storage_over_capacity
+        (honest[:1], {}, late),  # still in storage
+        (honest[:3], {}, late),  # never received
+    ]:
+        stories.append((told.story(steps=steps, **kwargs), late, check))
+    late_b = tuple((s, r, m + 24 * 60) if m >= 600 else (s, r, m) for s, r, m in honest)
+    first = told.story("A", "E20000000000000000000A01", manifest=("A", "B"))
+    second = "B", "E20000000000000000000B01"
+    stories += [
+        (first + told.story(*second, manifest=("A", "B"), steps=late_b), 5 * NS_PER_DAY, None),
+        (
+            first + told.story(*second, manifest=("A", "B"), steps=honest[:1]),
+            11 * told.NS_PER_H,
+            14 * told.NS_PER_H,
+        ),
+        ([Read("x1", "AAAABBBBCCCC", "jy-0012", "gate-03", "storage_in", told.T0)], 0, late),
+    ]
+    registry_file = Path(told.__file__).parents[1] / "data" / "registry.toml"
+    geo = geography(load_file(registry_file), told.LIMITS)
+    found: list[tuple[str, str]] = []
+    for items, judged_ns, check_ns in stories:
+        tracker = Tracker(geo)
+        raised = list(tracker.apply(items, told.T0 + judged_ns).raised)
+        if check_ns is not None:
+            raised += tracker.check(told.T0 + check_ns).raised
+        found += [(v.rule, v.message) for v in raised]
+    return found
+
+
+def test_every_custody_finding_reads_in_chinese_and_english() -> None:
+    from hazwatch.api.violation_text import SENTENCES, detail
+    from hazwatch.streams.custody.rules import RULES
+
+    found = _every_custody_finding()
+    assert {rule for rule, _ in found} == set(RULES)  # every rule, and each sentence of it:
+    for sentence in SENTENCES:
+        assert any(r == sentence.rule and sentence.pattern.match(m) for r, m in found), sentence
+    for rule, message in found:
+        said = detail(rule, message)
+        assert said["read"], (rule, message)
+        zh = str(said["zh"])
+        assert re.search(r"[\u4e00-\u9fff]", zh), said
+        # nothing of the English sentence left in the Chinese: only its ids, numbers and units
+        ids = {
+            w
+            for token in message.split()
+            if re.search(r"[0-9/-]|^[0-9A-F]{8,}$", token)
+            for w in re.findall(r"[A-Za-z_]+", token)
+        }
+        words = set(re.findall(r"[A-Za-z_]+", message)) - ids - {"kg", "km", "h"}
+        assert not words & set(re.findall(r"[A-Za-z_]+", zh)), (zh, message)
+        assert said["en"] and " _" not in str(said["en"]) and "IN_TRANSIT" not in str(said["en"])
+    said = detail("weight_mismatch", "a sentence the rules do not write")
+    assert said == {"zh": "a sentence the rules do not write", "en": said["en"], "read": False}
+
+
+def test_timeline_gives_each_finding_in_both_languages(world: World) -> None:
+    batch, _ = sorted(world.plan.broken().items())[0]
+    doc = _get(world, f"/api/batches/{batch}/timeline")
+    for violation in doc["violations"]:
+        assert violation["detail"]["read"] and violation["detail"]["zh"] != violation["message"]
+    for alert in doc["alerts"]:
+        assert set(alert["detail"]) == {"zh", "en", "read"}
 
 
 def test_timeline_weighs_every_weighing_against_generation(world: World) -> None:

@@ -3,7 +3,7 @@
 // broken chain shows the rule and the event it broke at, with the alert and its evidence.
 import { api, ApiError, boot, esc, onLang, params, startLive } from "./common.js";
 import {
-  apply, fmtNumber, fmtTs, locationName, ruleDescription, ruleName, severityName, stageName, t,
+  apply, fmtNumber, fmtTs, lang, locationName, ruleDescription, ruleName, severityName, stageName, t,
   verdictName,
 } from "./i18n.js";
 
@@ -30,6 +30,15 @@ boot(async (main) => {
       recent.map((b) => `<tr><td><a href="?batch=${encodeURIComponent(b.batch)}" data-batch="${esc(b.batch)}">${esc(b.batch)}</a></td>` +
         `<td>${esc(b.waste_code)}</td><td>${esc(stageName(b.stage))}</td><td class="verdict-${b.verdict}">${esc(verdictName(b.verdict))}</td>` +
         `<td>${b.rules.map((r) => esc(ruleName(r))).join("、")}</td><td>${esc(b.at_site)}</td></tr>`).join("") + "</tbody></table>";
+  };
+
+  // a rule's finding in the page's language (the API reads the rules' sentence: `detail`)
+  const said = (item) => (item.detail && item.detail[lang()]) || item.message;
+  // HJ 1276-2022's words for a registration's form and hazard codes
+  const regValue = (key, value) => {
+    if (key === "form") return t("form." + value) === "form." + value ? value : t("form." + value);
+    if (key === "hazard") return String(value).split(",").map((h) => (t("hazard." + h) === "hazard." + h ? h : `${t("hazard." + h)} (${h})`)).join("、");
+    return value;
   };
 
   const kv = (pairs) => `<dl class="kv">${pairs.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${v}</dd>`).join("")}</dl>`;
@@ -60,19 +69,19 @@ boot(async (main) => {
       }
       if (e.stage === "DISPATCHED" && doc.manifest) meta.push(`${esc(t("man.manifest"))}: ${esc(doc.manifest)}`);
       if (e.stage === "GENERATED" && doc.registration.handler) meta.push(`${esc(t("reg.handler"))}: ${esc(doc.registration.handler)}`);
-      const rule = v ? `<div class="rule" data-rule="${esc(v.rule)}">⚠ ${esc(ruleName(v.rule))}: ${esc(v.message)}</div>` : "";
+      const rule = v ? `<div class="rule" data-rule="${esc(v.rule)}">⚠ ${esc(ruleName(v.rule))}: ${esc(said(v))}</div>` : "";
       const snap = e.snapshot ? `<a href="${esc(e.snapshot.url)}" target="_blank"><img src="${esc(e.snapshot.url)}" alt="${esc(t("batch.snapshot"))} ${esc(e.snapshot.camera)}" loading="lazy"></a><small>${esc(t("batch.snapshot"))} ${esc(e.snapshot.camera)}</small>` : "";
       return `<li id="ev-${esc(e.event_id)}" class="${v ? "broken" : ""}" data-stage="${esc(e.stage)}"><div class="head"><span class="stage">${esc(stageName(e.stage))}</span>` +
         `<span>${esc(fmtTs(e.ts))} <small>${esc(t("zone.short"))}</small></span></div><div class="meta">${meta.map((m) => `<span>${m}</span>`).join("")}</div>${rule}${snap}</li>`;
     }).join("");
     const violations = doc.violations.length
       ? doc.violations.map((v) => `<div class="violation" data-rule="${esc(v.rule)}"><div class="name">${esc(ruleName(v.rule))}</div>` +
-          `<div><small>${esc(ruleDescription(v.rule))}</small></div><div>${esc(v.message)}</div>` +
+          `<div><small>${esc(ruleDescription(v.rule))}</small></div><div class="detail">${esc(said(v))}</div>` +
           `<div><small>${esc(t("batch.at"))} ${esc(fmtTs(v.at))} · <a href="#ev-${esc(v.event_id)}">${esc(v.event_id)}</a></small></div></div>`).join("")
       : `<p class="empty">${esc(t("none"))}</p>`;
     const alerts = doc.alerts.length
       ? `<table><tbody>${doc.alerts.map((a) => `<tr><td class="sev-${a.severity}">${esc(severityName(a.severity))}</td>` +
-          `<td><a href="/screen/alerts?alert=${encodeURIComponent(a.alert_id)}">${esc(ruleName(a.rule))}</a><br><small>${esc(a.message)}</small></td>` +
+          `<td><a href="/screen/alerts?alert=${encodeURIComponent(a.alert_id)}">${esc(ruleName(a.rule))}</a><br><small>${esc(said(a))}</small></td>` +
           `<td>${esc(t("astate." + a.state))}<br><small>${esc(fmtTs(a.opened))}</small></td>` +
           `<td>${a.evidence_url ? `<a href="${esc(a.evidence_url)}" target="_blank"><img src="${esc(a.evidence_url)}" alt="${esc(t("batch.evidence"))}" style="max-width:160px"></a>` : a.evidence ? `<a href="#ev-${esc(a.evidence)}">${esc(t("batch.evidence"))}</a>` : ""}</td></tr>`).join("")}</tbody></table>`
       : `<p class="empty">${esc(t("none"))}</p>`;
@@ -82,7 +91,7 @@ boot(async (main) => {
     for (const k of REG_KEYS) {
       if (reg[k] === undefined || reg[k] === null || reg[k] === "") continue;
       if (k === "category" && reg.category === reg.waste_category) continue; // the same, twice
-      regPairs.push([t("reg." + k), esc(reg[k])]);
+      regPairs.push([t("reg." + k), esc(regValue(k, reg[k]))]);
     }
     const man = doc.manifest_doc;
     const manPairs = man ? MAN_KEYS.filter((k) => man[k] !== undefined && man[k] !== null)
