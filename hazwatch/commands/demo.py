@@ -92,21 +92,25 @@ class _Fleets:
 class _ScreenFeeds:
     """What the screen's air and video pages show within a minute, as devices send it: the
     registry's air station (aq-07, HJ 212 minute data over MQTT) with its last day sent at once
-    and then a minute at a time, and two cameras at the disposal center's storage room, the
-    second covered for two minutes in every four (simulators/hj212_station.py, camera.py)."""
+    and then a minute at a time, two cameras at the disposal center's storage room, the
+    second covered for two minutes in every four (simulators/hj212_station.py, camera.py), and
+    the registry's door camera (cam-2, watching the storage door gate-03) uploading a snapshot
+    every half minute, so each batch's storing has the door as its camera saw it
+    (simulators/door_camera.py: no camera extra needed)."""
 
     AIR = ("aq-07", "41900100000007", 2.4)  # the demo registry's station, a dirty site
     VIDEO_SITE = "dp-01"
     VIDEO_ROUND_S = 240.0
+    DOOR_CAMERA = "cam-2"
 
-    def __init__(self, mqtt_url: str) -> None:
-        self.url = mqtt_url
+    def __init__(self, mqtt_url: str, api: str = "", token: str = "") -> None:
+        self.url, self.api, self.token = mqtt_url, api, token
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
-        for target in (self._air, self._video):
+        for target in (self._air, self._video, self._door):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -159,6 +163,17 @@ class _ScreenFeeds:
                 self.errors.append(f"cameras: {exc}")
                 self._stop.wait(5)
             round_no += 1
+
+    def _door(self) -> None:
+        from hazwatch.simulators.door_camera import DoorCamera
+
+        door = DoorCamera(self.api, DEMO_SITE, self.DOOR_CAMERA, token=self.token)
+        while not self._stop.is_set():
+            try:
+                door.upload(time.time_ns())
+            except Exception as exc:  # the service going down: said, and tried again
+                self.errors.append(f"door camera: {exc}")
+            self._stop.wait(door.every_s)
 
 
 def _screen_url(host: str, port: int) -> str:
@@ -246,7 +261,7 @@ def demo(
     print(f"hazwatch demo: the screen is at {screen} (wall display: {screen}wall)", flush=True)
     fleets = _Fleets(embedded.url, rate, clocks)
     fleets.start()
-    feeds = _ScreenFeeds(embedded.url)
+    feeds = _ScreenFeeds(embedded.url, screen.removesuffix("/screen/"), cfg.api_token)
     feeds.start()
 
     stop = threading.Event()

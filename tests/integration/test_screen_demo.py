@@ -61,8 +61,21 @@ def test_the_demo_prints_its_screen_first_and_fills_every_page(tmp_path: Path) -
                 lacking.append("overview: waste in storage")
             if not any(s["aqi"] for s in overview["air"]):
                 lacking.append("overview: an AQI")
-            if not overview["total"]["batches"]["by_verdict"]["broken"]:
+            broken = _json(api, "/api/batches", verdict="broken")
+            if not broken:
                 lacking.append("batch: a broken chain")
+            # a broken batch's page with the door camera's snapshot of its storing (cam-2,
+            # watching gate-03), the demo's door camera uploading as the edge agent does
+            shots = [
+                e["snapshot"]
+                for b in broken[-5:]
+                for e in _json(api, f"/api/batches/{b['batch']}/timeline")["events"]
+                if e["snapshot"]
+            ]
+            if not shots:
+                lacking.append("batch: the door camera's snapshot")
+            elif httpx.get(f"{api}{shots[0]['url']}", timeout=10).content[:2] != b"\xff\xd8":
+                lacking.append("batch: the snapshot's JPEG")
             if not _json(api, "/api/alerts", state="open")["total"]:
                 lacking.append("alerts")
             if len(_json(api, "/api/air/aq-07/hourly")) < 20:
