@@ -65,6 +65,37 @@ class ClockConfig:
     max_delay_ns: int = 30 * 86_400 * 10**9
 
 
+_ANY_LOW, _ANY_HIGH = -(2**63), 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Retime:
+    """A device's offset taken over (its first, or a new one after its clock stepped): what its
+    messages were read with before it is to be read with `reading` instead.
+
+    Which messages: those whose reading had a basis among `bases` and whose device time is
+    within [from_dev_ns, to_dev_ns]. Custody reads
+    its inputs of that device again by it (hazwatch.streams.custody.rules.Tracker.apply), so
+    a verdict is what it would have been had the offset been known from the start.
+    """
+
+    key: Key
+    reading: ClockReading
+    bases: tuple[str, ...]
+    from_dev_ns: int = _ANY_LOW
+    to_dev_ns: int = _ANY_HIGH
+
+    def applies(self, device_ns: int, basis: str) -> bool:
+        """Whether a message of this device, at `device_ns` by its own clock and read with an
+        offset of `basis`, was read with what this offset replaces."""
+        return basis in self.bases and self.from_dev_ns <= device_ns <= self.to_dev_ns
+
+
+# Retimes kept per device until custody takes them (more would be several steps in a row,
+# of which the oldest are dropped: custody takes them with every ingest batch)
+MAX_RETIMES = 4
+
+
 @dataclass(frozen=True, slots=True)
 class ClockEstimate:
     """One device's clock as the API and /metrics show it."""
@@ -101,6 +132,7 @@ class _Clock:
         "run_max_dev",
         "run_min",
         "run_min_at",
+        "run_min_dev",
         "run_start",
         "samples",
         "since_ns",
@@ -124,6 +156,7 @@ class _Clock:
         self.above_n = 0  # how many (0: the newest sample was within the band)
         self.run = 0  # 0: none; +1: samples above the band (clock set back), -1: below
         self.run_start = self.run_count = self.run_min = self.run_min_at = self.run_max_dev = 0
+        self.run_min_dev = 0
         self.reading: ClockReading | None = None
 
 
@@ -142,6 +175,7 @@ class DeviceClocks:
         self._bucket_ns = max(1, c.window_ns // max(1, c.buckets))
         self._clocks: dict[Key, _Clock] = {}
         self._dirty: set[Key] = set()
+        self._retimes: dict[Key, list[Retime]] = {}  # until taken (take_retimes)
 
     def __len__(self) -> int:
         return len(self._clocks)
@@ -194,9 +228,11 @@ class DeviceClocks:
                 and device_ns - clock.above_dev >= cfg.window_ns
                 and clock.above_n >= cfg.min_samples
             ):
+                # read with the old minimum as delays: now they are read with the new one
                 self._take(
-                    key, clock, clock.above_min, clock.above_since, clock.above_n, received_ns
-                )
+                    key, clock, clock.above_min, clock.above_since, clock.above_n, received_ns,
+                    (WINDOW,), clock.above_dev, device_ns,
+                )  # fmt: skip
                 clock.max_dev = device_ns
                 return self._reading(clock)
             return self._settling(key, clock, received_ns)
@@ -240,6 +276,7 @@ class DeviceClocks:
             clock.established = True
             clock.reading = None
             self._dirty.add(key)
+            self._retime(Retime(key, self._reading(clock), (NONE,)))
         return self._reading(clock)
 
     def _reading(self, clock: _Clock) -> ClockReading:
@@ -257,10 +294,12 @@ class DeviceClocks:
             clock.run_start = clock.run_min_at = received_ns
             clock.run_count = 0
             clock.run_min = d
-            clock.run_max_dev = device_ns
+            clock.run_max_dev = clock.run_min_dev = device_ns
         clock.run_count += 1
         if device_ns > clock.run_max_dev:
             clock.run_max_dev = device_ns
+        if device_ns < clock.run_min_dev:
+            clock.run_min_dev = device_ns
         if d < clock.run_min - cfg.step_ns:
             clock.run_min_at = received_ns  # still falling: a backlog draining, not a step
         if d < clock.run_min:
@@ -270,7 +309,10 @@ class DeviceClocks:
             and received_ns - clock.run_start >= cfg.settle_ns
             and received_ns - clock.run_min_at >= cfg.settle_ns // 2
         ):
-            self._take(key, clock, clock.run_min, clock.run_start, clock.run_count, received_ns)
+            self._take(
+                key, clock, clock.run_min, clock.run_start, clock.run_count, received_ns,
+                (STEP,), clock.run_min_dev, max(clock.run_max_dev, device_ns),
+            )  # fmt: skip
             clock.max_dev = clock.run_max_dev
             return self._reading(clock)
         if not clock.established:
@@ -282,9 +324,22 @@ class DeviceClocks:
         return ClockReading(d, abs(late), STEP)  # the other way, or too late: its receive time
 
     def _take(
-        self, key: Key, clock: _Clock, offset: int, since_ns: int, samples: int, now_ns: int
+        self,
+        key: Key,
+        clock: _Clock,
+        offset: int,
+        since_ns: int,
+        samples: int,
+        now_ns: int,
+        bases: tuple[str, ...],
+        from_dev_ns: int,
+        to_dev_ns: int,
     ) -> None:
-        """A new offset takes over: the window starts again from it."""
+        """A new offset takes over: the window starts again from it. The messages read before
+        by what it replaces (`bases`, device times from_dev_ns…to_dev_ns; before the first
+        offset, every message: none had one) are to be read by it (`take_retimes`)."""
+        if not clock.established:
+            bases, from_dev_ns, to_dev_ns = (NONE,), _ANY_LOW, _ANY_HIGH
         clock.est = offset
         clock.min_at = clock.run_min_at if clock.run else now_ns
         clock.buckets = [[now_ns // self._bucket_ns, offset]]
@@ -297,6 +352,18 @@ class DeviceClocks:
         clock.above_n = 0
         clock.reading = None
         self._dirty.add(key)
+        self._retime(Retime(key, self._reading(clock), bases, from_dev_ns, to_dev_ns))
+
+    def _retime(self, retime: Retime) -> None:
+        kept = self._retimes.setdefault(retime.key, [])
+        kept.append(retime)
+        del kept[:-MAX_RETIMES]
+
+    def take_retimes(self) -> list[Retime]:
+        """The offsets taken over since the last call, oldest first per device: custody reads
+        the messages they replace again by them (in the order given)."""
+        taken, self._retimes = self._retimes, {}
+        return [r for key in sorted(taken) for r in taken[key]]
 
     # what decoding asks ---------------------------------------------------------------
     def lead_ns(self, key: Key) -> int:
@@ -380,6 +447,7 @@ class DeviceClocks:
         for key in keys:
             self._clocks.pop(key, None)
             self._dirty.discard(key)
+            self._retimes.pop(key, None)
 
     def unseen_since(self, before_ns: int) -> list[Key]:
         """Devices whose newest message was received before `before_ns`."""

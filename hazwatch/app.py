@@ -113,6 +113,7 @@ class HazwatchService:
         (self.video,) = [part for part in self.parts if isinstance(part, VideoPart)]
         # device clocks, measured by the pipeline from every message (the clocks part's)
         (clocks,) = [part for part in self.parts if isinstance(part, ClocksPart)]
+        custody.follow_clocks(clocks.estimator)  # what it took before an offset was known
         processors: list[StreamProcessor] = [p for part in self.parts for p in part.processors()]
         self.spool = Spool(settings.spool_dir, settings.spool_max_mb * 1024 * 1024)
         self.pipeline = IngestPipeline(

@@ -33,7 +33,8 @@ DEMO_SITE = "jy-0012"  # the producer site of the demo registry
 # NTP drifts. A scale's time orders nothing in custody, so its verdicts stay right while the
 # offset is being measured; `--clock gate-03=-120s` (a slow storage-in door) or
 # `--clock veh-01=reboot@90` (the vehicle's reader back at 2000-01-01) show custody ordering
-# by measured clocks too, and what is judged before an offset is known.
+# by measured clocks too: what was judged before the offset was known (broken, for a door 2
+# minutes slow) is judged again once it is, and its alerts resolve by themselves.
 DEMO_CLOCKS = ("s1=-120s",)
 # The fleet's families beside the custody story (whose terminal, scales and readers are the
 # registry's): its readers are outside the registry, so only their clocks and reads show.

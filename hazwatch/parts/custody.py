@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from hazwatch.devices.clock_offset import DeviceClocks
 from hazwatch.devices.family import DecodeContext
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
@@ -30,6 +31,11 @@ class CustodyPart:
         self._processor = CustodyProcessor(
             self.tracker, self.registry, ctx.alerts, self.store, limits=ctx.settings.custody
         )
+
+    def follow_clocks(self, clocks: DeviceClocks) -> None:
+        """The devices' clocks the pipeline measures (the clocks part's): an offset taken over
+        reads again what custody took from its device before (CustodyProcessor)."""
+        self._processor.clocks = clocks
 
     @property
     def decode_context(self) -> DecodeContext:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.alerts.rules import severities
 from hazwatch.base.points import Point
-from hazwatch.devices.clock_offset import UNCLOCKED
+from hazwatch.devices.clock_offset import UNCLOCKED, DeviceClocks, Retime
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
 from hazwatch.devices.rfid import RfidRead, reads_of
@@ -174,6 +174,7 @@ def to_inputs(
                     clock_offset_ns=offset,
                     clock_error_ns=error,
                     clock_basis=basis,
+                    device=topic.device,
                 )
             )
     inputs.extend(Reads(*key[:3], reads, *key[3:]) for key, reads in groups.items())
@@ -199,10 +200,16 @@ class CustodyProcessor:
         store: CustodyStore | None = None,
         *,
         limits: CustodyLimits | None = None,
+        clocks: DeviceClocks | None = None,
     ) -> None:
         """`limits`: the custody settings' tolerances (hazwatch.settings `custody`), the
-        defaults without them."""
+        defaults without them. `clocks`: the devices' clocks the ingest pipeline measures
+        (the clocks part's): when one's offset is taken over (first known, or new after a
+        step), what custody took from that device before is read again by it."""
         self.tracker = tracker
+        self.clocks = clocks
+        # offsets taken over, applied with the next commit (kept until one succeeds)
+        self._retimes: list[Retime] = []
         self.registry = registry
         self.limits = limits if limits is not None else CustodyLimits()
         self.alerts = alerts
@@ -296,16 +303,39 @@ class CustodyProcessor:
             if self._rederive:
                 self.rederive(now_ns)
             inputs = to_inputs(messages, self.registry, grouped=True)
-            if not inputs:
+            retimes = self._take_retimes()
+            if not inputs and not retimes:
                 return []
-            return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)
+            found = self._exchange(
+                inputs, lambda: self.tracker.apply(inputs, now_ns, retimes), now_ns
+            )
+            self._retimes = []
+            return found
 
     def tick(self, now_ns: int) -> list[Point]:
         with self._lock:
             self._sync_geography()
             if self._rederive:
                 self.rederive(now_ns)
-            return self._exchange([], lambda: self.tracker.check(now_ns), now_ns, tick=True)
+            retimes = self._take_retimes()
+
+            def own() -> Changes:
+                changes = self.tracker.apply([], now_ns, retimes) if retimes else Changes()
+                changes.merge(self.tracker.check(now_ns))
+                return changes
+
+            found = self._exchange([], own, now_ns, tick=True)
+            self._retimes = []
+            return found
+
+    def _take_retimes(self) -> list[Retime]:
+        """The offsets taken over since the last commit, of the devices custody takes inputs
+        from (the others' are no business of custody's)."""
+        if self.clocks is not None:
+            self._retimes += [
+                r for r in self.clocks.take_retimes() if r.key[1] in ("rfid", "terminal", "scale")
+            ]
+        return list(self._retimes)
 
     def rederive(self, now_ns: int) -> None:
         """Replace every stored event, diagnostic and verdict by what the stored inputs give
@@ -386,19 +416,23 @@ class CustodyProcessor:
                 final = {b: self._judgement(b) for b in (*caught_judged, *judged)}
                 written = self._rows(changes)
                 checkpoint = None
-                if tick or self._unsaved_reads >= CHECKPOINT_READS:
+                # inputs a clock retimed: written whole now (the passes too: the reads logged
+                # before are no longer at their times), and every other worker rebuilds
+                if tick or self._unsaved_reads >= CHECKPOINT_READS or changes.retimed:
                     self._catch_rows_up(written)
                     made, gone, legacy = self.tracker.take_passes()
                     was_made, was_gone, was_legacy = self._carried
                     checkpoint = Checkpoint(
-                        was_made + made, was_gone + gone, now_ns, was_legacy + legacy
-                    )
+                        was_made + made, was_gone + gone, now_ns, was_legacy + legacy,
+                        rebuild=changes.retimed,
+                    )  # fmt: skip
                     self._unsaved_reads = 0
                 others = [i for i in inputs if not isinstance(i, Reads)]
                 if (
                     final
                     or others
                     or changes.reads
+                    or changes.retimed
                     or written.events
                     or written.notes
                     or (checkpoint is not None and (checkpoint.passes or checkpoint.gone))
@@ -408,6 +442,7 @@ class CustodyProcessor:
                     # already), the verdicts of every batch it judged, the reads it took
                     written.batches = final
                     written.reads = changes.reads
+                    written.moved = changes.moved
                     written.readers = self.tracker.take_readers()
                     store.write(others, written, now_ns, clock + 1, checkpoint)
                     self.seen_seq = clock + 1

@@ -10,13 +10,14 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeVar
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of
+from hazwatch.devices.clock_offset import Retime
 from hazwatch.devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG
 from hazwatch.devices.topics import ROOT
 from hazwatch.streams.custody.settings import CustodyLimits
@@ -205,6 +206,7 @@ class ManifestInfo:
     clock_offset_ns: int = 0  # the terminal's clock, as a Registration's
     clock_error_ns: int = 0
     clock_basis: str = "none"
+    device: str = ""  # the terminal that sent it ("": stored before it was kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +384,10 @@ class Changes:
     grown: dict[str, set[str]] = field(default_factory=dict)
     # for the store: readers whose horizon moved (Tracker.take_readers)
     readers: list[tuple[str, str, int, int, int]] = field(default_factory=list)
+    # a device's clock measured since (Tracker.apply's retimes) moved these inputs: the store
+    # rewrites their rows; `retimed`: anything moved (its passes too, written at a checkpoint)
+    moved: list[Registration | Weighing | ManifestInfo] = field(default_factory=list)
+    retimed: bool = False
 
     def merge(self, other: Changes) -> None:
         rows = (self.batches.keys() - self.events_only) | (other.batches.keys() - other.events_only)
@@ -398,6 +404,8 @@ class Changes:
         self.notes.update(other.notes)
         self.dropped_notes = (self.dropped_notes - other.notes.keys()) | other.dropped_notes
         self.reads.extend(other.reads)
+        self.moved.extend(other.moved)
+        self.retimed = self.retimed or other.retimed
 
 
 @dataclass(frozen=True, slots=True)
@@ -1443,6 +1451,88 @@ def _row(j: Judgement) -> tuple[object, ...]:
     return (j.epc, j.waste_code, j.stage, j.since_ns, j.verdict, j.violations, j.manifest, j.site)
 
 
+# ---------------------------------------------------------------- clocks measured late
+
+_Timed = TypeVar("_Timed", bound=Registration | ManifestInfo | Weighing | Read)
+# the device family each input comes from, whose clock it was stamped by
+_FAMILY: dict[type, str] = {
+    Registration: "terminal", ManifestInfo: "terminal", Weighing: "scale", Read: "rfid"
+}  # fmt: skip
+
+
+def _moved(item: _Timed, retime: Retime) -> _Timed | None:
+    """The input as its device's clock, measured now, says it was (None: not one it moves)."""
+    if not retime.applies(item.ts_ns - item.clock_offset_ns, item.clock_basis):
+        return None
+    reading = retime.reading
+    return replace(
+        item,
+        ts_ns=item.ts_ns - item.clock_offset_ns + reading.offset_ns,
+        clock_offset_ns=reading.offset_ns,
+        clock_error_ns=reading.error_ns,
+        clock_basis=reading.basis,
+    )
+
+
+def _retimed_passes(group: PassSet, retime: Retime) -> PassSet | None:
+    """A reader's passes of one EPC with those the retime moves at their new times, merged
+    again by them (None: it moves none). A pass's reads share its first read's clock."""
+    reading = retime.reading
+    items: list[Pass] = []
+    for p in group.items:
+        if retime.applies(p.first_ns - p.clock_offset_ns, p.clock_basis):
+            shift = reading.offset_ns - p.clock_offset_ns
+            p = p._replace(
+                first_ns=p.first_ns + shift, last_ns=p.last_ns + shift, peak_ns=p.peak_ns + shift,
+                clock_offset_ns=reading.offset_ns, clock_error_ns=reading.error_ns,
+                clock_basis=reading.basis,
+            )  # fmt: skip
+        items.append(p)
+    if items == group.items:
+        return None
+    again = PassSet(group.gap_ns, track=group.arrived is not None)
+    for i, p in enumerate(items):
+        if group.arrived is not None and group.alerted is not None:
+            again.add(p, group.arrived[i], group.alerted[i])
+        else:
+            again.add(p)
+    # the rows of the passes as they were go, those of the passes now are written
+    again.gone = group.gone | set(group.firsts)
+    again.legacy = group.legacy
+    return again
+
+
+def retimed_inputs(inputs: Iterable[Input], retimes: Sequence[Retime]) -> list[Input]:
+    """Inputs as the retimes (in their order) say their devices' clocks were: those taken
+    with what a retime replaces at the times its offset gives (`Reads` split where only some
+    of its reads are)."""
+    out: list[Input] = []
+    for item in inputs:
+        for retime in retimes:
+            site, family, device = retime.key
+            if isinstance(item, Reads):
+                if family != "rfid" or (item.site, item.device) != (site, device):
+                    continue
+                basis = item.clock_basis
+                hit = [r for r in item.reads if retime.applies(r[1], basis)]
+                if not hit:
+                    continue
+                reading = retime.reading
+                if len(hit) < len(item.reads):
+                    rest = [r for r in item.reads if not retime.applies(r[1], basis)]
+                    out.append(replace(item, reads=rest))
+                item = Reads(
+                    item.site, item.device, item.location, hit, reading.offset_ns,
+                    reading.error_ns, reading.basis,
+                )  # fmt: skip
+            elif isinstance(item, SeenPass):
+                continue  # stored passes are moved in the tracker (Tracker._retime)
+            elif (item.site, item.device) == (site, device) and family == _FAMILY[type(item)]:
+                item = _moved(item, retime) or item
+        out.append(item)
+    return out
+
+
 # ---------------------------------------------------------------- the tracker
 
 
@@ -1492,7 +1582,9 @@ class Tracker:
         self._unsaved: dict[tuple[str, str, str, str], PassSet] = {}
 
     # inputs --------------------------------------------------------------
-    def apply(self, inputs: Iterable[Input], now_ns: int) -> Changes:
+    def apply(
+        self, inputs: Iterable[Input], now_ns: int, retimes: Sequence[Retime] = ()
+    ) -> Changes:
         """Take inputs in any order; a repeated event id (a repeated read of `Reads`: the
         same reader, EPC and device time, among the last RECENT_READS) changes nothing.
 
@@ -1500,11 +1592,18 @@ class Tracker:
         `now_ns`), so replaying old messages fast raises no overdue alert that their own next
         message would clear; `check` judges them at `now_ns` itself. `now_ns` is also when
         the inputs arrived: the readers' horizons (`horizon`) count their silence from it.
+
+        `retimes`: devices whose clock offset was taken over since the last call (its first
+        measured, or a new one after the clock stepped: hazwatch.devices.clock_offset), first
+        applied to what was taken before (`_retime`), then to these inputs.
         """
         dirty: set[str] = set()
         # batches whose reads only extended passes going on → those passes, by key
         grown: dict[str, dict[PassKey, Pass]] = {}
         changes = Changes()
+        if retimes:
+            self._retime(retimes, dirty, changes)
+            inputs = retimed_inputs(inputs, retimes)
         for item in inputs:
             if isinstance(item, Reads):
                 self._take_reads(item, now_ns, dirty, grown, changes)
@@ -1593,6 +1692,100 @@ class Tracker:
         changes.merge(self._rejudge(dirty, at_ns))
         changes.raised.extend(self._orphans_due(now_ns))
         return changes
+
+    # device clocks measured after their messages were taken --------------------------
+    def _retime(self, retimes: Sequence[Retime], dirty: set[str], changes: Changes) -> None:
+        """Read again by each retime's offset what was taken from its device by what that
+        offset replaces (Retime.applies): its passes (at a reader), registrations and
+        manifests (at a terminal), weighings (at a scale) move to the times the offset gives,
+        and their batches are judged again (`dirty`). Every verdict is a function of its
+        inputs' times, so it becomes what it would have been had the offset been known from
+        the start: one broken by a time the device's clock got wrong is judged right, and its
+        alerts clear (CustodyProcessor._alert). The passes of a reader are merged again by
+        their new times, into the reads taken after (the caller applies those after this).
+        """
+        for retime in retimes:
+            site, family, device = retime.key
+            if family == "rfid":
+                self._retime_reader(retime, dirty, changes)
+            elif family == "terminal":
+                for batch_id, state in self.batches.items():
+                    info = state.info
+                    if (info.site, info.device) == (site, device):
+                        moved = _moved(info, retime)
+                        if moved is not None:
+                            state.info = moved
+                            changes.moved.append(moved)
+                            dirty.add(batch_id)
+                for manifest_id, manifest in list(self.manifests.items()):
+                    if (manifest.site, manifest.device) == (site, device):
+                        moved_manifest = _moved(manifest, retime)
+                        if moved_manifest is not None:
+                            self.manifests[manifest_id] = moved_manifest
+                            changes.moved.append(moved_manifest)
+                            dirty.update(b for b in manifest.batches if b in self.batches)
+            elif family == "scale":
+                for batch_id, state in self.batches.items():
+                    if self._retime_weighings(state.weighings, retime, changes):
+                        dirty.add(batch_id)
+                for weighings in self.orphan_weighings.values():
+                    self._retime_weighings(weighings, retime, changes)
+        changes.retimed = changes.retimed or bool(dirty) or bool(changes.moved)
+        for item in changes.moved:
+            if item.ts_ns > self.watermark_ns:
+                self.watermark_ns = item.ts_ns
+
+    def _retime_weighings(
+        self, weighings: dict[str, Weighing], retime: Retime, changes: Changes
+    ) -> bool:
+        site, _, device = retime.key
+        found = False
+        for event_id, weighing in list(weighings.items()):
+            if (weighing.site, weighing.device) == (site, device):
+                moved = _moved(weighing, retime)
+                if moved is not None:
+                    weighings[event_id] = moved
+                    changes.moved.append(moved)
+                    found = True
+        return found
+
+    def _retime_reader(self, retime: Retime, dirty: set[str], changes: Changes) -> None:
+        """A reader's passes at their new times, merged again; its newest read and horizon
+        (when a pass there has ended) follow them, back too (a fast clock's ran ahead)."""
+        site, _, device = retime.key
+        newest: int | None = None
+        moved_any = False
+        places: list[tuple[str | None, str, dict[tuple[str, str, str], PassSet]]] = [
+            (batch_id, state.info.epc, state.passes) for batch_id, state in self.batches.items()
+        ]
+        places += [(None, epc, groups) for epc, groups in self.orphans.items()]
+        for batch_id, epc, groups in places:
+            for at, group in groups.items():
+                if at[0] != site or at[1] != device:
+                    continue
+                again = _retimed_passes(group, retime)
+                if again is not None:
+                    if batch_id is not None:
+                        if batch_id in self._stale:
+                            self._flush(batch_id)  # by the roles it was made with
+                        dirty.add(batch_id)
+                    groups[at] = again
+                    self._unsaved[(epc, *at)] = again
+                    group = again
+                    moved_any = True
+                last = max((p.last_ns for p in group.items), default=None)
+                if last is not None and (newest is None or last > newest):
+                    newest = last
+        if not moved_any:
+            return
+        changes.retimed = True
+        state = self.readers.get((site, device))
+        if state is not None and newest is not None:
+            state[0] = newest
+            self._horizons.pop((site, device), None)  # made again from it (_advance)
+            self._readers_moved.add((site, device))
+        if newest is not None and newest > self.watermark_ns:
+            self.watermark_ns = newest
 
     def _take_reads(
         self,

@@ -126,6 +126,10 @@ MIGRATIONS = [
     "PRIMARY KEY (site, device))",
     # v6: a checkpoint deletes the custody_input reads of an EPC whose passes it writes whole
     "CREATE INDEX custody_input_epc ON custody_input (epc)",
+    # v7: a device's clock measured after custody took its inputs moves them (rows rewritten
+    # in place, Changes.moved, and its passes at a checkpoint): a worker that caught up to
+    # before rebuild_seq rebuilds from the store instead of applying what came after
+    "ALTER TABLE custody_mark ADD COLUMN rebuild_seq BIGINT NOT NULL DEFAULT 0",
 ]
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
@@ -213,6 +217,8 @@ class Checkpoint:
     # (EPC, site, reader, location) whose reads stored as custody_input rows (before v5, or
     # given as Read) the passes hold now: those rows go
     legacy: Sequence[tuple[str, str, str, str]] = ()
+    # stored inputs moved (a device's clock measured since): other workers rebuild from it
+    rebuild: bool = False
 
 
 def encode_reads(groups: Sequence[Reads]) -> str:
@@ -393,9 +399,42 @@ class CustodyStore:
                 "horizon_ns = excluded.horizon_ns",
                 changes.readers,
             )
+        if changes.moved:
+            self._moved(changes.moved, seq)
         if checkpoint is not None:
             self._checkpoint(checkpoint, seq)
         self.db.execute("UPDATE custody_clock SET seq = ? WHERE id = 1", (seq,))
+
+    def _moved(self, moved: Sequence[Registration | Weighing | ManifestInfo], seq: int) -> None:
+        """Rewrite the rows of inputs whose times a device's clock, measured since, moved."""
+        batches, weighings, manifests = [], [], []
+        for item in moved:
+            if isinstance(item, Registration):
+                info = json.dumps(_plain(item), ensure_ascii=False)
+                batches.append((info, item.ts_ns, seq, item.batch))
+            elif isinstance(item, Weighing):
+                weighings.append(
+                    (item.ts_ns, item.clock_offset_ns, item.clock_error_ns, item.clock_basis,
+                     seq, item.event_id)
+                )  # fmt: skip
+            else:
+                body = json.dumps({**_plain(item), "batches": list(item.batches)})
+                manifests.append((item.ts_ns, body, seq, item.manifest))
+        if batches:
+            self.db.executemany(
+                "UPDATE custody_batch SET info = ?, ts_ns = ?, seq = ? WHERE batch = ?", batches
+            )
+        if weighings:
+            self.db.executemany(
+                "UPDATE custody_input SET ts_ns = ?, clock_offset_ns = ?, clock_error_ns = ?, "
+                "clock_basis = ?, seq = ? WHERE event_id = ?",
+                weighings,
+            )
+        if manifests:
+            self.db.executemany(
+                "UPDATE custody_manifest SET ts_ns = ?, body = ?, seq = ? WHERE manifest = ?",
+                manifests,
+            )
 
     def _checkpoint(self, checkpoint: Checkpoint, seq: int) -> None:
         """Write the passes whole, take every log row up to `seq` as in them, and delete the
@@ -437,6 +476,8 @@ class CustodyStore:
             self.db.execute("DELETE FROM custody_read_log WHERE seq <= ?", (cutoff,))
             self.db.execute("UPDATE custody_mark SET pruned_seq = ? WHERE id = 1", (cutoff,))
         self.db.execute("UPDATE custody_mark SET checkpoint_seq = ? WHERE id = 1", (seq,))
+        if checkpoint.rebuild:
+            self.db.execute("UPDATE custody_mark SET rebuild_seq = ? WHERE id = 1", (seq,))
 
     def rederive_pending(self) -> bool:
         """Whether the events stored before v3 wait to be derived again from passes."""
@@ -459,8 +500,12 @@ class CustodyStore:
     def inputs_since(self, seq: int) -> list[Input] | None:
         """The inputs other workers stored after `seq` (read inside `locked`), any order; None
         when reads stored after it are no longer kept one by one (a checkpoint took them
-        into the passes and the log rows went): rebuild from the store (`load_inputs`)."""
-        if seq < int(self.db.query("SELECT pruned_seq FROM custody_mark WHERE id = 1")[0][0]):
+        into the passes and the log rows went), or when stored inputs moved since (a device's
+        clock measured after them): rebuild from the store (`load_inputs`)."""
+        pruned, rebuilt = self.db.query(
+            "SELECT pruned_seq, rebuild_seq FROM custody_mark WHERE id = 1"
+        )[0]
+        if seq < int(pruned) or seq < int(rebuilt):
             return None
         items: list[Input] = []
         for (info,) in self.db.query(
