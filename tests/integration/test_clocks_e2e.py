@@ -237,3 +237,59 @@ def test_slow_fast_and_rebooted_readers_keep_verdicts_physically_true(
         assert all(a.count == 1 for a in AlertStore(db).list(rule="clock_skew"))
     finally:
         db.close()
+
+
+def test_a_reader_slow_from_its_first_read_is_read_again_once_measured(
+    serve: HazwatchProcess, mosquitto: Mosquitto, state_url: str
+) -> None:
+    """The storage-in door 15 minutes slow, heard from for the first time when it reads the
+    first drum: that drum is judged before the reader's offset is known (stored before it was
+    generated), and again once it is (the offset settles in 2 s here): stored, at the time it
+    was carried in, and the alerts of the wrong verdict resolved by hazwatch itself."""
+    hazwatch = serve
+    devices = Devices(mosquitto.url)
+    try:
+        devices.heartbeats(3, TERMINAL, SCALE)  # the terminal and the scale are measured
+        for n, epc in enumerate(EPCS):
+            devices.send(SITE, "terminal", "t1", "batch", batch=f"C-{n}", epc=epc,
+                         waste_code="900-249-08")  # fmt: skip
+            devices.send(SITE, "scale", "s1", "weight", epc=epc, net_kg=150.0)
+        time.sleep(1)
+        carried_ns = time.time_ns()
+        devices.carry(SITE, "gate-03", EPCS[0])  # the reader's first messages
+        until(
+            lambda: verdicts(hazwatch).get("C-0", ("",))[0] == "broken",
+            "C-0 judged broken by the reader's own time, its offset not known yet",
+        )
+        devices.heartbeats(3, STORE_IN, TERMINAL, SCALE)  # its offset settles
+        for epc in EPCS[1:]:
+            devices.carry(SITE, "gate-03", epc)
+        want = {f"C-{n}": ("open", "STORED", []) for n in range(3)}
+        until(lambda: verdicts(hazwatch) == want, f"three containers stored: {want}")
+        trace = api(hazwatch, "/api/batches/C-0/trace")
+        assert isinstance(trace, dict)
+        stored = trace["events"][1]
+        assert stored["clock"]["basis"] == "window" and 899.99 < stored["clock"]["offset_s"] < 901
+        assert abs(parse_ts(stored["ts"]) - carried_ns) < 2 * S
+    finally:
+        devices.close()
+
+    db = StateDB(state_url)
+    try:
+        alerts = AlertStore(db)
+
+        def wrong() -> dict[tuple[str, str], list[str]]:
+            found = {}
+            for alert in alerts.list(limit=1000):
+                if alert.subject.startswith("C-"):
+                    history = [h.change for h in alerts.history(alert.alert_id)]
+                    found[(alert.rule, alert.subject)] = history
+            return found
+
+        raised = wrong()
+        assert ("skipped_stage", "C-0") in raised
+        assert all(changes == ["opened", "auto_resolved"] for changes in raised.values()), raised
+        open_rules = {a.rule for a in alerts.list(state="open", limit=1000) if a.site == SITE}
+        assert open_rules == {"clock_skew"}
+    finally:
+        db.close()

@@ -219,3 +219,25 @@ def test_delays_only_add_and_the_estimate_converges_to_the_offset(
     final = clocks.reading(KEY)
     assert final.basis == WINDOW
     assert offset <= final.offset_ns <= offset + 100_000_000
+
+
+def test_each_offset_taken_over_says_which_messages_it_reads_again() -> None:
+    """Retime: the first offset replaces every message read with none; a step replaces the
+    messages of its run (read at their receive time), by their device times; nothing else."""
+    clocks = DeviceClocks(CONFIG)
+    first = live(clocks, 900, 0, 120)
+    (retime,) = clocks.take_retimes()
+    assert retime.key == KEY and retime.bases == (NONE,) and retime.reading.basis == WINDOW
+    assert 900 * S < retime.reading.offset_ns < 900 * S + S // 10
+    assert all(retime.applies(T0 + i * S - 900 * S, r.basis) for i, r in enumerate(first[:60]))
+    assert not retime.applies(T0, WINDOW)
+    assert clocks.take_retimes() == []  # taken once
+    reboot = T0 + 130 * S
+    run = [clocks.observe(KEY, reboot + i * S + S // 10, EARLIEST_NS + i * S) for i in range(90)]
+    (step,) = clocks.take_retimes()
+    assert step.bases == (STEP,) and abs(step.reading.offset_ns - (reboot - EARLIEST_NS)) < S
+    stepped = [EARLIEST_NS + i * S for i, r in enumerate(run) if r.basis == STEP]
+    assert stepped and all(step.applies(ts, STEP) for ts in stepped)
+    assert not step.applies(T0 + 100 * S, STEP)  # a late message before the reboot: kept
+    clocks.forget([KEY])
+    assert clocks.take_retimes() == []
