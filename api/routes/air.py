@@ -1,4 +1,5 @@
-"""`/api/air/...`: air stations with their latest AQI, and a station's hourly means and AQI.
+"""`/api/air/...`: air stations with their latest AQI, a station's hourly means and AQI, its
+daily reports (日报) with heavy-pollution days, and the editions of the standards by date.
 
 Never compute aggregates here: read what the air processor committed to the air store.
 """
@@ -21,11 +22,17 @@ from hazwatch.api.params import (
     invalid,
 )
 from hazwatch.devices.timeparse import format_ts
+from hazwatch.streams.air import standards
 from hazwatch.streams.air.aqi import POLLUTANTS, level_of
 from hazwatch.streams.air.store import AirStore
 
 router = APIRouter(prefix="/api/air", tags=["air"])
 NS_PER_H = 3600 * 1_000_000_000
+# Micro-stations are not national monitoring stations: their AQI is indicative, not official.
+INDICATIVE = {
+    "zh": "微站 AQI 为指示性数据，非官方发布",
+    "en": "micro-station AQI is indicative, not official",
+}
 TREND_ROWS = 20_000  # raw readings read for a trend, newest first (the answer says when cut)
 
 
@@ -45,7 +52,36 @@ def _with_level(row: dict[str, Any], lang: str) -> dict[str, Any]:
     if isinstance(aqi, int):
         level = level_of(aqi)
         row["category"] = level.category_zh if lang == "zh" else level.category_en
+        row["indicative"] = True
     return row
+
+
+@router.get("/standards")
+def editions(ctx: Ctx) -> dict[str, Any]:
+    """The editions of HJ 633 (AQI) and GB 3095 (limits by grade) and the instant each rates
+    data from: a datum is judged by the one in force at its own time (docs/air-standards.md)."""
+    return {
+        "aqi": [
+            {
+                "name": e.name,
+                "from": format_ts(e.in_force_ns),
+                "from_ms": e.in_force_ns // 1_000_000,
+                "breakpoints": dict(e.breakpoints),
+            }
+            for e in standards.AQI_EDITIONS
+        ],
+        "limits": [
+            {
+                "name": s.name,
+                "label": s.label_zh if ctx.lang == "zh" else s.label_en,
+                "from": format_ts(s.in_force_ns),
+                "from_ms": s.in_force_ns // 1_000_000,
+                "grades": {str(g): dict(v) for g, v in s.limits.items()},
+            }
+            for s in standards.LIMIT_SETS
+        ],
+        "indicative": INDICATIVE["zh" if ctx.lang == "zh" else "en"],
+    }
 
 
 @router.get("/stations")
@@ -54,6 +90,8 @@ def stations(ctx: Ctx) -> list[dict[str, Any]]:
     for row in rows:
         row["newest"] = format_ts(row["newest_ns"])
         row["hour"] = format_ts(row["hour_ns"]) if row["hour_ns"] else None
+        if row["hour_ns"]:
+            row["aqi_standard"] = standards.aqi_edition_at(row["hour_ns"]).name
         _with_level(row, ctx.lang)
     return rows
 
@@ -78,6 +116,38 @@ def hourly(
         row["hour"] = format_ts(row["time"])
         _with_level(row, ctx.lang)
     return rows
+
+
+@router.get("/{station}/daily", responses=errors(404))
+def daily_reports(
+    ctx: Ctx,
+    station: Station,
+    start: From = None,
+    end: To = None,
+) -> dict[str, Any]:
+    """The station's daily reports (日报) of the natural days starting in [from, to) (RFC 3339
+    or epoch ms; default the last 31 days): each day's means, O3's daily maximum 8-h mean, AQI
+    by the edition of that day, the limits it exceeds, `complete` (the day is over) and, for a
+    heavy-pollution day (AQI > 200), `heavy_days`: such days in a row ending with it."""
+    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
+    start_ns = instant_ns(start, "from") if start is not None else end_ns - 31 * 24 * NS_PER_H
+    if start_ns >= end_ns:
+        name, value = ("from", start) if start is not None else ("to", end)
+        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    rows = _store(ctx).daily(station, start_ns, end_ns)
+    if not rows and station not in {s["station"] for s in _store(ctx).stations()}:
+        raise HTTPException(status_code=404, detail=f"no air station {station!r}")
+    for row in rows:
+        row["day"] = format_ts(row["time"])
+        _with_level(row, ctx.lang)
+    complete = [r for r in rows if r.get("complete")]
+    heavy_now = complete[-1].get("heavy_days", 0) if complete else 0
+    return {
+        "station": station,
+        "days": rows,
+        "heavy_days_now": heavy_now,  # the run of heavy-pollution days ending with the last day
+        "indicative": INDICATIVE["zh" if ctx.lang == "zh" else "en"],
+    }
 
 
 @router.get("/{station}/trend", responses=errors(404, 503))

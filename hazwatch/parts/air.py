@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext, Worker
-from hazwatch.streams.air.processor import AirProcessor
+from hazwatch.streams.air.processor import AirProcessor, StationAir
 from hazwatch.streams.air.store import AirStore
 
 
@@ -19,7 +20,20 @@ class AirPart:
 
     def __init__(self, ctx: PartContext) -> None:
         self.store = AirStore(ctx.db)
-        self._processor = AirProcessor(self.store, ctx.alerts, settings=ctx.settings.air)
+        self.registry = RegistryContext(ctx.db)
+        self._processor = AirProcessor(
+            self.store, ctx.alerts, settings=ctx.settings.air, stations=self.station
+        )
+
+    def station(self, site: str, station: str) -> StationAir:
+        """The station's zone, functional zone and interval, as the registry says now."""
+        entry = self.registry.station(site, station)
+        if entry is None:
+            return StationAir()
+        interval = entry.minute_interval_min
+        return StationAir(
+            entry.zone_h, entry.functional_zone, interval * 60 if interval is not None else None
+        )
 
     def processors(self) -> list[StreamProcessor]:
         return [self._processor]

@@ -1,5 +1,6 @@
 """The air StreamProcessor: each station's readings → hourly and 24-h means with AQI
-(`air_hourly`), and the air rules' alerts.
+(`air_hourly`) and its natural days' reports (`air_daily`), each rated by the edition of the
+standards in force at its own time, and the air rules' alerts.
 
 Never count a reading twice (its identity is station, source, time) and never read a clock.
 """
@@ -7,16 +8,15 @@ Never count a reading twice (its identity is station, source, time) and never re
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from hazwatch.alerts.model import AlertSignal, AlertSink
+from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
-from hazwatch.streams.air import aqi
+from hazwatch.streams.air import aqi, coverage, daily
 from hazwatch.streams.air.rules import (
     NS_PER_HOUR,
-    NS_PER_MIN,
     RULE_AQI,
     RULE_EXCEEDANCE,
     SENSOR_RULES,
@@ -24,10 +24,19 @@ from hazwatch.streams.air.rules import (
     HourReading,
     aqi_severity,
     exceedance_message,
+    exceedance_severity,
     limit_checks,
     sensor_findings,
 )
 from hazwatch.streams.air.settings import HourlySettings
+from hazwatch.streams.air.standards import (
+    DEFAULT_ZONE,
+    AqiEdition,
+    LimitSet,
+    aqi_edition_at,
+    grade_of,
+    limits_at,
+)
 from hazwatch.streams.air.store import COLUMNS, SOURCES, AirStore, Reading
 
 MEASUREMENT = "air_hourly"
@@ -35,6 +44,26 @@ NEVER_NS = 2**63 - 1  # the due time of a station with no open hour
 MAX_KNOWN_STATIONS = 100_000  # a bound on the in-memory station cache (refilled from the store)
 _COLUMN_FLAGS = tuple((name, f"{name}_flag") for name in COLUMNS)
 _NO_VALUES: list[float | None] = [None] * len(COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class StationAir:
+    """What the air part needs to know of a station from the registry."""
+
+    zone_h: float = 8.0  # its natural day's zone (UTC+zone_h)
+    functional_zone: str = DEFAULT_ZONE  # 一类区 (grade I limits) or 二类区 (grade II)
+    minute_interval_s: float | None = None  # its interval records' interval; None: by spacing
+
+    @property
+    def grade(self) -> int:
+        return grade_of(self.functional_zone)
+
+
+StationLookup = Callable[[str, str], StationAir]
+
+
+def _unregistered(site: str, station: str) -> StationAir:
+    return StationAir()
 
 
 @dataclass(slots=True)
@@ -47,6 +76,16 @@ class HourResult:
     moving: dict[str, float] = field(default_factory=dict)  # so2_24h, …, o3_8h
     result: aqi.AqiResult | None = None
     quality: dict[tuple[str, str], str] = field(default_factory=dict)  # (rule, pollutant) → why
+    # the standards that rate the hour (those in force at its start) and its limit grade
+    edition: AqiEdition = field(default_factory=lambda: aqi_edition_at(0))
+    limits: LimitSet = field(default_factory=lambda: limits_at(0))
+    grade: int = 2
+    # limit key → (value, limit, hours over in a row) of the limits the hour exceeds, its
+    # grade, and the grade the hour before had (None: it was not over)
+    over: dict[str, tuple[float, float, int]] = field(default_factory=dict)
+    severity: dict[str, Severity] = field(default_factory=dict)
+    severity_before: dict[str, Severity | None] = field(default_factory=dict)
+    checked: set[str] = field(default_factory=set)  # the limit keys the hour has a value for
 
     def point(self) -> Point:
         fields: dict[str, float | int | str] = {}
@@ -63,6 +102,13 @@ class HourResult:
             assert self.result.level is not None
             fields["level"] = self.result.level.number
             fields["primary"] = self.result.primary_text
+        # which standards rated the hour, and the limits it is over (with hours in a row)
+        fields["aqi_standard"] = self.edition.name
+        fields["limits_standard"] = self.limits.label_zh
+        fields["grade"] = self.grade
+        fields["over"] = ",".join(
+            f"{k}:{run}:{self.severity[k].value}" for k, (_, _, run) in self.over.items()
+        )
         tags = {"site": self.site, "station": self.station}
         return Point(MEASUREMENT, tags, fields, self.hour_ns)
 
@@ -109,10 +155,12 @@ class AirProcessor:
         store: AirStore,
         alerts: AlertSink | None = None,
         settings: HourlySettings | None = None,
+        stations: StationLookup | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
         self.settings = settings or HourlySettings()
+        self.stations = stations or _unregistered  # the registry's zone, grade and interval
         self._lock = threading.Lock()
         # (site, station) → (newest_ns, due_ns): the station's newest reading time and when its
         # earliest open hour closes by data time, as this process last knew them, so that a
@@ -197,6 +245,7 @@ class AirProcessor:
         after_clock = int(self.settings.close_after_clock_s * 1e9)
         points: list[Point] = []
         newest_closed: dict[tuple[str, str], HourResult] = {}
+        closed_hours: set[tuple[str, str, int]] = set()
         for _ in range(100):  # re-opened later hours (late data) are closed in the next round
             rows = self.store.due_hours(after_data, now_ns - after_clock)
             if stations is not None:
@@ -206,14 +255,18 @@ class AirProcessor:
             for site, station, hour_ns, closed_ns in rows:
                 result = self._close_hour(site, station, hour_ns)
                 points.append(result.point())
+                closed_hours.add((site, station, hour_ns))
                 if hour_ns >= closed_ns:
                     self.store.mark_closed(site, station, hour_ns)
                     newest_closed[(site, station)] = result
+        points.extend(self._report_days(closed_hours))
         return points, list(newest_closed.values())
 
     def _close_hour(self, site: str, station: str, hour_ns: int) -> HourResult:
+        info = self.stations(site, station)
+        intervals = {"minute": info.minute_interval_s} if info.minute_interval_s else None
         readings = self.store.readings(site, station, hour_ns, hour_ns + NS_PER_HOUR)
-        means, minutes = hour_means(readings, self.settings.min_valid_minutes)
+        means, minutes = hour_means(readings, self.settings.min_valid_minutes, hour_ns, intervals)
         old = self.store.last_means(site, station, hour_ns)
         new = {p: (means.get(p), m) for p, m in minutes.items()}
         self.store.close_hour(site, station, hour_ns, new)
@@ -222,8 +275,13 @@ class AirProcessor:
             self.store.reopen(site, station, hour_ns, hour_ns + 23 * NS_PER_HOUR)
         history = self.store.means_between(site, station, hour_ns - 24 * NS_PER_HOUR, hour_ns)
         moving = moving_means(hourly_series(history, hour_ns))
-        result = aqi.hourly_aqi(means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"))
+        edition = aqi_edition_at(hour_ns)  # a datum is rated by the edition of its own time
+        result = aqi.hourly_aqi(
+            means, o3_8h=moving.get("o3_8h"), so2_24h=moving.get("so2_24h"), edition=edition
+        )
         hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
+        hour.edition, hour.limits, hour.grade = edition, limits_at(hour_ns), info.grade
+        self._judge_limits(hour)
         hour.quality = sensor_findings(readings, self.settings)
         self.store.save_result(
             site,
@@ -235,6 +293,85 @@ class AirProcessor:
             hour.point().fields,
         )
         return hour
+
+    def _judge_limits(self, hour: HourResult) -> None:
+        """The limits in force the hour exceeds, each with its hours over in a row (counted
+        back over the station's earlier hours, each judged by the limits of its own time)."""
+        values = {**hour.means, **hour.moving}
+        checks = limit_checks(
+            values, hour.limits, hour.grade, rounds=hour.edition.rounds_concentrations
+        )
+        hour.checked = set(checks)
+        over = {key: found for key, found in checks.items() if found is not None}
+        if not over:
+            return
+        back = self.settings.exceedance_critical_hours
+        earlier = self.store.results_between(
+            hour.site, hour.station, hour.hour_ns - back * NS_PER_HOUR, hour.hour_ns - 1
+        )
+        for key, (value, limit) in over.items():
+            run = 1
+            while run < back:
+                fields = earlier.get(hour.hour_ns - run * NS_PER_HOUR)
+                if fields is None or key not in _over_keys(fields):
+                    break
+                run += 1
+            hour.over[key] = (value, limit, run)
+            hour.severity[key] = exceedance_severity(value / limit, run, self.settings)
+            before = earlier.get(hour.hour_ns - NS_PER_HOUR)
+            hour.severity_before[key] = _over_keys(before).get(key) if before else None
+
+    # daily reports
+    def _report_days(self, closed: set[tuple[str, str, int]]) -> list[Point]:
+        """The daily reports of the days the closed hours fall in (and of earlier days whose
+        report was made before they were over): saved each time, written to the point store
+        as `air_daily` once the station's data has passed the day's end."""
+        days: dict[tuple[str, str], set[int]] = {}
+        for site, station, hour_ns in closed:
+            zone_h = self.stations(site, station).zone_h
+            days.setdefault((site, station), set()).add(daily.day_start(hour_ns, zone_h))
+        points: list[Point] = []
+        for (site, station), starts in sorted(days.items()):
+            newest = self.store.newest_ns(site, station) or 0
+            pending = set(self.store.incomplete_days(site, station, min(starts)))
+            for day_ns in sorted(starts | pending):
+                report = self._day_report(site, station, day_ns, newest)
+                if report.complete:
+                    points.append(report.point())
+        return points
+
+    def _day_report(self, site: str, station: str, day_ns: int, newest_ns: int) -> daily.DayResult:
+        """One day's report from its stored hourly means, rated by the standards of its start."""
+        info = self.stations(site, station)
+        rows = self.store.means_between(site, station, day_ns - 1, day_ns + 23 * NS_PER_HOUR)
+        hourly: dict[str, list[float | None]] = {p: [None] * 24 for p in aqi.POLLUTANTS}
+        for hour_ns, pollutant, mean in rows:
+            index = (hour_ns - day_ns) // NS_PER_HOUR
+            if pollutant in hourly and 0 <= index < 24:
+                hourly[pollutant][index] = mean
+        report = daily.day_report(
+            site,
+            station,
+            day_ns,
+            hourly,
+            edition=aqi_edition_at(day_ns),
+            limits=limits_at(day_ns),
+            grade=info.grade,
+        )
+        report.complete = newest_ns >= day_ns + daily.NS_PER_DAY
+        if report.heavy:
+            before = self.store.day(site, station, day_ns - daily.NS_PER_DAY)
+            report.heavy_days = (before[1] if before is not None else 0) + 1
+        self.store.save_day(
+            site,
+            station,
+            day_ns,
+            report.complete,
+            report.result.aqi,
+            report.heavy_days,
+            report.fields(),
+        )
+        return report
 
     # alerts
     def _alert_all(self, hours: Sequence[HourResult]) -> None:
@@ -262,22 +399,7 @@ class AirProcessor:
                         {"hour_ns": hour.hour_ns, "pollutant": pollutant},
                     )
                 )
-        for key, over in limit_checks(hour.means, hour.moving).items():
-            if over is None:
-                self.alerts.clear(RULE_EXCEEDANCE, f"{subject}/{key}", at_ns)
-                continue
-            value, limit = over
-            self.alerts.raise_alert(
-                AlertSignal(
-                    RULE_EXCEEDANCE,
-                    f"{subject}/{key}",
-                    SEVERITY[RULE_EXCEEDANCE],
-                    exceedance_message(key, value, limit),
-                    hour.site,
-                    at_ns,
-                    {"value": value, "limit": limit, "hour_ns": hour.hour_ns},
-                )
-            )
+        self._alert_limits(hour, subject, at_ns)
         result = hour.result
         if result is None or result.aqi is None or result.level is None:
             return
@@ -298,28 +420,87 @@ class AirProcessor:
             )
         )
 
+    def _alert_limits(self, hour: HourResult, subject: str, at_ns: int) -> None:
+        """air_exceedance per limit in force: raised graded by how far over and for how long,
+        raised again when its grade rises (the open alert keeps the grade it opened with),
+        cleared once the hour is within the limit."""
+        assert self.alerts is not None
+        for key in sorted(hour.checked):
+            found = hour.over.get(key)
+            if found is None:
+                self.alerts.clear(RULE_EXCEEDANCE, f"{subject}/{key}", at_ns)
+                continue
+            value, limit, run = found
+            severity = hour.severity[key]
+            before = hour.severity_before.get(key)
+            if before is not None and _rank(severity) > _rank(before):
+                # longer over than the last hour's grade allowed: reopen at the new grade
+                self.alerts.clear(RULE_EXCEEDANCE, f"{subject}/{key}", at_ns)
+            self.alerts.raise_alert(
+                AlertSignal(
+                    RULE_EXCEEDANCE,
+                    f"{subject}/{key}",
+                    severity,
+                    exceedance_message(key, value, limit, hour.limits, hour.grade, run),
+                    hour.site,
+                    at_ns,
+                    {
+                        "value": value,
+                        "limit": limit,
+                        "ratio": round(value / limit, 3),
+                        "hours": run,
+                        "standard": hour.limits.label_zh,
+                        "grade": hour.grade,
+                        "hour_ns": hour.hour_ns,
+                    },
+                )
+            )
+
+
+def _rank(severity: Severity) -> int:
+    return {Severity.WARNING: 1, Severity.MAJOR: 2, Severity.CRITICAL: 3}.get(severity, 0)
+
+
+def _over_keys(fields: Mapping[str, object]) -> dict[str, Severity | None]:
+    """The limit keys an earlier hour's stored fields say it was over, with their grades
+    (`over`: "key:hours:severity,…")."""
+    text = fields.get("over")
+    if not isinstance(text, str) or not text:
+        return {}
+    found: dict[str, Severity | None] = {}
+    for item in text.split(","):
+        key, _, rest = item.partition(":")
+        grade = rest.rpartition(":")[2]
+        found[key] = Severity(grade) if grade in {s.value for s in Severity} else None
+    return found
+
 
 def hour_means(
-    readings: Sequence[HourReading], min_valid_minutes: int
+    readings: Sequence[HourReading],
+    min_valid_minutes: int,
+    hour_ns: int | None = None,
+    intervals_s: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, float], dict[str, int]]:
-    """Per pollutant: the hour's mean when valid, and its number of minutes with valid data.
+    """Per pollutant: the hour's mean when valid, and the minutes of the hour its data covers.
 
-    A station's minute data is used when it sent any for the pollutant in that hour, otherwise
-    its real-time data. The mean is valid with ≥ `min_valid_minutes` distinct minutes of data.
+    Each record counts for the time it covers (its interval: the registry's, else its records'
+    spacing), interval data first and real-time data where that does not reach, so 5- or
+    10-minute data makes valid hours and real-time data fills its gaps (streams/air/coverage.py).
+    The mean is valid when the data covers ≥ `min_valid_minutes` (GB 3095 Table 4: 45).
     """
-    by: dict[tuple[str, str], list[tuple[int, float]]] = {}
-    for source, ts_ns, pollutant, value in readings:
-        by.setdefault((pollutant, source), []).append((ts_ns, value))
+    if hour_ns is None:  # the hour the readings are in
+        first = min((ts for _, ts, _, _ in readings), default=0)
+        hour_ns = first - first % NS_PER_HOUR
     means: dict[str, float] = {}
     minutes: dict[str, int] = {}
+    present = {pollutant for _, _, pollutant, _ in readings}
     for pollutant in aqi.POLLUTANTS:
-        values = next((by[(pollutant, s)] for s in SOURCES if (pollutant, s) in by), None)
-        if values is None:
+        if pollutant not in present:
             continue
-        covered = len({ts // NS_PER_MIN for ts, _ in values})
-        minutes[pollutant] = covered
-        if covered >= min_valid_minutes:
-            means[pollutant] = sum(v for _, v in values) / len(values)
+        mean, covered_min = coverage.covered_mean(readings, pollutant, hour_ns, intervals_s)
+        minutes[pollutant] = int(covered_min + 1e-9)
+        if mean is not None and covered_min + 1e-9 >= min_valid_minutes:
+            means[pollutant] = mean
     return means, minutes
 
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of, severities
-from hazwatch.streams.air import aqi
 from hazwatch.streams.air.settings import HourlySettings
+from hazwatch.streams.air.standards import LimitSet, round_concentration
 
 NS_PER_MIN = 60 * 1_000_000_000
 NS_PER_HOUR = 60 * NS_PER_MIN
@@ -29,18 +29,28 @@ SENSOR_RULES = (RULE_FLATLINE, RULE_SPIKE)  # per pollutant, judged on the hour'
 HourReading = tuple[str, int, str, float]
 
 # Each air rule, declared once (alerts and docs/rules.md are made from these); its
-# thresholds are the defaults of HourlySettings (settings.py). The class II limits
-# air_exceedance checks are GB 3095-2012's, in hazwatch.streams.air.aqi.LIMITS_CLASS_II.
+# thresholds are the defaults of HourlySettings (settings.py). The limits air_exceedance
+# checks are those in force at the hour's time (hazwatch.streams.air.standards.limits_at).
 RULE_SPECS: tuple[RuleSpec, ...] = (
     RuleSpec(
         RULE_EXCEEDANCE,
         "air",
         Severity.WARNING,
         "site/station/limit",
-        "空气质量超标：站点污染物的小时均值或 24 小时、8 小时滑动均值超过 GB 3095-2012 "
-        "二级浓度限值",
-        "a pollutant's hourly mean, or its 24-h or 8-h moving mean, is over the GB 3095-2012 "
-        "class II limit",
+        "空气质量超标：站点污染物的小时均值或 24 小时、8 小时滑动均值超过该时段施行的 GB 3095 "
+        "浓度限值（2026-03-01 起为 GB 3095-2026 过渡阶段限值，2031-01-01 起为其浓度限值；"
+        "按站点功能区取一级或二级）；超出倍数或连续超标小时数达到阈值时升为较重、严重",
+        "a pollutant's hourly mean, or its 24-h or 8-h moving mean, is over the GB 3095 limit "
+        "in force at its time (GB 3095-2026's transition limits from 2026-03-01, its final "
+        "limits from 2031-01-01; grade I or II by the station's functional zone); major or "
+        "critical once it is far enough over, or over for enough hours in a row",
+        defaults_of(
+            HourlySettings,
+            "exceedance_major_ratio",
+            "exceedance_critical_ratio",
+            "exceedance_major_hours",
+            "exceedance_critical_hours",
+        ),
     ),
     RuleSpec(
         RULE_AQI,
@@ -85,20 +95,63 @@ SEVERITY = severities(RULE_SPECS)
 
 
 # air_exceedance
+# the series of an hour's values each limit is judged on (its 1-h mean, or a moving mean)
+LIMIT_SERIES: dict[str, str] = {
+    "so2_1h": "so2",
+    "no2_1h": "no2",
+    "co_1h": "co",
+    "o3_1h": "o3",
+    "so2_24h": "so2_24h",
+    "no2_24h": "no2_24h",
+    "co_24h": "co_24h",
+    "o3_8h": "o3_8h",
+    "pm10_24h": "pm10_24h",
+    "pm25_24h": "pm25_24h",
+}
+
+
 def limit_checks(
-    means: Mapping[str, float], moving: Mapping[str, float]
+    values: Mapping[str, float],
+    limits: LimitSet,
+    grade: int,
+    *,
+    rounds: bool = False,
 ) -> dict[str, tuple[float, float] | None]:
-    """Each class II limit the hour has a value for, in LIMITS_CLASS_II order: (value, limit)
-    when the value is over it, None when not (an alert of that limit clears)."""
-    checked: dict[str, float | None] = {f"{p}_1h": means.get(p) for p in ("so2", "no2", "co", "o3")}
-    checked.update(moving)
-    over = aqi.exceedances(checked)
-    return {key: over.get(key) for key in aqi.LIMITS_CLASS_II if checked.get(key) is not None}
+    """Each limit of the set and grade the hour has a value for (`values` by series: `so2`,
+    `pm25_24h` …): (value, limit) when the value is over it, None when not (an alert of that
+    limit clears). With `rounds` (HJ 633-2026 / GB 3095-2026 data) the value is rounded as
+    GB/T 8170 asks before it is compared, so PM2.5 60.4 is not over 60."""
+    table = limits.limits[grade]
+    checked: dict[str, tuple[float, float] | None] = {}
+    for key, series in LIMIT_SERIES.items():
+        value = values.get(series)
+        limit = table.get(key)
+        if value is None or limit is None:
+            continue
+        compared = round_concentration(key, value) if rounds else value
+        checked[key] = (compared, limit) if compared > limit else None
+    return checked
 
 
-def exceedance_message(key: str, value: float, limit: float) -> str:
+def exceedance_severity(ratio: float, hours: int, settings: HourlySettings) -> Severity:
+    """How serious an exceedance is: by how many times the limit the value is (`ratio`) and
+    for how many hours in a row the limit has been exceeded, whichever is worse."""
+    if ratio >= settings.exceedance_critical_ratio or hours >= settings.exceedance_critical_hours:
+        return Severity.CRITICAL
+    if ratio >= settings.exceedance_major_ratio or hours >= settings.exceedance_major_hours:
+        return Severity.MAJOR
+    return SEVERITY[RULE_EXCEEDANCE]
+
+
+def exceedance_message(
+    key: str, value: float, limit: float, limits: LimitSet, grade: int, hours: int
+) -> str:
     unit = "mg/m³" if key.startswith("co") else "µg/m³"
-    return f"{key} {value:.1f} {unit} over the GB 3095-2012 class II limit {limit:g}"
+    grade_name = "一级" if grade == 1 else "二级"
+    return (
+        f"{key} {value:g} {unit} over the {limits.label_zh} {grade_name} limit {limit:g} "
+        f"({value / limit:.2f}×, {hours} h in a row)"
+    )
 
 
 # aqi_level

@@ -36,3 +36,10 @@ class HourlySettings:
     # aqi_level: an hourly AQI above this; 100 is the top of HJ 633-2012 level 2 (良), so
     # level 3 (轻度污染) and worse alert.
     aqi_alert_above: Annotated[int, Field(ge=0, le=500)] = 100
+    # air_exceedance is graded by how far over the limit in force a value is and for how many
+    # hours in a row its limit has been exceeded: warning below both, major from either of
+    # the first pair, critical from either of the second.
+    exceedance_major_ratio: Annotated[float, Field(gt=1, le=100)] = 1.5
+    exceedance_critical_ratio: Annotated[float, Field(gt=1, le=100)] = 2.0
+    exceedance_major_hours: Annotated[int, Field(ge=1, le=72)] = 3
+    exceedance_critical_hours: Annotated[int, Field(ge=1, le=72)] = 6

@@ -64,6 +64,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE air_reading_wide RENAME TO air_reading
     """,
 )
+# The daily reports, migrated under a name of their own (the hourly tables' list stays as it is).
+DAILY_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE air_day_result (
+        site TEXT NOT NULL, station TEXT NOT NULL, day_ns BIGINT NOT NULL,
+        complete INTEGER NOT NULL, aqi INTEGER, heavy_days INTEGER NOT NULL,
+        fields TEXT NOT NULL,
+        PRIMARY KEY (site, station, day_ns))
+    """,
+)
 # The pollutant columns of `air_reading`, in aqi.POLLUTANTS order: a new one needs a migration.
 COLUMNS: tuple[str, ...] = ("so2", "no2", "pm10", "co", "o3", "pm25")
 # A first value of each pollutant is kept: a redelivered reading fills gaps and changes nothing.
@@ -87,6 +97,7 @@ class AirStore:
     def __init__(self, db: StateDB) -> None:
         self.db = db
         db.migrate("air_hourly", MIGRATIONS)
+        db.migrate("air_daily", DAILY_MIGRATIONS)
 
     def transaction(self) -> AbstractContextManager[StateDB]:
         """One atomic unit of the statements below; commit on success, roll back on error."""
@@ -234,6 +245,83 @@ class AirStore:
             "primary_pollutant = excluded.primary_pollutant, fields = excluded.fields",
             (site, station, hour_ns, aqi, level, primary, orjson.dumps(fields).decode()),
         )
+
+    def results_between(
+        self, site: str, station: str, after_ns: int, until_ns: int
+    ) -> dict[int, dict[str, Any]]:
+        """hour_ns → the `air_hourly` fields of the station's hours that start in (after, until]."""
+        rows = self.db.query(
+            "SELECT hour_ns, fields FROM air_hour_result "
+            "WHERE site = ? AND station = ? AND hour_ns > ? AND hour_ns <= ?",
+            (site, station, after_ns, until_ns),
+        )
+        return {int(r[0]): orjson.loads(r[1]) for r in rows}
+
+    def newest_ns(self, site: str, station: str) -> int | None:
+        """The time of the station's newest reading, None for a station never heard."""
+        rows = self.db.query(
+            "SELECT newest_ns FROM air_station WHERE site = ? AND station = ?", (site, station)
+        )
+        return int(rows[0][0]) if rows else None
+
+    # daily reports
+    def save_day(
+        self,
+        site: str,
+        station: str,
+        day_ns: int,
+        complete: bool,
+        aqi: int | None,
+        heavy_days: int,
+        fields: dict[str, Any],
+    ) -> None:
+        """A day's report (complete or so far), as the API reads it back."""
+        self.db.execute(
+            "INSERT INTO air_day_result (site, station, day_ns, complete, aqi, heavy_days, fields) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, station, day_ns) DO UPDATE SET "
+            "complete = excluded.complete, aqi = excluded.aqi, "
+            "heavy_days = excluded.heavy_days, fields = excluded.fields",
+            (
+                site,
+                station,
+                day_ns,
+                int(complete),
+                aqi,
+                heavy_days,
+                orjson.dumps(fields).decode(),
+            ),
+        )
+
+    def day(self, site: str, station: str, day_ns: int) -> tuple[bool, int, dict[str, Any]] | None:
+        """(complete, heavy_days, fields) of the station's report of that day, None if none."""
+        rows = self.db.query(
+            "SELECT complete, heavy_days, fields FROM air_day_result "
+            "WHERE site = ? AND station = ? AND day_ns = ?",
+            (site, station, day_ns),
+        )
+        if not rows:
+            return None
+        return bool(rows[0][0]), int(rows[0][1]), orjson.loads(rows[0][2])
+
+    def incomplete_days(self, site: str, station: str, before_ns: int) -> list[int]:
+        """The station's days before this one whose report was made before they were over."""
+        rows = self.db.query(
+            "SELECT day_ns FROM air_day_result WHERE site = ? AND station = ? AND day_ns < ? "
+            "AND complete = 0 ORDER BY day_ns",
+            (site, station, before_ns),
+        )
+        return [int(r[0]) for r in rows]
+
+    def daily(self, station: str, start_ns: int, end_ns: int) -> list[dict[str, Any]]:
+        """Days starting in [start, end), oldest first; bounds clamped as `hourly`'s."""
+        rows = self.db.query(
+            "SELECT site, station, day_ns, fields FROM air_day_result "
+            "WHERE station = ? AND day_ns >= ? AND day_ns < ? ORDER BY day_ns",
+            (station, _bigint(start_ns), _bigint(end_ns)),
+        )
+        return [
+            {"site": r[0], "station": r[1], "time": int(r[2]), **orjson.loads(r[3])} for r in rows
+        ]
 
     def mark_closed(self, site: str, station: str, hour_ns: int) -> None:
         """The station's newest closed hour is now this one."""

@@ -46,7 +46,8 @@ def test_stations_and_hourly(tmp_path: Path) -> None:
     )
     client = TestClient(create_app(ctx, wiring_air.routers()))
     (station,) = client.get("/api/air/stations").json()
-    assert station["station"] == "aq-1" and station["aqi"] == 107
+    # PM2.5 80 by HJ 633-2026 (2026-11): (150-100)/(115-60)*(80-60)+100 = 118.2 → 119
+    assert station["station"] == "aq-1" and station["aqi"] == 119
     assert station["category"] == "lightly polluted"
     assert station["hour"] == "2026-11-24T01:00:00.000Z"
     hours = client.get(
@@ -54,6 +55,6 @@ def test_stations_and_hourly(tmp_path: Path) -> None:
         params={"from": "2026-11-24T08:00:00+08:00", "to": str((HOUR0 + 3 * NS_H) // 10**6)},
     ).json()
     assert [h["hour"] for h in hours] == ["2026-11-24T00:00:00.000Z", "2026-11-24T01:00:00.000Z"]
-    assert hours[0]["pm25"] == 80.0 and hours[0]["iaqi_pm25"] == 107
+    assert hours[0]["pm25"] == 80.0 and hours[0]["iaqi_pm25"] == 119
     assert client.get("/api/air/nope/hourly").status_code == 404
     assert client.get("/api/air/aq-1/hourly", params={"from": "yesterday"}).status_code == 422

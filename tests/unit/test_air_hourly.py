@@ -98,13 +98,13 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirProcessor, Li
     assert last.ts_ns == HOUR0 + 23 * NS_H
     assert last.fields["pm25_24h"] == 100.0
     assert last.fields["o3_8h"] == pytest.approx(sum(150.0 + h for h in range(16, 24)) / 8)
-    # pm25 100 → (150-100)/(115-75)*(100-75)+100 = 131.25 → 132
-    assert last.fields["iaqi_pm25"] == 132 and last.fields["aqi"] == 132
+    # pm25 100 by HJ 633-2026 (2026-11) → (150-100)/(115-60)*(100-60)+100 = 136.4 → 137
+    assert last.fields["iaqi_pm25"] == 137 and last.fields["aqi"] == 137
     assert last.fields["primary"] == "pm25"
     rules = {(s.rule, s.subject) for s in sink.raised}
     assert ("aqi_level", "s1/aq-1") in rules
     assert ("air_exceedance", "s1/aq-1/pm25_24h") in rules
-    assert proc.store.stations()[0]["aqi"] == 132
+    assert proc.store.stations()[0]["aqi"] == 137
     assert len(proc.store.hourly("aq-1", HOUR0, NOW)) == 24
 
 
