@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hazwatch.base.points import Point
+from hazwatch.devices.station_secrets import OPEN, StationAccess
 from hazwatch.devices.topics import Topic
 
 
@@ -39,10 +40,14 @@ class DecodeContext(Protocol):
         """The station's UTC offset in hours for HJ 212 DataTime (China: 8)."""
         ...
 
+    def station_access(self, site: str, station: str) -> StationAccess:
+        """What an HJ 212 packet of this station must present (PW, SM4 key), and its units."""
+        ...
+
 
 class NoRegistry:
     """A context with an empty registry: every reader unknown (speaking hazwatch's own read
-    payload), every station in UTC+8."""
+    payload), every station in UTC+8 and open (no PW asked: there is no registry to hold one)."""
 
     def reader_location(self, site: str, reader: str) -> str | None:
         return None
@@ -61,6 +66,9 @@ class NoRegistry:
 
     def station_zone_h(self, site: str, station: str) -> float:
         return 8.0
+
+    def station_access(self, site: str, station: str) -> StationAccess:
+        return OPEN
 
 
 # parse(raw payload, topic, context) -> one record, or several (an HJ 212 packet may hold many)

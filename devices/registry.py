@@ -18,6 +18,16 @@ from typing import Any
 from hazwatch.base.errors import ConfigError
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.rfid_vendors import HAZWATCH, READER_PAYLOADS
+from hazwatch.devices.station_secrets import OPEN as OPEN_ACCESS
+from hazwatch.devices.station_secrets import (
+    SecretKey,
+    StationAccess,
+    StationSecret,
+    load_secrets,
+    parse_secrets,
+    store_secrets,
+)
+from hazwatch.devices.station_secrets import migrate as migrate_secrets
 
 log = logging.getLogger(__name__)
 
@@ -82,17 +92,6 @@ class Scale:
 
 
 @dataclass(frozen=True, slots=True)
-class Instrument:
-    """A station's analyser of one pollutant, for the data audit (streams/air/audit.py): the
-    smallest step it reports and the range it measures, in hazwatch's units (µg/m³; CO mg/m³)."""
-
-    pollutant: str
-    resolution: float | None = None
-    range_low: float | None = None
-    range_high: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Station:
     id: str
     site: str
@@ -105,9 +104,14 @@ class Station:
     functional_zone: str = "二类区"
     # the station's HJ 212 MinInterval (minutes per interval record); None: from their spacing
     minute_interval_min: float | None = None
-    # [[station.instruments]]: resolution and range per pollutant (the audit's flatline floor
-    # and out-of-range marks); a pollutant not listed gets the audit's defaults
-    instruments: tuple[Instrument, ...] = ()
+    # HJ 212 (docs/hj212.md): `open` takes packets without a PW (a lab only); `encrypted`: its
+    # CP must arrive SM4-encrypted; `edition` it is set up to speak ("2017"/"2025"; each packet
+    # is decoded by its own Flag all the same); `units`: (name, unit) it sends, e.g. pm25 ng/m3.
+    # Its PW hash and SM4 key are Registry.secrets, never here.
+    open: bool = False
+    encrypted: bool = False
+    edition: str | None = None
+    units: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,8 @@ class Registry:
     stations: dict[tuple[str, str], Station] = field(default_factory=dict)
     cameras: dict[tuple[str, str], Camera] = field(default_factory=dict)
     terminals: dict[tuple[str, str], Terminal] = field(default_factory=dict)
+    # the HJ 212 stations' PW hashes and SM4 keys: never in to_document (registry show, API)
+    secrets: dict[SecretKey, StationSecret] = field(default_factory=dict, repr=False)
 
     def knows(self, site: str, family: str, device: str) -> bool:
         """Whether the registry lists this device (of a topic family: rfid, scale, …)."""
@@ -245,38 +251,11 @@ def _tables(doc: Mapping[str, Any], source: str, name: str) -> list[Any]:
     return value
 
 
-INSTRUMENT_POLLUTANTS = ("so2", "no2", "pm10", "co", "o3", "pm25")
-
-
-def _instruments(e: _Entry) -> tuple[Instrument, ...]:
-    """A station's [[station.instruments]]: one per pollutant, range_low below range_high."""
-    raw = e.raw.get("instruments")
-    if not isinstance(raw, list):
-        raise e.fail("instruments", "must be an array of tables ([[station.instruments]])")
-    found: dict[str, Instrument] = {}
-    for i, item in enumerate(raw):
-        entry = _Entry(e.where, "instruments", i, item)
-        unknown = sorted(set(item) - {"pollutant", "resolution", "range_low", "range_high"})
-        if unknown:
-            raise entry.fail(unknown[0], "is not an instrument field")
-        pollutant = entry.choice("pollutant", INSTRUMENT_POLLUTANTS)
-        if pollutant in found:
-            raise entry.fail("pollutant", f"repeats the instrument of {pollutant}")
-        low = entry.number("range_low", None, 0, 1e6)
-        high = entry.number("range_high", None, 0, 1e6)
-        if low is not None and high is not None and high <= low:
-            raise entry.fail("range_high", f"must be above range_low {low:g}, got {high:g}")
-        found[pollutant] = Instrument(
-            pollutant, entry.number("resolution", None, 0, 1e4, strict_lo=True), low, high
-        )
-    return tuple(found.values())
-
-
 def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry:
     """Validate a registry document (the parsed TOML); every problem names file, entry, field."""
     if "custody" in doc:
         raise ConfigError(CUSTODY_MOVED.format(source=source))
-    known = {"site", "reader", "scale", "station", "camera", "terminal"}
+    known = {"site", "reader", "scale", "station", "camera", "terminal", "secrets"}
     for key in doc:
         if key not in known:
             raise ConfigError(
@@ -369,8 +348,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             e.choice("functional_zone", FUNCTIONAL_ZONES, "二类区"),
             e.number("minute_interval_min", None, 1, 60),
         )
-        if "instruments" in e.raw:
-            station = replace(station, instruments=_instruments(e))
+        station = replace(station, **_hj212_fields(e))
         if (station.site, station.id) in stations:
             raise e.fail("id", f"repeats station {station.id!r} at site {station.site!r}")
         if mn is not None:
@@ -399,7 +377,45 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         if (terminal.site, terminal.id) in terminals:
             raise e.fail("id", f"repeats terminal {terminal.id!r} at site {terminal.site!r}")
         terminals[(terminal.site, terminal.id)] = terminal
-    return Registry(sites, readers, scales, stations, cameras, terminals)
+    secrets = parse_secrets(doc, source)
+    for site, ident in secrets:
+        if (site, ident) not in stations:
+            raise ConfigError(f"{source}: secrets name station {site}/{ident}, not registered")
+    return Registry(sites, readers, scales, stations, cameras, terminals, secrets)
+
+
+EDITIONS = ("2017", "2025")
+
+
+def _hj212_fields(e: _Entry) -> dict[str, Any]:
+    """A station's HJ 212 fields: open, encrypted, edition, units (a table name = unit, or the
+    stored [name, unit] pairs)."""
+    from hazwatch.devices.hj212 import STORED_UNIT, unit_scale
+
+    found: dict[str, Any] = {}
+    for flag in ("open", "encrypted"):
+        value = e.raw.get(flag, False)
+        if not isinstance(value, bool):
+            raise e.fail(flag, f"must be true or false, got {value!r}")
+        found[flag] = value
+    if e.raw.get("edition") is not None:
+        found["edition"] = e.choice("edition", EDITIONS)
+    raw_units = e.raw.get("units", {})
+    pairs = raw_units.items() if isinstance(raw_units, Mapping) else raw_units
+    units: list[tuple[str, str]] = []
+    try:
+        for name, unit in pairs:
+            if unit_scale(str(name), str(unit)) is None:
+                raise e.fail(
+                    "units",
+                    f"{name} = {unit!r}: not a unit hazwatch converts for it (names "
+                    f"{', '.join(STORED_UNIT)}; ng/m3, ug/m3, mg/m3; kPa, hPa)",
+                )
+            units.append((str(name), str(unit)))
+    except (TypeError, ValueError):
+        raise e.fail("units", "must be a table of name = unit") from None
+    found["units"] = tuple(units)
+    return found
 
 
 def load_file(path: Path) -> Registry:
@@ -418,6 +434,7 @@ def load_file(path: Path) -> Registry:
 
 def migrate(db: StateDB) -> None:
     db.migrate("registry", MIGRATIONS)
+    migrate_secrets(db)
 
 
 def save(db: StateDB, registry: Registry, source: str, now_ns: int) -> int:
@@ -429,6 +446,7 @@ def save(db: StateDB, registry: Registry, source: str, now_ns: int) -> int:
             "INSERT INTO registry_doc (loaded_ns, source, body) VALUES (?, ?, ?)",
             (now_ns, source, body),
         )
+        store_secrets(db, registry.secrets)
         rows = db.query("SELECT MAX(version) FROM registry_doc")
     return int(rows[0][0])
 
@@ -451,7 +469,8 @@ def load_stored(db: StateDB) -> tuple[int, Registry]:
             "tolerances in the settings file's [custody] table, and load the registry again",
             rows[0][0],
         )
-    return int(rows[0][0]), parse_registry(doc, "state store")
+    stored = replace(parse_registry(doc, "state store"), secrets=load_secrets(db))
+    return int(rows[0][0]), stored
 
 
 # ---------------------------------------------------------------- decode context
@@ -536,6 +555,23 @@ class RegistryContext:
     def station_zone_h(self, site: str, station: str) -> float:
         entry = self._fresh().stations.get((site, station))
         return entry.zone_h if entry else DEFAULT_ZONE_H
+
+    def station_access(self, site: str, station: str) -> StationAccess:
+        """What an HJ 212 packet of the station must present: an unregistered station is
+        refused, a registered one needs its PW unless the registry marks it open."""
+        registry = self._fresh()
+        if not registry.stations:  # no registry lists stations yet: nothing to check against
+            return OPEN_ACCESS
+        entry = registry.stations.get((site, station))
+        if entry is None:
+            return StationAccess(registered=False)
+        return StationAccess(
+            registered=True,
+            open=entry.open,
+            secret=registry.secrets.get((site, station), StationSecret()),
+            encrypted=entry.encrypted,
+            units=dict(entry.units),
+        )
 
     def station(self, site: str, station: str) -> Station | None:
         """The station's entry (its zone, functional zone, interval), None when not registered."""

@@ -18,19 +18,25 @@ from pathlib import Path
 import aiomqtt
 import orjson
 
+from hazwatch.alerts.model import AlertSignal
+from hazwatch.alerts.store import AlertStore
 from hazwatch.base.retry import Backoff, RetryPolicy
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.registry import RegistryContext, load_file
+from hazwatch.devices.station_secrets import OPEN, StationAccess
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.failures import is_transient
 from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 from hazwatch.settings import Settings, deadletter_limits
+from hazwatch.streams.hj212.rules import RefusedPeers
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 
 # A dead letter the state store cannot take now is retried this long, holding up only the
 # connection of the station that sent it.
 DEADLETTER_RETRY = RetryPolicy(max_s=30.0, first_delay_s=0.1, max_delay_s=2.0)
+# A station whose clock (its QN) is further than this from ours is sent CN 1012 with the time.
+CLOCK_DRIFT_S = 120.0
 
 
 def gateway_limits(settings: Settings) -> GatewayLimits:
@@ -38,13 +44,17 @@ def gateway_limits(settings: Settings) -> GatewayLimits:
         max_bad_frames=settings.gateway_max_bad_frames,
         bad_window_s=settings.gateway_bad_window_s,
         keep_bytes=settings.deadletter_keep_kb * 1024,
+        clock_drift_s=CLOCK_DRIFT_S,
     )
 
 
 class GatewayService:
     """`hazwatch hj212-gateway`: accepts stations on `host:port` and publishes their packets on
     hw/{site}/air/{station}/hj212. A station's MN is looked up in `stations` (MN → (site,
-    station)) first, then in the registry file given, else in the stored registry."""
+    station)) first, then in the registry file given, else in the stored registry. A station
+    given in `stations` is open (no PW asked: a lab's); a registry's station must present its
+    PW unless the registry marks it open. A peer refused again and again raises
+    hj212_auth_refused in the state store's alerts."""
 
     def __init__(
         self,
@@ -68,9 +78,17 @@ class GatewayService:
             self.db.close()
             raise
         self.stations = dict(stations or {})
+        self.refused = RefusedPeers()
+        self.alerts = AlertStore(self.db)
         self.gateway = Hj212Gateway(
-            self.lookup, self._publish, self._dead_letter, gateway_limits(settings)
+            self.lookup,
+            self._publish,
+            self._dead_letter,
+            gateway_limits(settings),
+            access=self.access,
+            on_refused=self._on_refused,
         )
+        self.gateway.zone_of = self.registry.station_zone_h
         self._client: aiomqtt.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -79,6 +97,19 @@ class GatewayService:
 
     def lookup(self, mn: str) -> tuple[str, str] | None:
         return self.stations.get(mn) or self.registry.station_by_mn(mn)
+
+    def access(self, site: str, station: str) -> StationAccess:
+        if (site, station) in self.stations.values():
+            return OPEN
+        return self.registry.station_access(site, station)
+
+    async def _on_refused(self, peer: str, reason: str, mn: str, at_ns: int) -> None:
+        signal: AlertSignal | None = self.refused.refused(peer, reason, mn, at_ns)
+        if signal is not None:
+            try:
+                await asyncio.to_thread(self.alerts.raise_alert, signal)
+            except Exception:  # the refusal is a dead letter already; the alert is extra
+                log.exception("could not raise %s for %s", signal.rule, peer)
 
     @property
     def port(self) -> int:

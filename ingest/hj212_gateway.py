@@ -1,7 +1,8 @@
-"""TCP gateway for HJ 212-2017 stations: frames packets, checks CRC and MN, publishes them on MQTT.
+"""TCP gateway for HJ 212-2017 and HJ 212-2025 stations: frames packets, checks CRC (decrypting an
+SM4 CP), MN and PW, publishes them on MQTT, answers each by its own edition.
 
-Never answer a station before its packet is on the broker (QoS 1 acked); never let one connection
-hold unbounded memory or a slot forever.
+Never answer a station before its packet is on the broker (QoS 1 acked); never publish a packet
+whose station did not authenticate; never let one connection hold unbounded memory or a slot.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from prometheus_client import Counter, Gauge
 
 from hazwatch.base.errors import PayloadError
 from hazwatch.devices import hj212
+from hazwatch.devices.station_secrets import OPEN as OPEN_ACCESS
+from hazwatch.devices.station_secrets import StationAccess
 from hazwatch.devices.topics import build_topic
 from hazwatch.ingest.deadletters import DeadLetter
 
@@ -33,6 +36,12 @@ LOST = Counter(
     ["reason"],
 )
 OPEN = Gauge("hazwatch_hj212_connections", "Stations connected to the HJ 212 gateway")
+REFUSED = Counter(
+    "hazwatch_hj212_refused_total",
+    "HJ 212 packets refused for their station's MN, PW or encryption, by peer address",
+    ["peer", "reason"],
+)
+MAX_PEER_LABELS = 1000  # peers named in REFUSED; the rest count as "other"
 CLOSED_BAD = Counter(
     "hazwatch_hj212_closed_bad_frames_total",
     "Gateway connections closed for more bad frames than the limit within the window",
@@ -42,6 +51,10 @@ CLOSED_BAD = Counter(
 StationLookup = Callable[[str], "tuple[str, str] | None"]
 # Publishes one payload at QoS 1 and returns once the broker has acknowledged it.
 AsyncPublisher = Callable[[str, bytes], Awaitable[None]]
+# (site, station) -> what its packets must present (PW, SM4 key)
+AccessLookup = Callable[[str, str], StationAccess]
+# (peer address, reason, MN, receive time ns): a packet was refused
+RefusalSink = Callable[[str, str, str, int], Awaitable[None]]
 
 
 # What the gateway refused is a dead letter like any other (hazwatch.ingest.deadletters): topic
@@ -65,6 +78,11 @@ class GatewayLimits:
     max_bad_frames: int = 20
     bad_window_s: float = 60.0
     keep_bytes: int = 64 * 1024  # of a run of bytes outside any packet, kept for a person
+    # a station whose QN (its clock) is further than this from the gateway's is sent CN 1012
+    # with the time, at most once per clock_push_every_s; None: never pushed (the service
+    # sets 120 s: hazwatch/gateway.py)
+    clock_drift_s: float | None = None
+    clock_push_every_s: float = 3600.0
 
 
 @dataclass(slots=True)
@@ -78,6 +96,8 @@ class GatewayStats:
     rejected_connections: int = 0
     timeouts: int = 0
     closed_bad_frames: int = 0
+    refused: int = 0
+    clock_pushes: int = 0
 
 
 @dataclass(slots=True)
@@ -97,13 +117,22 @@ class Hj212Gateway:
         dead_letter: DeadLetterSink,
         limits: GatewayLimits | None = None,
         clock: Callable[[], int] = time.time_ns,
+        access: AccessLookup | None = None,
+        on_refused: RefusalSink | None = None,
     ) -> None:
         self.lookup = lookup
         self.publish = publish
         self.dead_letter = dead_letter
         self.limits = limits or GatewayLimits()
         self.clock = clock
+        # None: every station open (what a caller without a registry gets; the service passes
+        # the registry's access)
+        self.access: AccessLookup = access or (lambda site, station: OPEN_ACCESS)
+        self.on_refused = on_refused
+        self.zone_of: Callable[[str, str], float] = lambda site, station: 8.0
         self.stats = GatewayStats()
+        self._peer_labels: set[str] = set()
+        self._clock_pushed: dict[str, float] = {}  # MN -> when 1012 was last pushed (monotonic)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -257,22 +286,22 @@ class Connection:
                 await self._end_junk()
                 continue
             try:
-                length = hj212.frame_length(bytes(self.buffer[:6]))
+                length = hj212.frame_end(self.buffer)
             except PayloadError as exc:
                 await self._resync(exc)
                 continue
-            if length is None or len(self.buffer) < length:
+            if length is None:
                 # Does a new packet start inside what we wait for? Then this one was cut short.
                 nxt = self.buffer.find(hj212.HEADER, 2)
                 if nxt > 0:
-                    await self._cut(nxt, "bad_length", "packet cut short by the next one")
+                    await self._cut(nxt, "bad_length", _cut_short(bytes(self.buffer[:nxt])))
                     continue
                 if self.frame_started is None:
                     self.frame_started = time.monotonic()
                 return
             candidate = bytes(self.buffer[:length])
             try:
-                packet = hj212.parse_frame(candidate)
+                packet = hj212.parse_frame(candidate, self._key_of)
             except PayloadError as exc:
                 nxt = candidate.find(hj212.HEADER, 2)
                 if nxt > 0:
@@ -285,6 +314,10 @@ class Connection:
             self.frame_started = None
             await self._packet(packet, candidate)
         self.frame_started = None
+
+    def _key_of(self, mn: str) -> bytes | None:
+        where = self.gw.lookup(mn)
+        return None if where is None else self.gw.access(*where).secret.sm4_key
 
     async def _cut(self, at: int, reason: str, message: str) -> None:
         bad = bytes(self.buffer[:at])
@@ -300,9 +333,34 @@ class Connection:
         self.gw.stats.packets += 1
         where = self.gw.lookup(packet.mn)
         if where is None:
-            await self._dead(raw, "unknown_mn", f"MN {packet.mn} is in no registry entry")
+            await self._refuse(
+                packet, raw, "unknown_mn", f"MN {packet.mn} is in no registry entry", None
+            )
             return
         topic = build_topic(where[0], "air", where[1], hj212.KIND)
+        access = self.gw.access(*where)
+        why = access.refusal(packet.pw)
+        if why is not None:
+            reason = "unknown_mn" if not access.registered else "auth_refused"
+            await self._refuse(
+                packet, raw, reason, f"station {where[0]}/{where[1]} refused: {why}", topic
+            )
+            return
+        if (
+            access.encrypted
+            and hj212.encrypted_cn(packet.cn)
+            and packet.cp
+            and not packet.encrypted
+        ):
+            await self._refuse(
+                packet,
+                raw,
+                "decrypt_failed",
+                f"station {where[0]}/{where[1]} is registered as encrypting its CP (SM4) and "
+                f"sent CN {packet.cn} in plaintext",
+                topic,
+            )
+            return
         if not packet.is_split:
             await self.gw.publish(topic, raw)
             self.gw.stats.published += 1
@@ -329,13 +387,53 @@ class Connection:
         PUBLISHED.inc()
         await self._answer(packet)
 
+    async def _refuse(
+        self, packet: hj212.Packet, raw: bytes, reason: str, message: str, topic: str | None
+    ) -> None:
+        """Not stored: a dead letter with the reason, the refusal QnRtn answered, counted."""
+        self.gw.stats.refused += 1
+        peer = self.source.removeprefix("tcp://")
+        label = peer
+        if peer not in self.gw._peer_labels:
+            if len(self.gw._peer_labels) < MAX_PEER_LABELS:
+                self.gw._peer_labels.add(peer)
+            else:
+                label = "other"
+        REFUSED.labels(label, reason).inc()
+        await self._emit(raw, reason, message, topic)
+        if self.gw.on_refused is not None:
+            await self.gw.on_refused(peer, reason, packet.mn, self.gw.clock())
+        if packet.cn not in hj212.RESPONSE_CNS and packet.cn != hj212.CN_DATA_RESPONSE:
+            code = hj212.QN_WRONG_MN if reason == "unknown_mn" else hj212.QN_WRONG_PW
+            if reason == "decrypt_failed":
+                code = hj212.QN_REFUSED
+            await self._send(hj212.refusal(packet, code))
+
+    async def _send(self, packet: hj212.Packet) -> None:
+        self.writer.write(hj212.build(packet))
+        await asyncio.wait_for(self.writer.drain(), self.gw.limits.write_timeout_s)
+
     async def _answer(self, packet: hj212.Packet) -> None:
         response = hj212.response_for(packet)
-        if response is None:
+        if response is not None:
+            await self._send(response)
+            self.gw.stats.acks += 1
+        now_ns = self.gw.clock()
+        where = self.gw.lookup(packet.mn)
+        zone_h = 8.0 if where is None else self.gw.zone_of(*where)
+        if packet.cn == hj212.CN_TIME_REQUEST:
+            await self._send(hj212.set_time(packet, now_ns, now_ns, zone_h))
             return
-        self.writer.write(hj212.build(response))
-        await asyncio.wait_for(self.writer.drain(), self.gw.limits.write_timeout_s)
-        self.gw.stats.acks += 1
+        sent_ns = hj212.qn_ns(packet.qn, zone_h)
+        if sent_ns is None or packet.cn in hj212.RESPONSE_CNS:
+            return
+        drift_s = self.gw.limits.clock_drift_s
+        if drift_s is not None and abs(sent_ns - now_ns) > drift_s * 1e9:
+            last = self.gw._clock_pushed.get(packet.mn)
+            if last is None or time.monotonic() - last > self.gw.limits.clock_push_every_s:
+                self.gw._clock_pushed[packet.mn] = time.monotonic()
+                self.gw.stats.clock_pushes += 1
+                await self._send(hj212.set_time(packet, now_ns, now_ns, zone_h))
 
     async def _expire_splits(self) -> None:
         now = time.monotonic()
@@ -346,6 +444,7 @@ class Connection:
                 await self._dead(payload, "incomplete_split", f"split packet {key[1]} incomplete")
 
     async def _dead(self, raw: bytes, reason: str, message: str, topic: str | None = None) -> None:
+        """A frame refused for its bytes (framing, CRC, fields): a bad frame of this peer."""
         await self._end_junk()  # the garbage before this came first
         if reason != "unknown_mn":  # a whole packet, just not registered: not a framing fault
             self._bad_frame()
@@ -413,6 +512,14 @@ class Connection:
             raw_len=junk.length,
             raw_sha256=junk.hasher.hexdigest(),
         )
+
+
+def _cut_short(rest: bytes) -> str:
+    """Why the bytes before the next packet's `##` are no whole packet."""
+    try:
+        return hj212.short_frame(rest) + " (the next packet starts)"
+    except PayloadError:
+        return "packet cut short by the next one"
 
 
 def _chunks(length: int, chunk: int) -> int:

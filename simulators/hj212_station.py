@@ -1,4 +1,5 @@
-"""HJ 212-2017 air stations that send diurnal pollutant curves over TCP or MQTT, with faults.
+"""HJ 212-2017 and HJ 212-2025 air stations that send diurnal pollutant curves over TCP or MQTT,
+with their PW, optionally their CP SM4-encrypted (2025), with faults.
 
 Never report a packet as delivered that the receiver did not acknowledge; ground truth is what
 was actually put on the wire, value for value, as the receiver will parse it.
@@ -39,6 +40,9 @@ class StationSpec:
     pollution: float = 1.0  # scales the pollutant curves (a dirty site runs at 2–3)
     seed: int = 0
     faults: dict[str, float] | None = None  # this station's own fault rates (else the config's)
+    edition: str = "2017"  # the Flag's version bits: "2017" (Flag=5) or "2025" (Flag=9)
+    pw: str = "123456"
+    sm4_key: bytes | None = None  # encrypt the CP (HJ 212-2025 6.4) with this key
 
 
 def stations(count: int, site: str = "sim-air", *, seed: int = 7) -> list[StationSpec]:
@@ -162,8 +166,10 @@ class StationSim:
             values = diurnal(spec, local_hour, self.rng)
             fault = self._fault()
             mn = spec.mn if fault != "wrong_mn" else spec.mn[:-4] + "9999"
-            packet = hj212.data_packet(mn, cfg.cn, ts_ns, values, zone_h=cfg.zone_h)
-            raw = hj212.build(packet)
+            packet = hj212.data_packet(
+                mn, cfg.cn, ts_ns, values, zone_h=cfg.zone_h, pw=spec.pw, edition=spec.edition
+            )
+            raw = hj212.build(packet, spec.sm4_key)
             if fault == "bad_crc":
                 crc = raw[-6:-2]
                 raw = raw[:-6] + (b"0000" if crc != b"0000" else b"FFFF") + raw[-2:]
@@ -207,6 +213,9 @@ async def run_tcp_station(
             while True:
                 line = await asyncio.wait_for(reader.readuntil(b"\r\n"), config.ack_timeout_s)
                 answer = hj212.parse_frame(line)
+                if answer.cn == hj212.CN_REQUEST_RESPONSE and answer.qn == qn:
+                    report.errors.append(f"{spec.station} refused: {answer.cp_dict()}")
+                    break
                 if answer.cn == hj212.CN_DATA_RESPONSE and answer.qn == qn:
                     sent.acked = True
                     break

@@ -131,7 +131,7 @@ def service(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[
     registry = parse_registry(
         {
             "site": [{"id": site, "name": "air test", "role": "producer"}],
-            "station": [{"id": s.station, "site": site, "mn": s.mn} for s in specs],
+            "station": [{"id": s.station, "site": site, "mn": s.mn, "open": True} for s in specs],
         },
         "test",
     )

@@ -21,6 +21,7 @@ import aiomqtt
 import pytest
 
 from hazwatch.devices import hj212
+from hazwatch.devices.station_secrets import OPEN, StationAccess, StationSecret, hash_pw
 from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 from tests.services import Mosquitto, free_port, port_open, terminate, wait_for
 
@@ -53,7 +54,10 @@ class Harness:
 
 @asynccontextmanager
 async def harness(
-    broker: Mosquitto, stations: dict[str, str], limits: GatewayLimits | None = None
+    broker: Mosquitto,
+    stations: dict[str, str],
+    limits: GatewayLimits | None = None,
+    access: dict[str, StationAccess] | None = None,
 ) -> AsyncIterator[Harness]:
     site = f"gw{uuid.uuid4().hex[:6]}"
     mapping = {mn: (site, station) for mn, station in stations.items()}
@@ -71,7 +75,12 @@ async def harness(
         async def dead_letter(letter: GatewayDeadLetter) -> None:
             h.dead.append(letter)
 
-        gateway = Hj212Gateway(mapping.get, publish, dead_letter, limits)
+        by_station = access or {}
+
+        def access_of(site: str, station: str) -> StationAccess:
+            return by_station.get(station, OPEN)
+
+        gateway = Hj212Gateway(mapping.get, publish, dead_letter, limits, access=access_of)
         h = Harness(site, gateway, received)
         collector = asyncio.create_task(collect())
         try:
@@ -128,6 +137,8 @@ def test_bad_packets_go_to_dead_letters_and_good_ones_still_pass(mosquitto: Mosq
             unknown = hj212.build(packet("MN404", 4))
             truncated = hj212.build(packet("MN1", 5))[:80]
             writer.write(b"garbage" + bad_crc + unknown + truncated + good)
+            refused = await read_ack(reader)  # the unknown MN is answered QnRtn=4 (MN 错误)
+            assert refused.cn == "9011" and refused.cp == (("QnRtn", "4"),)
             ack = await read_ack(reader)
             assert ack.qn == packet("MN1", 3).qn
             await h.until(lambda: len(h.dead) == 4, "four dead letters")
@@ -357,5 +368,66 @@ def test_a_connection_sending_too_many_bad_frames_is_closed(mosquitto: Mosquitto
             assert (await read_ack(r3)).cn == "9014"
             for w in (writer, w2, w3):
                 w.close()
+
+    run(main)
+
+
+SM4_KEY = bytes([0x30] * 16)  # HJ 212-2025 A.2's example key
+
+
+def test_a_2017_and_a_2025_station_on_one_gateway_and_a_wrong_pw_refused(
+    mosquitto: Mosquitto,
+) -> None:
+    """Each station answered by its own edition; the 2025 one SM4-encrypted; PW=000000 for a
+    registered station's MN is not published, dead-lettered, answered QnRtn=3 (issue #20 5e)."""
+    secret = StationSecret(hash_pw("123456", iterations=1000), SM4_KEY)
+    access = {
+        "aq-17": StationAccess(registered=True, secret=secret),
+        "aq-25": StationAccess(registered=True, secret=secret, encrypted=True),
+    }
+
+    async def main() -> None:
+        async with harness(mosquitto, {"MN17": "aq-17", "MN25": "aq-25"}, access=access) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            old = hj212.data_packet("MN17", "2051", TS0, {"pm25": 35.0})
+            new = hj212.data_packet("MN25", "2051", TS0, {"pm25": 41.0}, edition="2025")
+            forged = hj212.data_packet("MN17", "2011", TS0, {"pm25": 999.0}, pw="000000")
+            writer.write(hj212.build(old) + hj212.build(new, SM4_KEY) + hj212.build(forged))
+            first, second, third = [await read_ack(reader) for _ in range(3)]
+            assert (first.cn, first.flag, first.qn) == ("9014", 4, old.qn)  # 2017: Flag=4
+            assert (second.cn, second.flag, second.qn) == ("9014", 8, new.qn)  # 2025: Flag=8
+            assert (third.cn, third.cp) == ("9011", (("QnRtn", "3"),))
+            await h.until(lambda: len(h.received) == 2 and h.dead, "two packets, one refusal")
+            assert h.payloads("aq-17") == [hj212.build(old)]
+            (sent,) = h.payloads("aq-25")
+            assert b"{0x" in sent  # published as the station sent it, encrypted
+            assert hj212.parse_frame(sent, lambda mn: SM4_KEY).cp == new.cp
+            (letter,) = h.dead
+            assert letter.reason == "auth_refused" and "wrong PW" in letter.message
+            assert "123456" not in letter.message and h.gateway.stats.refused == 1
+            # a heartbeat asking for an answer is answered 9013, a time request with 1012
+            beat = hj212.Packet(new.qn, "22", "9015", "123456", "MN25", 9)
+            asks = hj212.Packet(new.qn, "22", "1013", "123456", "MN25", 9)
+            writer.write(hj212.build(beat) + hj212.build(asks))
+            answers = [await read_ack(reader) for _ in range(3)]
+            assert [a.cn for a in answers] == ["9013", "9011", "1012"]
+            assert "SystemTime" in answers[2].cp_dict()
+            writer.close()
+
+    run(main)
+
+
+def test_a_station_whose_clock_drifts_is_sent_the_time(mosquitto: Mosquitto) -> None:
+    """Its QN two hours behind the gateway's clock: answered, then CN 1012 once, not twice."""
+
+    async def main() -> None:
+        limits = GatewayLimits(clock_drift_s=120.0)
+        async with harness(mosquitto, {"MN1": "aq-1"}, limits) as h:
+            reader, writer = await asyncio.open_connection("127.0.0.1", h.gateway.port)
+            writer.write(hj212.build(packet("MN1", 0)) + hj212.build(packet("MN1", 1)))
+            answers = [await read_ack(reader) for _ in range(3)]
+            assert [a.cn for a in answers] == ["9014", "1012", "9014"]
+            assert h.gateway.stats.clock_pushes == 1
+            writer.close()
 
     run(main)

@@ -1,9 +1,10 @@
-"""HJ 212-2017 codec: the standard's example, hand-built packets, corruption, splits, points."""
+"""HJ 212-2017/2025 codec: the standards' examples, hand-built packets, corruption, splits, SM4,
+editions, station access and units, points."""
 
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hazwatch.base.errors import PayloadError
@@ -62,7 +63,8 @@ def test_hand_built_rtd_round_trips_and_becomes_points() -> None:
     packet = hj212.parse_frame(raw)
     assert hj212.build(packet) == raw
     decoded = decode("hw/jy-0012/air/aq-07/hj212", raw, Registry("41900100000007"), now_ns=NOW_NS)
-    (point,) = decoded.points
+    point, link = decoded.points
+    assert link.measurement == "hj212_packet" and link.fields["edition"] == "2017"
     assert point.measurement == "air"
     assert point.tags == {"site": "jy-0012", "station": "aq-07", "interval": "rtd"}
     assert point.fields == {
@@ -87,7 +89,7 @@ def test_interval_data_has_min_max_and_interval_tag(cn: str, interval: str) -> N
     )
     raw = hj212.build(packet)
     assert hj212.parse_frame(raw) == packet
-    (point,) = decode("hw/s/air/a1/hj212", raw, NoRegistry(), now_ns=NOW_NS).points
+    point = decode("hw/s/air/a1/hj212", raw, NoRegistry(), now_ns=NOW_NS).points[0]
     assert point.tags["interval"] == interval
     assert point.fields["pm25"] == 40.0
     assert point.fields["pm25_min"] == 30.0 and point.fields["pm25_max"] == 52.5
@@ -96,7 +98,7 @@ def test_interval_data_has_min_max_and_interval_tag(cn: str, interval: str) -> N
 
 def test_station_zone_from_registry() -> None:
     raw = HAND_RTD
-    (point,) = decode("hw/s/air/a1/hj212", raw, Registry(None, zone_h=0), now_ns=NOW_NS).points
+    point = decode("hw/s/air/a1/hj212", raw, Registry(None, zone_h=0), now_ns=NOW_NS).points[0]
     assert point.ts_ns == 1_795_507_200 * 10**9  # 08:00 UTC
 
 
@@ -107,7 +109,6 @@ def test_station_zone_from_registry() -> None:
         (STANDARD_EXAMPLE.replace(b"##0101", b"##01x1"), "bad_length"),
         (STANDARD_EXAMPLE.replace(b"1C80", b"1C81"), "bad_crc"),
         (STANDARD_EXAMPLE.replace(b"1C80", b"1CZ0"), "bad_crc"),
-        (STANDARD_EXAMPLE.replace(b"1C80", b"1c80"), "bad_crc"),
         (STANDARD_EXAMPLE[:-2], "bad_length"),
         (STANDARD_EXAMPLE[:50], "bad_length"),
         (b"$$" + STANDARD_EXAMPLE[2:], "bad_header"),
@@ -129,17 +130,15 @@ HEAD = "QN=20261124080000000;ST=22;CN=2011;PW=123456;MN=MN7;Flag=5;"
 @pytest.mark.parametrize(
     ("segment", "reason"),
     [
-        (HEAD + "CP=&&DataTime=20261124080000;a99999-Rtd=1,a99999-Flag=N&&", "unknown_code"),
         (HEAD + "CP=&&DataTime=20261124080000;a34004-Rtd=abc&&", "bad_field"),
         (HEAD + "CP=&&DataTime=20261124080000;a34004-Rtd=-5&&", "out_of_range"),
         (HEAD + "CP=&&DataTime=20261124080000;a34004-Rtd=5,a34004-Flag=X&&", "bad_field"),
         (HEAD + "CP=&&DataTime=20261124080000;a34004-Avg=5&&", "bad_field"),
-        (HEAD + "CP=&&DataTime=20261124080000;a34004-Foo=5&&", "bad_field"),
+        (HEAD + "CP=&&DataTime=20261124080000;a34004-F-o=5&&", "bad_field"),
         (HEAD + "CP=&&DataTime=2026112408;a34004-Rtd=5&&", "bad_field"),
         (HEAD + "CP=&&DataTime=20261324080000;a34004-Rtd=5&&", "bad_field"),
         (HEAD + "CP=&&a34004-Rtd=5&&", "bad_field"),
         (HEAD + "CP=&&DataTime=20261124080000;a34004-Rtd5&&", "bad_field"),
-        (HEAD.replace("CN=2011", "CN=3020") + "CP=&&&&", "unknown_code"),
         (HEAD.replace("QN=20261124080000000", "QN=123") + "CP=&&&&", "bad_field"),
         (HEAD.replace("Flag=5", "Flag=7") + "CP=&&&&", "bad_field"),  # split bit, no PNUM
         (HEAD.replace(";MN=MN7", "") + "CP=&&&&", "bad_field"),
@@ -210,6 +209,13 @@ def test_any_single_changed_byte_is_caught(data: st.DataObject) -> None:
     index = data.draw(st.integers(0, len(raw) - 1))
     new = data.draw(st.integers(0, 255).filter(lambda b: b != raw[index]))
     corrupted = raw[:index] + bytes([new]) + raw[index + 1 :]
+    # the CRC's hex digits in the other case are the same number (either case is accepted)
+    assume(
+        not (
+            len(raw) - 6 <= index < len(raw) - 2
+            and bytes([new]).upper() == raw[index : index + 1].upper()
+        )
+    )
 
     def accept(payload: bytes) -> object:
         if raw is STANDARD_EXAMPLE:  # a command (CN 1062): the codec, not the air topic kind

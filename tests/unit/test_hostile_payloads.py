@@ -798,10 +798,11 @@ def test_hj212_decoder_only_raises_payload_error_and_returns_storable() -> None:
 # ---------------------------------------------------------------------------------------------
 # Good traffic is untouched
 
-# sha256 of every good message's points as line protocol, taken before the range checks
+# sha256 of every good message's points as line protocol (each HJ 212 packet also makes its
+# hj212_packet point since HJ 212-2025), taken before the range checks
 # went in (regenerate with `python -c "from tests.unit.test_hostile_payloads import *;
 # print(good_digest())"` only when the simulators change on purpose).
-GOOD_DIGEST = "c2680d5c2c8a65ae86984f20096bf643f904e49dafd56ff386c7fb63d8ab50dd"
+GOOD_DIGEST = "54b272d908fabdd3aeeacf2f0bd0d499c905046f7a16cb2cb1effa808986df52"
 
 
 def good_digest() -> str:

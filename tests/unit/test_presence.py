@@ -41,7 +41,7 @@ REGISTRY = parse_registry(
         "reader": [{"id": "gate-03", "site": SITE, "location": "storage_in"}],
         "scale": [{"id": "s1", "site": SITE, "location": "generation"}],
         "terminal": [{"id": "t1", "site": SITE}],
-        "station": [{"id": "aq-07", "site": SITE, "mn": MN}],
+        "station": [{"id": "aq-07", "site": SITE, "mn": MN, "open": True}],
         "camera": [{"id": "cam-2", "site": SITE, "watches": ["gate-03"]}],
     }
 )

@@ -26,6 +26,7 @@ from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody import processor as custody_processor
 from hazwatch.streams.custody import rules as custody
 from hazwatch.streams.custody.processor import CustodyProcessor
+from hazwatch.streams.hj212 import rules as hj212
 from hazwatch.streams.presence import rules as presence
 from hazwatch.streams.presence.settings import PresenceSettings
 from hazwatch.streams.video import rules as video
@@ -40,6 +41,7 @@ PARTS: tuple[tuple[str, tuple[RuleSpec, ...]], ...] = (
     ("air", air.RULE_SPECS),
     ("clocks", clocks.RULE_SPECS),
     ("presence", presence.RULE_SPECS),
+    ("hj212", hj212.RULE_SPECS),
 )
 ALL = tuple(spec for _, specs in PARTS for spec in specs)
 
