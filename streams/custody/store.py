@@ -14,8 +14,10 @@ from typing import Any
 import orjson
 
 from hazwatch.base.statedb import StateDB
+from hazwatch.devices.registry import RegistryContext
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.custody.rules import (
+    LOCATION_STAGE,
     RECENT_READS,
     Changes,
     CustodyEvent,
@@ -612,6 +614,36 @@ class CustodyStore:
         return held, after, newest
 
     # queries for trace, API and ledger ------------------------------------------------
+    def held(self, epc: str) -> list[Pass]:
+        """The passes of an EPC that are neither a custody event nor a diagnostic of any of
+        its batches: held until settled (rules.classify's `pending`), as the last checkpoint
+        (each tick) wrote them; a pass a batch has placed since is not among them (an event or
+        diagnostic of the same reader over its reads is that pass, merged or grown since)."""
+        passes = [
+            _pass_row(r)
+            for r in self.db.query(
+                f"SELECT {_PASS_COLUMNS} FROM custody_pass WHERE epc = ? ORDER BY first_ns",
+                (epc,),
+            )
+        ]
+        if not passes:
+            return []
+        placed: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        for (batch,) in self.db.query("SELECT batch FROM custody_batch WHERE epc = ?", (epc,)):
+            for e in self.events(str(batch)):
+                if e.last_ns is not None:
+                    placed.setdefault((e.site, e.device), []).append((e.ts_ns, e.last_ns))
+            for d in self.diagnostics(str(batch)):
+                placed.setdefault((d.site, d.device), []).append((d.ts_ns, d.last_ns))
+        return [
+            p
+            for p in passes
+            if not any(
+                first <= p.last_ns and p.first_ns <= last
+                for first, last in placed.get((p.site, p.device), ())
+            )
+        ]
+
     def batch(self, batch: str) -> dict[str, Any] | None:
         rows = self.db.query(
             "SELECT batch, epc, waste_code, site, ts_ns, info, stage, verdict, since_ns, "
@@ -888,6 +920,9 @@ def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, An
             }
             for d in store.diagnostics(batch)
         ],
+        # passes at a reader whose field overlaps another's, held until neither can contest
+        # them (docs/rules.md): neither custody nor a diagnostic yet
+        "pending": _held_docs(store, row["epc"]),
     }
     if row["verdict"] == "open":
         doc["at_site"] = row["at_site"]
@@ -896,3 +931,35 @@ def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, An
     if row["manifest"]:
         doc["manifest"] = row["manifest"]
     return doc
+
+
+def _held_docs(store: CustodyStore, epc: str) -> list[dict[str, Any]]:
+    """The trace's held passes (`CustodyStore.held`), each with why it is held."""
+    held = store.held(epc)
+    if not held:
+        return []
+    partners: dict[tuple[str, str], list[str]] = {}
+    for site, reader, other in sorted(RegistryContext(store.db).current.overlapping()):
+        partners.setdefault((site, reader), []).append(other)
+    docs = []
+    for p in held:
+        others = partners.get((p.site, p.device))
+        if others:
+            note = (
+                f"held: overlapping reader {', '.join(f'{p.site}/{o}' for o in others)} "
+                "within the cross-read window"
+            )
+        else:
+            note = "held: an earlier pass of this batch at an overlapping reader is not settled"
+        docs.append(
+            {
+                "why": "pending",
+                "stage": LOCATION_STAGE.get(p.location, ""),
+                "site": p.site,
+                "device": p.device,
+                "overlapping": others or [],
+                "pass": _pass_doc(p.first_ns, p.last_ns, p.reads, p.peak_rssi, p.antenna),
+                "note": note,
+            }
+        )
+    return docs

@@ -51,8 +51,11 @@ def test_registry_trace_and_ledger_commands(tmp_path: Path) -> None:
 
     missing = run(env, "trace", "NOPE")
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "NOPE" in missing.stderr
-    text = run(env, "trace", "B00000")
-    assert text.returncode == 0 and "verdict complete" in text.stdout
+    text = run(env, "trace", "B00000")  # Chinese by default, in China time
+    assert text.returncode == 0 and "追溯结论 已完成" in text.stdout
+    assert "+08:00  产生" in text.stdout and "重复读取" in text.stdout
+    english = run(env, "trace", "B00000", "--lang", "en")
+    assert english.returncode == 0 and "verdict complete" in english.stdout
     doc = json.loads(run(env, "trace", "B00001", "--json").stdout)
     assert set(doc) >= {"batch", "epc", "waste_code", "stage", "verdict", "violations", "events"}
     assert doc["verdict"] == "broken" and doc["violations"][0]["rule"] == "skipped_stage"

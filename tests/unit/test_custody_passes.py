@@ -11,6 +11,7 @@ import tomllib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -521,3 +522,53 @@ def test_the_monthly_summary_covers_exactly_the_months_asked_for(tmp_path: Path)
         ledger.parse_date_ns("2027-01-31", end=True), None,
     )  # fmt: skip
     assert [(r["month"], r["stored_month_end_kg"]) for r in january.summary] == [("2027-01", 100.0)]
+
+
+def test_a_held_pass_is_in_the_trace_as_pending_with_its_reason(tmp_path: Path) -> None:
+    """A pass at a door whose field overlaps another's is held until neither can contest it:
+    neither custody nor a diagnostic yet, but the trace (hazwatch trace, the API's) shows it
+    pending, with its reader, its time and why; once settled it is the stage it entered."""
+    from hazwatch.commands.custody import trace_lines
+    from hazwatch.devices import registry as device_registry
+    from tests.samples import REGISTRY_FILE
+
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    device_registry.migrate(db)
+    device_registry.save(db, device_registry.load_file(REGISTRY_FILE), "test", T0)
+    tracker = Tracker()
+    ctx = RegistryContext(db, batches=tracker.epc_batch)
+    store = CustodyStore(db)
+    proc = CustodyProcessor(tracker, ctx, ListSink(), store, limits=LIMITS)
+    ms = T0 // 1_000_000
+    sent = [
+        ("hw/jy-0012/terminal/t1/batch",
+         {"ts": ms, "batch": "B-1", "epc": story.EPC, "waste_code": story.WASTE_CODE}),
+    ]  # fmt: skip
+    sent += [
+        ("hw/jy-0012/rfid/gate-03/read",
+         {"ts": ms + 60_000 + i * 40, "epc": story.EPC, "rssi": -60.0 + i % 7, "antenna": 1})
+        for i in range(100)
+    ]  # fmt: skip
+    now = T0 + 64 * S  # the carry ended at +64 s: neither door is past it yet
+    proc.process([decode(t, orjson.dumps(b), ctx, now_ns=now) for t, b in sent], now)
+    proc.tick(now)  # a checkpoint: the passes are written
+    doc = trace_document(store, "B-1", now)
+    assert doc is not None
+    assert [e["stage"] for e in doc["events"]] == ["GENERATED"] and doc["diagnostics"] == []
+    (held,) = doc["pending"]
+    assert (held["why"], held["stage"], held["site"], held["device"]) == (
+        "pending", "STORED", "jy-0012", "gate-03",
+    )  # fmt: skip
+    assert held["pass"]["reads"] == 100 and held["overlapping"] == ["gate-04"]
+    assert held["note"] == "held: overlapping reader jy-0012/gate-04 within the cross-read window"
+    text = "\n".join(trace_lines(doc))
+    assert "待定（暂缓判定）的读取过程（1）" in text and "待定" in text
+    assert "jy-0012/gate-03" in text and "重叠读写器 jy-0012/gate-04" in text
+    assert "held: overlapping reader jy-0012/gate-04" in "\n".join(trace_lines(doc, "en"))
+    # both doors heard from since: settled, the stage it entered, pending no more
+    later = now + 30 * S
+    proc.tick(later)
+    doc = trace_document(store, "B-1", later)
+    assert doc is not None
+    assert [e["stage"] for e in doc["events"]] == ["GENERATED", "STORED"]
+    assert doc["pending"] == []
