@@ -18,6 +18,7 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.base.statedb import StateDB
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.interfaces import PointReader
+from hazwatch.streams.air.marks import MarkStore
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.clocks.store import ClockStore
 from hazwatch.streams.custody.store import CustodyStore
@@ -42,6 +43,7 @@ class ApiContext:
     # the parts' stores, built once by the composition root (hazwatch.parts: api_stores)
     custody: CustodyStore | None = None
     air: AirStore | None = None
+    air_audit: MarkStore | None = None  # the air data audit: marks, maintenance records
     evidence: EvidenceStore | None = None  # the video part's snapshots
     clocks: ClockStore | None = None  # the devices' measured clock offsets
     deadletters: DeadLetterStore | None = None

@@ -92,6 +92,17 @@ class Scale:
 
 
 @dataclass(frozen=True, slots=True)
+class Instrument:
+    """A station's analyser of one pollutant, for the data audit (streams/air/audit.py): the
+    smallest step it reports and the range it measures, in hazwatch's units (µg/m³; CO mg/m³)."""
+
+    pollutant: str
+    resolution: float | None = None
+    range_low: float | None = None
+    range_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Station:
     id: str
     site: str
@@ -112,6 +123,9 @@ class Station:
     encrypted: bool = False
     edition: str | None = None
     units: tuple[tuple[str, str], ...] = ()
+    # [[station.instruments]]: resolution and range per pollutant (the audit's flatline floor
+    # and out-of-range marks); a pollutant not listed gets the audit's defaults
+    instruments: tuple[Instrument, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +265,33 @@ def _tables(doc: Mapping[str, Any], source: str, name: str) -> list[Any]:
     return value
 
 
+INSTRUMENT_POLLUTANTS = ("so2", "no2", "pm10", "co", "o3", "pm25")
+
+
+def _instruments(e: _Entry) -> tuple[Instrument, ...]:
+    """A station's [[station.instruments]]: one per pollutant, range_low below range_high."""
+    raw = e.raw.get("instruments")
+    if not isinstance(raw, list):
+        raise e.fail("instruments", "must be an array of tables ([[station.instruments]])")
+    found: dict[str, Instrument] = {}
+    for i, item in enumerate(raw):
+        entry = _Entry(e.where, "instruments", i, item)
+        unknown = sorted(set(item) - {"pollutant", "resolution", "range_low", "range_high"})
+        if unknown:
+            raise entry.fail(unknown[0], "is not an instrument field")
+        pollutant = entry.choice("pollutant", INSTRUMENT_POLLUTANTS)
+        if pollutant in found:
+            raise entry.fail("pollutant", f"repeats the instrument of {pollutant}")
+        low = entry.number("range_low", None, 0, 1e6)
+        high = entry.number("range_high", None, 0, 1e6)
+        if low is not None and high is not None and high <= low:
+            raise entry.fail("range_high", f"must be above range_low {low:g}, got {high:g}")
+        found[pollutant] = Instrument(
+            pollutant, entry.number("resolution", None, 0, 1e4, strict_lo=True), low, high
+        )
+    return tuple(found.values())
+
+
 def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry:
     """Validate a registry document (the parsed TOML); every problem names file, entry, field."""
     if "custody" in doc:
@@ -348,6 +389,8 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             e.choice("functional_zone", FUNCTIONAL_ZONES, "二类区"),
             e.number("minute_interval_min", None, 1, 60),
         )
+        if "instruments" in e.raw:
+            station = replace(station, instruments=_instruments(e))
         station = replace(station, **_hj212_fields(e))
         if (station.site, station.id) in stations:
             raise e.fail("id", f"repeats station {station.id!r} at site {station.site!r}")

@@ -46,9 +46,19 @@ def _root(
 
 
 def _register() -> None:
-    from hazwatch.commands import air, alerts, custody, demo, ingest, rfid, simulate, video
+    from hazwatch.commands import (
+        air,
+        air_audit,
+        alerts,
+        custody,
+        demo,
+        ingest,
+        rfid,
+        simulate,
+        video,
+    )
 
-    for module in (ingest, demo, simulate, alerts, custody, air, video, rfid):
+    for module in (ingest, demo, simulate, alerts, custody, air, air_audit, video, rfid):
         module.register(app)
 
 

@@ -15,6 +15,7 @@ from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
 from hazwatch.streams.air import aqi, coverage, daily
+from hazwatch.streams.air.auditor import Auditor
 from hazwatch.streams.air.rules import (
     NS_PER_HOUR,
     RULE_AQI,
@@ -26,7 +27,6 @@ from hazwatch.streams.air.rules import (
     exceedance_message,
     exceedance_severity,
     limit_checks,
-    sensor_findings,
 )
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.air.standards import (
@@ -156,11 +156,14 @@ class AirProcessor:
         alerts: AlertSink | None = None,
         settings: HourlySettings | None = None,
         stations: StationLookup | None = None,
+        auditor: Auditor | None = None,
     ) -> None:
         self.store = store
         self.alerts = alerts
         self.settings = settings or HourlySettings()
         self.stations = stations or _unregistered  # the registry's zone, grade and interval
+        # the data audit (streams/air/auditor.py): marked readings stay out of every hour
+        self.auditor = auditor or Auditor(store, settings=self.settings)
         self._lock = threading.Lock()
         # (site, station) → (newest_ns, due_ns): the station's newest reading time and when its
         # earliest open hour closes by data time, as this process last knew them, so that a
@@ -171,6 +174,7 @@ class AirProcessor:
 
     # StreamProcessor
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
+        self.auditor.keep_flagged(batch)  # flagged values: kept with their flag, not counted
         rows = readings_of(batch)
         if not rows:
             return []
@@ -266,7 +270,11 @@ class AirProcessor:
         info = self.stations(site, station)
         intervals = {"minute": info.minute_interval_s} if info.minute_interval_s else None
         readings = self.store.readings(site, station, hour_ns, hour_ns + NS_PER_HOUR)
+        # data audit: the hour is what no invalid mark excludes (its automatic marks made here)
+        screened = self.auditor.screen(site, station, hour_ns, readings)
+        readings = screened.kept
         means, minutes = hour_means(readings, self.settings.min_valid_minutes, hour_ns, intervals)
+        means, minutes = self.auditor.screen_means(screened, means, minutes)
         old = self.store.last_means(site, station, hour_ns)
         new = {p: (means.get(p), m) for p, m in minutes.items()}
         self.store.close_hour(site, station, hour_ns, new)
@@ -282,7 +290,7 @@ class AirProcessor:
         hour = HourResult(site, station, hour_ns, means, minutes, moving, result)
         hour.edition, hour.limits, hour.grade = edition, limits_at(hour_ns), info.grade
         self._judge_limits(hour)
-        hour.quality = sensor_findings(readings, self.settings)
+        hour.quality = screened.findings  # sensor_flatline and sensor_spike: the audit's marks
         self.store.save_result(
             site,
             station,

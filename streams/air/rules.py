@@ -8,7 +8,7 @@ Never read a clock or a store here: readings, means and times come in as argumen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from hazwatch.alerts.model import Severity
 from hazwatch.alerts.rules import RuleSpec, defaults_of, severities
@@ -69,19 +69,23 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "air",
         Severity.WARNING,
         "site/station/pollutant",
-        "传感器读数恒定：一小时内某污染物的读数始终是同一个值（疑似传感器故障）",
-        "a sensor stuck on one value: every reading of a pollutant in the hour is the same, "
-        "over at least the minutes an hourly mean needs",
-        defaults_of(HourlySettings, "min_valid_minutes"),
+        "传感器读数恒定：某污染物连续若干小时（默认 6 小时）的读数始终是同一个值，且高于仪器"
+        "分辨率的若干步（清洁空气下的低值恒定不算）；数据审核将这些小时标为无效（恒值）",
+        "a sensor stuck on one value: every reading of a pollutant is one value for hours in a "
+        "row, above a few resolution steps of the analyser (clean air sits on its lowest steps); "
+        "the data audit marks those hours invalid (flatline)",
+        defaults_of(HourlySettings, "flatline_hours", "flatline_floor_steps"),
     ),
     RuleSpec(
         RULE_SPIKE,
         "air",
         Severity.WARNING,
         "site/station/pollutant",
-        "传感器读数突跳：一小时内某污染物出现远高于该小时中位数的峰值（疑似传感器故障或干扰）",
+        "传感器读数突跳：一小时内某污染物出现远高于该小时中位数的峰值（疑似传感器故障或干扰）；"
+        "数据审核将这些读数标为无效（突变值）",
         "one absurd jump: a pollutant's peak in the hour is many times the hour's median and "
-        "far above it (CO in mg/m³, the others in µg/m³)",
+        "far above it (CO in mg/m³, the others in µg/m³); the data audit marks those readings "
+        "invalid (spike)",
         defaults_of(
             HourlySettings,
             "spike_ratio",
@@ -167,42 +171,9 @@ def aqi_severity(aqi_value: int, level: int, alert_above: int = 100) -> Severity
     return Severity.MAJOR if level == 4 else Severity.CRITICAL
 
 
-# sensor_flatline, sensor_spike
-def flatline(pollutant: str, series: Sequence[float], min_valid_minutes: int) -> str | None:
-    """Why the hour's readings of a pollutant say its sensor is stuck, or None."""
-    if len(series) >= min_valid_minutes and max(series) == min(series):
-        return f"{pollutant} stuck at {series[0]:g} for {len(series)} readings in the hour"
-    return None
-
-
-def spike(pollutant: str, series: Sequence[float], settings: HourlySettings) -> str | None:
-    """Why the hour's readings of a pollutant hold one absurd jump, or None."""
-    ordered = sorted(series)
-    median = ordered[len(ordered) // 2]
+# sensor_flatline, sensor_spike: judged by the data audit (audit.py), whose marks they alert on
+def spike_threshold(pollutant: str, median: float, settings: HourlySettings) -> float:
+    """A reading above this, in an hour of this median, is one absurd jump: many times the
+    median and far above it."""
     jump = settings.spike_min_jump_co_mgm3 if pollutant == "co" else settings.spike_min_jump_ugm3
-    peak = ordered[-1]
-    if (
-        len(series) >= settings.spike_min_readings
-        and peak > settings.spike_ratio * median
-        and peak - median > jump
-    ):
-        return f"{pollutant} jumped to {peak:g} against an hourly median of {median:g}"
-    return None
-
-
-def sensor_findings(
-    readings: Sequence[HourReading], settings: HourlySettings
-) -> dict[tuple[str, str], str]:
-    """Data-quality findings of one hour: a sensor stuck on one value, or one absurd jump."""
-    values: dict[str, list[float]] = {}
-    for _, _, pollutant, value in readings:
-        values.setdefault(pollutant, []).append(value)
-    found: dict[tuple[str, str], str] = {}
-    for pollutant, series in values.items():
-        stuck = flatline(pollutant, series, settings.min_valid_minutes)
-        if stuck is not None:
-            found[(RULE_FLATLINE, pollutant)] = stuck
-        jumped = spike(pollutant, series, settings)
-        if jumped is not None:
-            found[(RULE_SPIKE, pollutant)] = jumped
-    return found
+    return max(settings.spike_ratio * median, median + jump)

@@ -33,6 +33,15 @@ class HourlySettings:
     spike_min_jump_co_mgm3: Annotated[float, Field(ge=0)] = 5.0
     # With fewer readings of a pollutant in the hour there is no median to judge a spike by.
     spike_min_readings: Annotated[int, Field(ge=3, le=3600)] = 10
+    # Data audit (streams/air/audit.py, docs/air-audit.md). A pollutant's hourly values all one
+    # value this many hours in a row are a flatline, unless the value is within this many
+    # resolution steps of zero (clean air reads CO 0.1 mg/m³ or SO2 1 µg/m³ for hours).
+    flatline_hours: Annotated[int, Field(ge=2, le=48)] = 6
+    flatline_floor_steps: Annotated[int, Field(ge=0, le=1000)] = 3
+    # An hour whose PM2.5 mean is over its PM10 mean by more than the larger of these (the two
+    # analysers' uncertainty) marks both invalid: µg/m³, and a fraction of PM10.
+    pm_inversion_ugm3: Annotated[float, Field(ge=0)] = 10.0
+    pm_inversion_ratio: Annotated[float, Field(ge=0, le=10)] = 0.1
     # aqi_level: an hourly AQI above this; 100 is the top of HJ 633-2012 level 2 (良), so
     # level 3 (轻度污染) and worse alert.
     aqi_alert_above: Annotated[int, Field(ge=0, le=500)] = 100

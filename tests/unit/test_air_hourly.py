@@ -92,7 +92,11 @@ def test_24h_and_o3_8h_moving_means_and_alerts(processor: tuple[AirProcessor, Li
     for h in range(24):
         for m in range(0, 60):
             ts = HOUR0 + h * NS_H + m * NS_MIN
-            batch.append(minute(ts, {"pm25": 100.0, "o3": 150.0 + h, "so2": 10.0}))
+            # 99/101 and 9/11 by turns: means of 100 and 10 that no flatline audit marks
+            wobble = 1.0 if m % 2 else -1.0
+            batch.append(
+                minute(ts, {"pm25": 100.0 + wobble, "o3": 150.0 + h, "so2": 10.0 + wobble})
+            )
     points = proc.process(batch, NOW) + proc.tick(LATER)
     last = max(points, key=lambda p: p.ts_ns)
     assert last.ts_ns == HOUR0 + 23 * NS_H
@@ -119,15 +123,17 @@ def test_alerts_go_to_the_real_alert_store(tmp_path: Path) -> None:
     (point,) = proc.tick(LATER)
     assert point.fields["iaqi_no2"] == 105  # (150-100)/(700-200)*(250-200)+100
     rules = sorted(a.rule for a in store.list())
-    assert rules == ["air_exceedance", "aqi_level", "sensor_flatline"]  # 250.0 sixty times
+    # 250.0 sixty times: one hour of one value is no flatline (the audit wants flatline_hours)
+    assert rules == ["air_exceedance", "aqi_level"]
 
 
 def test_spike_and_flatline_and_silence_is_not_the_air_parts(
     processor: tuple[AirProcessor, ListSink],
 ) -> None:
     proc, sink = processor
-    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 30.0 + m % 5, "co": 0.8}) for m in range(60)]
-    batch[30] = minute(HOUR0 + 30 * NS_MIN, {"pm25": 900.0, "co": 0.8})
+    # CO 0.8 (8 steps of 0.1) in every reading for 6 hours: a flatline (flatline_hours)
+    batch = [minute(HOUR0 + m * NS_MIN, {"pm25": 30.0 + m % 5, "co": 0.8}) for m in range(360)]
+    batch[330] = minute(HOUR0 + 330 * NS_MIN, {"pm25": 900.0, "co": 0.8})
     proc.process(batch, NOW)
     proc.tick(LATER)
     found = {(s.rule, s.subject) for s in sink.raised}
