@@ -13,6 +13,12 @@ import orjson
 
 from hazwatch.devices.topics import build_topic
 
+# How long a publish waits for the broker's acknowledgement before the simulator gives up.
+# aiomqtt's default is 10 s; a device keeps an unacknowledged QoS 1 message and waits, and a
+# broker on a loaded machine (CI on 2 shared cores) acknowledged a window of a few hundred
+# publishes in more than 10 s, which failed a whole custody scenario.
+ACK_TIMEOUT_S = 120.0
+
 
 def status_topic(site: str, family: str, device: str) -> str:
     return build_topic(site, family, device, "status")
@@ -36,6 +42,7 @@ def device_client(
         tls_context=tls,
         will=will,
         max_queued_outgoing_messages=None,
+        timeout=ACK_TIMEOUT_S,
     )
 
 
