@@ -119,8 +119,10 @@ def _carry(reader: str, start_ns: int, rng: random.Random) -> tuple[list[tuple[s
     return out, door
 
 
-def example(t0_ns: int, seed: int = 18) -> Example:
-    """The story with its registration at `t0_ns` (device times on whole milliseconds)."""
+def example(t0_ns: int, seed: int = 18, *, parked: bool = True) -> Example:
+    """The story with its registration at `t0_ns` (device times on whole milliseconds);
+    `parked=False`: the issue's example as it tells it, the two doors' reads only (no hour
+    parked by the door, no stocktake)."""
     t0_ns -= t0_ns % 1_000_000
     rng = random.Random(seed)
     messages = [
@@ -140,19 +142,21 @@ def example(t0_ns: int, seed: int = 18) -> Example:
     messages.append(_message("batch", "t1", registration))
     carry_in_ns = t0_ns + 600 * NS_PER_S
     reads_in, carried_in = _carry("gate-03", carry_in_ns, rng)
-    parked = []
+    parked_reads = []
     for burst in range(120):  # an hour, a burst every 30 s
         start = carry_in_ns + 60 * NS_PER_S + burst * 30 * NS_PER_S
         for k in range(rng.randint(15, 30)):
             if rng.random() < 0.2:
                 continue  # rounds that miss a tag at the edge of the field
-            parked.append(_read("gate-03", start + k * ROUND_NS, -73 + rng.gauss(0, 1.5), 2))
+            parked_reads.append(_read("gate-03", start + k * ROUND_NS, -73 + rng.gauss(0, 1.5), 2))
     stocktake_ns = carry_in_ns + 2 * 3600 * NS_PER_S
     stocktake = [
         _read("hh-01", stocktake_ns + k * 60_000_000, -58 + rng.gauss(0, 2), 1) for k in range(12)
     ]
     reads_out, carried_out = _carry("gate-04", carry_in_ns + 4 * 3600 * NS_PER_S, rng)
-    reads = reads_in + parked + stocktake + reads_out
+    reads = reads_in + reads_out
+    if parked:
+        reads = reads_in + parked_reads + stocktake + reads_out
     return Example(
         t0_ns,
         messages + reads,

@@ -236,6 +236,30 @@ def _months(start_ns: int, end_ns: int) -> list[str]:
     return months
 
 
+# Values a person reads in a language (CSV and XLSX; JSON keeps them as built): a record's
+# type and where it went are the ledger's own Chinese words, a verdict custody's English one
+RECORD_TYPES_EN = {
+    "产生": "generation",
+    "入库": "storage in",
+    "出库": "storage out",
+    "委外利用处置(转移)": "transfer for utilisation/disposal",
+    "自行利用处置": "own utilisation/disposal",
+}
+DESTINATIONS_EN = {"贮存": "storage"}
+VERDICTS_ZH = {"open": "进行中", "complete": "已完成", "broken": "断链"}
+
+
+def _shown(key: str, value: Any, lang: str) -> Any:
+    """A record's value as the ledger in `lang` says it."""
+    if lang == "zh" and key == "verdict":
+        return VERDICTS_ZH.get(value, value)
+    if lang == "en" and key == "record_type":
+        return RECORD_TYPES_EN.get(value, value)
+    if lang == "en" and key == "destination":
+        return DESTINATIONS_EN.get(value, value)
+    return value
+
+
 def headings(columns: list[tuple[str, str, str]], lang: str) -> list[str]:
     return [zh if lang == "zh" else en for _, zh, en in columns]
 
@@ -251,7 +275,7 @@ def render(ledger: Ledger, fmt: str, lang: str = "zh") -> bytes:
         writer = csv.writer(out)
         writer.writerow(headings(COLUMNS, lang))
         for row in ledger.rows:
-            writer.writerow([row[k] for k, _, _ in COLUMNS])
+            writer.writerow([_shown(k, row[k], lang) for k, _, _ in COLUMNS])
         writer.writerow([])
         writer.writerow(headings(SUMMARY_COLUMNS, lang))
         for row in ledger.summary:
@@ -266,7 +290,7 @@ def render(ledger: Ledger, fmt: str, lang: str = "zh") -> bytes:
         sheet.title = "台账" if lang == "zh" else "ledger"
         sheet.append(headings(COLUMNS, lang))
         for row in ledger.rows:
-            sheet.append([_cell(row[k]) for k, _, _ in COLUMNS])
+            sheet.append([_cell(_shown(k, row[k], lang)) for k, _, _ in COLUMNS])
         monthly = book.create_sheet("月度汇总" if lang == "zh" else "monthly")
         monthly.append(headings(SUMMARY_COLUMNS, lang))
         for row in ledger.summary:

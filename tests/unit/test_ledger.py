@@ -124,6 +124,7 @@ def test_csv_rows_and_monthly_totals_equal_the_scenario(
     )
     assert head[:4] == ["记录类型", "记录编号", "批次编码", "时间"]
     assert summary_head[0] == "月份"
+    assert {r[-1] for r in records} <= {"进行中", "已完成", "断链"}  # the verdict in Chinese
     want_counts, want_totals = expected(the_plan, site)
     got_counts: dict[str, int] = defaultdict(int)
     for row in records:
@@ -175,6 +176,7 @@ def test_kind_filter_english_xlsx_and_json(
     sheet = book["ledger"]
     assert next(sheet.iter_rows(values_only=True))[:3] == ("record type", "record id", "batch code")
     assert sheet.max_row == len(built.rows) + 1
+    assert {row[0] for row in sheet.iter_rows(min_row=2, values_only=True)} == {"generation"}
     doc = json.loads(ledger.render(built, "json"))
     assert len(doc["records"]) == len(built.rows) and doc["monthly"]
     with pytest.raises(ValueError, match="kind must be one of"):
