@@ -1,4 +1,5 @@
-"""`/api/air/marks` and `/api/air/maintenance`: the air data audit's marks (automatic, manual,
+"""`/api/air/marks` and `/api/air/maintenance` (writes: `…/add`, `/api/air/marks/{id}/unmark`):
+the air data audit's marks (automatic, manual,
 maintenance windows, HJ 212 flags) and maintenance records (运维记录), listed, and changed by
 officers (token required).
 
@@ -212,7 +213,7 @@ def marks(
     }
 
 
-@router.post("/marks", dependencies=[Depends(require_token)], responses=errors(401, 404))
+@router.post("/marks/add", dependencies=[Depends(require_token)], responses=errors(400, 401, 404))
 def mark(body: MarkIn, ctx: Ctx) -> dict[str, Any]:
     """Mark a station's data invalid (a pollutant or all, over [start, end)) with a reason and
     a note; the hours it touches are computed again without it (those whose readings are
@@ -235,7 +236,7 @@ def mark(body: MarkIn, ctx: Ctx) -> dict[str, Any]:
 @router.post(
     "/marks/{mark_id}/unmark",
     dependencies=[Depends(require_token)],
-    responses=errors(401, 404, 409),
+    responses=errors(400, 401, 404, 409),
 )
 def unmark(mark_id: MarkId, body: Unmark, ctx: Ctx) -> dict[str, Any]:
     """Revoke a mark: its data count again and its hours are computed again; the mark stays
@@ -273,7 +274,9 @@ def maintenance(
     }
 
 
-@router.post("/maintenance", dependencies=[Depends(require_token)], responses=errors(401, 404))
+@router.post(
+    "/maintenance/add", dependencies=[Depends(require_token)], responses=errors(400, 401, 404)
+)
 def add_maintenance(body: MaintenanceIn, ctx: Ctx) -> dict[str, Any]:
     """Record a calibration, inspection, consumable change or repair; with an end, the data
     inside its window are marked invalid (maintenance) and their hours computed again."""

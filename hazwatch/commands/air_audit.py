@@ -197,7 +197,7 @@ def audit_mark(
         "note": note,
         "by": by,
     }
-    doc = _call(api, "POST", "/api/air/marks", json=body)
+    doc = _call(api, "POST", "/api/air/marks/add", json=body)
     if json_out:
         typer.echo(json.dumps(doc, ensure_ascii=False))
         return
@@ -246,7 +246,7 @@ def maintenance_add(
         "note": note,
         "by": by,
     }
-    doc = _call(api, "POST", "/api/air/maintenance", json=body)
+    doc = _call(api, "POST", "/api/air/maintenance/add", json=body)
     if json_out:
         typer.echo(json.dumps(doc, ensure_ascii=False))
         return

@@ -339,8 +339,8 @@ MARK = {
 
 def test_api_marks_lists_and_unmarks(api: tuple[TestClient, AirProcessor]) -> None:
     client, proc = api
-    assert client.post("/api/air/marks", json=MARK).status_code == 401  # the token
-    made = client.post("/api/air/marks", json=MARK, headers=AUTH).json()
+    assert client.post("/api/air/marks/add", json=MARK).status_code == 401  # the token
+    made = client.post("/api/air/marks/add", json=MARK, headers=AUTH).json()
     assert made["recomputed"] == ["2026-11-24T00:00:00.000Z"]
     assert made["mark"]["reason_text"] == "仪器故障" and made["mark"]["in_force"]
     proc.tick(NOW + 17 * NS_MIN)
@@ -371,7 +371,7 @@ def test_api_refuses_bad_marks_naming_the_field(
     api: tuple[TestClient, AirProcessor], change: dict[str, str], where: str, why: str
 ) -> None:
     client, _ = api
-    response = client.post("/api/air/marks", json={**MARK, **change}, headers=AUTH)
+    response = client.post("/api/air/marks/add", json={**MARK, **change}, headers=AUTH)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"][-1] == where and why in error["msg"]
@@ -379,7 +379,7 @@ def test_api_refuses_bad_marks_naming_the_field(
 
 def test_api_unknown_station_and_maintenance(api: tuple[TestClient, AirProcessor]) -> None:
     client, _ = api
-    nope = client.post("/api/air/marks", json={**MARK, "station": "aq-9"}, headers=AUTH)
+    nope = client.post("/api/air/marks/add", json={**MARK, "station": "aq-9"}, headers=AUTH)
     assert nope.status_code == 404 and "s1/aq-9" in nope.json()["detail"]
     record = {
         "site": "s1",
@@ -390,11 +390,11 @@ def test_api_unknown_station_and_maintenance(api: tuple[TestClient, AirProcessor
         "note": "月度巡检",
         "by": "王工",
     }
-    made = client.post("/api/air/maintenance", json=record, headers=AUTH).json()
+    made = client.post("/api/air/maintenance/add", json=record, headers=AUTH).json()
     assert made["record"]["kind_text"] == "巡检" and made["recomputed"]
     listed = client.get("/api/air/maintenance", params={"from": str(HOUR0 // 10**6)}).json()
     assert [r["note"] for r in listed["records"]] == ["月度巡检"]
-    bad = client.post("/api/air/maintenance", json={**record, "kind": "cleaning"}, headers=AUTH)
+    bad = client.post("/api/air/maintenance/add", json={**record, "kind": "cleaning"}, headers=AUTH)
     assert bad.status_code == 422
 
 
