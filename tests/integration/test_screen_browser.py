@@ -48,6 +48,8 @@ SITE = "jy-0012"
 NS_S = 1_000_000_000
 NS_MIN = 60 * NS_S
 NS_H = 60 * NS_MIN
+# aq-07's SM4 key in tests/data/station-secrets.example.toml (HJ 212-2025 A.2's example key)
+SM4_KEY = bytes.fromhex("30303030303030303030303030303030")
 # (page, what must be on it once it has its data)
 PAGES = {
     "overview": "#stations .station",
@@ -157,9 +159,12 @@ def screen(
     # custody: 16 batches of the last days, four broken on purpose, all in the past
     the_plan = plan(16, 4, seed=11, start_ns=now - 80 * NS_H)
     asyncio.run(_publish(mosquitto.port, [(m.topic, m.payload, False) for m in the_plan.messages]))
-    # air: a day of HJ 212 minute data of the registry's station, hours closing as it comes
+    # air: a day of HJ 212 minute data of the registry's station, hours closing as it comes; it
+    # speaks HJ 212-2025 with its CP SM4-encrypted, by its PW and key in the registry's secrets
     start = now - now % NS_MIN - 25 * 60 * NS_MIN
-    station = StationSpec(SITE, "aq-07", "41900100000007", pollution=2.4, seed=5)
+    station = StationSpec(
+        SITE, "aq-07", "41900100000007", pollution=2.4, seed=5, edition="2025", sm4_key=SM4_KEY
+    )
     report = asyncio.run(
         run_stations(
             [station], AirSimConfig(start_ns=start, minutes=25 * 60), mqtt_url=mosquitto.url
@@ -331,6 +336,63 @@ def _chart_points(page: Any, element_id: str, series: int = 0) -> int:
     )
 
 
+def _map_boxes(page: Any, element_id: str) -> list[dict[str, Any]]:
+    """The boxes the site map drew, in px of the chart: each site's symbol and label, and the
+    note, read from what ECharts' renderer holds (zrender's display list, after layout)."""
+    return list(
+        page.evaluate(
+            """(id) => {
+                const el = document.getElementById(id);
+                const chart = echarts.getInstanceByDom(el);
+                if (!chart) return [];
+                const boxes = [];
+                for (const shape of chart.getZr().storage.getDisplayList(true)) {
+                    if (shape.invisible || shape.ignore) continue;
+                    const r = shape.getBoundingRect().clone();
+                    if (shape.transform) r.applyTransform(shape.transform);
+                    if (!r.width || !r.height) continue;
+                    // text is drawn as tspans (a line, or a rich-text run of one)
+                    const text = shape.type === 'tspan' ? String(shape.style.text || '') : '';
+                    const kind = shape.type === 'tspan' ? 'text' : shape.type;
+                    boxes.push({kind, text, x: r.x, y: r.y, w: r.width, h: r.height});
+                }
+                return boxes;
+            }""",
+            element_id,
+        )
+    )
+
+
+def _assert_map_clear(page: Any, element_id: str, sites: list[dict[str, Any]]) -> None:
+    """Every site's label on the map, no line of it touching another's or another site's
+    symbol, all inside the map."""
+    boxes = _map_boxes(page, element_id)
+    width, height = page.evaluate(
+        f"[document.getElementById('{element_id}').clientWidth, "
+        f"document.getElementById('{element_id}').clientHeight]"
+    )
+    labels = [b for b in boxes if b["kind"] == "text"]
+    drawn = {b["text"] for b in labels}
+    for site in sites:
+        assert (site["name"] or site["id"]) in drawn, (site, drawn)
+    assert len([b for b in boxes if b["kind"] == "path"]) >= len(sites), boxes
+    for box in labels:
+        assert box["x"] >= 0 and box["y"] >= 0, box
+        assert box["x"] + box["w"] <= width + 1 and box["y"] + box["h"] <= height + 1, box
+    drawn_boxes = [b for b in boxes if b["kind"] in ("text", "path")]  # not rich text's frame
+    for i, a in enumerate(drawn_boxes):
+        for b in drawn_boxes[i + 1 :]:
+            if a["kind"] != "text" and b["kind"] != "text":
+                continue  # two symbols: their labels are what must not meet
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
+            assert apart, (a, b)
+
+
 # ---------------------------------------------------------------- every page, both languages
 
 
@@ -348,6 +410,9 @@ def test_every_page_shows_the_demo_data_in_both_languages(
         "document.getElementById('live').dataset.state === 'live'", timeout=20_000
     )
     page.wait_for_timeout(800)  # charts drawn
+    if name == "overview":
+        sites = [s for s in screen.get("/api/overview")["sites"] if s["lat"] is not None]
+        _assert_map_clear(page, "map", sites)
     nav = page.locator("nav a[data-page=overview]").inner_text()
     assert nav == ("总览" if lang == "zh" else "Overview")
     assert ("北京时间 UTC+8" if lang == "zh" else "China time UTC+8") in page.locator(
@@ -400,9 +465,14 @@ def test_a_broken_batch_shows_the_rule_and_the_event_it_broke_at(
     page.wait_for_selector("#summary[data-verdict=broken]")
     trace = screen.get(f"/api/batches/{screen.broken}/trace")
     labels = screen.get("/api/screen/labels")
-    for violation in trace["violations"]:
+    timeline = screen.get(f"/api/batches/{screen.broken}/timeline")
+    for violation in timeline["violations"]:
         name = labels["rules"][violation["rule"]]["name"]["zh"]
         assert name in page.locator("#violations").inner_text()
+        # what the rule found, in Chinese: the rules' English sentence read, not shown as it is
+        assert violation["detail"]["read"], violation
+        assert violation["detail"]["zh"] in page.locator("#violations").inner_text()
+        assert violation["message"] not in page.locator("#result").inner_text()
         if violation["event_id"] in {e["event_id"] for e in trace["events"]}:
             marked = page.locator(f"#ev-{violation['event_id']}.broken .rule")
             assert marked.get_attribute("data-rule") == violation["rule"]
@@ -414,6 +484,44 @@ def test_a_broken_batch_shows_the_rule_and_the_event_it_broke_at(
         "img => img.complete && img.naturalWidth > 0", snapshot.first.element_handle()
     )
     _shot(page, "batch-broken-zh")
+    page.click("#lang")
+    for violation in timeline["violations"]:
+        assert violation["detail"]["en"] in page.locator("#violations").inner_text()
+    _shot(page, "batch-broken-en")
+
+
+def test_a_batch_is_found_by_its_hj_1276_label_id(screen: Screen, open_page: Any) -> None:
+    """The terminal's registration through the broker, its label id kept by the service in
+    the state store, and the batch page finding the batch by it."""
+    batch = f"LBL-{uuid.uuid4().hex[:6].upper()}"
+    label = f"91410100MA46X0XX0X{uuid.uuid4().hex[:19].upper()}"  # 37 characters
+    publish(
+        screen.broker,
+        (
+            f"hw/{SITE}/terminal/t1/batch",
+            {
+                "ts": time.time_ns() // 1_000_000,
+                "epc": f"E280{uuid.uuid4().hex[:20].upper()}",
+                "batch": batch,
+                "waste_code": "900-249-08",
+                "waste_name": "废矿物油",
+                "waste_category": "HW08",
+                "form": "liquid",
+                "label_id": label,
+            },
+        ),
+    )
+    wait_for(
+        lambda: screen.get("/api/batches/find", q=label)["matches"],
+        20,
+        "the batch found by its label id",
+    )
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/batch")
+    page.fill("#q", label)
+    page.click("#search button[type=submit]")
+    page.wait_for_selector(f"#summary[data-batch={batch}]")
+    assert "液态" in page.locator("#result").inner_text()  # its form, in HJ 1276's words
 
 
 def test_acknowledging_an_alert_in_the_page_changes_its_state_in_the_api(
@@ -520,6 +628,8 @@ def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
     page.wait_for_selector(".view.shown[data-view=overview]")
     page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
     page.wait_for_timeout(1000)
+    sites = [s for s in screen.get("/api/overview")["sites"] if s["lat"] is not None]
+    _assert_map_clear(page, "wMap", sites)
     _shot(page, "wall-zh", full=False)
     seen = {page.evaluate("document.body.dataset.view")}
     deadline = time.monotonic() + 20

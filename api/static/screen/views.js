@@ -69,9 +69,8 @@ function siteLabel(site) {
 
 // The site map: a schematic without tiles. Each site sits in the direction its registry
 // coordinates give from the median site, at a distance compressed logarithmically, so that one
-// 500 km away stays on screen; sites whose labels would cover each other are then pushed
-// apart up and down (deterministic: the same sites always land in the same places).
-export function schematic(sites, { labelW = 0.9, labelH = 0.3 } = {}) {
+// 500 km away stays on screen (schematic: x and y in [-1, 1]).
+export function schematic(sites) {
   const placed = sites.filter((s) => s.lat !== null && s.lon !== null);
   if (!placed.length) return [];
   const median = (xs) => { const v = [...xs].sort((a, b) => a - b); return v[Math.floor(v.length / 2)]; };
@@ -85,33 +84,105 @@ export function schematic(sites, { labelW = 0.9, labelH = 0.3 } = {}) {
   });
   const span = Math.max(1e-9, ...pts.map((p) => Math.max(Math.abs(p.x), Math.abs(p.y))));
   for (const p of pts) { p.x /= span; p.y /= span; }
-  for (let round = 0; round < 200; round++) {
-    let moved = false;
-    for (let a = 0; a < pts.length; a++) {
-      for (let b = a + 1; b < pts.length; b++) {
-        const pa = pts[a], pb = pts[b];
-        if (Math.abs(pa.x - pb.x) >= labelW || Math.abs(pa.y - pb.y) >= labelH) continue;
-        const up = pa.y > pb.y || (pa.y === pb.y && pa.site.id < pb.site.id) ? 1 : -1;
-        const push = (labelH - Math.abs(pa.y - pb.y)) / 2 + 0.001;
-        pa.y += up * push;
-        pb.y -= up * push;
-        moved = true;
-      }
-    }
-    if (!moved) break;
-  }
   return pts;
 }
 
-export function renderMap(el, data, { wall = false } = {}) {
+let measurer = null;
+function textWidth(text, px) {
+  measurer = measurer || document.createElement("canvas").getContext("2d");
+  measurer.font = `${px}px ${css("--font")}`;
+  return measurer.measureText(text).width;
+}
+
+const overlap = (a, b, gap) => a.x0 < b.x1 + gap && b.x0 < a.x1 + gap && a.y0 < b.y1 + gap && b.y0 < a.y1 + gap;
+
+// Where each site and its label go on a map `width` × `height` px: the schematic scaled into
+// it (one scale for both axes, so bearings hold) with room for the labels, then every box of
+// a symbol and its two-line label kept clear of the others: pushed apart up and down within
+// the map, a label turned to the left of its symbol when that clears it (deterministic: the
+// same sites at the same size always land in the same places).
+export function layoutSites(sites, width, height, { big = 1, note = 0 } = {}) {
+  const pts = schematic(sites);
+  if (!pts.length) return [];
+  const font = 12 * big, small = 11 * big, gap = 6, pad = 8 * big;
+  for (const p of pts) {
+    p.size = (14 + Math.min(20, Math.sqrt(p.site.batches.total || 0) * 3)) * big;
+    p.name = siteLabel(p.site);
+    p.sub = `${p.site.id} · ${t("state." + p.site.state)}`;
+    p.w = Math.ceil(Math.max(textWidth(p.name, font), textWidth(p.sub, small))) + 2;
+    p.h = Math.max(p.size, Math.ceil((font + small) * 1.3));
+    p.side = "right";
+  }
+  const labelRoom = Math.max(...pts.map((p) => p.size / 2 + gap + p.w));
+  const maxH = Math.max(...pts.map((p) => p.h));
+  const left = pad + Math.max(...pts.map((p) => p.size / 2)), right = Math.max(left + 1, width - pad - labelRoom);
+  const top = pad + maxH / 2, bottom = Math.max(top + 1, height - note - pad - maxH / 2);
+  const xs = pts.map((p) => p.x), ys = pts.map((p) => p.y);
+  const dx = Math.max(...xs) - Math.min(...xs), dy = Math.max(...ys) - Math.min(...ys);
+  const scale = Math.min(dx > 0 ? (right - left) / dx : Infinity, dy > 0 ? (bottom - top) / dy : Infinity);
+  const k = Number.isFinite(scale) ? scale : 0;
+  const cx = (left + right) / 2 - ((Math.max(...xs) + Math.min(...xs)) / 2) * k;
+  const cy = (top + bottom) / 2 + ((Math.max(...ys) + Math.min(...ys)) / 2) * k;
+  const box = (p) => ({
+    x0: p.side === "right" ? p.px - p.size / 2 : p.px - p.size / 2 - gap - p.w,
+    x1: p.side === "right" ? p.px + p.size / 2 + gap + p.w : p.px + p.size / 2,
+    y0: p.py - p.h / 2, y1: p.py + p.h / 2,
+  });
+  for (const p of pts) { p.px = cx + p.x * k; p.py = cy - p.y * k; }
+  const clamp = (p) => { p.py = Math.min(height - note - pad - p.h / 2, Math.max(pad + p.h / 2, p.py)); };
+  const order = [...pts].sort((a, b) => a.py - b.py || a.site.id.localeCompare(b.site.id));
+  for (let round = 0; round < 300; round++) {
+    let moved = false;
+    for (let i = 0; i < order.length; i++) {
+      for (let j = i + 1; j < order.length; j++) {
+        const a = order[i], b = order[j]; // a is above (or level with) b
+        if (!overlap(box(a), box(b), 2)) continue;
+        const turned = [a, b].find((p) => {
+          if (p.side !== "right" || p.px - p.size / 2 - gap - p.w < pad) return false;
+          p.side = "left";
+          if (!pts.some((q) => q !== p && overlap(box(p), box(q), 2))) return true;
+          p.side = "right";
+          return false;
+        });
+        if (turned) { moved = true; continue; }
+        const push = (Math.min(box(a).y1, box(b).y1) - Math.max(box(a).y0, box(b).y0) + 3) / 2;
+        a.py -= push; b.py += push;
+        clamp(a); clamp(b);
+        moved = true;
+      }
+    }
+    order.sort((a, b) => a.py - b.py || a.site.id.localeCompare(b.site.id));
+    if (!moved) break;
+  }
+  for (const p of pts) p.box = box(p);
+  return pts;
+}
+
+const mapData = new WeakMap(); // the element → what it last drew, redrawn when it is resized
+const mapWatch = typeof ResizeObserver === "undefined" ? null : new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const last = mapData.get(entry.target);
+    if (last && entry.target.clientWidth && (entry.target.clientWidth !== last.width || entry.target.clientHeight !== last.height)) {
+      renderMap(entry.target, last.data, last.options);
+    }
+  }
+});
+
+export function renderMap(el, data, options = {}) {
+  const { wall = false } = options;
   const colours = STATE_COLOUR();
   const text = css("--text");
-  const placed = schematic(data.sites);
   const big = wall ? 1.6 : 1;
-  const xs = placed.map((p) => p.x), ys = placed.map((p) => p.y);
+  const width = el.clientWidth, height = el.clientHeight;
+  if (!mapData.has(el) && mapWatch) mapWatch.observe(el);
+  mapData.set(el, { data, options, width, height });
+  if (!width || !height) return; // hidden: drawn when it is shown (the observer)
+  const note = 22 * big;
+  const placed = layoutSites(data.sites, width, height, { big, note });
+  el.dataset.sites = String(placed.length);
   chart(el).setOption({
     animation: false,
-    grid: { left: 16, right: 16, top: 16, bottom: 26 * big },
+    grid: { left: 0, right: 0, top: 0, bottom: 0 },
     tooltip: {
       formatter: (p) => {
         const s = p.data.site;
@@ -120,8 +191,8 @@ export function renderMap(el, data, { wall = false } = {}) {
           `${esc(t("ov.batches"))} ${s.batches.total} · ${esc(verdictName("broken"))} ${s.batches.by_verdict.broken}`;
       },
     },
-    xAxis: { type: "value", min: Math.min(...xs, 0) - 0.15, max: Math.max(...xs, 0) + 1.0, show: false },
-    yAxis: { type: "value", min: Math.min(...ys, 0) - 0.25, max: Math.max(...ys, 0) + 0.25, show: false },
+    xAxis: { type: "value", min: 0, max: width, show: false },
+    yAxis: { type: "value", min: 0, max: height, inverse: true, show: false },
     graphic: [{
       type: "text", left: 8, bottom: 4,
       style: { text: t("ov.mapNote"), fill: css("--muted"), fontSize: 11 * big, fontFamily: css("--font") },
@@ -129,16 +200,17 @@ export function renderMap(el, data, { wall = false } = {}) {
     series: [{
       type: "scatter",
       data: placed.map((p) => ({
-        name: siteLabel(p.site), value: [p.x, p.y, p.site.batches.total], site: p.site,
+        name: p.name, value: [p.px, p.py, p.site.batches.total], site: p.site, symbolSize: p.size,
         itemStyle: { color: colours[p.site.state] || colours.ok, borderColor: text, borderWidth: 1 },
+        label: { position: p.side, align: p.side === "right" ? "left" : "right" },
       })),
-      symbolSize: (v) => (14 + Math.min(20, Math.sqrt(v[2] || 0) * 3)) * big,
       label: {
         show: true, position: "right", color: text, fontSize: 12 * big, distance: 6,
-        fontFamily: css("--font"),
+        fontFamily: css("--font"), lineHeight: Math.round(12 * big * 1.3),
         formatter: (p) => `${p.data.name}\n{s|${p.data.site.id} · ${t("state." + p.data.site.state)}}`,
-        rich: { s: { color: css("--muted"), fontSize: 11 * big } },
+        rich: { s: { color: css("--muted"), fontSize: 11 * big, lineHeight: Math.round(11 * big * 1.3) } },
       },
+      labelLayout: { hideOverlap: false },
       emphasis: { scale: 1.3 },
     }],
   }, true);

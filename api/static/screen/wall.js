@@ -34,11 +34,11 @@ boot(async (main) => {
       <div class="panel" style="overflow:hidden"><h2><span data-i18n="wall.alerts"></span> <small id="wAlertCount"></small></h2><div id="wAlerts"></div></div>
       <div class="grid" style="grid-template-rows:auto minmax(0,1fr);gap:14px">
         <div class="panel"><h2 data-i18n="kpi.alerts"></h2><div id="wSev" style="display:flex;gap:14px;flex-wrap:wrap"></div></div>
-        <div class="panel" style="overflow:hidden"><h2 data-i18n="ov.recentAlerts"></h2><ul id="wAlertFeed" class="feed"></ul></div>
+        <div class="panel" style="overflow:hidden"><h2 data-i18n="ov.recentAlerts"></h2><ul id="wAlertFeed" class="feed" style="max-height:calc(100% - 44px)"></ul></div>
       </div>
     </section>
     <section class="view" data-view="air" style="grid-template-rows:auto minmax(0,1fr);grid-template-columns:1fr 1fr;gap:14px">
-      <div class="panel" style="grid-column:1/3"><h2 data-i18n="wall.air"></h2><div id="wStations" class="stations" style="grid-template-columns:repeat(auto-fill,minmax(300px,1fr))"></div></div>
+      <div class="panel" style="grid-column:1/3"><h2><span data-i18n="wall.air"></span> <small class="chip sev-warning" data-indicative data-i18n="air.indicative"></small></h2><div id="wStations" class="stations" style="grid-template-columns:repeat(auto-fill,minmax(300px,1fr))"></div></div>
       <div class="panel"><h2><span data-i18n="air.hourlyAqi"></span> <small id="wAirStation"></small></h2><div id="wAqi" class="chart" style="height:calc(100% - 44px)"></div></div>
       <div class="panel"><h2 id="wPmTitle"></h2><div id="wPm" class="chart" style="height:calc(100% - 44px)"></div></div>
     </section>
