@@ -194,6 +194,7 @@ def real_requests(operation: str) -> list[dict[str, Any]]:
             {"query": {"q": "X" * 37}},  # a label id no batch has
         ],
         "GET /api/batches/{batch}/timeline": [{"path_parameters": {"batch": broken}}],
+        "GET /api/air/{station}/daily": [{"path_parameters": {"station": "aq-1"}}],
         "GET /api/air/{station}/trend": [
             {"path_parameters": {"station": "aq-1"}, "query": {"every_s": 60}},
         ],
@@ -259,6 +260,8 @@ def test_every_route_of_every_part_is_in_the_schema(app: FastAPI) -> None:
         "/api/alerts/{alert_id}/resolve",
         "/api/air/stations",
         "/api/air/{station}/hourly",
+        "/api/air/{station}/daily",
+        "/api/air/standards",
         "/api/air/marks",
         "/api/air/marks/add",
         "/api/air/marks/{mark_id}/unmark",
@@ -360,7 +363,9 @@ def test_hourly_time_out_of_range_is_422(
 
 def test_hourly_and_trace_still_answer_rows(client: TestClient) -> None:
     hours = client.get("/api/air/aq-1/hourly").json()
-    assert len(hours) == 2 and hours[0]["aqi"] == 107
+    # PM2.5 80 µg/m³ in an hour after 2026-03-01, rated on HJ 633-2026's 24-h breakpoints
+    # (60 → 100, 115 → 150): 100 + 50 / 55 × 20 = 118.2, rounded up to 119 (2012 gave 107)
+    assert len(hours) == 2 and hours[0]["aqi"] == 119
     assert client.get("/api/batches/B00000/trace").json()["batch"] == "B00000"
     assert client.get("/api/batches", params={"stage": "disposed"}).status_code == 200
     assert client.get("/api/snapshots/" + SNAPSHOT).status_code == 200
