@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import random
 import shutil
 import threading
 import time
@@ -28,10 +29,12 @@ import aiomqtt
 import httpx
 import pytest
 
+from hazwatch.devices import hj212
 from hazwatch.devices.camera import snapshot_name
+from hazwatch.devices.topics import build_topic
 from hazwatch.simulators.custody import Plan, plan
 from hazwatch.simulators.fleet import Fleet, FleetConfig
-from hazwatch.simulators.hj212_station import AirSimConfig, StationSpec, run_stations
+from hazwatch.simulators.hj212_station import StationSpec, diurnal
 from tests.hazwatch_proc import HazwatchProcess
 from tests.samples import REGISTRY_FILE
 from tests.services import Influxd, Mosquitto, wait_for
@@ -131,6 +134,23 @@ def upload_snapshot(hazwatch: HazwatchProcess, name: str, jpeg: bytes) -> None:
     assert answer.status_code in (200, 201), answer.text
 
 
+def _station_day(start_ns: int, minutes: int) -> list[tuple[str, bytes, bool]]:
+    """The registry's station aq-07 as it is set up there: HJ 212-2025 with its CP SM4-encrypted
+    (its PW and key in the registry's secrets), PM2.5 sent in ng/m³ and CO in µg/m³; the
+    simulator's diurnal curves of a dirty site, one CN 2051 record a minute."""
+    spec = StationSpec(SITE, "aq-07", "41900100000007", pollution=2.4, seed=5)
+    rng = random.Random(spec.seed)
+    topic = build_topic(SITE, "air", "aq-07", hj212.KIND)
+    out: list[tuple[str, bytes, bool]] = []
+    for minute in range(minutes):
+        ts_ns = start_ns + minute * NS_MIN
+        values = diurnal(spec, (ts_ns // NS_S / 3600 + 8) % 24, rng)
+        values = {**values, "pm25": values["pm25"] * 1000, "co": values["co"] * 1000}
+        packet = hj212.data_packet(spec.mn, hj212.CN_MINUTE, ts_ns, values, edition="2025")
+        out.append((topic, hj212.build(packet, SM4_KEY), False))
+    return out
+
+
 def _run_fleet(fleet: Fleet, url: str) -> None:
     asyncio.run(fleet.run(url))
 
@@ -159,18 +179,9 @@ def screen(
     # custody: 16 batches of the last days, four broken on purpose, all in the past
     the_plan = plan(16, 4, seed=11, start_ns=now - 80 * NS_H)
     asyncio.run(_publish(mosquitto.port, [(m.topic, m.payload, False) for m in the_plan.messages]))
-    # air: a day of HJ 212 minute data of the registry's station, hours closing as it comes; it
-    # speaks HJ 212-2025 with its CP SM4-encrypted, by its PW and key in the registry's secrets
+    # air: a day of HJ 212 minute data of the registry's station, hours closing as it comes
     start = now - now % NS_MIN - 25 * 60 * NS_MIN
-    station = StationSpec(
-        SITE, "aq-07", "41900100000007", pollution=2.4, seed=5, edition="2025", sm4_key=SM4_KEY
-    )
-    report = asyncio.run(
-        run_stations(
-            [station], AirSimConfig(start_ns=start, minutes=25 * 60), mqtt_url=mosquitto.url
-        )
-    )
-    assert not report.errors, report.errors
+    asyncio.run(_publish(mosquitto.port, _station_day(start, 25 * 60)))
     # the registered devices' statuses, as their last wills and returns set them
     statuses = [
         (f"hw/{SITE}/rfid/gate-03/status", {"online": True, "battery": 76.0, "rssi": -48.0}),
@@ -336,6 +347,26 @@ def _chart_points(page: Any, element_id: str, series: int = 0) -> int:
     )
 
 
+def _series_points(page: Any, element_id: str, kind: str) -> int:
+    """The points of the chart's (first) series of that type: the exceedances' scatter."""
+    return int(
+        page.evaluate(
+            """([id, kind]) => {
+                const chart = echarts.getInstanceByDom(document.getElementById(id));
+                const s = chart && chart.getOption().series.find((x) => x.type === kind);
+                return s && s.data ? s.data.length : -1;
+            }""",
+            [element_id, kind],
+        )
+    )
+
+
+def _attrs(page: Any, selector: str, name: str) -> list[str]:
+    return list(
+        page.eval_on_selector_all(selector, f"els => els.map(e => e.getAttribute('{name}'))")
+    )
+
+
 def _map_boxes(page: Any, element_id: str) -> list[dict[str, Any]]:
     """The boxes the site map drew, in px of the chart: each site's symbol and label, and the
     note, read from what ECharts' renderer holds (zrender's display list, after layout)."""
@@ -413,6 +444,12 @@ def test_every_page_shows_the_demo_data_in_both_languages(
     if name == "overview":
         sites = [s for s in screen.get("/api/overview")["sites"] if s["lat"] is not None]
         _assert_map_clear(page, "map", sites)
+    if name in ("overview", "air"):  # where an AQI is shown, it is said to be indicative
+        assert page.locator("[data-indicative]").first.inner_text() == (
+            "指示性数据，非官方发布"
+            if lang == "zh"
+            else "indicative data, not officially published"
+        )
     nav = page.locator("nav a[data-page=overview]").inner_text()
     assert nav == ("总览" if lang == "zh" else "Overview")
     assert ("北京时间 UTC+8" if lang == "zh" else "China time UTC+8") in page.locator(
@@ -551,6 +588,55 @@ def test_acknowledging_an_alert_in_the_page_changes_its_state_in_the_api(
     assert screen.get(f"/api/alerts/{alert['alert_id']}")["state"] == "resolved"
 
 
+def test_a_new_alert_appears_on_the_alerts_page_live(screen: Screen, open_page: Any) -> None:
+    """A reader's last will (offline) through the broker: device_offline opens, and the open
+    list on the page shows it without a reload."""
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/alerts?state=open")
+    page.wait_for_selector("#list tr[data-alert]")
+    page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
+    loaded_at = page.evaluate("performance.timeOrigin")
+    subject = f"{SITE}/rfid/gate-04"
+    assert subject not in page.locator("#list").inner_text()
+    publish(
+        screen.broker,
+        (f"hw/{SITE}/rfid/gate-04/status", {"online": False, "ts": time.time_ns() // 10**6}),
+    )
+    page.wait_for_selector(f"#list tr[data-alert] >> text={subject}", timeout=30_000)
+    row = page.locator("#list tr[data-alert]", has_text=subject).first
+    assert "设备离线" in row.inner_text()
+    alert = screen.get(f"/api/alerts/{row.get_attribute('data-alert')}")
+    assert (alert["rule"], alert["state"]) == ("device_offline", "open")
+    assert page.evaluate("performance.timeOrigin") == loaded_at  # no reload
+    publish(  # back, for the tests after this one
+        screen.broker,
+        (f"hw/{SITE}/rfid/gate-04/status", {"online": True, "ts": time.time_ns() // 10**6}),
+    )
+
+
+def test_the_ledger_on_screen_is_hazwatch_ledger(screen: Screen, open_page: Any) -> None:
+    """The ledger page's rows, and its CSV download, are what `hazwatch ledger` prints."""
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/ledger")
+    page.wait_for_selector("#records table")
+    href = page.locator("#csv").get_attribute("href")
+    assert href
+    query = dict(httpx.URL(f"{screen.url}{href}").params)
+    with page.expect_download() as download:
+        page.click("#csv")
+    downloaded = Path(download.value.path()).read_bytes()
+    printed = screen.hazwatch.cli(
+        "ledger", "--site", query["site"], "--from", query["from"], "--to", query["to"],
+        "--format", "csv", "--lang", query["lang"],
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert (
+        downloaded.decode("utf-8-sig").splitlines() == printed.stdout.lstrip("\ufeff").splitlines()
+    )
+    rows = page.locator("#records tbody tr").count()
+    assert rows > 0 and f"{rows:,}" in page.locator("#count").inner_text().replace(" ", "")
+
+
 def test_the_air_chart_has_points_and_marks_exceedances(screen: Screen, open_page: Any) -> None:
     page, _ = open_page()
     page.goto(f"{screen.url}/screen/air?station=aq-07")
@@ -560,6 +646,53 @@ def test_the_air_chart_has_points_and_marks_exceedances(screen: Screen, open_pag
     assert _chart_points(page, "aqi") == len([h for h in hours if h.get("aqi") is not None]) > 0
     assert _chart_points(page, "means") > 0
     wait_for(lambda: _chart_points(page, "raw") > 0, 20, "raw readings' trend")
+    # the editions that rated what is shown: December 2026, HJ 633-2026 and the transition limits
+    assert {h["aqi_standard"] for h in hours} == {"HJ 633-2026"}
+    assert page.locator("#standard").inner_text() == "HJ 633-2026 / GB 3095-2026 过渡期限值（二级）"
+    # micro-station AQI is indicative wherever an AQI is shown
+    for where in ("#aqiNote", "#dailyNote", "#hoursNote"):
+        assert page.locator(f"{where} [data-indicative]").inner_text() == "指示性数据，非官方发布"
+    # each exceedance marked by the limit in force at its hour (PM10 24-h 120, O3 1-h 200):
+    # the hours the service judged over, each in the chart and the table
+    for pollutant, keys in (("pm10", {"pm10_24h"}), ("o3", {"o3_1h", "o3_8h"})):
+        page.click(f"#pollutant button[data-p={pollutant}]")
+        over = [
+            (h["hour"], key)
+            for h in hours
+            for key in (item.split(":")[0] for item in (h.get("over") or "").split(",") if item)
+            if key in keys
+        ]
+        assert over, (pollutant, [h.get("over") for h in hours])
+        assert _series_points(page, "means", "scatter") == len(over)
+        assert page.locator("#over tr[data-exceed]").count() == len(over)
+        limits = {int(float(x)) for x in _attrs(page, "#over tr[data-exceed]", "data-limit")}
+        assert limits <= {120, 200, 160}, limits
+        if pollutant == "pm10":
+            assert limits == {120}  # GB 3095-2026 transition, grade II (2012's was 150)
+            _shot(page, "air-pm10-zh")
+    # the daily report: each day, its AQI, the limits it exceeds marked, heavy days counted
+    report = screen.get("/api/air/aq-07/daily")
+    assert page.locator("#days tr[data-day]").count() == len(report["days"]) > 0
+    for day in report["days"]:
+        row = page.locator(f'#days tr[data-day="{day["day"]}"]')
+        marked = set(_attrs(page, f'#days tr[data-day="{day["day"]}"] td[data-over]', "data-over"))
+        assert marked == set(filter(None, (day.get("over") or "").split(","))), day
+        assert row.get_attribute("data-heavy") == (
+            str(day["heavy_days"]) if day.get("heavy") else None
+        )
+        if day.get("aqi") is not None:
+            assert str(day["aqi"]) in row.inner_text()
+    heavy_now = page.locator("#heavy [data-heavy-now]").get_attribute("data-heavy-now")
+    assert heavy_now == str(report["heavy_days_now"])
+    # in English with the switch
+    page.click("#lang")
+    assert page.locator("#standard").inner_text() == (
+        "HJ 633-2026 / GB 3095-2026 transition limits (grade II)"
+    )
+    assert page.locator("#aqiNote [data-indicative]").inner_text() == (
+        "indicative data, not officially published"
+    )
+    _shot(page, "air-o3-en")
 
 
 def test_the_language_switch_changes_the_labels(screen: Screen, open_page: Any) -> None:

@@ -19,7 +19,7 @@ boot(async (main) => {
     </section>
     <section class="grid cols-2 section">
       <div class="panel"><h2 data-i18n="ov.sites"></h2><div id="sites" class="table-wrap"></div></div>
-      <div class="panel"><h2 data-i18n="ov.air"></h2><div id="stations" class="stations"></div>
+      <div class="panel"><h2><span data-i18n="ov.air"></span> <small class="chip sev-warning" data-indicative data-i18n="air.indicative"></small></h2><div id="stations" class="stations"></div>
         <div id="levels" style="margin-top:8px"></div></div>
     </section>
     <section class="grid cols-2 section">
