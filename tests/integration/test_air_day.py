@@ -1,5 +1,6 @@
 """50 HJ 212 stations for a simulated day, over TCP (gateway) and MQTT, into `hazwatch serve` and
-InfluxDB 1.x: the hourly means and AQI there equal those computed here from what was sent.
+InfluxDB 1.x: the hourly means, AQI (HJ 633-2026) and exceedances (GB 3095-2026 transition
+limits) there equal those computed here, exactly, from what was sent.
 
 Never reuse streams/air/ (aqi.py, processor.py, rules.py) to compute the expectation: this is
 the check on them.
@@ -9,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 import os
 import subprocess
 import sys
@@ -17,6 +17,7 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,7 @@ from hazwatch.simulators.hj212_station import (
     run_stations,
     stations,
 )
+from tests import air_2026 as air
 from tests.services import Influxd, Mosquitto, free_port, port_open, wait_for
 
 pytestmark = pytest.mark.integration
@@ -38,53 +40,41 @@ HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
 N_STATIONS = int(os.environ.get("AIR_TEST_STATIONS", "50"))
-POLLUTANTS = ("so2", "no2", "pm10", "co", "o3", "pm25")
-
-# HJ 633-2012 table 1, typed in again for this check (µg/m³, CO mg/m³).
-STEPS = (0, 50, 100, 150, 200, 300, 400, 500)
-TABLE = {
-    "so2_1h": (0, 150, 500, 650, 800),
-    "no2_1h": (0, 100, 200, 700, 1200, 2340, 3090, 3840),
-    "co_1h": (0, 5, 10, 35, 60, 90, 120, 150),
-    "o3_1h": (0, 160, 200, 300, 400, 800, 1000, 1200),
-    "o3_8h": (0, 100, 160, 215, 265, 800),
-    "pm10_24h": (0, 50, 150, 250, 350, 420, 500, 600),
-    "pm25_24h": (0, 35, 75, 115, 150, 250, 350, 500),
-}
-
-
-def expected_iaqi(table: str, c: float) -> int:
-    bps = TABLE[table]
-    for i in range(1, len(bps)):
-        if c <= bps[i]:
-            raw = (STEPS[i] - STEPS[i - 1]) / (bps[i] - bps[i - 1]) * (c - bps[i - 1]) + STEPS[
-                i - 1
-            ]
-            return math.ceil(round(raw, 6))
-    raise AssertionError(f"{table} {c} beyond the table (simulator should stay below)")
+POLLUTANTS = air.POLLUTANTS
 
 
 def expectation(report: AirReport, first_hour_ns: int) -> dict[tuple[str, int], dict[str, object]]:
     """(station, hour) → the air_hourly fields, from the packets the stations got acked."""
-    minutes: dict[tuple[str, int, str], dict[int, float]] = defaultdict(dict)
+    minutes: dict[tuple[str, int, str], dict[int, Fraction]] = defaultdict(dict)
     for sent in report.good():
         hour = sent.ts_ns - sent.ts_ns % NS_H
         for name in POLLUTANTS:
-            minutes[(sent.station, hour, name)][sent.ts_ns // NS_MIN] = sent.values[name]
+            # the value as it was on the wire (a decimal), exactly
+            minutes[(sent.station, hour, name)][sent.ts_ns // NS_MIN] = Fraction(
+                repr(sent.values[name])
+            )
     stations_seen = sorted({s.station for s in report.packets})
     hours = [first_hour_ns + i * NS_H for i in range(24)]
-    means: dict[tuple[str, int, str], float | None] = {}
+    means: dict[tuple[str, int, str], Fraction | None] = {}
     out: dict[tuple[str, int], dict[str, object]] = {}
     for station in stations_seen:
+        runs: dict[str, int] = {}
         for hour in hours:
-            fields: dict[str, object] = {}
+            # December 2026: rated by HJ 633-2026, judged by GB 3095-2026's transition limits
+            fields: dict[str, object] = {
+                "aqi_standard": air.AQI_STANDARD,
+                "limits_standard": air.LIMITS_STANDARD,
+                "grade": 2,
+            }
+            exact: dict[str, Fraction] = {}
             for name in POLLUTANTS:
                 got = minutes.get((station, hour, name), {})
+                # one-minute data: each record covers its minute (GB 3095 Table 4: ≥ 45)
                 fields[f"{name}_minutes"] = len(got)
-                mean = sum(got.values()) / len(got) if len(got) >= 45 else None
+                mean = sum(got.values(), Fraction(0)) / len(got) if len(got) >= 45 else None
                 means[(station, hour, name)] = mean
                 if mean is not None:
-                    fields[name] = mean
+                    exact[name] = mean
             # moving means over the hours so far (this day only)
             for name in POLLUTANTS:
                 if name == "o3":
@@ -92,27 +82,16 @@ def expectation(report: AirReport, first_hour_ns: int) -> dict[tuple[str, int], 
                 last24 = [means.get((station, hour - k * NS_H, name)) for k in range(24)]
                 valid = [v for v in last24 if v is not None]
                 if len(valid) >= 20:
-                    fields[f"{name}_24h"] = sum(valid) / len(valid)
+                    exact[f"{name}_24h"] = sum(valid, Fraction(0)) / len(valid)
             last8 = [means.get((station, hour - k * NS_H, "o3")) for k in range(8)]
             valid8 = [v for v in last8 if v is not None]
             if len(valid8) >= 6:
-                fields["o3_8h"] = sum(valid8) / len(valid8)
-            iaqi: dict[str, int] = {}
-            for name in POLLUTANTS:
-                mean = means[(station, hour, name)]
-                if mean is not None:
-                    table = f"{name}_24h" if name in ("pm10", "pm25") else f"{name}_1h"
-                    iaqi[name] = expected_iaqi(table, mean)
-            if "o3_8h" in fields:
-                iaqi["o3_8h"] = expected_iaqi("o3_8h", float(fields["o3_8h"]))  # type: ignore[arg-type]
-            for item, value in iaqi.items():
-                fields[f"iaqi_{item}"] = value
-            if iaqi:
-                aqi = max(iaqi.values())
-                fields["aqi"] = aqi
-                fields["primary"] = (
-                    ",".join(k for k, v in iaqi.items() if v == aqi) if aqi > 50 else ""
-                )
+                exact["o3_8h"] = sum(valid8, Fraction(0)) / len(valid8)
+            fields.update({name: float(value) for name, value in exact.items()})
+            # the real-time report: the six 1-h means, each rounded first; PM on the 24-h table
+            fields.update(air.rated(air.hourly_iaqi(exact)))
+            over, runs = air.hourly_over(exact, runs)
+            fields["over"] = over
             out[(station, hour)] = fields
     return out
 
@@ -238,11 +217,14 @@ def test_a_day_of_50_stations_gives_the_hourly_means_and_aqi(
                     # InfluxDB's JSON gives 112.0 as 112
                     got_value = row[name]
                     ok = isinstance(got_value, int | float) and abs(got_value - value) <= 1e-5
+                elif isinstance(value, set):  # `over`: its items in any order
+                    ok = set(str(row[name] or "").split(",")) - {""} == value
                 else:
                     ok = row[name] == value
                 if not ok:
                     wrong.append(f"{key} {name}: got {row[name]!r}, expected {value!r}")
-            for name in ("aqi", *POLLUTANTS):  # absent here means absent there too
+            # absent here means absent there too (HJ 633-2026 rates no O3 8-h in an hour)
+            for name in ("aqi", "iaqi_o3_8h", *POLLUTANTS):
                 if name not in fields and row.get(name) is not None:
                     wrong.append(f"{key} {name}: got {row[name]!r}, expected none")
         return wrong
