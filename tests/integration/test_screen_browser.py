@@ -527,6 +527,22 @@ def test_a_broken_batch_shows_the_rule_and_the_event_it_broke_at(
     _shot(page, "batch-broken-en")
 
 
+def test_a_custody_alert_says_its_finding_in_the_pages_language(
+    screen: Screen, open_page: Any
+) -> None:
+    timeline = screen.get(f"/api/batches/{screen.broken}/timeline")
+    alert = timeline["alerts"][0]
+    assert alert["detail"]["read"], alert
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/alerts?state=&alert={alert['alert_id']}")
+    page.wait_for_function(
+        "text => document.getElementById('detailMessage')?.textContent === text",
+        arg=alert["detail"]["zh"],
+    )
+    page.click("#lang")
+    assert page.locator("#detailMessage").inner_text() == alert["detail"]["en"]
+
+
 def test_a_batch_is_found_by_its_hj_1276_label_id(screen: Screen, open_page: Any) -> None:
     """The terminal's registration through the broker, its label id kept by the service in
     the state store, and the batch page finding the batch by it."""
@@ -773,6 +789,9 @@ def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
             seen.add(view)
             page.wait_for_timeout(800)
             _shot(page, f"wall-{view}-zh", full=False)
+            if view == "air":  # its AQI is said to be indicative, as everywhere one is shown
+                chip = page.locator(".view.shown[data-view=air] [data-indicative]")
+                assert chip.inner_text() == "指示性数据，非官方发布"
     assert seen == {"overview", "alerts", "air"}
     nodes = page.evaluate("document.getElementsByTagName('*').length")
     loaded_at = page.evaluate("performance.timeOrigin")

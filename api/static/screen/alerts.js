@@ -2,7 +2,7 @@
 // history and evidence, acknowledging and resolving with a comment (the API token is asked once
 // and kept for the session), new alerts appearing live.
 import { api, ApiError, boot, esc, fresh, onLang, params, startLive } from "./common.js";
-import { apply, changeName, fmtTs, labelData, ruleDescription, ruleName, severityName, t } from "./i18n.js";
+import { apply, changeName, fmtTs, labelData, lang, ruleDescription, ruleName, severityName, t } from "./i18n.js";
 
 const PAGE = 50;
 const TOKEN = "hazwatch.token";
@@ -87,7 +87,7 @@ boot(async (main) => {
       <dl class="kv"><dt>${esc(t("al.subject"))}</dt><dd>${esc(a.subject)}</dd><dt>${esc(t("al.site"))}</dt><dd>${esc(a.site)}</dd>
       <dt>${esc(t("al.state"))}</dt><dd data-state="${a.state}" id="detailState">${esc(t("astate." + a.state))}</dd>
       <dt>${esc(t("al.opened"))}</dt><dd>${esc(fmtTs(a.opened))} ${esc(t("zone.short"))}</dd>
-      <dt>${esc(t("al.count"))}</dt><dd>${a.count}</dd><dt>${esc(t("al.message"))}</dt><dd>${esc(a.message)}</dd>
+      <dt>${esc(t("al.count"))}</dt><dd>${a.count}</dd><dt>${esc(t("al.message"))}</dt><dd id="detailMessage">${esc((a.said && a.said[lang()]) || a.message)}</dd>
       <dt>${esc(t("al.evidence"))}</dt><dd class="evidence">${evidence || "—"}</dd></dl>
       <div class="toolbar" style="margin-top:12px">
         <button type="button" class="btn" id="ack" ${a.state !== "open" ? "disabled" : ""} data-i18n="al.ack">${esc(t("al.ack"))}</button>
@@ -112,6 +112,14 @@ boot(async (main) => {
     selected = id;
     try {
       detail = await api(`/api/alerts/${encodeURIComponent(id)}`);
+      if (detail.evidence_link && detail.evidence_link.kind === "batch_trace") {
+        // a custody finding: its sentence in both languages, as the batch page has it
+        try {
+          const trace = await api(`/api/batches/${encodeURIComponent(detail.subject)}/timeline`);
+          const same = trace.alerts.find((x) => x.alert_id === detail.alert_id);
+          if (same) detail.said = same.detail;
+        } catch { /* the rules' own words, then */ }
+      }
       renderDetail();
     } catch (err) {
       $("detail").innerHTML = `<p class="error">${esc(t("err.load", { m: err.message }))}</p>`;
