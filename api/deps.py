@@ -22,6 +22,7 @@ from hazwatch.streams.air.marks import MarkStore
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.clocks.store import ClockStore
 from hazwatch.streams.custody.store import CustodyStore
+from hazwatch.streams.hj212.store import LinkStore
 from hazwatch.streams.labels.store import LabelStore
 from hazwatch.streams.video.store import EvidenceStore
 
@@ -48,6 +49,7 @@ class ApiContext:
     clocks: ClockStore | None = None  # the devices' measured clock offsets
     deadletters: DeadLetterStore | None = None
     labels: LabelStore | None = None  # batches by HJ 1276 label id (the screen part's)
+    hj212: LinkStore | None = None  # stations' HJ 212 editions and field-device information
     # set when the service stops: long-lived responses (the live feed's streams) end with it,
     # so that the server's graceful shutdown does not wait on screens that never hang up
     stopping: threading.Event = field(default_factory=threading.Event)

@@ -46,8 +46,10 @@ class DecodeContext(Protocol):
 
 
 class NoRegistry:
-    """A context with an empty registry: every reader unknown (speaking hazwatch's own read
-    payload), every station in UTC+8 and open (no PW asked: there is no registry to hold one)."""
+    """A context with an empty registry, for tests and offline tools (the service decodes with
+    the stored registry, which refuses HJ 212 stations while it lists none unless [hj212]
+    accept_unregistered): every reader unknown (speaking hazwatch's own read payload), every
+    station in UTC+8 and open (no PW asked: there is no registry to hold one)."""
 
     def reader_location(self, site: str, reader: str) -> str | None:
         return None

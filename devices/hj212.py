@@ -329,10 +329,15 @@ def frame(segment: bytes) -> bytes:
     return b"%s%04d%s%04X%s" % (HEADER, len(segment), segment, crc16(segment), TRAILER)
 
 
-def build(packet: Packet, key: bytes | None = None) -> bytes:
+def build(packet: Packet, key: bytes | None = None, *, cp_text: str | None = None) -> bytes:
     """The frame of a packet; with an SM4 key its CP is encrypted (HJ 212-2025 6.4, A.2): the
-    CRC stays that of the plaintext segment, the length field counts the bytes sent."""
-    segment = data_segment(packet).encode("utf-8")
+    CRC stays that of the plaintext segment, the length field counts the bytes sent.
+    `cp_text`: the CP written as given instead of from `packet.cp` (a command's own layout)."""
+    if cp_text is None:
+        segment = data_segment(packet).encode("utf-8")
+    else:
+        prefix = data_segment(replace(packet, cp=())).removesuffix("CP=&&&&")
+        segment = f"{prefix}CP=&&{cp_text}&&".encode()
     if key is None:
         return frame(segment)
     head, _, rest = segment.partition(b"CP=&&")
@@ -413,12 +418,42 @@ def frame_length(buffer: bytes, pos: int = 0) -> int | None:
     return 6 + int(digits) + 4 + len(TRAILER)
 
 
-KeyOf = Callable[[str], "bytes | None"]  # MN -> the station's SM4 key, None when it has none
+# MN -> the station's SM4 key, or its keys to try in order (the one in force, then one issued by
+# CN 1014 and not yet acknowledged); None or () when it has none
+KeyOf = Callable[[str], "bytes | Sequence[bytes] | None"]
 
 
 def parse_frame(raw: bytes, key_of: KeyOf | None = None) -> Packet:
     """One whole packet (with CRLF) to a Packet; every defect raises PayloadError. An encrypted
-    CP is decrypted with `key_of(MN)` (no key: decrypt_failed)."""
+    CP is decrypted with `key_of(MN)` (no key: decrypt_failed; several: the first with which
+    it decrypts to a CRC that matches)."""
+    keys: tuple[bytes, ...] = ()
+
+    def nth(index: int) -> Callable[[str], bytes | None]:
+        def pick(mn: str) -> bytes | None:
+            nonlocal keys
+            if index == 0:
+                found = key_of(mn) if key_of is not None else None
+                keys = (found,) if isinstance(found, bytes) else tuple(found or ())
+            return keys[index] if index < len(keys) else None
+
+        return pick
+
+    try:
+        return _parse_frame(raw, nth(0))
+    except PayloadError as exc:
+        if exc.reason != "decrypt_failed" or len(keys) < 2:
+            raise
+        for index in range(1, len(keys)):
+            try:
+                return _parse_frame(raw, nth(index))
+            except PayloadError as again:
+                if again.reason != "decrypt_failed":
+                    raise
+        raise
+
+
+def _parse_frame(raw: bytes, key_of: Callable[[str], bytes | None]) -> Packet:
     if len(raw) < 12 or raw[:2] != HEADER:
         raise PayloadError(f"packet must start with '##', got {raw[:8]!r}", reason="bad_header")
     digits = raw[2:6]
@@ -447,7 +482,7 @@ def parse_frame(raw: bytes, key_of: KeyOf | None = None) -> Packet:
     if encrypted:
         mn_match = re.search(rb"(?:^|;)MN=([A-Za-z0-9]{1,24});", segment[:cp_at])
         mn = mn_match.group(1).decode("ascii") if mn_match else "?"
-        key = key_of(mn) if key_of is not None else None
+        key = key_of(mn)
         if key is None:
             raise PayloadError(
                 f"station {mn} sent an SM4-encrypted CP and the registry holds no SM4 key for "
@@ -491,6 +526,20 @@ def parse_frame(raw: bytes, key_of: KeyOf | None = None) -> Packet:
     return replace(packet, encrypted=True) if encrypted else packet
 
 
+def header_of(raw: bytes) -> Packet | None:
+    """The header of a whole frame whose CP could not be read (it did not decrypt), with an
+    empty CP: who sent it and what, to refuse it in its own words; None when the header is
+    no valid header either."""
+    segment = raw[6:-6]
+    cp_at = segment.find(b"CP=&&")
+    if cp_at < 0:
+        return None
+    try:
+        return parse_segment(segment[:cp_at].decode("utf-8") + "CP=&&&&")
+    except (PayloadError, UnicodeDecodeError):
+        return None
+
+
 def parse_segment(text: str) -> Packet:
     head, sep, rest = text.partition("CP=&&")
     if not sep or not rest.endswith("&&"):
@@ -525,7 +574,9 @@ def parse_segment(text: str) -> Packet:
         raise PayloadError(
             f"PW must be ≤ 9 characters, got {shown(pw)}", reason="bad_field", field="PW"
         )
-    if not _MN.fullmatch(mn):
+    if not _MN.fullmatch(mn) and not (mn == "" and (cn == CN_HARDWARE or cn in RESPONSE_CNS)):
+        # (a data logger not yet given its MN uploads its hardware serial with MN= empty, and
+        # is answered so)
         raise PayloadError(
             f"MN must be ≤ 24 letters/digits, got {shown(mn)}", reason="bad_field", field="MN"
         )
@@ -787,9 +838,95 @@ def response_for(packet: Packet) -> Packet | None:
         return data_response(packet)
     if packet.cn in RESPONSE_CNS or packet.cn == CN_DATA_RESPONSE:
         return None
-    if packet.cn == CN_HEARTBEAT:
+    if packet.cn in NOTICE_CNS:
         return notify_response(packet)
     return request_response(packet)
+
+
+# What a station sends that the upper system answers with CN 9013 (通知应答): the heartbeat
+# (9015), the hardware serial upload (1001) and the request for a new key (1014), as the
+# appendix C examples are implemented (docs/hj212.md).
+NOTICE_CNS = frozenset({CN_HEARTBEAT, CN_HARDWARE, CN_KEY})
+
+
+# ---------------------------------------------------------------------------------------------
+# HJ 212-2025 station management: MN from the hardware serial (1001/1002), new keys (1014),
+# field-device information (3020)
+
+CN_SET_MN = "1002"  # 设置数采仪 MN 编码: the upper system gives a data logger its MN
+# i23005 数采仪硬件序号 (the serial the registry maps to an MN), i23006 CPU ID, i23007/8 MACs
+HARDWARE_FIELDS = {
+    "i23005": "serial",
+    "i23006": "cpu_id",
+    "i23007": "mac1",
+    "i23008": "mac2",
+}
+SERIAL_KEY = "i23005-Info"
+
+
+def hardware_info(packet: Packet) -> dict[str, str]:
+    """What a CN 1001 packet says of its data logger: serial, cpu_id, mac1, mac2 (as sent)."""
+    cp = packet.cp_dict()
+    return {
+        name: cp[f"{code}-Info"] for code, name in HARDWARE_FIELDS.items() if f"{code}-Info" in cp
+    }
+
+
+def set_mn(packet: Packet, mn: str, serial: str, now_ns: int, zone_h: float = 8.0) -> Packet:
+    """CN 1002 to the data logger that uploaded `serial` (CN 1001): its MN from now on is `mn`
+    (the header's MN), the serial in the CP saying which logger is meant."""
+    return Packet(
+        qn_of(now_ns, zone_h),
+        packet.st,
+        CN_SET_MN,
+        packet.pw,
+        mn,
+        _answer_flag(packet) | FLAG_ACK,
+        ((SERIAL_KEY, serial),),
+    )
+
+
+def key_update(packet: Packet, qn: str, sk_created: str, new_key: bytes, key: bytes) -> bytes:
+    """The frame of CN 1014 from the upper system: SKCreateTime and NewSK (the new key's 16
+    characters), its CP encrypted with the station's key in force (6.4: 1014 is encrypted)."""
+    command = Packet(qn, packet.st, CN_KEY, packet.pw, packet.mn, _answer_flag(packet) | FLAG_ACK)
+    cp_text = f"SKCreateTime={sk_created},NewSK={new_key.decode('ascii')}"
+    return build(command, key, cp_text=cp_text)
+
+
+def new_key_of(packet: Packet) -> tuple[str, bytes] | None:
+    """(SKCreateTime, the new key) of a CN 1014 from the upper system, None when it has none."""
+    cp = packet.cp_dict()
+    text = cp.get("NewSK", "")
+    if packet.cn != CN_KEY or len(text.encode("utf-8")) != SM4_KEY_BYTES:
+        return None
+    return cp.get("SKCreateTime", ""), text.encode("utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One CN 3020 packet's field-device information: its time, the pollutant or device it is
+    about (PolId, "" for the data logger itself) and info code → value (i11001 log, i12xxx
+    state, i13xxx parameters, as sent)."""
+
+    ts_ns: int | None
+    pol_id: str
+    info: dict[str, str]
+
+
+def device_info(packet: Packet, zone_h: float = 8.0) -> DeviceInfo:
+    """The information a CN 3020 packet carries (PolId=…;iNNNNN-Info=…); values kept as text."""
+    ts_ns: int | None = None
+    pol_id = ""
+    info: dict[str, str] = {}
+    for key, value in packet.cp:
+        if key == "DataTime":
+            ts_ns = parse_datatime(value, zone_h)
+        elif key == "PolId":
+            pol_id = value
+        elif key.endswith("-Info"):
+            info[key.removesuffix("-Info")] = value
+    return DeviceInfo(ts_ns, pol_id, info)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1053,13 +1190,14 @@ class Hj212Message:
 
 def parse(raw: bytes, topic: Topic, ctx: DecodeContext) -> Hj212Message:
     access = ctx.station_access(topic.site, topic.device)
-    key = access.secret.sm4_key
-    packets = parse_packets(raw, lambda mn: key)
+    keys = access.secret.keys
+    packets = parse_packets(raw, lambda mn: keys)
     expected_mn = ctx.station_mn(topic.site, topic.device)
     zone_h = ctx.station_zone_h(topic.site, topic.device)
     data: list[StationData] = []
     for packet in packets:
-        if expected_mn is not None and packet.mn != expected_mn:
+        # (CN 1001 comes before the logger has its MN; its PW is checked all the same)
+        if expected_mn is not None and packet.mn != expected_mn and packet.cn != CN_HARDWARE:
             raise PayloadError(
                 f"MN {packet.mn} is not the registry's MN {expected_mn} of station "
                 f"{topic.site}/{topic.device}",

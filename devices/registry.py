@@ -20,6 +20,7 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.devices.rfid_vendors import HAZWATCH, READER_PAYLOADS
 from hazwatch.devices.station_secrets import OPEN as OPEN_ACCESS
 from hazwatch.devices.station_secrets import (
+    KeyRotations,
     SecretKey,
     StationAccess,
     StationSecret,
@@ -123,6 +124,9 @@ class Station:
     encrypted: bool = False
     edition: str | None = None
     units: tuple[tuple[str, str], ...] = ()
+    # HJ 212-2025 CN 1001: the data logger's hardware serial (i23005-Info) it uploads to be
+    # given its MN (CN 1002); unique across stations
+    serial: str | None = None
     # [[station.instruments]]: resolution and range per pollutant (the audit's flatline floor
     # and out-of-range marks); a pollutant not listed gets the audit's defaults
     instruments: tuple[Instrument, ...] = ()
@@ -373,6 +377,7 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
         scales[(scale.site, scale.id)] = scale
     stations: dict[tuple[str, str], Station] = {}
     mns: dict[str, str] = {}
+    serials: dict[str, str] = {}
     for i, raw in enumerate(_tables(doc, source, "station")):
         e = _Entry(source, "station", i, raw)
         mn = e.text("mn", required=False) or None
@@ -398,6 +403,15 @@ def parse_registry(doc: Mapping[str, Any], source: str = "registry") -> Registry
             if mn in mns:
                 raise e.fail("mn", f"{mn} is already the MN of station {mns[mn]!r}")
             mns[mn] = station.id
+        if station.serial is not None:
+            if station.serial in serials:
+                raise e.fail(
+                    "serial",
+                    f"{station.serial} is already the serial of {serials[station.serial]!r}",
+                )
+            if station.mn is None:
+                raise e.fail("serial", "needs the station's mn: CN 1002 gives the station its MN")
+            serials[station.serial] = station.id
         stations[(station.site, station.id)] = station
     cameras: dict[tuple[str, str], Camera] = {}
     for i, raw in enumerate(_tables(doc, source, "camera")):
@@ -443,6 +457,10 @@ def _hj212_fields(e: _Entry) -> dict[str, Any]:
         found[flag] = value
     if e.raw.get("edition") is not None:
         found["edition"] = e.choice("edition", EDITIONS)
+    serial = e.text("serial", required=False) or None
+    if serial is not None and (not serial.isalnum() or len(serial) > 64):
+        raise e.fail("serial", f"must be up to 64 letters/digits (i23005-Info), got {serial!r}")
+    found["serial"] = serial
     raw_units = e.raw.get("units", {})
     pairs = raw_units.items() if isinstance(raw_units, Mapping) else raw_units
     units: list[tuple[str, str]] = []
@@ -533,8 +551,15 @@ class RegistryContext:
         batches: Mapping[str, str] | None = None,
         refresh_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        accept_unregistered: bool = False,
+        keys: KeyRotations | None = None,
     ) -> None:
         self._db = db
+        # [hj212] accept_unregistered: while no registry lists a station, take every HJ 212
+        # station as open; else an empty registry refuses them all (nothing to check against)
+        self.accept_unregistered = accept_unregistered
+        # the SM4 keys issued by CN 1014 (in the state store), laid over the secrets file's
+        self.keys = keys if keys is not None or db is None else KeyRotations(db)
         self.version = 0
         self.current = registry or Registry()  # the registry at `version`
         self.batches: Mapping[str, str] = batches if batches is not None else {}
@@ -542,6 +567,7 @@ class RegistryContext:
         self._clock = clock
         self._next_check = 0.0
         self._by_mn: dict[str, tuple[str, str]] = {}
+        self._by_serial: dict[str, tuple[str, str]] = {}
         self._watching: dict[tuple[str, str], tuple[str, ...]] = {}
         self._migrated = False
         self._set(self.current)
@@ -551,6 +577,7 @@ class RegistryContext:
     def _set(self, registry: Registry) -> None:
         self.current = registry
         self._by_mn = {st.mn: key for key, st in registry.stations.items() if st.mn}
+        self._by_serial = {st.serial: key for key, st in registry.stations.items() if st.serial}
         watching: dict[tuple[str, str], list[str]] = {}
         for camera in registry.cameras.values():
             for reader in camera.watches:
@@ -601,17 +628,21 @@ class RegistryContext:
 
     def station_access(self, site: str, station: str) -> StationAccess:
         """What an HJ 212 packet of the station must present: an unregistered station is
-        refused, a registered one needs its PW unless the registry marks it open."""
+        refused, a registered one needs its PW unless the registry marks it open. While no
+        registry lists any station every station is refused, unless accept_unregistered."""
         registry = self._fresh()
-        if not registry.stations:  # no registry lists stations yet: nothing to check against
+        if not registry.stations and self.accept_unregistered:
             return OPEN_ACCESS
         entry = registry.stations.get((site, station))
         if entry is None:
             return StationAccess(registered=False)
+        secret = registry.secrets.get((site, station), StationSecret())
+        if self.keys is not None:
+            secret = self.keys.overlay(site, station, secret)
         return StationAccess(
             registered=True,
             open=entry.open,
-            secret=registry.secrets.get((site, station), StationSecret()),
+            secret=secret,
             encrypted=entry.encrypted,
             units=dict(entry.units),
         )
@@ -638,3 +669,8 @@ class RegistryContext:
         """(site, station) of the station with this HJ 212 MN (for the TCP gateway)."""
         self._fresh()
         return self._by_mn.get(mn)
+
+    def station_by_serial(self, serial: str) -> tuple[str, str] | None:
+        """(site, station) whose data logger has this hardware serial (HJ 212-2025 CN 1001)."""
+        self._fresh()
+        return self._by_serial.get(serial)

@@ -31,6 +31,7 @@ from hazwatch.parts.air import AirPart
 from hazwatch.parts.alerts import AlertsPart
 from hazwatch.parts.clocks import ClocksPart
 from hazwatch.parts.custody import CustodyPart
+from hazwatch.parts.hj212 import Hj212Part
 from hazwatch.parts.notify import NotifyPart
 from hazwatch.parts.presence import PresencePart
 from hazwatch.parts.screen import ScreenPart
@@ -45,6 +46,7 @@ PARTS: tuple[Callable[[PartContext], Part], ...] = (
     AlertsPart,
     CustodyPart,
     AirPart,
+    Hj212Part,
     VideoPart,
     ClocksPart,
     PresencePart,

@@ -52,13 +52,14 @@ def _register() -> None:
         alerts,
         custody,
         demo,
+        hj212,
         ingest,
         rfid,
         simulate,
         video,
     )
 
-    for module in (ingest, demo, simulate, alerts, custody, air, air_audit, video, rfid):
+    for module in (ingest, demo, simulate, alerts, custody, air, air_audit, hj212, video, rfid):
         module.register(app)
 
 

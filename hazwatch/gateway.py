@@ -13,6 +13,7 @@ import contextlib
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -23,12 +24,13 @@ from hazwatch.alerts.store import AlertStore
 from hazwatch.base.retry import Backoff, RetryPolicy
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.registry import RegistryContext, load_file
-from hazwatch.devices.station_secrets import OPEN, StationAccess
+from hazwatch.devices.station_secrets import OPEN, KeyIssue, KeyRotations, StationAccess
 from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.failures import is_transient
 from hazwatch.ingest.hj212_gateway import GatewayDeadLetter, GatewayLimits, Hj212Gateway
 from hazwatch.settings import Settings, deadletter_limits
 from hazwatch.streams.hj212.rules import RefusedPeers
+from hazwatch.streams.hj212.settings import LinkSettings
 
 log = logging.getLogger("hazwatch.hj212_gateway")
 
@@ -54,7 +56,9 @@ class GatewayService:
     station)) first, then in the registry file given, else in the stored registry. A station
     given in `stations` is open (no PW asked: a lab's); a registry's station must present its
     PW unless the registry marks it open. A peer refused again and again raises
-    hj212_auth_refused in the state store's alerts."""
+    hj212_auth_refused in the state store's alerts. A data logger's hardware serial (CN 1001)
+    is given the MN the registry maps it to (CN 1002); the keys `hazwatch hj212 rotate-key`
+    issues are sent (CN 1014) and in force once the station acknowledges them."""
 
     def __init__(
         self,
@@ -68,17 +72,32 @@ class GatewayService:
         self.settings = settings
         self.host, self._listen_port = host, port
         self.db = StateDB(settings.state_dsn)
+        link = settings.hj212
+        if link.accept_unregistered:
+            log.warning(
+                "[hj212] accept_unregistered is on: while no registry lists a station, HJ 212 "
+                "data of any station is taken without a PW (a lab or a demo only)"
+            )
         try:
             self.deadletters = DeadLetterStore(self.db, deadletter_limits(settings))
+            rotations = KeyRotations(self.db)
             if registry_file is not None:
-                self.registry = RegistryContext(None, load_file(registry_file))
+                self.registry = RegistryContext(
+                    None,
+                    load_file(registry_file),
+                    accept_unregistered=link.accept_unregistered,
+                    keys=rotations,
+                )
             else:
-                self.registry = RegistryContext(self.db)
+                self.registry = RegistryContext(
+                    self.db, accept_unregistered=link.accept_unregistered, keys=rotations
+                )
         except BaseException:
             self.db.close()
             raise
+        self.rotations = rotations
         self.stations = dict(stations or {})
-        self.refused = RefusedPeers()
+        self.refused = RefusedPeers(link)
         self.alerts = AlertStore(self.db)
         self.gateway = Hj212Gateway(
             self.lookup,
@@ -87,6 +106,8 @@ class GatewayService:
             gateway_limits(settings),
             access=self.access,
             on_refused=self._on_refused,
+            by_serial=self.by_serial,
+            keys=GatewayKeys(self.rotations, self._file_key, self.registry.station_zone_h, link),
         )
         self.gateway.zone_of = self.registry.station_zone_h
         self._client: aiomqtt.Client | None = None
@@ -102,6 +123,16 @@ class GatewayService:
         if (site, station) in self.stations.values():
             return OPEN
         return self.registry.station_access(site, station)
+
+    def by_serial(self, serial: str) -> tuple[str, str, str] | None:
+        """(site, station, MN) of the registry's station whose data logger has this serial."""
+        where = self.registry.station_by_serial(serial)
+        mn = self.registry.station_mn(*where) if where is not None else None
+        return None if where is None or mn is None else (where[0], where[1], mn)
+
+    def _file_key(self, site: str, station: str) -> bytes | None:
+        secret = self.registry.current.secrets.get((site, station))
+        return secret.sm4_key if secret is not None else None
 
     async def _on_refused(self, peer: str, reason: str, mn: str, at_ns: int) -> None:
         signal: AlertSignal | None = self.refused.refused(peer, reason, mn, at_ns)
@@ -192,3 +223,49 @@ class GatewayService:
         # Published only when kept: past its peer's burst a letter is only counted.
         for refused in kept:
             await self._publish(refused.mqtt_topic(), orjson.dumps(refused.to_json()))
+
+
+class GatewayKeys:
+    """The gateway's side of CN 1014 over the state store's key rotations (in a thread each:
+    the store is blocking)."""
+
+    def __init__(
+        self,
+        rotations: KeyRotations,
+        file_key: Callable[[str, str], bytes | None],
+        zone_of: Callable[[str, str], float],
+        settings: LinkSettings,
+    ) -> None:
+        self.rotations = rotations
+        self.file_key = file_key
+        self.zone_of = zone_of
+        self.settings = settings
+
+    async def due(self, site: str, station: str, now_ns: int) -> KeyIssue | None:
+        return await asyncio.to_thread(
+            self.rotations.due,
+            site,
+            station,
+            now_ns,
+            self.file_key(site, station),
+            self.settings.key_resend_s,
+            self.settings.key_max_sends,
+        )
+
+    async def answered(
+        self, site: str, station: str, qn: str, ok: bool, note: str, now_ns: int
+    ) -> bool:
+        return await asyncio.to_thread(self.rotations.finish, site, station, qn, ok, now_ns, note)
+
+    async def requested(self, site: str, station: str, now_ns: int) -> None:
+        def issue() -> None:
+            if self.rotations.waiting(site, station, self.file_key(site, station)):
+                return  # one is waiting already (sent again when due)
+            try:
+                self.rotations.issue(
+                    site, station, self.file_key(site, station), now_ns, self.zone_of(site, station)
+                )
+            except Exception:
+                log.exception("station %s/%s asked for a new SM4 key: none issued", site, station)
+
+        await asyncio.to_thread(issue)

@@ -30,6 +30,7 @@ from hazwatch.base.errors import ConfigError
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody.settings import CustodyLimits
+from hazwatch.streams.hj212.settings import LinkSettings
 from hazwatch.streams.presence.settings import PresenceSettings
 from hazwatch.streams.video.settings import VideoRuleSettings
 
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air", "clocks", "presence", "alerts")
+PART_TABLES = ("custody", "video", "air", "clocks", "presence", "hj212", "alerts")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
@@ -137,6 +138,8 @@ class Settings(BaseSettings):
     air: HourlySettings = Field(default_factory=HourlySettings)
     clocks: ClockSettings = Field(default_factory=ClockSettings)
     presence: PresenceSettings = Field(default_factory=PresenceSettings)
+    # the HJ 212 link (streams/hj212/settings.py): [hj212]
+    hj212: LinkSettings = Field(default_factory=LinkSettings)
     # who is told of alerts (alerts/settings.py): [alerts] and its [[alerts.targets]] list
     alerts: AlertSettings = Field(default_factory=AlertSettings)
 

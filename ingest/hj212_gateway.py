@@ -1,5 +1,6 @@
 """TCP gateway for HJ 212-2017 and HJ 212-2025 stations: frames packets, checks CRC (decrypting an
-SM4 CP), MN and PW, publishes them on MQTT, answers each by its own edition.
+SM4 CP), MN and PW, publishes them on MQTT, answers each by its own edition; gives a data logger
+its MN from its hardware serial (CN 1001 → 1002) and a station a new SM4 key (CN 1014).
 
 Never answer a station before its packet is on the broker (QoS 1 acked); never publish a packet
 whose station did not authenticate; never let one connection hold unbounded memory or a slot.
@@ -15,14 +16,14 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge
 
 from hazwatch.base.errors import PayloadError
 from hazwatch.devices import hj212
 from hazwatch.devices.station_secrets import OPEN as OPEN_ACCESS
-from hazwatch.devices.station_secrets import StationAccess
+from hazwatch.devices.station_secrets import KeyIssue, StationAccess
 from hazwatch.devices.topics import build_topic
 from hazwatch.ingest.deadletters import DeadLetter
 
@@ -55,6 +56,27 @@ AsyncPublisher = Callable[[str, bytes], Awaitable[None]]
 AccessLookup = Callable[[str, str], StationAccess]
 # (peer address, reason, MN, receive time ns): a packet was refused
 RefusalSink = Callable[[str, str, str, int], Awaitable[None]]
+# hardware serial (i23005-Info of CN 1001) -> (site, station, the MN the registry gives it)
+SerialLookup = Callable[[str], "tuple[str, str, str] | None"]
+
+
+class KeyUpdates(Protocol):
+    """The SM4 keys hazwatch issues to stations (CN 1014), as the gateway sends them."""
+
+    async def due(self, site: str, station: str, now_ns: int) -> KeyIssue | None:
+        """A new key to send the station now (counted as sent), None when none is due."""
+        ...
+
+    async def answered(
+        self, site: str, station: str, qn: str, ok: bool, note: str, now_ns: int
+    ) -> bool:
+        """The station's answer to the CN 1014 of `qn` (9012 ExeRtn=1: the key is in force);
+        False when no key was issued with that QN."""
+        ...
+
+    async def requested(self, site: str, station: str, now_ns: int) -> None:
+        """The station asked for a new key (CN 1014 from it): one is issued if none waits."""
+        ...
 
 
 # What the gateway refused is a dead letter like any other (hazwatch.ingest.deadletters): topic
@@ -98,6 +120,9 @@ class GatewayStats:
     closed_bad_frames: int = 0
     refused: int = 0
     clock_pushes: int = 0
+    mn_assigned: int = 0
+    keys_sent: int = 0
+    keys_confirmed: int = 0
 
 
 @dataclass(slots=True)
@@ -119,6 +144,8 @@ class Hj212Gateway:
         clock: Callable[[], int] = time.time_ns,
         access: AccessLookup | None = None,
         on_refused: RefusalSink | None = None,
+        by_serial: SerialLookup | None = None,
+        keys: KeyUpdates | None = None,
     ) -> None:
         self.lookup = lookup
         self.publish = publish
@@ -129,6 +156,8 @@ class Hj212Gateway:
         # the registry's access)
         self.access: AccessLookup = access or (lambda site, station: OPEN_ACCESS)
         self.on_refused = on_refused
+        self.by_serial = by_serial  # None: CN 1001 uploads are refused (no registry of serials)
+        self.keys = keys  # None: no new keys are issued
         self.zone_of: Callable[[str, str], float] = lambda site, station: 8.0
         self.stats = GatewayStats()
         self._peer_labels: set[str] = set()
@@ -304,6 +333,17 @@ class Connection:
                 packet = hj212.parse_frame(candidate, self._key_of)
             except PayloadError as exc:
                 nxt = candidate.find(hj212.HEADER, 2)
+                header = hj212.header_of(candidate) if exc.reason == "decrypt_failed" else None
+                if header is not None and nxt < 0:
+                    # a whole frame of a station whose key it does not have: refused as a
+                    # wrong PW is (counted per peer, answered QnRtn=2), not as a framing fault
+                    del self.buffer[:length]
+                    self.frame_started = None
+                    where = self.gw.lookup(header.mn)
+                    topic = None if where is None else build_topic(where[0], "air", where[1],
+                                                                   hj212.KIND)  # fmt: skip
+                    await self._refuse(header, candidate, exc.reason, str(exc), topic)
+                    continue
                 if nxt > 0:
                     await self._cut(nxt, exc.reason, str(exc))
                 else:
@@ -315,9 +355,9 @@ class Connection:
             await self._packet(packet, candidate)
         self.frame_started = None
 
-    def _key_of(self, mn: str) -> bytes | None:
+    def _key_of(self, mn: str) -> tuple[bytes, ...]:
         where = self.gw.lookup(mn)
-        return None if where is None else self.gw.access(*where).secret.sm4_key
+        return () if where is None else self.gw.access(*where).secret.keys
 
     async def _cut(self, at: int, reason: str, message: str) -> None:
         bad = bytes(self.buffer[:at])
@@ -331,6 +371,9 @@ class Connection:
 
     async def _packet(self, packet: hj212.Packet, raw: bytes) -> None:
         self.gw.stats.packets += 1
+        if packet.cn == hj212.CN_HARDWARE:
+            await self._hardware(packet, raw)
+            return
         where = self.gw.lookup(packet.mn)
         if where is None:
             await self._refuse(
@@ -366,6 +409,7 @@ class Connection:
             self.gw.stats.published += 1
             PUBLISHED.inc()
             await self._answer(packet)
+            await self._manage(packet, where, access)
             return
         key = (packet.mn, packet.qn, packet.cn)
         split = self.splits.setdefault(key, _Split(time.monotonic()))
@@ -386,6 +430,78 @@ class Connection:
         self.gw.stats.published += 1
         PUBLISHED.inc()
         await self._answer(packet)
+        await self._manage(packet, where, access)
+
+    async def _hardware(self, packet: hj212.Packet, raw: bytes) -> None:
+        """CN 1001, a data logger's hardware serial: the registry's station with that serial is
+        given its MN (CN 1002) once its PW is right; an unknown serial is refused."""
+        serial = hj212.hardware_info(packet).get("serial", "")
+        found = self.gw.by_serial(serial) if serial and self.gw.by_serial is not None else None
+        if found is None:
+            await self._refuse(
+                packet,
+                raw,
+                "unknown_serial",
+                f"hardware serial {serial!r} (i23005-Info) is no registry station's serial"
+                if serial
+                else "CN 1001 carries no hardware serial (i23005-Info)",
+                None,
+            )
+            return
+        site, station, mn = found
+        topic = build_topic(site, "air", station, hj212.KIND)
+        why = self.gw.access(site, station).refusal(packet.pw)
+        if why is not None:
+            await self._refuse(
+                packet, raw, "auth_refused", f"station {site}/{station} refused: {why}", topic
+            )
+            return
+        await self.gw.publish(topic, raw)
+        self.gw.stats.published += 1
+        PUBLISHED.inc()
+        await self._answer(packet)
+        where = (site, station)
+        zone_h = self.gw.zone_of(*where)
+        await self._send(hj212.set_mn(packet, mn, serial, self.gw.clock(), zone_h))
+        self.gw.stats.mn_assigned += 1
+        log.info("station %s/%s (serial %s) given MN %s (CN 1002)", site, station, serial, mn)
+
+    async def _manage(
+        self, packet: hj212.Packet, where: tuple[str, str], access: StationAccess
+    ) -> None:
+        """After a station's packet: its answer to a new key taken in, its request for one
+        taken up, and a new key due sent (CN 1014, encrypted with the key in force)."""
+        keys = self.gw.keys
+        if keys is None:
+            return
+        now_ns = self.gw.clock()
+        cp = packet.cp_dict()
+        if packet.cn == hj212.CN_REQUEST_RESPONSE and cp.get("QnRtn", "1") != "1":
+            note = f"the station refused it: QnRtn={cp.get('QnRtn')}"
+            await keys.answered(*where, packet.qn, False, note, now_ns)
+            return
+        if packet.cn == hj212.CN_EXECUTE_RESPONSE:
+            ok = cp.get("ExeRtn") == "1"
+            note = "acknowledged: ExeRtn=1" if ok else f"not carried out: ExeRtn={cp.get('ExeRtn')}"
+            if await keys.answered(*where, packet.qn, ok, note, now_ns) and ok:
+                self.gw.stats.keys_confirmed += 1
+                log.info("station %s/%s: the new SM4 key is in force (CN 1014)", *where)
+            return
+        if packet.cn in hj212.RESPONSE_CNS or packet.cn == hj212.CN_DATA_RESPONSE:
+            return
+        if packet.cn == hj212.CN_KEY and not packet.cp_dict().get("NewSK"):
+            await keys.requested(*where, now_ns)
+        key = access.secret.sm4_key
+        if key is None:
+            return
+        issue = await keys.due(*where, now_ns)
+        if issue is not None:
+            self.writer.write(
+                hj212.key_update(packet, issue.qn, issue.sk_created, issue.new_key, key)
+            )
+            await asyncio.wait_for(self.writer.drain(), self.gw.limits.write_timeout_s)
+            self.gw.stats.keys_sent += 1
+            log.info("station %s/%s: a new SM4 key sent (CN 1014, QN %s)", *where, issue.qn)
 
     async def _refuse(
         self, packet: hj212.Packet, raw: bytes, reason: str, message: str, topic: str | None
@@ -405,7 +521,7 @@ class Connection:
             await self.gw.on_refused(peer, reason, packet.mn, self.gw.clock())
         if packet.cn not in hj212.RESPONSE_CNS and packet.cn != hj212.CN_DATA_RESPONSE:
             code = hj212.QN_WRONG_MN if reason == "unknown_mn" else hj212.QN_WRONG_PW
-            if reason == "decrypt_failed":
+            if reason in ("decrypt_failed", "unknown_serial"):
                 code = hj212.QN_REFUSED
             await self._send(hj212.refusal(packet, code))
 

@@ -1,5 +1,6 @@
 """HJ 212-2017 and HJ 212-2025 air stations that send diurnal pollutant curves over TCP or MQTT,
-with their PW, optionally their CP SM4-encrypted (2025), with faults.
+with their PW, optionally their CP SM4-encrypted (2025), with faults; over TCP a 2025 station
+takes a new SM4 key (CN 1014) and, given its hardware serial, asks for its MN (CN 1001/1002).
 
 Never report a packet as delivered that the receiver did not acknowledge; ground truth is what
 was actually put on the wire, value for value, as the receiver will parse it.
@@ -12,7 +13,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hazwatch.devices import hj212
@@ -43,6 +44,9 @@ class StationSpec:
     edition: str = "2017"  # the Flag's version bits: "2017" (Flag=5) or "2025" (Flag=9)
     pw: str = "123456"
     sm4_key: bytes | None = None  # encrypt the CP (HJ 212-2025 6.4) with this key
+    # the data logger's hardware serial: with mn "" it first uploads it (CN 1001) over TCP and
+    # sends under the MN the upper system gives it (CN 1002)
+    serial: str | None = None
 
 
 def stations(count: int, site: str = "sim-air", *, seed: int = 7) -> list[StationSpec]:
@@ -112,6 +116,8 @@ class AirReport:
     packets: list[SentPacket] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     elapsed_s: float = 0.0
+    key_updates: int = 0  # new SM4 keys taken (CN 1014 answered 9011 and 9012 ExeRtn=1)
+    assigned_mn: dict[str, str] = field(default_factory=dict)  # station → MN given by CN 1002
 
     @property
     def ok(self) -> bool:
@@ -158,8 +164,22 @@ class StationSim:
                 raise ValueError(f"unknown air fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
 
     def packets(self, transport: str) -> list[tuple[SentPacket, bytes]]:
+        """Each minute's frame as sent (built with the spec's MN and key)."""
+        return [(sent, self.frame(packet, sent.fault)) for sent, packet in self.plan(transport)]
+
+    def frame(self, packet: hj212.Packet, fault: str | None, key: bytes | None = None) -> bytes:
+        raw = hj212.build(packet, key if key is not None else self.spec.sm4_key)
+        if fault == "bad_crc":
+            crc = raw[-6:-2]
+            raw = raw[:-6] + (b"0000" if crc != b"0000" else b"FFFF") + raw[-2:]
+        elif fault == "truncated":
+            raw = raw[: len(raw) // 2]
+        return raw
+
+    def plan(self, transport: str) -> list[tuple[SentPacket, hj212.Packet]]:
+        """Each minute's packet and what the receiver should make of it."""
         spec, cfg = self.spec, self.config
-        out: list[tuple[SentPacket, bytes]] = []
+        out: list[tuple[SentPacket, hj212.Packet]] = []
         for minute in range(cfg.minutes):
             ts_ns = cfg.start_ns + minute * NS_PER_MIN
             local_hour = ((ts_ns // NS_PER_S) / 3600 + cfg.zone_h) % 24
@@ -169,14 +189,8 @@ class StationSim:
             packet = hj212.data_packet(
                 mn, cfg.cn, ts_ns, values, zone_h=cfg.zone_h, pw=spec.pw, edition=spec.edition
             )
-            raw = hj212.build(packet, spec.sm4_key)
-            if fault == "bad_crc":
-                crc = raw[-6:-2]
-                raw = raw[:-6] + (b"0000" if crc != b"0000" else b"FFFF") + raw[-2:]
-            elif fault == "truncated":
-                raw = raw[: len(raw) // 2]
             sent = SentPacket(spec.site, spec.station, spec.mn, ts_ns, values, fault, transport)
-            out.append((sent, raw))
+            out.append((sent, packet))
         return out
 
     def _fault(self) -> str | None:
@@ -195,16 +209,84 @@ async def _pace(started: float, index: int, minute_s: float) -> None:
             await asyncio.sleep(delay)
 
 
+class _Link:
+    """What a TCP station keeps of its link: its MN and SM4 key, which the upper system may
+    change (CN 1002, CN 1014)."""
+
+    def __init__(self, spec: StationSpec, writer: asyncio.StreamWriter, report: AirReport) -> None:
+        self.spec = spec
+        self.mn = spec.mn
+        self.key = spec.sm4_key
+        self.writer = writer
+        self.report = report
+
+    async def command(self, packet: hj212.Packet) -> bool:
+        """A command of the upper system answered as a station does (9011 QnRtn=1, then 9012
+        ExeRtn=1 once carried out); False when it is none this station takes."""
+        if packet.cn == hj212.CN_KEY:
+            new = hj212.new_key_of(packet)
+            if new is None:
+                return False
+            await self._answer(packet)
+            self.key = new[1]  # from now on (its acknowledgement went with the old one)
+            self.report.key_updates += 1
+            return True
+        if packet.cn == hj212.CN_SET_MN:
+            if packet.cp_dict().get(hj212.SERIAL_KEY) != self.spec.serial:
+                return False
+            await self._answer(packet)
+            self.mn = packet.mn
+            self.report.assigned_mn[self.spec.station] = packet.mn
+            return True
+        return packet.cn == hj212.CN_SET_TIME  # (a simulated clock is not set)
+
+    async def _answer(self, packet: hj212.Packet) -> None:
+        self.writer.write(
+            hj212.build(hj212.request_response(packet))
+            + hj212.build(hj212.execute_response(packet))
+        )
+        await self.writer.drain()
+
+    async def ask_mn(self, reader: asyncio.StreamReader, config: AirSimConfig) -> None:
+        """CN 1001 with the hardware serial (and MN= empty), until CN 1002 gives the MN."""
+        assert self.spec.serial is not None
+        flag = (hj212.VERSION_OF[self.spec.edition] << 2) | hj212.FLAG_ACK
+        upload = hj212.Packet(
+            hj212.qn_of(time.time_ns(), config.zone_h),
+            hj212.ST_SYSTEM,
+            hj212.CN_HARDWARE,
+            self.spec.pw,
+            self.mn,
+            flag,
+            ((hj212.SERIAL_KEY, self.spec.serial),),
+        )
+        self.writer.write(hj212.build(upload))
+        await self.writer.drain()
+        while self.mn == self.spec.mn:
+            line = await asyncio.wait_for(reader.readuntil(b"\r\n"), config.ack_timeout_s)
+            answer = hj212.parse_frame(line, lambda mn: self.key)
+            if answer.cn == hj212.CN_REQUEST_RESPONSE and answer.qn == upload.qn:
+                raise ConnectionError(f"CN 1001 refused: {answer.cp_dict()}")
+            await self.command(answer)
+
+
 async def run_tcp_station(
     host: str, port: int, spec: StationSpec, config: AirSimConfig, report: AirReport
 ) -> None:
-    """One station on one TCP connection: send each minute, wait for the 9014 of good packets."""
+    """One station on one TCP connection: send each minute, wait for the 9014 of good packets,
+    taking the upper system's commands (a new key, its MN) as they come."""
     reader, writer = await asyncio.open_connection(host, port)
+    link = _Link(spec, writer, report)
     try:
+        if spec.serial is not None and not spec.mn:
+            await link.ask_mn(reader, config)
         started = time.monotonic()
-        for index, (sent, raw) in enumerate(StationSim(spec, config).packets("tcp")):
+        sim = StationSim(spec, config)
+        for index, (sent, packet) in enumerate(sim.plan("tcp")):
             await _pace(started, index, config.minute_s)
-            writer.write(raw)
+            if sent.fault != "wrong_mn":
+                packet = replace(packet, mn=link.mn)
+            writer.write(sim.frame(packet, sent.fault, link.key))
             await writer.drain()
             report.packets.append(sent)
             if sent.fault is not None:
@@ -212,13 +294,14 @@ async def run_tcp_station(
             qn = hj212.qn_of(sent.ts_ns, config.zone_h)
             while True:
                 line = await asyncio.wait_for(reader.readuntil(b"\r\n"), config.ack_timeout_s)
-                answer = hj212.parse_frame(line)
+                answer = hj212.parse_frame(line, lambda mn: link.key)
                 if answer.cn == hj212.CN_REQUEST_RESPONSE and answer.qn == qn:
                     report.errors.append(f"{spec.station} refused: {answer.cp_dict()}")
                     break
                 if answer.cn == hj212.CN_DATA_RESPONSE and answer.qn == qn:
                     sent.acked = True
                     break
+                await link.command(answer)
     except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
         report.errors.append(f"{spec.station} over tcp: {type(exc).__name__} {exc}")
     finally:

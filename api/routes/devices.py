@@ -82,6 +82,12 @@ def device_rows(ctx: ApiContext, now_ns: int) -> list[dict[str, Any]]:
             clocks = {(c["site"], c["family"], c["device"]): c for c in ctx.clocks.list()}
         except Exception:
             clocks = {}
+    links: dict[tuple[str, str], dict[str, Any]] = {}
+    if ctx.hj212 is not None:
+        try:
+            links = ctx.hj212.links()
+        except Exception:
+            links = {}
     keys: Iterable[Key] = sorted(set(registered) | set(statuses) | set(clocks))
     rows = []
     for key in keys:
@@ -107,9 +113,24 @@ def device_rows(ctx: ApiContext, now_ns: int) -> list[dict[str, Any]]:
                 "last_seen_ms": heard_ns // 1_000_000 if heard_ns else None,
                 "clock_offset_s": clock.get("offset_s") if clock else None,
                 "clock_skewed": bool(clock.get("skewed")) if clock else False,
+                **(_hj212_columns(links.get((site, device))) if family == "air" else {}),
             }
         )
     return rows
+
+
+def _hj212_columns(link: dict[str, Any] | None) -> dict[str, Any]:
+    """An air station's HJ 212 edition as its newest packet's Flag says ("HJ 212-2017" or
+    "HJ 212-2025", None when none was heard) and its field-device information (CN 3020, and
+    CN 1001's hardware serial under PolId ""): PolId → info code → value, time."""
+    return {
+        "edition": link.get("edition") if link else None,
+        "device_info": {
+            pol: {code: {"value": item["value"], "time": format_ts(item["time_ns"])}
+                  for code, item in items.items()}
+            for pol, items in (link or {}).get("device_info", {}).items()
+        },
+    }  # fmt: skip
 
 
 def by_family(rows: Iterable[dict[str, Any]]) -> dict[str, dict[str, int]]:
@@ -133,8 +154,9 @@ def devices(
 ) -> dict[str, Any]:
     """Devices by site, family and id: where the registry places them; the newest status each
     sent (`online`, `battery_pct`, `rssi_dbm`, `fw`; `state` unknown when none was heard);
-    `last_seen`, the newer of that status and the last message its clock was measured by; and
-    the clock offset the clocks part measured. `total` counts every row the filters match."""
+    `last_seen`, the newer of that status and the last message its clock was measured by; the
+    clock offset the clocks part measured; for air stations their HJ 212 `edition` and
+    `device_info` (CN 3020). `total` counts every row the filters match."""
     rows = [
         r
         for r in device_rows(ctx, time.time_ns())

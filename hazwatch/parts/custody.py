@@ -26,7 +26,11 @@ class CustodyPart:
 
     def __init__(self, ctx: PartContext) -> None:
         self.tracker = Tracker()
-        self.registry = RegistryContext(ctx.db, batches=self.tracker.epc_batch)
+        self.registry = RegistryContext(
+            ctx.db,
+            batches=self.tracker.epc_batch,
+            accept_unregistered=ctx.settings.hj212.accept_unregistered,
+        )
         self.store = CustodyStore(ctx.db)
         self._processor = CustodyProcessor(
             self.tracker, self.registry, ctx.alerts, self.store, limits=ctx.settings.custody

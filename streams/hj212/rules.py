@@ -1,5 +1,6 @@
-"""The HJ 212 link rule, declared once, and its check: a peer that keeps sending packets the
-gateway refuses (unknown MN, wrong PW, a CP that does not decrypt) is someone trying stations.
+"""The HJ 212 link rules, declared once, and their checks: a peer that keeps sending packets the
+gateway refuses (unknown MN, wrong PW, a CP that does not decrypt) is someone trying stations;
+a station whose own hourly or daily mean is not hazwatch's has a data-quality problem.
 
 Never read a clock or a store here: refusal times are arguments.
 """
@@ -13,6 +14,7 @@ from hazwatch.alerts.rules import RuleSpec, defaults_of
 from hazwatch.streams.hj212.settings import LinkSettings
 
 AUTH_REFUSED = "hj212_auth_refused"
+MEAN_MISMATCH = "station_mean_mismatch"
 NS_PER_S = 1_000_000_000
 MAX_PEERS = 10_000  # peers whose recent refusals are remembered; the oldest forgotten first
 
@@ -29,7 +31,74 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "someone may be trying to write a station's data",
         defaults_of(LinkSettings, "refused_alert_count", "refused_window_s"),
     ),
+    RuleSpec(
+        MEAN_MISMATCH,
+        "hj212",
+        Severity.WARNING,
+        "station/pollutant",
+        "站点上报的小时值（CN 2061）或日均值（CN 2031）与 hazwatch 按分钟数据算得的同一小时、"
+        "同一天的均值相差超过容差（默认 hazwatch 值的 10 % 与分析仪分辨率取大者）：数采仪统计、"
+        "单位或时钟可能有误",
+        "a station's own hourly (CN 2061) or daily (CN 2031) mean differs from the one hazwatch "
+        "computed from its minute data for the same hour or day by more than the tolerance (by "
+        "default the larger of 10 % of hazwatch's value and the analyser's resolution): the data "
+        "logger's statistics, units or clock may be wrong",
+        defaults_of(LinkSettings, "mean_tolerance_pct"),
+    ),
 )
+# The step a pollutant's value is rounded to when the registry names no analyser resolution:
+# HJ 633's rounding (µg/m³ to integers, CO mg/m³ to one decimal), as the data audit uses.
+DEFAULT_RESOLUTION = {"so2": 1.0, "no2": 1.0, "pm10": 1.0, "pm25": 1.0, "o3": 1.0, "co": 0.1}
+
+
+def mean_tolerance(
+    own: float, resolution: float | None, tolerance_pct: float, pollutant: str
+) -> float:
+    """How far a station's own mean may be from hazwatch's `own`: the larger of tolerance_pct
+    of it and the analyser's resolution (else HJ 633's rounding step)."""
+    step = resolution if resolution is not None else DEFAULT_RESOLUTION.get(pollutant, 0.0)
+    return max(abs(own) * tolerance_pct / 100.0, step)
+
+
+def mean_mismatch(
+    site: str,
+    station: str,
+    pollutant: str,
+    interval: str,
+    period_ns: int,
+    station_value: float,
+    own: float,
+    tolerance: float,
+    at_ns: int,
+    period_text: str,
+) -> AlertSignal | None:
+    """The alert for a station's own mean further than `tolerance` from hazwatch's, or None."""
+    difference = station_value - own
+    if abs(difference) <= tolerance:
+        return None
+    kind_zh = "小时值" if interval == "hour" else "日均值"
+    unit = "mg/m³" if pollutant == "co" else "µg/m³"
+    return AlertSignal(
+        MEAN_MISMATCH,
+        f"{station}/{pollutant}",
+        Severity.WARNING,
+        f"站点 {station} {period_text} 的 {pollutant} {kind_zh}：站点上报 {station_value:g}，"
+        f"hazwatch 计算 {own:g} {unit}，相差 {difference:+.4g}（容差 {tolerance:.4g}）",
+        site,
+        at_ns,
+        {
+            "station": station,
+            "pollutant": pollutant,
+            "interval": interval,
+            "period_ns": period_ns,
+            "period": period_text,
+            "station_value": station_value,
+            "hazwatch_value": own,
+            "difference": round(difference, 6),
+            "tolerance": round(tolerance, 6),
+            "unit": unit,
+        },
+    )
 
 
 class RefusedPeers:

@@ -431,3 +431,130 @@ def test_a_station_whose_clock_drifts_is_sent_the_time(mosquitto: Mosquitto) -> 
             writer.close()
 
     run(main)
+
+
+def _gateway_registry(tmp_path: Path, site: str) -> Path:
+    """A registry of one HJ 212-2025 station with a hardware serial, its PW and first SM4 key
+    in the secrets file (A.2's key, 16 × '0')."""
+    (tmp_path / "secrets.toml").write_text(
+        f'[[station]]\nsite = "{site}"\nid = "aq-25"\npw = "123456"\nsm4_key = "{SM4_KEY.hex()}"\n',
+        encoding="utf-8",
+    )
+    path = tmp_path / "registry.toml"
+    path.write_text(
+        f'secrets = "secrets.toml"\n[[site]]\nid = "{site}"\nname = "微站"\n'
+        f'[[station]]\nid = "aq-25"\nsite = "{site}"\nmn = "MN2025"\nserial = "SN6970001"\n'
+        'edition = "2025"\nencrypted = true\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_a_2025_station_gets_its_mn_by_its_serial_and_a_new_key_over_the_gateway(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """`hazwatch hj212-gateway` composed as the CLI runs it (GatewayService, its state store):
+    the simulator's 2025 station uploads its hardware serial with MN= empty (CN 1001), is
+    answered 9013 and given its MN (CN 1002); `hazwatch hj212 rotate-key MN` issues a new SM4
+    key, the gateway sends it (CN 1014, encrypted with the key in force), the station answers
+    9011/9012 and encrypts with the new key from then on; the old key is refused after. An
+    unknown serial is refused (QnRtn=2) and dead-lettered with the reason."""
+    from hazwatch.base.statedb import StateDB
+    from hazwatch.devices.registry import load_file, save
+    from hazwatch.devices.station_secrets import KeyRotations
+    from hazwatch.gateway import GatewayService
+    from hazwatch.ingest.deadletters import DeadLetterStore
+    from hazwatch.settings import Settings, deadletter_limits
+    from hazwatch.simulators.hj212_station import (
+        AirReport,
+        AirSimConfig,
+        StationSpec,
+        run_tcp_station,
+    )
+
+    site = f"gk{uuid.uuid4().hex[:5]}"
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    settings = Settings(mqtt_url=mosquitto.url, state_url=state, data_dir=tmp_path / "data")
+    db = StateDB(state)
+    save(db, load_file(_gateway_registry(tmp_path, site)), "test", time.time_ns())
+    env = {**os.environ, "HAZWATCH_STATE_URL": state, "HAZWATCH_DATA_DIR": str(tmp_path)}
+    issued = subprocess.run(
+        [sys.executable, "-m", "hazwatch", "hj212", "rotate-key", "MN2025"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert issued.returncode == 0, issued.stderr
+    assert "CN 1014" in issued.stdout
+    received: list[bytes] = []
+
+    async def main() -> None:
+        with GatewayService(settings, host="127.0.0.1", port=0) as service:
+            async with mqtt_client(mosquitto, "gk-sub") as sub:
+                await sub.subscribe(f"hw/{site}/air/aq-25/hj212", qos=1)
+
+                async def collect() -> None:
+                    async for message in sub.messages:
+                        received.append(bytes(message.payload))  # type: ignore[arg-type]
+
+                collector = asyncio.create_task(collect())
+                spec = StationSpec(site, "aq-25", "", edition="2025", sm4_key=SM4_KEY,
+                                   serial="SN6970001")  # fmt: skip
+                config = AirSimConfig(start_ns=TS0, minutes=6)
+                report = AirReport()
+                await run_tcp_station("127.0.0.1", service.port, spec, config, report)
+                assert report.errors == [] and all(p.acked for p in report.packets)
+                assert report.assigned_mn == {"aq-25": "MN2025"} and report.key_updates == 1
+                # 1001, the 9011/9012 of 1002 and of 1014, and six minutes of data
+                await wait_until(lambda: len(received) >= 11, "the station's packets on MQTT")
+                # a forger with the old key, and an unknown serial, on one connection
+                reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+                late = hj212.data_packet("MN2025", "2051", TS0 + 10 * 60_000_000_000,
+                                         {"pm25": 30.0}, edition="2025")  # fmt: skip
+                stranger = hj212.Packet(hj212.qn_of(TS0), "91", "1001", "123456", "", 9,
+                                        (("i23005-Info", "SN-UNKNOWN"),))  # fmt: skip
+                writer.write(hj212.build(late, SM4_KEY) + hj212.build(stranger))
+                first, second = await read_ack(reader), await read_ack(reader)
+                assert (first.cn, first.cp) == ("9011", (("QnRtn", "2"),))
+                assert (second.cn, second.cp) == ("9011", (("QnRtn", "2"),))
+                writer.close()
+                collector.cancel()
+                await asyncio.gather(collector, return_exceptions=True)
+                stats = service.gateway.stats
+                assert (stats.mn_assigned, stats.keys_sent, stats.keys_confirmed) == (1, 1, 1)
+
+    async def wait_until(check: Callable[[], object], what: str) -> None:
+        deadline = time.monotonic() + 10
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(what)
+            await asyncio.sleep(0.02)
+
+    run(main)
+    (rotation,) = KeyRotations(db).state_of(site, "aq-25")
+    assert rotation["state"] == "active" and rotation["sends"] == 1
+    new_key = KeyRotations(db).overlay(site, "aq-25", StationSecret(sm4_key=SM4_KEY)).sm4_key
+    assert new_key is not None and new_key != SM4_KEY and len(new_key) == 16
+    frames = [hj212.parse_frame(raw, lambda mn: (SM4_KEY, new_key)) for raw in received]
+    cns = [f.cn for f in frames]
+    assert cns[0] == "1001" and cns.count("2051") == 6 and {"9011", "9012"} <= set(cns)
+    data = [raw for raw, f in zip(received, frames, strict=True) if f.cn == "2051"]
+    # before the key update its data decrypt with the old key, after it only with the new one
+    old_ones = [raw for raw in data if _decrypts(raw, SM4_KEY)]
+    new_ones = [raw for raw in data if _decrypts(raw, new_key)]
+    assert old_ones and new_ones and len(old_ones) + len(new_ones) == 6
+    assert data.index(new_ones[0]) == len(old_ones)  # one switch, never back
+    letters = DeadLetterStore(db, deadletter_limits(settings)).latest(10)
+    reasons = {letter.reason: letter.message for letter in letters}
+    assert "SN-UNKNOWN" in reasons["unknown_serial"]
+    assert "decrypt_failed" in reasons
+    everything = " ".join(reasons.values()) + issued.stdout + issued.stderr
+    assert new_key.decode() not in everything and SM4_KEY.hex() not in everything
+
+
+def _decrypts(raw: bytes, key: bytes) -> bool:
+    from hazwatch.base.errors import PayloadError
+
+    try:
+        hj212.parse_frame(raw, lambda mn: key)
+    except PayloadError:
+        return False
+    return True

@@ -209,6 +209,8 @@ def service_for(tmp_path: Path, mosquitto: Mosquitto, influxd: Influxd, db: str)
         db,
         # this test floods on purpose: the rate alone must not be what it checks health by
         health_max_deadletters_per_min="1000000000",
+        # no registry: its HJ 212 stations are taken only because this says so (#20)
+        hj212__accept_unregistered="true",
     )
 
 

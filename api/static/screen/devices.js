@@ -43,7 +43,8 @@ boot(async (main) => {
     })].map(([f, name, n, c]) => `<button type="button" data-family="${f}" aria-pressed="${f === family}">${esc(name)} ${c ? `${c.online}/` : ""}${n}</button>`).join("");
     const rows = page.devices.filter((d) => !family || d.family === family);
     const head = ["dev.site", "dev.family", "dev.device", "dev.where", "dev.state", "dev.lastSeen", "dev.battery", "dev.signal", "dev.fw", "dev.clock"];
-    $("table").innerHTML = `<table><thead><tr>${head.map((k) => `<th>${esc(t(k))}</th>`).join("")}</tr></thead><tbody>` +
+    // the HJ 212 edition an air station's newest packet spoke (its Flag), a standard's name in any language
+    $("table").innerHTML = `<table><thead><tr>${head.map((k) => `<th>${esc(t(k))}</th>`).join("")}<th>HJ 212</th></tr></thead><tbody>` +
       rows.map((d) => {
         const where = d.location ? locationName(d.location) : d.watches ? `${t("dev.watches")} ${d.watches.join(", ")}` : d.mn ? `MN ${d.mn}` : "—";
         const battery = typeof d.battery_pct === "number"
@@ -52,7 +53,8 @@ boot(async (main) => {
         return `<tr data-device="${esc(d.device)}" data-state="${d.state}"><td>${esc(d.site)}</td><td>${esc(familyName(d.family))}</td><td>${esc(d.device)}</td>` +
           `<td>${esc(where)}</td><td class="state-${d.state}">${esc(t("dev." + d.state))}</td>` +
           `<td>${esc(d.last_seen ? fmtTs(d.last_seen) : "—")}</td><td>${battery}</td>` +
-          `<td>${typeof d.rssi_dbm === "number" ? `${fmtNumber(d.rssi_dbm)} dBm` : "—"}</td><td>${esc(d.fw || "—")}</td><td>${clock}</td></tr>`;
+          `<td>${typeof d.rssi_dbm === "number" ? `${fmtNumber(d.rssi_dbm)} dBm` : "—"}</td><td>${esc(d.fw || "—")}</td><td>${clock}</td>` +
+          `<td data-edition="${esc(d.edition || "")}">${esc(d.edition ? d.edition.replace(/^HJ\/?T? ?212-/, "") : "—")}</td></tr>`;
       }).join("") + "</tbody></table>";
   };
 
