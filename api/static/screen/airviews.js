@@ -154,7 +154,6 @@ function switchMarks(range, big) {
 export function renderAqiChart(el, rows, range, { wall = false } = {}) {
   const big = wall ? 1.6 : 1;
   const muted = css("--muted");
-  el.dataset.indicative = String(rows.some((r) => r.indicative));
   chart(el).setOption({
     animation: false,
     grid: { left: 46, right: 16, top: 24, bottom: 30 * big },
