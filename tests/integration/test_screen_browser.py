@@ -527,6 +527,22 @@ def test_a_broken_batch_shows_the_rule_and_the_event_it_broke_at(
     _shot(page, "batch-broken-en")
 
 
+def test_a_custody_alert_says_its_finding_in_the_pages_language(
+    screen: Screen, open_page: Any
+) -> None:
+    timeline = screen.get(f"/api/batches/{screen.broken}/timeline")
+    alert = timeline["alerts"][0]
+    assert alert["detail"]["read"], alert
+    page, _ = open_page()
+    page.goto(f"{screen.url}/screen/alerts?state=&alert={alert['alert_id']}")
+    page.wait_for_function(
+        "text => document.getElementById('detailMessage')?.textContent === text",
+        arg=alert["detail"]["zh"],
+    )
+    page.click("#lang")
+    assert page.locator("#detailMessage").inner_text() == alert["detail"]["en"]
+
+
 def test_a_batch_is_found_by_its_hj_1276_label_id(screen: Screen, open_page: Any) -> None:
     """The terminal's registration through the broker, its label id kept by the service in
     the state store, and the batch page finding the batch by it."""
