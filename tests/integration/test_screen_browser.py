@@ -466,7 +466,7 @@ def test_overview_numbers_change_live(screen: Screen, open_page: Any) -> None:
     page.goto(f"{screen.url}/screen/")
     tile = page.locator("[data-kpi=batches] .value")
     page.wait_for_function(
-        "document.querySelector('[data-kpi=batches] .value').textContent.trim() !== '—'"
+        "(document.querySelector('[data-kpi=batches] .value')?.textContent ?? '—').trim() !== '—'"
     )
     page.wait_for_function("document.getElementById('live').dataset.state === 'live'")
     before = int(tile.inner_text().split("批")[0].replace(",", "").strip())
@@ -790,7 +790,7 @@ def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
             page.wait_for_timeout(800)
             _shot(page, f"wall-{view}-zh", full=False)
             if view == "air":  # its AQI is said to be indicative, as everywhere one is shown
-                chip = page.locator(".view.shown[data-view=air] [data-indicative]")
+                chip = page.locator(".view.shown[data-view=air] small[data-indicative]")
                 assert chip.inner_text() == "指示性数据，非官方发布"
     assert seen == {"overview", "alerts", "air"}
     nodes = page.evaluate("document.getElementsByTagName('*').length")
