@@ -177,7 +177,8 @@ class Registry:
     def to_document(self) -> dict[str, Any]:
         """The TOML shape again (tables of entries), for storing and `registry show`."""
         return {
-            "site": [asdict(s) for s in self.sites.values()],
+            # a site without a name has name "": left out, since "" is no valid name to load
+            "site": [{k: v for k, v in asdict(s).items() if v != ""} for s in self.sites.values()],
             "reader": [{**asdict(r), "overlaps": list(r.overlaps)} for r in self.readers.values()],
             "scale": [asdict(s) for s in self.scales.values()],
             "station": [asdict(s) for s in self.stations.values()],

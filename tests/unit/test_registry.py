@@ -115,3 +115,14 @@ def test_stored_registry_and_context_refresh(tmp_path: Path) -> None:
     assert ctx.station_by_mn("nope") is None
     version, stored = registry.load_stored(db)
     assert version == 1 and stored == registry.load_file(SAMPLE)
+
+
+def test_a_site_without_a_name_is_stored_and_loads_back(tmp_path: Path) -> None:
+    # the site's name is optional: stored as a document, it must load back (it was stored as
+    # "" and every command reading the stored registry then failed on "must be non-empty")
+    db = StateDB(f"sqlite:///{tmp_path / 'state.db'}")
+    reg = registry.parse_registry({"site": [{"id": "jy-0099"}]})
+    assert reg.sites["jy-0099"].name == ""
+    registry.save(db, reg, "test", 1)
+    _, stored = registry.load_stored(db)
+    assert stored.sites["jy-0099"] == reg.sites["jy-0099"]
