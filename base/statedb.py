@@ -105,14 +105,33 @@ class StateDB:
     def transaction(self) -> Iterator[StateDB]:
         """One atomic unit; commit on success, roll back on error."""
         conn = self.conn
-        if self.kind == "sqlite":
+        if self.kind == "sqlite" and conn.in_transaction:
+            # nested (a registry refresh that migrates, inside a processor's transaction): a
+            # savepoint, as psycopg nests `conn.transaction()` on PostgreSQL
+            name = f"nested_{id(object())}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield self
+            except BaseException:
+                conn.execute(f"ROLLBACK TO {name}")
+                conn.execute(f"RELEASE {name}")
+                raise
+            conn.execute(f"RELEASE {name}")
+        elif self.kind == "sqlite":
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                # a COMMIT that fails (busy, disk full) leaves the transaction open: every
+                # later BEGIN on this thread's connection would fail
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         else:
             with conn.transaction():
                 yield self
