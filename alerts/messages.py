@@ -1,7 +1,8 @@
 """What an officer reads of an alert's change or of a storm's digest, in Chinese (default) or
-English: the rule's name, the site's and device's names from the registry, China time, the
-severity in words and a link to the alert on the API; rendered as DingTalk's or WeCom's
-markdown, or as the generic webhook's JSON.
+English: the rule's name, the site's and device's names from the registry, the device family
+by name, the finding in the message's language (each rule's formatter, alerts/text.py), China
+time, the severity in words and a link to the alert on the API; rendered as DingTalk's or
+WeCom's markdown, or as the generic webhook's JSON.
 
 Never send or read a clock here: pure functions of what they are handed (the sender passes the
 time it sends at). Severity words: 警告 and 重要 are ThingsBoard's zh_CN terms for WARNING and
@@ -24,6 +25,7 @@ from typing import Protocol
 
 from hazwatch.alerts.model import Alert, Severity
 from hazwatch.alerts.rules import RuleSpec, short_name
+from hazwatch.alerts.text import Formatter, detail_of, family_word
 from hazwatch.devices.timeparse import CHINA, NS_PER_S
 
 SEVERITY_WORDS = {
@@ -55,6 +57,7 @@ CHANGE_WORDS = {
         "escalated": "已升级",
         "repeated": "重复",
         "notified": "已通知",
+        "suppressed": "未通知",
     },
     "en": {
         "opened": "new",
@@ -64,6 +67,7 @@ CHANGE_WORDS = {
         "escalated": "escalated",
         "repeated": "repeated",
         "notified": "notified",
+        "suppressed": "not notified",
     },
 }
 _LABELS = {
@@ -215,12 +219,21 @@ def site_label(names: Names, site: str, lang: str) -> str:
     return f"{plain(name)}（{plain(site)}）" if lang == "zh" else f"{plain(name)} ({plain(site)})"
 
 
-def subject_label(names: Names, site: str, subject: str, lang: str) -> str:
-    """The subject with each registered device's name: "site/station" → "2号站（aq-07）"."""
+def subject_label(
+    names: Names, site: str, subject: str, lang: str, pattern: str | None = None
+) -> str:
+    """The subject with each registered device's name: "site/station" → "2号站（aq-07）";
+    where the rule's subject `pattern` (RuleSpec.subject, e.g. "site/family/device") says a
+    part is a family, the family by its name ("摄像机")."""
+    segments = subject.split("/")
+    kinds = pattern.split("/") if pattern else []
     parts = []
-    for part in subject.split("/"):
+    for index, part in enumerate(segments):
         if part == site and "/" in subject:
             continue  # the site is on its own line
+        if len(kinds) == len(segments) and kinds[index] == "family":
+            parts.append(family_word(part, lang))
+            continue
         name = names.device(site, part)
         if name:
             part = f"{name}（{part}）" if lang == "zh" else f"{name} ({part})"
@@ -236,9 +249,13 @@ def alert_message(
     names: Names,
     base_url: str,
     now_ns: int,
+    details: Mapping[str, Formatter] | None = None,
 ) -> Message:
-    """The message of one change of one alert."""
+    """The message of one change of one alert; its finding said by its rule's formatter in
+    `details` (streams/catalog.py rule_details), else in the rule's own words."""
     alert, change = notice.alert, notice.change
+    said = detail_of(alert, details or {})
+    spec = rules.get(alert.rule)
     words = _LABELS[lang]
     severity = SEVERITY_WORDS[lang][alert.severity]
     name = rule_name(rules, alert.rule, lang)
@@ -250,12 +267,15 @@ def alert_message(
     lines: list[tuple[str, str]] = [
         (words["state"], _state_text(notice, lang)),
         (words["site"], site),
-        (words["subject"], subject_label(names, alert.site, alert.subject, lang)),
+        (
+            words["subject"],
+            subject_label(names, alert.site, alert.subject, lang, spec.subject if spec else None),
+        ),
         (words["time"], f"{china_time(notice.at_ns)}（{words['tz']}）"),
     ]
     if change != "opened":
         lines.append((words["opened"], china_time(alert.opened_ns)))
-    lines.append((words["detail"], plain(alert.message)))
+    lines.append((words["detail"], plain(said.said(lang))))
     if alert.count > 1:
         lines.append((words["count"], f"{alert.count} 次" if lang == "zh" else f"{alert.count}×"))
     if alert.acknowledged_by and change in ("acknowledged", "resolved"):
@@ -280,6 +300,8 @@ def alert_message(
             "site": alert.site,
             "site_name": names.site(alert.site),
             "message": alert.message,
+            "detail_zh": said.zh,
+            "detail_en": said.en,
             "opened_at": iso_china(alert.opened_ns),
             "count": alert.count,
             "evidence": alert.evidence,

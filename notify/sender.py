@@ -50,6 +50,7 @@ from hazwatch.alerts.routing import (
 )
 from hazwatch.alerts.rules import RuleSpec
 from hazwatch.alerts.settings import AlertSettings, TargetSettings
+from hazwatch.alerts.text import Formatter
 from hazwatch.base.errors import HazwatchError
 from hazwatch.base.retry import Backoff, RetryPolicy
 from hazwatch.notify.targets import Notifier, Outcome, notifier, send
@@ -124,6 +125,7 @@ class Sender:
         deliveries: DeliveryStore,
         *,
         rules: Mapping[str, RuleSpec],
+        details: Mapping[str, Formatter] | None = None,
         names: Names | None = None,
         base_url: str,
         holder: str,
@@ -134,6 +136,7 @@ class Sender:
         self.store = store
         self.deliveries = deliveries
         self.rules = rules
+        self.details: Mapping[str, Formatter] = details or {}
         self.names: Names = names if names is not None else NoNames()
         self.base_url = base_url
         self.holder = holder
@@ -381,6 +384,7 @@ class Sender:
             names=self.names,
             base_url=self.base_url,
             now_ns=now_ns,
+            details=self.details,
         )
         outcome = send(target.client, target.notifier, message, now_ns // 1_000_000)
         done_ns = self.clock_ns()

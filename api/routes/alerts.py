@@ -1,5 +1,6 @@
 """`/api/alerts`: the alert list (filters, newest first, total), one alert with its history and
-its evidence link, and officers' acknowledgements and resolutions (token required).
+its evidence link, and officers' acknowledgements and resolutions (token required). Each alert
+carries its finding in Chinese and English (`detail_zh`, `detail_en`: the messages' words).
 
 Only HTTP here: the alert store (alerts/store.py) holds the lifecycle and refuses what cannot
 be done (AlertNotFound → 404, AlertConflict → 409).
@@ -16,6 +17,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from hazwatch.alerts.model import AUTO, Alert, HistoryEntry
 from hazwatch.alerts.store import AlertConflict, AlertNotFound, AlertStore
+from hazwatch.alerts.text import detail_of
 from hazwatch.api.deps import ApiContext, Ctx, require_token
 from hazwatch.api.params import (
     IDENT,
@@ -30,7 +32,7 @@ from hazwatch.api.params import (
 )
 from hazwatch.devices.camera import check_snapshot_name
 from hazwatch.devices.timeparse import format_ts
-from hazwatch.streams.catalog import rule_specs
+from hazwatch.streams.catalog import rule_details, rule_specs
 
 router = APIRouter(prefix="/api/alerts", tags=["alerts"])
 
@@ -79,7 +81,9 @@ class AlertOut(BaseModel):
     rule: str
     subject: str
     severity: SeverityName
-    message: str
+    message: str = Field(description="the rule's own words")
+    detail_zh: str = Field(description="the finding in Chinese (what the messages say)")
+    detail_en: str = Field(description="the finding in English")
     site: str
     state: StateName
     opened_ns: int
@@ -127,6 +131,8 @@ def _out(alert: Alert) -> dict[str, Any]:
     doc = alert.to_document()
     doc["opened"] = format_ts(alert.opened_ns)
     doc["updated"] = format_ts(alert.updated_ns)
+    said = detail_of(alert, rule_details())
+    doc["detail_zh"], doc["detail_en"] = said.zh, said.en
     return doc
 
 

@@ -18,11 +18,11 @@ from fastapi import APIRouter, HTTPException, Path, Query
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store
 from hazwatch.api.params import IDENT, IDENT_MAX, errors
-from hazwatch.api.violation_text import detail
 from hazwatch.devices import registry as device_registry
 from hazwatch.devices.timeparse import NS_PER_S, format_ts
 from hazwatch.streams.custody.rules import STAGES
 from hazwatch.streams.custody.store import CustodyStore, trace_document
+from hazwatch.streams.custody.text import detail
 
 router = APIRouter(prefix="/api/batches", tags=["custody"])
 

@@ -22,6 +22,7 @@ from hazwatch.streams.air import aqi
 from hazwatch.streams.catalog import rule_specs
 from hazwatch.streams.custody import ledger
 from hazwatch.streams.custody import rules as custody_rules
+from hazwatch.streams.custody.text import STAGE_NAMES  # the stages as every surface says them
 
 router = APIRouter(tags=["screen"])
 
@@ -39,14 +40,6 @@ PAGES: dict[str, tuple[str, str]] = {
 
 # every part's rules (streams/catalog.py): a part added later is named without a change here
 RULE_SPECS: tuple[RuleSpec, ...] = tuple(rule_specs().values())
-STAGE_NAMES = {  # docs/payloads.md, `custody`
-    "GENERATED": ("产生", "generated"),
-    "STORED": ("贮存", "stored"),
-    "DISPATCHED": ("转移出库", "dispatched"),
-    "IN_TRANSIT": ("运输", "in transit"),
-    "RECEIVED": ("接收", "received"),
-    "DISPOSED": ("处置", "disposed"),
-}
 VERDICT_NAMES = {
     "open": ("进行中", "open"),
     "complete": ("已完成", "complete"),

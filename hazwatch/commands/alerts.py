@@ -75,6 +75,12 @@ class Words:
     def __getitem__(self, key: str) -> str:
         return self.heading[key]
 
+    def detail(self, doc: dict[str, Any]) -> str:
+        """The alert's finding in this language, as the messages say it (the API's
+        detail_zh / detail_en; the rule's own words from an API without them)."""
+        said = doc.get("detail_zh" if self.lang == "zh" else "detail_en")
+        return str(said) if said else str(doc["message"])
+
     def rule(self, rule: str) -> str:
         """ "镜头遮挡（tamper_occlusion）": the name the messages and the screen give it, and
         the id to filter by (`--rule`); English names are the id in words, so the id alone."""
@@ -205,7 +211,7 @@ def alert_list(
             a["subject"],
             china_time(a["opened_ns"]),
             str(a["count"]),
-            a["message"],
+            w.detail(a),
         )
     _print(table)
 
@@ -221,7 +227,7 @@ def _show(doc: dict[str, Any], api: str | None) -> None:
         ("subject", doc["subject"]),
         ("opened", china_time(doc["opened_ns"])),
         ("count", str(doc["count"])),
-        ("message", doc["message"]),
+        ("message", w.detail(doc)),
     ]
     if doc.get("recurs"):
         rows.append(("recurs", doc["recurs"]))

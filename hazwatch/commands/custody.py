@@ -200,7 +200,7 @@ def _when(ts: str) -> str:
 
 
 def _stage(stage: str, lang: str) -> str:
-    from hazwatch.api.routes.screen import STAGE_NAMES
+    from hazwatch.streams.custody.text import STAGE_NAMES
 
     names = STAGE_NAMES.get(stage)
     return stage if names is None or lang != "zh" else names[0]

@@ -1,8 +1,9 @@
 """The notifications part: the sender (hazwatch.notify.sender) that delivers the alert store's
 outbox to the targets of the settings' [[alerts.targets]] and escalates alerts nobody
-acknowledged, with its delivery records, the rules' names and the registry's site and device
-names; one background worker, started and stopped with the service. A rule the settings name
-that no part declares is refused when the part is built, before the service starts.
+acknowledged, with its delivery records, the rules' names and their findings' words (each
+part's text.py) and the registry's site and device names; one background worker, started and
+stopped with the service. A rule the settings name that no part declares is refused when the
+part is built, before the service starts.
 
 hazwatch.app builds it; nothing else imports this module.
 """
@@ -23,7 +24,7 @@ from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.notify.sender import Sender
 from hazwatch.parts import PartContext, Worker
 from hazwatch.settings import Settings
-from hazwatch.streams.catalog import rule_specs
+from hazwatch.streams.catalog import rule_details, rule_specs
 
 
 class RegistryNames:
@@ -89,6 +90,7 @@ class NotifyPart:
             ctx.alerts,
             self.deliveries,
             rules=rules,
+            details=rule_details(),
             names=RegistryNames(RegistryContext(ctx.db)),
             base_url=link_base_url(ctx.settings),
             holder=ctx.settings.mqtt_client_id,

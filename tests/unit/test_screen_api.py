@@ -494,8 +494,8 @@ def _every_custody_finding() -> list[tuple[str, str]]:
 
 
 def test_every_custody_finding_reads_in_chinese_and_english() -> None:
-    from hazwatch.api.violation_text import SENTENCES, detail
     from hazwatch.streams.custody.rules import RULES
+    from hazwatch.streams.custody.text import SENTENCES, detail
 
     found = _every_custody_finding()
     assert {rule for rule, _ in found} == set(RULES)  # every rule, and each sentence of it:

@@ -1,10 +1,11 @@
-"""A custody violation's detail in Chinese and English, for the batch page: the custody rules
-write one English sentence per finding (streams/custody/rules.py); this reads its numbers and
-names back out by rule and says it again in both languages.
+"""A custody violation's detail in Chinese and English, for the batch page, the alert API, the
+CLI and the notifications: the custody rules write one English sentence per finding
+(streams/custody/rules.py); this reads its numbers and names back out by rule and says it
+again in both languages. Also the stages' names, as every surface says them.
 
 Never judge anything here, and never hide a sentence it cannot read: one it does not know is
-given as it was written, in both languages (tests/unit/test_screen_api.py runs every rule and
-fails when a sentence the rules write is not read).
+given as it was written, in both languages (tests/unit/test_alert_text.py runs every rule's
+every sentence through the real Tracker and fails when one is not read).
 """
 
 from __future__ import annotations
@@ -12,7 +13,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hazwatch.api.routes.screen import STAGE_NAMES  # the stages as the screen names them
+from hazwatch.alerts.model import Alert
+from hazwatch.alerts.text import Detail, Formatter
+from hazwatch.streams.custody.rules import RULES
+
+STAGE_NAMES = {  # docs/payloads.md, `custody`; the screen's words for them (api/routes/screen.py)
+    "GENERATED": ("产生", "generated"),
+    "STORED": ("贮存", "stored"),
+    "DISPATCHED": ("转移出库", "dispatched"),
+    "IN_TRANSIT": ("运输", "in transit"),
+    "RECEIVED": ("接收", "received"),
+    "DISPOSED": ("处置", "disposed"),
+}
 
 _STAGE = "(?:" + "|".join(STAGE_NAMES) + ")"
 _NUM = r"-?[0-9][0-9.e+]*"
@@ -153,3 +165,13 @@ def detail(rule: str, message: str) -> dict[str, str | bool]:
         en = {k: _said(k, v, 1) for k, v in found.groupdict().items()}
         return {"zh": sentence.zh.format(**zh), "en": sentence.en.format(**en), "read": True}
     return {"zh": message, "en": message, "read": False}
+
+
+def alert_detail(alert: Alert) -> Detail | None:
+    """A custody alert's detail: its violation's sentence (the alert's message) said again."""
+    said = detail(alert.rule, alert.message)
+    return Detail(str(said["zh"]), str(said["en"])) if said["read"] else None
+
+
+# each custody rule's formatter (streams/catalog.py rule_details)
+DETAILS: dict[str, Formatter] = dict.fromkeys(RULES, alert_detail)
