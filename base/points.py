@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -34,12 +34,34 @@ class Point:
     ts_ns: int
     # Not written: where the point came from, to dead-letter it if InfluxDB rejects it.
     source: object | None = field(default=None, compare=False, repr=False)
+    # The point replaces the one stored with its identity (an hour computed again): its line
+    # carries REPLACE_MARK, and the writers delete the stored point before writing it.
+    replaces: bool = field(default=False, compare=False, repr=False)
 
     def identity(self) -> tuple[str, tuple[tuple[str, str], ...], int]:
         return (self.measurement, tuple(sorted(self.tags.items())), self.ts_ns)
 
     def to_line(self) -> str:
-        return to_line(self.measurement, self.tags, self.fields, self.ts_ns)
+        line = to_line(self.measurement, self.tags, self.fields, self.ts_ns)
+        return REPLACE_MARK + line if self.replaces else line
+
+
+# InfluxDB merges the fields of a point written again (same measurement, tags and time): a
+# field the new point lacks keeps its old value. A line with this mark replaces its point
+# whole: every PointWriter deletes the stored point, then writes the line without the mark,
+# so a spooled or retried replacement is the same point again. It starts with "#", a comment
+# in line protocol, so that a server never takes the mark for data (docs/payloads.md).
+REPLACE_MARK = "#replace "
+
+
+def replacing(lines: Sequence[str]) -> list[int]:
+    """The positions of the lines that carry REPLACE_MARK (a scan of first characters)."""
+    return [i for i, line in enumerate(lines) if line[:1] == "#" and line.startswith(REPLACE_MARK)]
+
+
+def unmarked(line: str) -> str:
+    """The line protocol of a line, without REPLACE_MARK if it has it."""
+    return line[len(REPLACE_MARK) :] if line.startswith(REPLACE_MARK) else line
 
 
 # The hot path's caches: a device's series, tags, field keys and values recur on every one of
@@ -94,6 +116,11 @@ def _head(measurement: str, tags: Mapping[str, str]) -> str:
                 parts.append(pair)
         head = _remember(_HEADS, key, "".join(parts))
     return head
+
+
+def escape_measurement(measurement: str) -> str:
+    """A measurement name as a line starts with it."""
+    return measurement.translate(_MEAS_ESCAPE)
 
 
 def _float_text(value: float) -> str:

@@ -15,6 +15,7 @@ import httpx
 import orjson
 
 from hazwatch.base.errors import StoreUnavailable
+from hazwatch.base.points import escape_measurement, parse_escaped, replacing, unmarked
 from hazwatch.base.retry import Backoff, RetryPolicy, parse_retry_after
 from hazwatch.ingest.failures import isolate
 from hazwatch.ingest.interfaces import RejectedLine
@@ -113,6 +114,89 @@ def write_splitting(
     failures = isolate(range(len(lines)), attempt, splits=LinesRefused, named=named)
     # Only LinesRefused are isolated (anything else is raised): its text is the server's reason.
     return [RejectedLine(index, str(exc)) for index, exc in sorted(failures.items())]
+
+
+# (position in the batch, measurement, tags, time) of a point a replacing line deletes first
+Replaced = tuple[int, str, dict[str, str], int]
+
+
+def write_replacing(
+    write: Callable[[Sequence[str]], list[RejectedLine]],
+    delete: Callable[[list[Replaced]], dict[int, str]],
+    lines: Sequence[str],
+) -> list[RejectedLine]:
+    """`write` the lines, first `delete`-ing the stored point of each line that replaces its
+    point (base.points.REPLACE_MARK), so the store holds exactly the new one.
+
+    As if the batch ran line by line: a line of the same point before a replacing one is
+    superseded by it (not written; an hour computed twice in one batch is its last result),
+    one after it is merged into it. `delete` returns position → the server's reason for the
+    points it refused to delete; those lines are rejected (written, the store would merge
+    them into the old point) and the rest written. It raises StoreUnavailable for an outage:
+    then nothing is written and the batch, marks and all, is spooled and replayed (a delete
+    again is harmless).
+    """
+    marked = replacing(lines)
+    if not marked:
+        return write(lines)
+    plain = list(lines)
+    rejected: list[RejectedLine] = []
+    last: dict[tuple[str, tuple[tuple[str, str], ...], int], int] = {}  # point → its last mark
+    targets: dict[int, Replaced] = {}
+    for index in marked:
+        plain[index] = unmarked(plain[index])
+        try:
+            measurement, tags, _, ts_ns = parse_escaped(plain[index])
+        except ValueError as exc:
+            rejected.append(RejectedLine(index, f"unable to parse '{plain[index]}': {exc}"))
+            continue
+        identity = (measurement, tuple(sorted(tags.items())), ts_ns)
+        targets.pop(last.get(identity, -1), None)  # one delete per point, at its last mark
+        last[identity] = index
+        targets[index] = (index, measurement, tags, ts_ns)
+    skip = {r.index for r in rejected} | _superseded(plain, last)
+    refused = delete(list(targets.values())) if targets else {}
+    rejected += [
+        RejectedLine(index, f"the point it replaces could not be deleted: {why}")
+        for index, why in refused.items()
+    ]
+    skip |= refused.keys()
+    if not skip:
+        return write(plain)
+    keep = [i for i in range(len(plain)) if i not in skip]
+    rejected += [RejectedLine(keep[r.index], r.reason) for r in write([plain[i] for i in keep])]
+    return sorted(rejected, key=lambda r: r.index)
+
+
+def _superseded(
+    lines: Sequence[str], last: dict[tuple[str, tuple[tuple[str, str], ...], int], int]
+) -> set[int]:
+    """The positions of lines of a replaced point that come before its last replacing line."""
+    prefixes = tuple({escape_measurement(m) + sep for m, _, _ in last for sep in ", "})
+    before = max(last.values(), default=0)
+    found: set[int] = set()
+    for index in range(before):
+        line = lines[index]
+        if not line.startswith(prefixes):  # cheap: most lines are of other measurements
+            continue
+        try:
+            measurement, tags, _, ts_ns = parse_escaped(line)
+        except ValueError:
+            continue  # the write says why
+        if last.get((measurement, tuple(sorted(tags.items())), ts_ns), -1) > index:
+            found.add(index)
+    return found
+
+
+def retrying(
+    call: Callable[[], None],
+    retry: RetryPolicy,
+    store: str,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """`call` until it does not raise TryAgain, for at most the policy's budget; then
+    StoreUnavailable naming the last failure."""
+    _send_retrying(lambda _: call(), (), Backoff(retry), store, sleep)
 
 
 # InfluxDB 1.x and 2.x word it alike, names in plain double quotes (not escaped).

@@ -13,13 +13,17 @@ import httpx
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_http import (
+    SPLIT_STATUSES,
+    Replaced,
     TryAgain,
     error_text,
+    retrying,
     v1_credentials,
     write_failure,
+    write_replacing,
     write_splitting,
 )
-from hazwatch.ingest.influxql import quote_ident
+from hazwatch.ingest.influxql import quote_ident, quote_string
 from hazwatch.ingest.interfaces import RejectedLine
 
 
@@ -32,6 +36,8 @@ class InfluxV1Writer:
     is returned as RejectedLine with InfluxDB's own error text, every other line is written.
     A missing database is created when /write answers 404 (CREATE DATABASE is idempotent;
     a write-only user may lack the right, then StoreUnavailable says so).
+    A line that replaces its point (base.points.REPLACE_MARK) deletes it first: one
+    `DELETE FROM m WHERE tag = 'v' AND … AND time = t` per point, all in one `/query` request.
     """
 
     name = "influxdb-v1"
@@ -64,7 +70,50 @@ class InfluxV1Writer:
         )
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
+        return write_replacing(self._write, self._delete, lines)
+
+    def _write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
+
+    def _delete(self, points: list[Replaced]) -> dict[int, str]:
+        """Delete each point (its series: measurement and tags, at its time); position → the
+        server's reason for a statement it refused. A database that does not exist yet holds
+        nothing to delete (the write creates it)."""
+        statements = [
+            f"DELETE FROM {quote_ident(measurement)} WHERE "
+            + " AND ".join(f"{quote_ident(k)} = {quote_string(v)}" for k, v in sorted(tags.items()))
+            + (" AND " if tags else "")
+            + f"time = {ts_ns}"
+            for _, measurement, tags, ts_ns in points
+        ]
+        results: list[object] = []
+
+        def send() -> None:
+            query = {**self._auth, "db": self.db, "q": ";\n".join(statements)}
+            response = self._post("/query", query)
+            if response.status_code in SPLIT_STATUSES:  # statements built here: said, not spooled
+                results[:] = [{"error": error_text(response)}] * len(statements)
+            elif response.status_code >= 300:
+                raise write_failure(
+                    response.status_code,
+                    error_text(response),
+                    response.headers.get("Retry-After"),
+                    f"InfluxDB at {self.url}",
+                )
+            else:
+                results[:] = response.json().get("results", [])
+
+        retrying(send, self.retry, f"InfluxDB at {self.url}")
+        refused: dict[int, str] = {}
+        for position, (index, *_) in enumerate(points):
+            # InfluxDB stops at a statement that fails: those after it did not run
+            result = results[position] if position < len(results) else {}
+            error = result.get("error") if isinstance(result, dict) else None
+            if position >= len(results):
+                refused[index] = "not run: an earlier DELETE of the batch failed"
+            elif isinstance(error, str) and not error.startswith("database not found"):
+                refused[index] = error
+        return refused
 
     def _send(self, chunk: Sequence[str]) -> None:
         body = "\n".join(chunk).encode()

@@ -5,7 +5,9 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import cast
 
 import urllib3
@@ -17,8 +19,17 @@ from influxdb_client.service.ping_service import PingService
 
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.retry import RetryPolicy
-from hazwatch.ingest.influx_http import TryAgain, write_failure, write_splitting
+from hazwatch.ingest.influx_http import (
+    Replaced,
+    TryAgain,
+    retrying,
+    write_failure,
+    write_replacing,
+    write_splitting,
+)
 from hazwatch.ingest.interfaces import RejectedLine
+
+log = logging.getLogger("hazwatch.influx")
 
 # influxdb-client annotates write_precision as WritePrecision, whose members are plain str
 # constants ("ns"): this is the value it expects, typed as it declares it.
@@ -33,6 +44,10 @@ class InfluxV2Writer:
     connection errors for at most `retry.max_s` then StoreUnavailable; a 400/413/422 bisects the
     batch and returns each line the server refuses alone as RejectedLine with its message.
     `gzip` compresses every write (influxdb-client has no size threshold).
+    A line that replaces its point (base.points.REPLACE_MARK) deletes it first through
+    `/api/v2/delete` (its series' tags as the predicate, start = stop = its time). A server
+    without that API (VictoriaMetrics, InfluxDB 1.x before 1.8) is logged and written to:
+    it keeps no single point per identity anyway (docs/payloads.md).
     """
 
     name = "influxdb-v2"
@@ -61,9 +76,49 @@ class InfluxV2Writer:
             retries=False,
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._can_delete = True  # until the server says it has no /api/v2/delete
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
+        return write_replacing(self._write, self._delete, lines)
+
+    def _write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
+
+    def _delete(self, points: list[Replaced]) -> dict[int, str]:
+        """Delete each point through /api/v2/delete (one request each: a predicate has no OR);
+        position → the server's reason for those it refused."""
+        refused: dict[int, str] = {}
+        pending = list(points) if self._can_delete else []
+        delete_api = self._client.delete_api()
+
+        def send() -> None:
+            while pending:
+                index, measurement, tags, ts_ns = pending[0]
+                at = rfc3339_ns(ts_ns)
+                try:
+                    delete_api.delete(at, at, predicate(measurement, tags), self.bucket, self.org)
+                except ApiException as exc:
+                    status, message = int(exc.status or 0), _message(exc)
+                    if status in (404, 405) or "unsupported path" in message:
+                        log.warning(
+                            "InfluxDB at %s has no /api/v2/delete (HTTP %d): a point written"
+                            " again keeps the fields the new one lacks (not asked again)",
+                            self.url,
+                            status,
+                        )
+                        self._can_delete = False
+                        pending.clear()
+                        return
+                    failure = write_failure(status, message, None, f"InfluxDB at {self.url}")
+                    if isinstance(failure, TryAgain | StoreUnavailable):
+                        raise failure from None
+                    refused[index] = message  # a 4xx for this point's predicate
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+                pending.pop(0)
+
+        retrying(send, self.retry, f"InfluxDB at {self.url}")
+        return refused
 
     def _send(self, chunk: Sequence[str]) -> None:
         body = "\n".join(chunk).encode()
@@ -92,6 +147,24 @@ class InfluxV2Writer:
     def close(self) -> None:
         self._write_api.close()
         self._client.close()
+
+
+def predicate(measurement: str, tags: dict[str, str]) -> str:
+    """The delete predicate of one series: `_measurement="m" AND "tag"="value" AND …`."""
+    terms = [f"_measurement={_quoted(measurement)}"]
+    terms += [f"{_quoted(key)}={_quoted(value)}" for key, value in sorted(tags.items())]
+    return " AND ".join(terms)
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def rfc3339_ns(ts_ns: int) -> str:
+    """UTC RFC 3339 with nanoseconds, as /api/v2/delete takes its start and stop."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    day = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{day}.{nanos:09d}Z"
 
 
 def _message(exc: ApiException) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from hazwatch.base.errors import StoreUnavailable
-from hazwatch.base.points import FieldValue
+from hazwatch.base.points import FieldValue, replacing, unmarked
 from hazwatch.base.points import number as _number
 from hazwatch.base.points import parse_escaped as _parse_escaped
 from hazwatch.ingest.failures import is_transient
@@ -56,6 +56,12 @@ UPSERT = (
     "INSERT INTO points (series_id, ts, measurement, fields) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (series_id, ts) DO UPDATE SET fields = json_patch(fields, excluded.fields)"
 )
+# a line with REPLACE_MARK: the stored point's fields are replaced, not merged (as InfluxDB's
+# delete then write leaves them)
+REPLACE = (
+    "INSERT INTO points (series_id, ts, measurement, fields) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (series_id, ts) DO UPDATE SET fields = excluded.fields"
+)
 
 _TYPE_NAMES: dict[type, str] = {float: "float", int: "integer", str: "string", bool: "boolean"}
 _INT64 = (-(2**63), 2**63 - 1)
@@ -67,7 +73,8 @@ class PointStore:
     """PointWriter and PointReader over a SQLite file (WAL), for when no InfluxDB is configured.
 
     Identity as in InfluxDB: measurement + sorted tag set + timestamp; writing a point again
-    merges its fields into the stored one (last value wins per field). A field keeps the type it
+    merges its fields into the stored one (last value wins per field); a line that replaces its
+    point (base.points.REPLACE_MARK) replaces its fields whole. A field keeps the type it
     was first written with; a line that changes it is returned as RejectedLine with a reason
     worded like InfluxDB's. A batch is one transaction (synchronous=FULL: durable on return).
     Each instance has its own connection; several (writer, readers) may share one file.
@@ -102,7 +109,10 @@ class PointStore:
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
         rejected: list[RejectedLine] = []
         parsed: list[tuple[int, str, str, dict[str, str] | None, dict[str, FieldValue], int]] = []
+        replaced = set(replacing(lines))
         for index, line in enumerate(lines):
+            if index in replaced:
+                line = unmarked(line)
             try:
                 parsed.append((index, *_parse(line)))
             except ValueError as exc:
@@ -111,7 +121,7 @@ class PointStore:
             return rejected
         with self._lock:
             try:
-                rejected += self._store(parsed)
+                rejected += self._store(parsed, replaced)
             except sqlite3.Error as exc:
                 # locked, busy, disk full: an outage, spooled and retried; anything else is
                 # some line's (the pipeline bisects), or a spooled batch would fail for ever
@@ -125,9 +135,11 @@ class PointStore:
     def _store(
         self,
         parsed: list[tuple[int, str, str, dict[str, str] | None, dict[str, FieldValue], int]],
+        replaced: set[int],
     ) -> list[RejectedLine]:
         rejected: list[RejectedLine] = []
         rows: list[tuple[int, int, str, bytes]] = []
+        runs: list[tuple[str, int]] = []  # (statement, rows up to) in the batch's order
         new_heads: list[str] = []
         new_series: list[SeriesKey] = []
         new_types: list[tuple[str, str]] = []
@@ -152,7 +164,18 @@ class PointStore:
                     rejected.append(RejectedLine(index, conflict))
                     continue
                 rows.append((series_id, ts, measurement, orjson.dumps(fields)))
-            db.executemany(UPSERT, rows)
+                if replaced:
+                    statement = REPLACE if index in replaced else UPSERT
+                    if runs and runs[-1][0] == statement:
+                        runs[-1] = (statement, len(rows))
+                    else:
+                        runs.append((statement, len(rows)))
+            if not runs:
+                db.executemany(UPSERT, rows)
+            start = 0
+            for statement, end in runs:
+                db.executemany(statement, rows[start:end])
+                start = end
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

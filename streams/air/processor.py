@@ -86,6 +86,9 @@ class HourResult:
     severity: dict[str, Severity] = field(default_factory=dict)
     severity_before: dict[str, Severity | None] = field(default_factory=dict)
     checked: set[str] = field(default_factory=set)  # the limit keys the hour has a value for
+    # the hour was written before (computed again): its point replaces the stored one whole,
+    # or InfluxDB would keep the fields this result no longer has (an AQI an audit took back)
+    replaces: bool = False
 
     def point(self) -> Point:
         fields: dict[str, float | int | str] = {}
@@ -110,7 +113,7 @@ class HourResult:
             f"{k}:{run}:{self.severity[k].value}" for k, (_, _, run) in self.over.items()
         )
         tags = {"site": self.site, "station": self.station}
-        return Point(MEASUREMENT, tags, fields, self.hour_ns)
+        return Point(MEASUREMENT, tags, fields, self.hour_ns, replaces=self.replaces)
 
 
 def readings_of(batch: Iterable[Decoded]) -> list[Reading]:
@@ -291,6 +294,7 @@ class AirProcessor:
         hour.edition, hour.limits, hour.grade = edition, limits_at(hour_ns), info.grade
         self._judge_limits(hour)
         hour.quality = screened.findings  # sensor_flatline and sensor_spike: the audit's marks
+        hour.replaces = self.store.has_result(site, station, hour_ns)
         self.store.save_result(
             site,
             station,
@@ -343,9 +347,13 @@ class AirProcessor:
             newest = self.store.newest_ns(site, station) or 0
             pending = set(self.store.incomplete_days(site, station, min(starts)))
             for day_ns in sorted(starts | pending):
+                before = self.store.day(site, station, day_ns)
                 report = self._day_report(site, station, day_ns, newest)
                 if report.complete:
-                    points.append(report.point())
+                    point = report.point()
+                    # written before (complete then): the new report replaces it whole
+                    point.replaces = before is not None and before[0]
+                    points.append(point)
         return points
 
     def _day_report(self, site: str, station: str, day_ns: int, newest_ns: int) -> daily.DayResult:

@@ -246,6 +246,15 @@ class AirStore:
             (site, station, hour_ns, aqi, level, primary, orjson.dumps(fields).decode()),
         )
 
+    def has_result(self, site: str, station: str, hour_ns: int) -> bool:
+        """Whether the hour was closed before (its `air_hourly` point written)."""
+        return bool(
+            self.db.query(
+                "SELECT 1 FROM air_hour_result WHERE site = ? AND station = ? AND hour_ns = ?",
+                (site, station, hour_ns),
+            )
+        )
+
     def results_between(
         self, site: str, station: str, after_ns: int, until_ns: int
     ) -> dict[int, dict[str, Any]]:

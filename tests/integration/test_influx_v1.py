@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from hazwatch.base.errors import StoreUnavailable
-from hazwatch.base.points import to_line
+from hazwatch.base.points import Point, to_line
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_v1 import InfluxV1Writer
 from hazwatch.ingest.influxql import InfluxQLReader, quote_string
@@ -208,6 +208,67 @@ def test_reader_selects_and_lists_tag_values(
         assert reader.select("nothing_here") == []
     finally:
         reader.close()
+
+
+def test_a_replacing_line_leaves_exactly_the_new_point(
+    influxd: Influxd, writer: InfluxV1Writer, db: str
+) -> None:
+    """InfluxDB merges a point written again; a replacing line (an air hour an audit took
+    back) deletes it first, so no old field is left: its series' other times, other series
+    of the measurement and other measurements stay."""
+    awkward = {"site": "危废 暂存间,1号", "station": 'it\'s \\ "odd"'}
+    hour: dict[str, float | int | str] = {
+        "aqi": 243,
+        "level": 5,
+        "primary": "pm25",
+        "pm25": 193.0,
+        "pm25_minutes": 60,
+    }
+    first = [
+        to_line("air_hourly", tags, hour, ts)
+        for tags in (
+            {"site": "s1", "station": "aq-10"},
+            {"site": "s1", "station": "aq-11"},
+            awkward,
+        )
+        for ts in (T0, T0 + 3_600 * 10**9)
+    ]
+    assert writer.write([*first, *readings(3, start=T0)]) == []
+    reader = InfluxQLReader(influxd.url, db)
+    try:
+        for tags in ({"site": "s1", "station": "aq-10"}, awkward):
+            again = Point("air_hourly", tags, {"pm25_minutes": 0, "over": ""}, T0, replaces=True)
+            for _ in range(2):  # retried or replayed from the spool: the same point
+                assert writer.write([again.to_line()]) == []
+                rows = reader.select("air_hourly", tags=tags, end_ns=T0 + 1)
+                assert rows == [{"time": T0, **tags, "pm25_minutes": 0, "over": ""}]
+            (later,) = reader.select("air_hourly", tags=tags, start_ns=T0 + 1)
+            assert later["aqi"] == 243  # the series' next hour is not touched
+        (other,) = reader.select("air_hourly", tags={"station": "aq-11"}, end_ns=T0 + 1)
+        assert other["aqi"] == 243 and other["pm25"] == 193.0
+        assert influxd.count(db, "air") == 3
+        # in one batch as written line by line: what comes before the replacing line of its
+        # point is superseded, what comes after merges into it
+        tags = {"site": "s1", "station": "aq-11"}
+        batch = [
+            to_line("air_hourly", tags, {"aqi": 300}, T0),
+            Point("air_hourly", tags, {"pm25_minutes": 40}, T0, replaces=True).to_line(),
+            to_line("air_hourly", tags, {"no2_minutes": 60}, T0),
+        ]
+        assert writer.write(batch) == []
+        assert reader.select("air_hourly", tags=tags, end_ns=T0 + 1) == [
+            {"time": T0, **tags, "pm25_minutes": 40, "no2_minutes": 60}
+        ]
+    finally:
+        reader.close()
+
+
+def test_a_replacing_line_into_a_database_not_made_yet_is_written(
+    influxd: Influxd, writer: InfluxV1Writer, db: str
+) -> None:
+    line = Point("air_daily", {"site": "s1", "station": "aq-1"}, {"aqi": 12}, T0, replaces=True)
+    assert writer.write([line.to_line()]) == []  # nothing to delete; the write makes the db
+    assert influxd.count(db, "air_daily") == 1
 
 
 def test_quote_string_escapes_for_influxql() -> None:

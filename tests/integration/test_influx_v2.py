@@ -5,6 +5,7 @@ Never expect overwrites or string fields here: VictoriaMetrics keeps neither (do
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from hazwatch.base.errors import StoreUnavailable
-from hazwatch.base.points import to_line
+from hazwatch.base.points import Point, to_line
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_v1 import InfluxV1Writer
-from hazwatch.ingest.influx_v2 import InfluxV2Writer
+from hazwatch.ingest.influx_v2 import InfluxV2Writer, predicate, rfc3339_ns
 from hazwatch.ingest.influxql import v2_reader
 from hazwatch.ingest.writers import make_reader, make_writer
 from hazwatch.settings import Settings
@@ -108,6 +109,41 @@ def test_make_writer_builds_the_v2_writer(victoria: VictoriaMetrics, tmp_path: P
     assert writer.write(readings(site, 3)) == []
     writer.close()
     wait_for(lambda: len(exported(victoria, site)) == 3, 20, "3 series")
+
+
+def test_a_replacing_line_on_a_server_without_the_delete_api_is_written(
+    victoria: VictoriaMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    """VictoriaMetrics has no /api/v2/delete (it answers 400 "unsupported path"), and keeps
+    no single point per identity anyway: the replacing line is written, the server's lack
+    said once in the log, and the delete not asked for again."""
+    site = f"s-{uuid.uuid4().hex[:8]}"
+    writer = InfluxV2Writer(victoria.url, "token", "hazwatch", "hazwatch", retry=QUICK)
+    tags = {"site": site, "station": "aq-10"}
+    try:
+        with caplog.at_level(logging.WARNING, logger="hazwatch.influx"):
+            for minutes in (0, 40):
+                line = Point("air_hourly", tags, {"pm25_minutes": minutes}, T0, replaces=True)
+                assert writer.write([line.to_line()]) == []
+    finally:
+        writer.close()
+    said = [r.getMessage() for r in caplog.records if "/api/v2/delete" in r.getMessage()]
+    assert len(said) == 1 and "keeps the fields the new one lacks" in said[0]
+    found = wait_for(
+        lambda: exported(victoria, site, "air_hourly_pm25_minutes").get("aq-10"),
+        20,
+        "the replacing point",
+    )
+    assert {t for t, _ in found} == {T0 // 1_000_000}
+
+
+def test_delete_predicate_and_time_for_the_v2_api() -> None:
+    """What /api/v2/delete is asked (InfluxDB 2.x's delete predicate syntax: values and
+    awkward keys in double quotes, backslash-escaped; start = stop = the point's time)."""
+    assert predicate("air_hourly", {"station": 'a"b', "site": "s 1"}) == (
+        '_measurement="air_hourly" AND "site"="s 1" AND "station"="a\\"b"'
+    )
+    assert rfc3339_ns(T0 + 5) == "2025-11-24T16:00:00.000000005Z"
 
 
 def test_server_down_is_store_unavailable_then_recovers(own_victoria: VictoriaMetrics) -> None:
