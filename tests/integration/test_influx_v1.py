@@ -16,8 +16,13 @@ import pytest
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.points import Point, to_line
 from hazwatch.base.retry import RetryPolicy
+from hazwatch.base.statedb import StateDB
+from hazwatch.devices.family import NoRegistry
+from hazwatch.ingest.deadletters import DeadLetterStore
 from hazwatch.ingest.influx_v1 import InfluxV1Writer
 from hazwatch.ingest.influxql import InfluxQLReader, quote_string
+from hazwatch.ingest.pipeline import IngestPipeline
+from hazwatch.ingest.spool import Spool
 from tests.services import IN_CI, Influxd, ServiceMissing, free_port, wait_for
 
 pytestmark = pytest.mark.integration
@@ -290,6 +295,41 @@ def test_outage_raises_store_unavailable_then_recovers(own_influxd: Influxd) -> 
         own_influxd.start()
         wait_for(lambda: writer.write(readings(10, start=T0 + 10**12)) == [], 20, "writes again")
         assert own_influxd.count("outage", "air") == 20
+    finally:
+        writer.close()
+
+
+def test_a_replacement_the_store_cannot_take_is_spooled_and_replayed_whole(
+    own_influxd: Influxd, tmp_path: Path
+) -> None:
+    """The delete and the write go together: with InfluxDB down neither is done (the old
+    point stays whole), the pipeline spools the marked line, and its replay replaces."""
+    tags = {"site": "s1", "station": "aq-10"}
+    writer = InfluxV1Writer(own_influxd.url, "replay", retry=QUICK)
+    pipe = IngestPipeline(
+        ctx=NoRegistry(),
+        writer=writer,
+        spool=Spool(tmp_path / "spool", 1 << 20),
+        deadletters=DeadLetterStore(StateDB(f"sqlite:///{tmp_path / 'd.db'}")),
+    )
+    try:
+        assert writer.write([to_line("air_hourly", tags, {"aqi": 243, "pm25": 193.0}, T0)]) == []
+        own_influxd.kill()
+        replacing = Point("air_hourly", tags, {"pm25_minutes": 0}, T0, replaces=True)
+        pipe.add_points([replacing])
+        pipe.tick()  # the side point's write fails: spooled, marks and all
+        assert len(pipe.spool) == 1 and pipe.points_spooled == 1
+        own_influxd.start()
+        (old,) = own_influxd.query("replay", "SELECT * FROM air_hourly")
+        assert old["values"][0][1] == 243  # nothing of the replacement was half done
+        wait_for(lambda: pipe.replay_spool() == 1, 20, "the spool replayed")
+        (series,) = own_influxd.query("replay", "SELECT * FROM air_hourly")
+        row = zip(series["columns"], series["values"][0], strict=True)
+        assert {k: v for k, v in row if v is not None} == {
+            "time": T0,
+            **tags,
+            "pm25_minutes": 0,
+        }
     finally:
         writer.close()
 
