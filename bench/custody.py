@@ -42,17 +42,19 @@ LIFE = (
 )
 
 
-def inputs(batches: int) -> list[Input]:
-    """Whole honest lives, 6 custody events each (plus two weighings), one batch a minute."""
+def inputs(batches: int, first: int = 0, shift_ns: int = 0, kg: float = 5.0) -> list[Input]:
+    """Whole honest lives, 6 custody events each (plus two weighings), one batch a minute:
+    batches `first`… of `kg` each, `shift_ns` after the minute (bench/backlog.py's late
+    day is a second fleet in the same minutes)."""
     items: list[Input] = []
-    for i in range(batches):
-        epc, batch, t = f"E200{i:020X}", f"B{i:07d}", T0 + i * MIN
-        items.append(Weighing(f"w{i}", epc, "jy-0012", "s1", "generation", 5.0, t - MIN))
+    for i in range(first, first + batches):
+        epc, batch, t = f"E200{i:020X}", f"B{i:07d}", T0 + (i - first) * MIN + shift_ns
+        items.append(Weighing(f"w{i}", epc, "jy-0012", "s1", "generation", kg, t - MIN))
         items.append(Registration(f"g{i}", batch, epc, "900-249-08", "jy-0012", "t1", t))
         items.append(ManifestInfo(f"M{i}", (batch,), "dp-01", "jy-0012", t + MIN))
         for j, (site, reader, location, minutes) in enumerate(LIFE):
             items.append(Read(f"r{i}-{j}", epc, site, reader, location, t + minutes * MIN))
-        items.append(Weighing(f"v{i}", epc, "dp-01", "s2", "receiver_gate", 5.0, t + 701 * MIN))
+        items.append(Weighing(f"v{i}", epc, "dp-01", "s2", "receiver_gate", kg, t + 701 * MIN))
     # arrival order: by device time, as a live fleet delivers them
     items.sort(key=lambda x: x.ts_ns)
     return items

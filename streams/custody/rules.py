@@ -20,6 +20,7 @@ from hazwatch.alerts.rules import RuleSpec, defaults_of
 from hazwatch.devices.clock_offset import Retime
 from hazwatch.devices.registry import DEFAULT_STORAGE_LIMIT_DAYS, DEFAULT_STORAGE_LIMIT_KG
 from hazwatch.devices.topics import ROOT
+from hazwatch.streams.custody.occupancy import Occupancy, Stay
 from hazwatch.streams.custody.settings import CustodyLimits
 
 NS_PER_S = 1_000_000_000
@@ -1342,98 +1343,6 @@ def judge(
     )
 
 
-# ---------------------------------------------------------------- storage capacity per site
-
-
-@dataclass(slots=True)
-class _Stay:
-    batch: str
-    in_ns: int
-    out_ns: int | None
-    kg: float
-    event_id: str
-
-
-@dataclass(slots=True)
-class _StorageRoom:
-    """Everything ever stored at one site, and which stays pushed it over its limit."""
-
-    stays: dict[str, _Stay] = field(default_factory=dict)
-    hits: dict[str, int] = field(default_factory=dict)  # batch → time it crossed the limit
-    max_in_ns: int = -1
-    open_kg: float = 0.0  # stays with no out time
-    recent: dict[str, _Stay] = field(default_factory=dict)  # closed at or after max_in_ns
-
-    def sweep(self, limit_kg: float) -> dict[str, int]:
-        marks: list[tuple[int, int, str, float]] = []
-        for stay in self.stays.values():
-            marks.append((stay.in_ns, 1, stay.batch, stay.kg))
-            if stay.out_ns is not None:
-                marks.append((stay.out_ns, 0, stay.batch, stay.kg))
-        marks.sort()
-        hits: dict[str, int] = {}
-        held = 0.0
-        for ts, entering, batch, kg in marks:
-            if entering:
-                before = held
-                held += kg
-                if before <= limit_kg < held:
-                    hits[batch] = ts
-            else:
-                held -= kg
-        self.max_in_ns = max((s.in_ns for s in self.stays.values()), default=-1)
-        self.open_kg = sum(s.kg for s in self.stays.values() if s.out_ns is None)
-        self.recent = {
-            b: s
-            for b, s in self.stays.items()
-            if s.out_ns is not None and s.out_ns > self.max_in_ns
-        }
-        return hits
-
-    def update(self, stay: _Stay | None, batch: str, limit_kg: float) -> set[str]:
-        """Record a batch's stay (None: it has none); returns batches whose hit changed."""
-        old = self.stays.get(batch)
-        if old == stay:
-            return set()
-        if stay is not None and old is None and stay.in_ns > self.max_in_ns:
-            # The common case: a new arrival later than everything before it.
-            recent = {b: s for b, s in self.recent.items() if (s.out_ns or 0) > stay.in_ns}
-            held = self.open_kg + sum(s.kg for s in recent.values())
-            self.stays[batch] = stay
-            self.max_in_ns = stay.in_ns
-            if stay.out_ns is None:
-                self.open_kg += stay.kg
-            elif stay.out_ns > stay.in_ns:
-                recent[batch] = stay
-            self.recent = recent
-            if held <= limit_kg < held + stay.kg:
-                self.hits[batch] = stay.in_ns
-                return {batch}
-            return set()
-        if (
-            stay is not None
-            and old is not None
-            and old.out_ns is None
-            and stay.out_ns is not None
-            and (old.in_ns, old.kg) == (stay.in_ns, stay.kg)
-            and stay.out_ns >= self.max_in_ns
-        ):
-            # The other common case: it left, later than any arrival.
-            self.stays[batch] = stay
-            self.open_kg -= stay.kg
-            if stay.out_ns > self.max_in_ns:
-                self.recent[batch] = stay
-            return set()
-        if stay is None:
-            self.stays.pop(batch, None)
-        else:
-            self.stays[batch] = stay
-        hits = self.sweep(limit_kg)
-        changed = {b for b in set(hits) | set(self.hits) if hits.get(b) != self.hits.get(b)}
-        self.hits = hits
-        return changed
-
-
 _Frozen = TypeVar("_Frozen", CustodyEvent, Diagnostic, Judgement)
 
 
@@ -1562,7 +1471,7 @@ class Tracker:
         self.seen: set[str] = set()
         self._judged: dict[str, Judgement] = {}  # `judged`, but for passes gone on since
         self._stale: dict[str, dict[PassKey, Pass]] = {}  # batch → those passes (_grow)
-        self.rooms: dict[str, _StorageRoom] = {}
+        self.rooms: dict[str, Occupancy] = {}  # storage site → its stays
         self.stay_site: dict[str, str] = {}
         self.open: set[str] = set()  # batches whose verdict may still change with time
         self.watermark_ns = 0  # the newest device time among the inputs
@@ -2247,30 +2156,11 @@ class Tracker:
         events_of: dict[str, list[CustodyEvent]],
         manifest_of: dict[str, ManifestInfo | None],
     ) -> None:
-        """Record the batches' storage stays in time order (arrivals and departures of all of
-        them), so that a live fleet's changes take the stores' incremental path; a batch whose
-        capacity hit changed joins those to judge."""
-        ops: list[tuple[int, int, str, tuple[str, int, int | None, str] | None, float]] = []
-        for batch_id, events in events_of.items():
+        """Record the batches' storage stays (each O(log n) in its site's stays, in any
+        order: occupancy.py); a batch whose capacity hit changed joins those to judge."""
+        for batch_id, events in list(events_of.items()):
             stay = storage_interval(events)
             kg = events[0].net_kg if events[0].stage == GENERATED and events[0].net_kg else 0.0
-            site = self.stay_site.get(batch_id)
-            old = self.rooms[site].stays.get(batch_id) if site else None
-            if (
-                stay is not None
-                and old is not None
-                and old.out_ns is None
-                and stay[0] == site
-                and stay[2] is not None
-            ):
-                ops.append((stay[2], 0, batch_id, stay, kg))  # it left
-            elif stay is not None and old is None and stay[2] is not None:
-                ops.append((stay[1], 1, batch_id, (stay[0], stay[1], None, stay[3]), kg))
-                ops.append((stay[2], 0, batch_id, stay, kg))
-            else:
-                ops.append((stay[1] if stay else 0, 1, batch_id, stay, kg))
-        ops.sort(key=lambda op: (op[0], op[1], op[2]))
-        for _, _, batch_id, stay, kg in ops:
             for other in self._update_stay(batch_id, stay, kg):
                 if other not in events_of and other in self.batches:
                     events_of[other], manifest_of[other] = self._events_of(other)
@@ -2321,10 +2211,10 @@ class Tracker:
             del self.stay_site[batch_id]
         if stay is not None:
             site, in_ns, out_ns, event_id = stay
-            store = self.rooms.setdefault(site, _StorageRoom())
+            store = self.rooms.setdefault(site, Occupancy())
             self.stay_site[batch_id] = site
             changed |= store.update(
-                _Stay(batch_id, in_ns, out_ns, kg, event_id),
+                Stay(batch_id, in_ns, out_ns, kg, event_id),
                 batch_id,
                 self.geo.site(site).storage_limit_kg,
             )
