@@ -10,23 +10,21 @@ import orjson
 
 from hazwatch.alerts.model import Alert
 from hazwatch.base.points import Point
+from hazwatch.devices.schema import point_time
 from hazwatch.devices.topics import ALERT_ROOT
 
 
 def alert_point(alert: Alert) -> Point:
-    """The alert as a point, at the time it last changed."""
-    tags = {
-        "site": alert.site,
-        "rule": alert.rule,
-        "severity": alert.severity.value,
-        "subject": alert.subject,
-    }
+    """The alert as a point, at the time it last changed (moved within its millisecond by
+    its id: the subject and id are fields, and two alerts of one rule may change at once)."""
+    tags = {"site": alert.site, "rule": alert.rule, "severity": alert.severity.value}
     fields: dict[str, float | int | bool | str] = {
+        "subject": alert.subject,
         "alert_id": alert.alert_id,
         "message": alert.message,
         "state": alert.state.value,
     }
-    return Point("alert", tags, fields, alert.updated_ns)
+    return Point("alert", tags, fields, point_time(alert.updated_ns, alert.alert_id))
 
 
 def alert_topic(alert: Alert) -> str:

@@ -18,7 +18,15 @@ from hazwatch.base.errors import PayloadError
 from hazwatch.base.points import Point
 from hazwatch.devices import rfid_vendors, status
 from hazwatch.devices.family import DecodeContext, Family, KindSpec
-from hazwatch.devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
+from hazwatch.devices.schema import (
+    Epc,
+    Payload,
+    TimestampNs,
+    clean_fields,
+    point_time,
+    spread,
+    validator,
+)
 from hazwatch.devices.topics import Topic
 
 FAMILY = "rfid"
@@ -96,28 +104,35 @@ def parse(raw: bytes, topic: Topic, ctx: DecodeContext) -> RfidRead | ReaderRepo
 
 
 def to_points(record: RfidRecord, topic: Topic, ctx: DecodeContext) -> list[Point]:
-    """One `waste_read` point per tag read; none for a vendor message that held no read."""
+    """One `waste_read` point per tag read; none for a vendor message that held no read.
+
+    The EPC is a field, not a tag (a series per reader, not per container): each read's time
+    is moved within its millisecond by its EPC (`point_time`), so a bulk inventory's reads of
+    one instant stay one point each."""
     reads = reads_of(record)
     if not reads:
         return []
     location = ctx.reader_location(topic.site, topic.device)
+    tags = {
+        "site": topic.site,
+        "reader": topic.device,
+        "location_kind": location or UNKNOWN_LOCATION,
+    }
+    times = spread([point_time(read.ts, read.epc) for read in reads])
     points = []
-    for read in reads:
+    for read, ts_ns in zip(reads, times, strict=True):
         fields = clean_fields(
-            {"rssi": read.rssi, "antenna": read.antenna, "batch": ctx.batch_of(read.epc)}
+            {
+                "epc": read.epc,
+                "rssi": read.rssi,
+                "antenna": read.antenna,
+                "batch": ctx.batch_of(read.epc),
+            }
         )
         if location is None:
             # Kept, and flagged: a reader the registry does not know never makes custody events.
             fields["unknown_reader"] = True
-        tags = {
-            "site": topic.site,
-            "reader": topic.device,
-            "location_kind": location or UNKNOWN_LOCATION,
-            "epc": read.epc,
-        }
-        if not fields:
-            fields["read"] = True  # a bare read still needs one field to be a point
-        points.append(Point("waste_read", tags, fields, read.ts))
+        points.append(Point("waste_read", dict(tags), fields, ts_ns))
     return points
 
 

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 from hazwatch.base.points import Point
 from hazwatch.devices import status
 from hazwatch.devices.family import DecodeContext, Family, KindSpec
-from hazwatch.devices.schema import Epc, Payload, TimestampNs, clean_fields, validator
+from hazwatch.devices.schema import Epc, Payload, TimestampNs, clean_fields, point_time, validator
 from hazwatch.devices.topics import Topic
 
 FAMILY = "scale"
@@ -55,11 +55,14 @@ def to_points(weighing: Weighing, topic: Topic, ctx: DecodeContext) -> list[Poin
             "gross_kg": weighing.gross_kg,
             "tare_kg": weighing.tare_kg,
             "stable": weighing.stable,
+            "epc": weighing.epc,
             "batch": ctx.batch_of(weighing.epc),
         }
     )
-    tags = {"site": topic.site, "scale": topic.device, "epc": weighing.epc}
-    return [Point("waste_weight", tags, fields, weighing.ts)]
+    # the EPC is a field (a series per scale): the time, moved by it, keeps two weighings
+    # of one instant two points
+    tags = {"site": topic.site, "scale": topic.device}
+    return [Point("waste_weight", tags, fields, point_time(weighing.ts, weighing.epc))]
 
 
 FAMILY_SPEC = Family(

@@ -6,6 +6,7 @@ Never let a pydantic ValidationError escape: callers get a PayloadError with a r
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -193,3 +194,36 @@ def validator(model: type[M]) -> Callable[[bytes], M]:
 def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Drop unset (None) values; InfluxDB has no null."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+NS_PER_MS = 1_000_000
+
+
+def point_time(ts_ns: int, identifier: str) -> int:
+    """The time to write a point at whose identifier (EPC, batch, event id …) is a field, not
+    a tag: `ts_ns` moved within its own millisecond by an offset the identifier decides.
+
+    InfluxDB keeps one point per measurement, tag set and time. With the identifier out of
+    the tags (docs/payloads.md, "Series"), two containers read by one reader at one device
+    time would be one point; moved by their identifiers they stay two (two identifiers
+    share an offset once in a million pairs; `spread` separates those within one message),
+    while the same read sent again lands on the same time and overwrites. The point stays in
+    the millisecond the device said, and one identifier's times keep their order.
+    """
+    ms_ns = ts_ns - ts_ns % NS_PER_MS
+    return ms_ns + (ts_ns - ms_ns + zlib.crc32(identifier.encode()) % NS_PER_MS) % NS_PER_MS
+
+
+def spread(times: list[int]) -> list[int]:
+    """`times` with each one that another before it already holds moved on by a nanosecond
+    (within its millisecond): the points of one message never share a time. Deterministic,
+    so a redelivered message makes the same times again."""
+    taken: set[int] = set()
+    out = []
+    for ts_ns in times:
+        while ts_ns in taken:
+            ms_ns = ts_ns - ts_ns % NS_PER_MS
+            ts_ns = ms_ns + (ts_ns - ms_ns + 1) % NS_PER_MS
+        taken.add(ts_ns)
+        out.append(ts_ns)
+    return out

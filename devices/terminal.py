@@ -14,7 +14,15 @@ from pydantic import Field, field_validator, model_validator
 from hazwatch.base.points import Point
 from hazwatch.devices import status
 from hazwatch.devices.family import DecodeContext, Family, KindSpec
-from hazwatch.devices.schema import Epc, Payload, Printable, TimestampNs, clean_fields, validator
+from hazwatch.devices.schema import (
+    Epc,
+    Payload,
+    Printable,
+    TimestampNs,
+    clean_fields,
+    point_time,
+    validator,
+)
 from hazwatch.devices.topics import Topic
 
 FAMILY = "terminal"
@@ -106,6 +114,7 @@ def parse_manifest(raw: bytes, topic: Topic, ctx: DecodeContext) -> Manifest:
 def batch_points(reg: BatchRegistration, topic: Topic, ctx: DecodeContext) -> list[Point]:
     fields = clean_fields(
         {
+            "batch": reg.batch,
             "epc": reg.epc,
             "waste_name": reg.waste_name,
             "waste_category": reg.category,
@@ -117,18 +126,15 @@ def batch_points(reg: BatchRegistration, topic: Topic, ctx: DecodeContext) -> li
             "handler": reg.handler,
         }
     )
-    tags = {
-        "site": topic.site,
-        "terminal": topic.device,
-        "waste_code": reg.waste_code,
-        "batch": reg.batch,
-    }
-    return [Point("waste_batch", tags, fields, reg.ts)]
+    # the batch is a field (a series per terminal and waste code), its time moved by it
+    tags = {"site": topic.site, "terminal": topic.device, "waste_code": reg.waste_code}
+    return [Point("waste_batch", tags, fields, point_time(reg.ts, reg.batch))]
 
 
 def manifest_points(man: Manifest, topic: Topic, ctx: DecodeContext) -> list[Point]:
     fields = clean_fields(
         {
+            "manifest": man.manifest,
             "batches": orjson.dumps(man.batches).decode(),
             "batch_count": len(man.batches),
             "receiver": man.receiver,
@@ -139,8 +145,8 @@ def manifest_points(man: Manifest, topic: Topic, ctx: DecodeContext) -> list[Poi
             "transit_limit_h": man.transit_limit_h,
         }
     )
-    tags = {"site": topic.site, "terminal": topic.device, "manifest": man.manifest}
-    return [Point("waste_manifest", tags, fields, man.ts)]
+    tags = {"site": topic.site, "terminal": topic.device}
+    return [Point("waste_manifest", tags, fields, point_time(man.ts, man.manifest))]
 
 
 FAMILY_SPEC = Family(

@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from hazwatch.api.deps import ApiContext, Ctx, part_store
 from hazwatch.api.params import IDENT, IDENT_MAX, errors
 from hazwatch.devices import registry as device_registry
-from hazwatch.devices.timeparse import NS_PER_S, format_ts
+from hazwatch.devices.timeparse import NS_PER_MS, NS_PER_S, format_ts
 from hazwatch.streams.custody.rules import STAGES
 from hazwatch.streams.custody.store import CustodyStore, trace_document
 from hazwatch.streams.custody.text import detail
@@ -99,12 +99,26 @@ def _door_snapshot(
     return {"camera": best[1], "name": best[2], "url": f"/api/snapshots/{best[2]}"}
 
 
-def _registration(ctx: ApiContext, batch: str) -> dict[str, Any]:
-    """The terminal's registration as stored in the point store (label id, form, hazard …)."""
+def _registration(ctx: ApiContext, batch: str, info: dict[str, Any]) -> dict[str, Any]:
+    """The terminal's registration as stored in the point store (label id, form, hazard …),
+    found where the custody store says it is: the batch is a field of `waste_batch`, not a
+    tag (docs/payloads.md), so the read is the terminal's series in the registration's
+    device millisecond, not a scan for the batch."""
+    site, terminal, ts_ns = info.get("site"), info.get("device"), info.get("ts_ns")
+    if not (isinstance(site, str) and isinstance(terminal, str) and isinstance(ts_ns, int)):
+        return {}
+    device_ns = ts_ns - int(info.get("clock_offset_ns") or 0)
+    start_ns = device_ns - device_ns % NS_PER_MS
     try:
-        rows = ctx.reader.select("waste_batch", tags={"batch": batch}, newest_first=True, limit=1)
+        rows = ctx.reader.select(
+            "waste_batch",
+            tags={"site": site, "terminal": terminal},
+            start_ns=start_ns,
+            end_ns=start_ns + NS_PER_MS,
+        )
     except Exception:
         return {}
+    rows = [row for row in rows if row.get("batch") == batch]
     if not rows:
         return {}
     keep = (
@@ -128,7 +142,8 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
         raise HTTPException(status_code=404, detail=f"no batch {batch!r} is known to custody")
     row = store.batch(batch) or {}
     _, reg = device_registry.load_stored(ctx.db)
-    doc["registration"] = {**(row.get("info") or {}), **_registration(ctx, batch)}
+    info = row.get("info") or {}
+    doc["registration"] = {**info, **_registration(ctx, batch, info)}
     doc["registration"].pop("event_id", None)
     doc["producer_site"] = row.get("site")
     manifest_id = doc.get("manifest")

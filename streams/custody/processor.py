@@ -17,6 +17,7 @@ from hazwatch.devices.clock_offset import UNCLOCKED, DeviceClocks, Retime
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Registry, RegistryContext
 from hazwatch.devices.rfid import RfidRead, reads_of
+from hazwatch.devices.schema import point_time
 from hazwatch.streams.custody.rules import (
     RULE_SPECS,
     Changes,
@@ -591,6 +592,7 @@ def points(changes: Changes, codes: dict[str, str] | None = None) -> list[Point]
     out = []
     for event in changes.events.values():
         fields: dict[str, float | int | bool | str] = {
+            "batch": event.batch,
             "event_id": event.event_id,
             "device": event.device,
         }
@@ -607,7 +609,9 @@ def points(changes: Changes, codes: dict[str, str] | None = None) -> list[Point]
             "site": event.site,
             "stage": event.stage,
             "waste_code": codes.get(event.batch, ""),
-            "batch": event.batch,
         }
-        out.append(Point("custody", tags, fields, event.ts_ns))
+        # the batch is a field (series per site, stage and code): the time, moved within its
+        # millisecond by the event id, keeps two batches' events of one instant two points,
+        # and an event written again (a checkpoint, a redelivery) on its own point
+        out.append(Point("custody", tags, fields, point_time(event.ts_ns, event.event_id)))
     return out

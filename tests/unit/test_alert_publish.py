@@ -6,6 +6,7 @@ import orjson
 
 from hazwatch.alerts.model import Alert, AlertState, Severity
 from hazwatch.alerts.publish import alert_payload, alert_point, alert_topic
+from hazwatch.devices.schema import point_time
 
 ALERT = Alert(
     alert_id="a-1",
@@ -37,11 +38,12 @@ def test_topic_payload_and_point_of_an_alert() -> None:
         "recurs": None,
     }
     point = alert_point(ALERT)
-    assert point.measurement == "alert" and point.ts_ns == 2
-    assert point.tags == {
-        "site": "jy-0012",
-        "rule": "tamper_occlusion",
-        "severity": "major",
+    # at its change, moved within that millisecond by its id (the subject is no tag)
+    assert point.measurement == "alert" and point.ts_ns == point_time(2, "a-1") < 1_000_000
+    assert point.tags == {"site": "jy-0012", "rule": "tamper_occlusion", "severity": "major"}
+    assert point.fields == {
         "subject": "jy-0012/cam-2",
+        "alert_id": "a-1",
+        "message": "lens covered",
+        "state": "open",
     }
-    assert point.fields == {"alert_id": "a-1", "message": "lens covered", "state": "open"}

@@ -20,6 +20,7 @@ from hazwatch.devices.decode import Decoded, decode
 from hazwatch.devices.family import NoRegistry
 from hazwatch.devices.registry import RegistryContext, parse_registry
 from hazwatch.devices.rfid import ReaderReport, RfidRead, reads_of
+from hazwatch.devices.schema import point_time
 from hazwatch.devices.timeparse import NS_PER_S, parse_ts
 from hazwatch.streams.custody.processor import to_inputs
 from hazwatch.streams.video.processor import VideoProcessor
@@ -134,9 +135,9 @@ def test_impinj_tag_inventory_event_is_one_read_in_dbm_and_utc_ns() -> None:
         "site": SITE,
         "reader": "gate-03",
         "location_kind": "storage_in",
-        "epc": "E280463A24409395FCE848ED",
     }
-    assert point.fields == {"rssi": -61.5, "antenna": 2}
+    assert point.fields == {"epc": "E280463A24409395FCE848ED", "rssi": -61.5, "antenna": 2}
+    assert point.ts_ns == point_time(read.ts, read.epc)  # in the read's millisecond
 
 
 def test_impinj_default_configuration_sends_the_epc_in_base64url() -> None:
@@ -170,7 +171,11 @@ def test_impinj_array_of_events_is_one_record_of_its_reads_in_order() -> None:
         ("8170EF0EEDC002E4F7C03616166AF532", -43.5),
     ]
     assert result.record.skipped == ("inventoryStatus",)
-    assert [p.ts_ns for p in result.points] == [1612291173886617000, 1612291174385793625]
+    assert [p.ts_ns for p in result.points] == [
+        point_time(1612291173886617000, "329CCCC05E2C02C9D8081562301FD644"),
+        point_time(1612291174385793625, "8170EF0EEDC002E4F7C03616166AF532"),
+    ]
+    assert [p.ts_ns // 1_000_000 for p in result.points] == [1612291173886, 1612291174385]
 
 
 @pytest.mark.parametrize(
@@ -276,11 +281,11 @@ def test_zebra_tag_data_event_is_a_read_with_the_epc_upper_case_and_the_offset_a
     assert read == RfidRead.model_construct(
         ts=ns("2023-02-24T10:14:42.851Z"), epc="AD99160040AAC99525000025", rssi=-54.0, antenna=1
     )
-    assert result.points[0].fields == {"rssi": -54.0, "antenna": 1}
+    assert result.points[0].fields == {"epc": read.epc, "rssi": -54.0, "antenna": 1}
     (bare,) = reads_of(decoded("zebra-fx", ZEBRA_CUSTOM).record)
     assert bare.ts == ns("2024-09-05T07:07:01.785Z")  # -0600: seven in the morning in UTC
     assert (bare.epc, bare.rssi, bare.antenna) == ("000000000000000000000343", None, None)
-    assert decoded("zebra-fx", ZEBRA_CUSTOM).points[0].fields == {"read": True}
+    assert decoded("zebra-fx", ZEBRA_CUSTOM).points[0].fields == {"epc": bare.epc}
 
 
 def test_zebra_batch_is_one_record_and_management_events_on_the_data_topic_are_skipped() -> None:
@@ -379,8 +384,9 @@ def test_hazwatchs_own_payload_is_unchanged() -> None:
     assert isinstance(result.record, RfidRead)
     assert reads_of(result.record) == (result.record,)
     assert [p.to_line() for p in result.points] == [
-        "waste_read,epc=E280463A24409395FCE848ED,location_kind=unknown,reader=gate-03,"
-        "site=jy-0012 rssi=-43.4,antenna=3i,unknown_reader=true 1795999800000000000"
+        "waste_read,location_kind=unknown,reader=gate-03,site=jy-0012 "
+        'epc="E280463A24409395FCE848ED",rssi=-43.4,antenna=3i,unknown_reader=true '
+        f"{point_time(1795999800000000000, 'E280463A24409395FCE848ED')}"
     ]
 
 
