@@ -1,7 +1,9 @@
 """The delivery records of notifications in the state database: per outbox entry and target,
 its state, attempts, next attempt, last error and when it was delivered; the digests that
-carried changes of a storm; the fan-out cursor over the outbox; the sends of the last minutes
-(the per-minute limits survive a restart); and the sender's lease (one sender among workers).
+carried changes of a storm; the fan-out cursor over the outbox; the changes held in their
+rule's pending period (state `held`, then `pending`, or `suppressed` when the alert resolved
+meanwhile); the sends of the last minutes (the per-minute limits survive a restart); and the
+sender's lease (one sender among workers).
 
 Never send here: the sender (hazwatch.notify.sender) decides and sends, this only records.
 A delivery is claimed by compare-and-set on its next attempt time, which it moves past the
@@ -71,6 +73,10 @@ MIGRATIONS = [
 ]
 
 PENDING, DELIVERED, IN_DIGEST, DIGESTED = "pending", "delivered", "digest", "digested"
+# A change of an alert within its rule's pending period: held (the sender decides when the
+# period ends, next_attempt_ns), then pending, or suppressed with every other change of the
+# alert when it resolved meanwhile (never sent).
+HELD, SUPPRESSED = "held", "suppressed"
 CURSOR = "fanout"
 DIGEST_MAX = 5000  # changes one digest may carry; more wait for the next
 ERROR_MAX = 500  # characters of an error kept
@@ -90,6 +96,7 @@ class NewDelivery:
     rule: str
     site: str
     at_ns: int
+    state: str = PENDING  # HELD in a pending period, SUPPRESSED after one that resolved
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,13 +176,19 @@ class DeliveryStore:
         )
         return int(rows[0][0]) if rows else 0
 
-    def fan_out(self, deliveries: Iterable[NewDelivery], last_outbox_id: int) -> None:
-        """Record deliveries and move the cursor, in one transaction (a repeat adds nothing)."""
+    def fan_out(
+        self,
+        deliveries: Iterable[NewDelivery],
+        last_outbox_id: int,
+        suppress: Iterable[str] = (),
+    ) -> None:
+        """Record deliveries and move the cursor, in one transaction (a repeat adds nothing);
+        the held changes of the alerts `suppress` names are suppressed in it too."""
         rows = [
             (
                 d.outbox_id,
                 d.target,
-                PENDING,
+                d.state,
                 d.due_ns,
                 d.key,
                 d.alert_id,
@@ -196,12 +209,78 @@ class DeliveryStore:
                     "ON CONFLICT (outbox_id, target) DO NOTHING",
                     rows,
                 )
+            self._suppress(suppress)
             self.db.execute(
                 "INSERT INTO alert_delivery_cursor (name, outbox_id) VALUES (?, ?) "
                 "ON CONFLICT (name) DO UPDATE SET outbox_id = excluded.outbox_id "
                 "WHERE alert_delivery_cursor.outbox_id < excluded.outbox_id",
                 (CURSOR, last_outbox_id),
             )
+
+    # -- the pending period ----------------------------------------------------------------
+
+    def holds(self, alert_ids: Iterable[str]) -> dict[str, str]:
+        """Alert id → HELD or SUPPRESSED, for those of `alert_ids` with changes held in a
+        pending period or suppressed after one (the others are told as usual)."""
+        wanted = sorted(set(alert_ids))
+        found: dict[str, str] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.db.query(
+                "SELECT DISTINCT alert_id, state FROM alert_delivery WHERE state IN (?, ?) "
+                f"AND alert_id IN ({', '.join('?' * len(chunk))})",
+                (HELD, SUPPRESSED, *chunk),
+            )
+            for alert_id, state in rows:
+                if found.get(str(alert_id)) != SUPPRESSED:
+                    found[str(alert_id)] = str(state)
+        return found
+
+    def held_due(self, now_ns: int) -> list[str]:
+        """The alerts whose pending period ended by `now_ns` with changes still held."""
+        # an alert's held opening carries the period's end; its later changes held with it
+        # carry the time they were read, earlier: the latest is the alert's
+        rows = self.db.query(
+            "SELECT alert_id FROM alert_delivery WHERE state = ? GROUP BY alert_id "
+            "HAVING MAX(next_attempt_ns) <= ?",
+            (HELD, now_ns),
+        )
+        return sorted(str(r[0]) for r in rows)
+
+    def release_held(self, alert_id: str, now_ns: int) -> list[str]:
+        """The alert's pending period is over and it is not resolved: its held changes are due
+        now, to be sent in outbox order as any other; the targets they go to."""
+        with self.db.transaction():
+            rows = self.db.query(
+                "SELECT DISTINCT target FROM alert_delivery WHERE alert_id = ? AND state = ?",
+                (alert_id, HELD),
+            )
+            self.db.execute(
+                "UPDATE alert_delivery SET state = ?, next_attempt_ns = ? "
+                "WHERE alert_id = ? AND state = ?",
+                (PENDING, now_ns, alert_id, HELD),
+            )
+        return sorted(str(r[0]) for r in rows)
+
+    def suppress(self, alert_ids: Iterable[str]) -> None:
+        """The alerts resolved within their pending period: their held changes are never sent."""
+        with self.db.transaction():
+            self._suppress(alert_ids)
+
+    def _suppress(self, alert_ids: Iterable[str]) -> None:
+        self.db.executemany(
+            "UPDATE alert_delivery SET state = ? WHERE alert_id = ? AND state = ?",
+            [(SUPPRESSED, alert_id, HELD) for alert_id in alert_ids],
+        )
+
+    def held_keys(self, alert_id: str) -> list[str]:
+        """The idempotency keys of the alert's changes held or suppressed (once each)."""
+        rows = self.db.query(
+            "SELECT DISTINCT idempotency_key, outbox_id FROM alert_delivery WHERE alert_id = ? "
+            "AND state IN (?, ?) ORDER BY outbox_id",
+            (alert_id, HELD, SUPPRESSED),
+        )
+        return [str(r[0]) for r in rows]
 
     # -- single deliveries -----------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class Change(StrEnum):
     AUTO_RESOLVED = "auto_resolved"  # the rule saw the condition end; actor: `auto`
     ESCALATED = "escalated"  # not acknowledged in time, sent to the escalation targets
     NOTIFIED = "notified"  # a notification of a change was delivered to a target
+    # resolved within its rule's pending period: none of its changes was sent (actor `auto`)
+    SUPPRESSED = "suppressed"
 
 
 # The changes people are told of: each writes an outbox row in the transaction that makes it.
@@ -147,7 +149,8 @@ class HistoryEntry:
 
     `actor` is `auto`, a rule id (opened, repeated) or the person; `details` what the change
     carries: `recurs` of an opening, `count` and `last_ns` of the repeats, `to` of an
-    escalation, `target` and `key` of a notification.
+    escalation, `target` and `key` of a notification, `pending_s` and `keys` (the changes
+    not sent) of a suppression.
     """
 
     alert_id: str

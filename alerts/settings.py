@@ -44,6 +44,19 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 
 Minutes = Annotated[float, Field(gt=0, le=7 * 24 * 60)]
+PendingSeconds = Annotated[float, Field(ge=0, le=3600)]
+
+# The pending period of a rule (Grafana's `for`) unless [alerts] pending_s says otherwise, by
+# rule id or by part (every rule of it); the rest: 0, told at once. Why each:
+# docs/notifications.md, "Pending period".
+PENDING_DEFAULTS: Mapping[str, float] = {
+    # a verdict judged before a device's clock offset had settled (60 s and three messages)
+    # is judged again by the measured offset and its alert auto-resolved within that minute
+    "custody": 90.0,
+    # a connection that drops and comes back (a Wi-Fi or 4G blip, a broker restart): the will
+    # is published, and cleared by the device's next message seconds later
+    "device_offline": 90.0,
+}
 
 
 def parse_quiet_hours(text: str) -> tuple[int, int] | None:
@@ -136,6 +149,11 @@ class AlertSettings:
     digest_every_s: Annotated[float, Field(gt=0, le=3600)] = 300.0
     # how often the sender looks at the outbox and for alerts to escalate
     poll_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    # Pending period, seconds, by rule id or part name (a rule's own entry first), over
+    # PENDING_DEFAULTS: an opening is told only once the alert has stayed unresolved this long
+    # on the sender's clock; one resolved within it is told of not at all (neither its opening
+    # nor its resolution), its history says so. 0: told at once.
+    pending_s: Mapping[str, PendingSeconds] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.targets]
@@ -154,6 +172,14 @@ class AlertSettings:
             )
         if self.retry_max_delay_s < self.retry_first_s:
             raise ValueError("retry_max_delay_s is shorter than retry_first_s")
+
+    def pending_period_s(self, rule: str, part: str | None) -> float:
+        """The pending period of a rule of `part`: its own entry, its part's, else 0."""
+        for table in (self.pending_s, PENDING_DEFAULTS):
+            for key in (rule, part):
+                if key is not None and key in table:
+                    return float(table[key])
+        return 0.0
 
     def is_escalation_target(self, target: TargetSettings) -> bool:
         return target.escalation or target.name in self.escalation_targets

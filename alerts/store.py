@@ -220,7 +220,8 @@ class AlertStore:
 
     Reads: `get`, `list` and `count` (the same filters), `history`, `outbox_after`,
     `unacknowledged`, `open_evidence`. Changes: `raise_alert` and `clear` (the rules'),
-    `acknowledge`, `resolve` (people's), `escalate`, `record_notified` (the notifier's).
+    `acknowledge`, `resolve` (people's), `escalate`, `record_notified`, `record_suppressed`
+    (the notifier's).
     """
 
     def __init__(self, db: StateDB, *, auto_resolve: bool = True) -> None:
@@ -530,6 +531,34 @@ class AlertStore:
                 "INSERT INTO alert_history (alert_id, seq, at_ns, change, actor, details) "
                 "VALUES (?, ?, ?, 'notified', ?, ?)",
                 (alert_id, seq, at_ns, AUTO, _json({"target": target, "key": key})),
+            )
+        return True
+
+    def record_suppressed(
+        self, alert_id: str, at_ns: int, *, comment: str, details: dict[str, object]
+    ) -> bool:
+        """The alert resolved within its pending period, so none of its changes is sent:
+        history `suppressed` (actor `auto`, the comment and details given); no outbox row, no
+        listener, the alert's state unchanged. Once per alert: False when it is written
+        already (a sender that crashed after writing it and decides again), True when written.
+
+        AlertNotFound for an unknown id.
+        """
+        with self._lock, self.db.transaction():
+            self._take_outbox_lock()
+            if self._select(alert_id) is None:
+                raise AlertNotFound(f"no alert with id {alert_id!r}")
+            done = self.db.query(
+                "SELECT 1 FROM alert_history WHERE alert_id = ? AND change = ?",
+                (alert_id, Change.SUPPRESSED.value),
+            )
+            if done:
+                return False
+            seq = self._next_seq(alert_id)
+            self.db.execute(
+                "INSERT INTO alert_history (alert_id, seq, at_ns, change, actor, comment, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (alert_id, seq, at_ns, Change.SUPPRESSED.value, AUTO, comment, _json(details)),
             )
         return True
 

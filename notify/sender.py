@@ -11,7 +11,11 @@ Never lose a change: a delivery record is written before anything is sent, a fai
 tried again with backoff (base.retry) for as long as it takes, and a crash leaves the record
 to the next start. Never flood a chat: at most the target's per-minute limit of messages in any
 minute (the sends are logged in the state store, so a restart keeps counting), and beyond it
-one digest (alerts.routing.plan).
+one digest (alerts.routing.plan). Never tell of what was over at once: an opening of a rule
+with a pending period (AlertSettings.pending_s, Grafana's `for`) is held until the period has
+passed on this sender's clock, from when the sender first read it; an alert resolved
+meanwhile is told of not at all (its held changes suppressed, its history saying so), one
+still unresolved is told as if it had just opened, its later changes after it.
 """
 
 from __future__ import annotations
@@ -27,7 +31,15 @@ from typing import Protocol
 import httpx
 from prometheus_client import Counter
 
-from hazwatch.alerts.delivery import PENDING, Delivery, DeliveryStore, Digest, NewDelivery
+from hazwatch.alerts.delivery import (
+    HELD,
+    PENDING,
+    SUPPRESSED,
+    Delivery,
+    DeliveryStore,
+    Digest,
+    NewDelivery,
+)
 from hazwatch.alerts.messages import (
     Names,
     NoNames,
@@ -36,7 +48,7 @@ from hazwatch.alerts.messages import (
     digest_key,
     digest_message,
 )
-from hazwatch.alerts.model import Alert, Severity
+from hazwatch.alerts.model import AUTO, Alert, AlertState, Change, Severity
 from hazwatch.alerts.routing import (
     WINDOW_NS,
     Due,
@@ -72,10 +84,13 @@ NS_PER_S = 1_000_000_000
 
 
 class OutboxEntry(Notice, Protocol):
-    """One change in the outbox (alerts.model.OutboxItem): its id, and what Notice gives."""
+    """One change in the outbox (alerts.model.OutboxItem): its id, who made it, and what
+    Notice gives."""
 
     @property
     def id(self) -> int: ...
+    @property
+    def actor(self) -> str: ...
 
 
 class AlertOutbox(Protocol):
@@ -90,6 +105,10 @@ class AlertOutbox(Protocol):
     def unacknowledged(self, severity: Severity, opened_before_ns: int) -> Sequence[Alert]: ...
 
     def get(self, alert_id: str) -> Alert: ...
+
+    def record_suppressed(
+        self, alert_id: str, at_ns: int, *, comment: str, details: dict[str, object]
+    ) -> object: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +245,7 @@ class Sender:
         if not leading:
             return
         self.fan_out(now_ns)
+        self.settle_pending(now_ns)
         if now_ns >= self._next_escalation_ns:
             self._next_escalation_ns = now_ns + ESCALATE_EVERY_NS
             self.escalate(now_ns)
@@ -245,36 +265,107 @@ class Sender:
         self.leader = leader
         return leader
 
+    def pending_ns(self, rule: str) -> int:
+        """The rule's pending period (ns), from the settings and the rule's part."""
+        spec = self.rules.get(rule)
+        seconds = self.settings.pending_period_s(rule, spec.part if spec else None)
+        return int(seconds * NS_PER_S)
+
     def fan_out(self, now_ns: int) -> int:
-        """Record a delivery per outbox entry and target that wants it; the changes read."""
+        """Record a delivery per outbox entry and target that wants it; the changes read.
+
+        An opening of a rule with a pending period is recorded held until the period ends;
+        a later change of an alert with held changes is held with them, and its resolution
+        suppresses them all (history first: a crash after it decides the same again); a
+        change of an alert suppressed already is recorded suppressed."""
         done = 0
         while True:
             items = self.store.outbox_after(self.deliveries.cursor(), FANOUT_BATCH)
             if not items:
                 return done
-            rows = [
-                NewDelivery(
-                    outbox_id=item.id,
-                    target=target.name,
-                    due_ns=hold_until_ns(target, item.alert.severity, now_ns),
-                    key=item.key,
-                    alert_id=item.alert.alert_id,
-                    change=str(item.change),
-                    severity=item.alert.severity,
-                    rule=item.alert.rule,
-                    site=item.alert.site,
-                    at_ns=item.at_ns,
+            holds = self.deliveries.holds(item.alert.alert_id for item in items)
+            suppressed: dict[str, str] = {}  # alert id → the resolution's actor
+            rows: list[NewDelivery] = []
+            for item in items:
+                alert = item.alert
+                wanting = [
+                    t for t in self.settings.targets if wants(self.settings, t, alert, item.change)
+                ]
+                state, due_ns = holds.get(alert.alert_id, PENDING), None
+                if item.change == Change.OPENED and state == PENDING and wanting:
+                    pending = self.pending_ns(alert.rule)
+                    if pending > 0:
+                        state, due_ns = HELD, now_ns + pending
+                        holds[alert.alert_id] = HELD
+                elif state == HELD and item.change in (Change.RESOLVED, Change.AUTO_RESOLVED):
+                    state = holds[alert.alert_id] = SUPPRESSED
+                    suppressed[alert.alert_id] = item.actor
+                elif state == HELD:
+                    due_ns = now_ns  # waits for its opening's period (held_due), not for quiet
+                rows += [
+                    NewDelivery(
+                        outbox_id=item.id,
+                        target=target.name,
+                        due_ns=due_ns or hold_until_ns(target, alert.severity, now_ns),
+                        key=item.key,
+                        alert_id=alert.alert_id,
+                        change=str(item.change),
+                        severity=alert.severity,
+                        rule=alert.rule,
+                        site=alert.site,
+                        at_ns=item.at_ns,
+                        state=state,
+                    )
+                    for target in wanting
+                ]
+            for alert_id, actor in suppressed.items():
+                keys = sorted(
+                    {
+                        *self.deliveries.held_keys(alert_id),
+                        *(r.key for r in rows if r.alert_id == alert_id),
+                    }
                 )
-                for item in items
-                for target in self.settings.targets
-                if wants(self.settings, target, item.alert, item.change)
-            ]
-            self.deliveries.fan_out(rows, max(item.id for item in items))
-            for name in {row.target for row in rows}:
+                self._record_suppressed(alert_id, now_ns, actor, keys)
+            self.deliveries.fan_out(rows, max(item.id for item in items), suppressed)
+            for name in {row.target for row in rows if row.state == PENDING}:
                 self.targets[name].wake.set()
             done += len(items)
             if len(items) < FANOUT_BATCH:
                 return done
+
+    def settle_pending(self, now_ns: int) -> list[str]:
+        """Alerts whose pending period ended: sent now when unresolved, else suppressed (a
+        resolution the fan-out has not read yet); the ids released."""
+        released: list[str] = []
+        for alert_id in self.deliveries.held_due(now_ns):
+            alert = self.store.get(alert_id)
+            if alert.state is AlertState.RESOLVED:
+                keys = self.deliveries.held_keys(alert_id)
+                self._record_suppressed(alert_id, now_ns, alert.resolved_by or AUTO, keys)
+                self.deliveries.suppress([alert_id])
+                continue
+            for name in self.deliveries.release_held(alert_id, now_ns):
+                if name in self.targets:
+                    self.targets[name].wake.set()
+            released.append(alert_id)
+        return released
+
+    def _record_suppressed(self, alert_id: str, now_ns: int, by: str, keys: list[str]) -> None:
+        alert = self.store.get(alert_id)
+        seconds = self.pending_ns(alert.rule) / NS_PER_S
+        how = "自动解除" if by == AUTO else f"已由 {by} 解除"
+        self.store.record_suppressed(
+            alert_id,
+            now_ns,
+            comment=f"在待定期内{how}，未发送通知",
+            details={"pending_s": seconds, "keys": keys},
+        )
+        log.info(
+            "alert %s (%s) resolved within its %g s pending period: not notified",
+            alert_id,
+            alert.rule,
+            seconds,
+        )
 
     def escalate(self, now_ns: int) -> list[str]:
         """Escalate every open alert past its delay (alerts.routing.escalation_due), once; the

@@ -58,12 +58,20 @@ def link_base_url(settings: Settings) -> str:
 
 
 def check_rule_names(settings: AlertSettings, rules: Mapping[str, RuleSpec]) -> None:
-    """A rule a target or an escalation delay names must be declared: a misspelt rule would
-    filter every message out, or never escalate, without a word (ConfigError, one line)."""
+    """A rule a target, an escalation delay or a pending period names must be declared: a
+    misspelt rule would filter every message out, never escalate, or notify at once, without a
+    word (ConfigError, one line)."""
     named = [
         (f"alerts.targets[{t.name}].rules", rule) for t in settings.targets for rule in t.rules
     ]
     named += [("alerts.escalate_rule_after_min", rule) for rule in settings.escalate_rule_after_min]
+    parts = {spec.part for spec in rules.values()}
+    for key in settings.pending_s:  # a rule, or a part: every rule of it
+        if key not in rules and key not in parts:
+            raise ConfigError(
+                f"setting alerts.pending_s: {key!r} is no rule nor part (parts: "
+                f"{', '.join(sorted(parts))}; rules: {', '.join(sorted(rules))})"
+            )
     for where, rule in named:
         if rule not in rules:
             raise ConfigError(

@@ -517,7 +517,8 @@ def test_every_change_is_delivered_once_to_each_target_that_wants_it(db: StateDB
         targets=(
             target(name="hook", min_severity="info"),
             target(name="crit", url="http://h/crit", min_severity="critical"),
-        )
+        ),
+        pending_s={"custody": 0},  # told at once (the pending period: its own tests below)
     )
     out, store, deliveries = sender(db, settings, receiver, clock)
     raise_air(store, 3, clock.now)
@@ -618,7 +619,9 @@ def test_quiet_hours_hold_non_critical_until_their_end_and_critical_goes_at_once
     db: StateDB,
 ) -> None:
     receiver, clock = Receiver(), Clock(china_ns("2026-03-01 23:00"))
-    settings = AlertSettings(targets=(target(min_severity="info", quiet_hours="22:00-07:00"),))
+    settings = AlertSettings(
+        targets=(target(min_severity="info", quiet_hours="22:00-07:00"),), pending_s={"custody": 0}
+    )
     out, store, deliveries = sender(db, settings, receiver, clock)
     raise_air(store, 2, clock.now)
     store.raise_alert(AlertSignal("cloned_tag", "e1", Severity.CRITICAL, "two places", "jy-0012",
@@ -638,6 +641,7 @@ def test_escalation_with_time_passed_in(db: StateDB) -> None:
         targets=(target(name="group"), target(name="boss", url="http://h/boss", escalation=True)),
         escalate_after_min={"critical": 15},
         escalate_rule_after_min={"storage_overdue": 60},
+        pending_s={"custody": 0},
     )
     out, store, _ = sender(db, settings, receiver, clock)
     late = store.raise_alert(AlertSignal("transit_overdue", "B-1", Severity.CRITICAL, "late",
