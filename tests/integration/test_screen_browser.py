@@ -711,6 +711,152 @@ def test_the_air_chart_has_points_and_marks_exceedances(screen: Screen, open_pag
     _shot(page, "air-o3-en")
 
 
+def _mark_areas(page: Any, element_id: str) -> list[tuple[int, int]]:
+    """The [from, to] ms of every grey band (markArea) of the chart's series."""
+    return [
+        (int(a), int(b))
+        for a, b in page.evaluate(
+            """(id) => {
+                const chart = echarts.getInstanceByDom(document.getElementById(id));
+                return chart.getOption().series.flatMap((s) =>
+                    ((s.markArea && s.markArea.data) || []).map(([a, b]) => [a.xAxis, b.xAxis]));
+            }""",
+            element_id,
+        )
+    ]
+
+
+def _china_span(start_ns: int, end_ns: int) -> str:
+    """The air page's words for a span within a day: "MM-DD HH:MM–HH:MM", China time."""
+    a, b = (time.gmtime(ns // NS_S + 8 * 3600) for ns in (start_ns, end_ns))
+    day = f"{a.tm_mon:02d}-{a.tm_mday:02d}"
+    end = "24:00" if b.tm_mday != a.tm_mday else f"{b.tm_hour:02d}:{b.tm_min:02d}"  # the day's end
+    return f"{day} {a.tm_hour:02d}:{a.tm_min:02d}–{end}"
+
+
+def test_the_air_page_shows_the_audit_marks_and_maintenance_beside_the_data(
+    screen: Screen, open_page: Any
+) -> None:
+    """An officer marks an hour of aq-07 invalid and records a calibration of its NO2
+    analyser: both are listed beside the data (what, which hours, why, who, automatic or by
+    hand; the record's kind and window), and the marked hours are grey bands on the charts,
+    left out of the AQI bars, the raw line and the table's valid data, in both languages."""
+    now = time.time_ns()
+    hour = now - now % NS_H - 5 * NS_H  # an hour of aq-07's day, closed long ago
+    api = screen.url
+    marked = httpx.post(
+        f"{api}/api/air/marks/add",
+        json={
+            "site": SITE,
+            "station": "aq-07",
+            "pollutant": "*",
+            "start": str(hour // 10**6),
+            "end": str((hour + NS_H) // 10**6),
+            "reason": "fault",
+            "note": "PM 采样泵故障，数据无效",
+            "by": "审核员 张工",
+        },
+        headers=AUTH,
+        timeout=10,
+    )
+    assert marked.status_code == 200, marked.text
+    mark_id = marked.json()["mark"]["id"]
+    calibration = (hour + 2 * NS_H, hour + 2 * NS_H + 30 * NS_MIN)
+    recorded = httpx.post(
+        f"{api}/api/air/maintenance/add",
+        json={
+            "site": SITE,
+            "station": "aq-07",
+            "kind": "calibration",
+            "start": str(calibration[0] // 10**6),
+            "end": str(calibration[1] // 10**6),
+            "pollutant": "no2",
+            "note": "NO2 分析仪零点、跨度校准",
+            "by": "运维 李工",
+        },
+        headers=AUTH,
+        timeout=10,
+    )
+    assert recorded.status_code == 200, recorded.text
+    record_id = recorded.json()["record"]["id"]
+
+    def the_hour() -> dict[str, Any]:
+        rows = screen.get("/api/air/aq-07/hourly", **{"from": str(hour // 10**6)})
+        return next(r for r in rows if r["time"] == hour)
+
+    wait_for(lambda: the_hour().get("aqi") is None, 60, "the marked hour computed again")
+    assert the_hour()["pm25_minutes"] == 0
+    page, _ = open_page(1600, 1000)
+    page.goto(f"{screen.url}/screen/air?station=aq-07")
+    page.wait_for_selector(f'#marks tr[data-mark="{mark_id}"]')
+    page.wait_for_function("echarts.getInstanceByDom(document.getElementById('raw'))")
+    # the marks in force of the range shown, each a row: ours, the calibration's window, and
+    # whatever the automatic audit found in aq-07's day
+    in_force = screen.get(
+        "/api/air/marks",
+        station="aq-07",
+        revoked="false",
+        **{"from": str((now - 23 * NS_H) // 10**6)},
+    )["marks"]
+    shown = {int(x) for x in _attrs(page, "#marks tr[data-mark]", "data-mark")}
+    assert {m["id"] for m in in_force} <= shown
+    ours = page.locator(f'#marks tr[data-mark="{mark_id}"]')
+    assert ours.get_attribute("data-origin") == "manual"
+    cells = ours.locator("td").all_inner_texts()
+    assert cells == [
+        "全部污染物",
+        _china_span(hour, hour + NS_H),
+        "仪器故障",
+        "PM 采样泵故障，数据无效",
+        "审核员 张工",
+        "人工",
+    ]
+    (window,) = [m for m in in_force if m["maintenance_id"] == record_id]
+    cells = page.locator(f'#marks tr[data-mark="{window["id"]}"] td').all_inner_texts()
+    assert cells[:3] == ["NO₂", _china_span(*calibration), "维护（校准）"]
+    assert cells[4:] == ["运维 李工", "运维"]
+    record = page.locator(f'#maintenance tr[data-record="{record_id}"]')
+    assert record.get_attribute("data-kind") == "calibration"
+    assert record.get_attribute("data-window") is not None
+    assert record.locator("td").all_inner_texts()[:2] == ["校准", _china_span(*calibration)]
+    assert "运维 李工" in record.inner_text()
+    # the marked hour on the charts: a grey band, no AQI bar, the raw readings drawn apart
+    hour_ms, end_ms = hour // 10**6, (hour + NS_H) // 10**6
+    assert (hour_ms, end_ms) in _mark_areas(page, "aqi")
+    assert (hour_ms, end_ms) in _mark_areas(page, "means")  # PM2.5: the mark of all
+    bars = page.evaluate(
+        "() => echarts.getInstanceByDom(document.getElementById('aqi')).getOption().series[0]"
+        ".data.map((d) => d.value[0])"
+    )
+    assert hour_ms + 1_800_000 not in bars
+    assert int(page.locator("#raw").get_attribute("data-marked") or 0) > 0
+    valid_inside = page.evaluate(
+        """([a, b]) => echarts.getInstanceByDom(document.getElementById('raw')).getOption()
+            .series[0].data.filter(([ms, v]) => ms >= a && ms < b && v !== null).length""",
+        [hour_ms, end_ms],
+    )
+    assert valid_inside == 0
+    # NO2: the calibration window is a band of its own
+    page.click("#pollutant button[data-p=no2]")
+    bands = _mark_areas(page, "means")
+    assert (hour_ms, end_ms) in bands
+    assert (calibration[0] // 10**6, calibration[1] // 10**6) in bands
+    page.click("#pollutant button[data-p=pm25]")
+    # the hourly table says which hours the audit left out, and why
+    hour_row = page.locator("#hours tr[data-marked]").filter(has_text="仪器故障")
+    assert hour_row.count() == 1 and "全部污染物" in hour_row.inner_text()
+    _shot(page, "air-audit-zh")
+    page.click("#lang")
+    cells = page.locator(f'#marks tr[data-mark="{mark_id}"] td').all_inner_texts()
+    assert cells[0] == "all pollutants" and cells[2] == "instrument fault"
+    assert cells[5] == "by hand"
+    assert page.locator(f'#maintenance tr[data-record="{record_id}"] td').first.inner_text() == (
+        "calibration"
+    )
+    assert page.locator("#hours tr[data-marked]").filter(has_text="instrument fault").count() == 1
+    _shot(page, "air-audit-en")
+
+
 def test_the_language_switch_changes_the_labels(screen: Screen, open_page: Any) -> None:
     page, _ = open_page()
     page.goto(f"{screen.url}/screen/")

@@ -457,3 +457,18 @@ def test_cli_bad_input_is_one_line_and_an_exit_code(cli: typer.Typer) -> None:
     assert runner.invoke(cli, add).exit_code == 0
     listed = runner.invoke(cli, ["air", "maintenance", "list", "--from", "2026-11-24 00:00"])
     assert "耗材更换" in listed.output and "更换干燥剂" in listed.output
+
+
+def test_the_air_pages_audit_words_are_the_audits_own() -> None:
+    """The air page words a mark's reason and a record's kind from i18n.js (`air.reason.*`,
+    `air.kind.*`) in either language: the same words as streams/air/audit.py."""
+    import re
+
+    from hazwatch.api.app import static_dir
+
+    script = (Path(static_dir()) / "screen" / "i18n.js").read_text(encoding="utf-8")
+    for prefix, table in (("reason", audit.REASONS), ("kind", audit.MAINTENANCE_KINDS)):
+        found = re.findall(rf'"air\.{prefix}\.(\w+)": "([^"]+)"', script)
+        zh, en = dict(found[: len(found) // 2]), dict(found[len(found) // 2 :])
+        assert zh == {k: v[0] for k, v in table.items()}, prefix
+        assert en == {k: v[1] for k, v in table.items()}, prefix

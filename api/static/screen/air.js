@@ -2,19 +2,31 @@
 // micro-station), a pollutant's hourly means (and moving means) against the GB 3095 limits in
 // force at each hour's time with every exceedance marked, the raw readings' trend from the point
 // store, and the daily report (日报) with heavy-pollution days; the editions shown are named.
+// Beside them the data audit: the station's marks in force (what, which hours, why, who,
+// automatic or by hand) and its maintenance records, marked hours greyed on every chart.
 import {
-  dailyTableHtml, H, heavySummary, indicativeHtml, limitName, POLLUTANTS, renderAqiChart,
+  dailyTableHtml, H, heavySummary, indicativeHtml, limitName, maintenanceTableHtml, markArea,
+  markSpans, marksTableHtml, markTouches, POLLUTANTS, reasonName, renderAqiChart,
   renderPollutantChart, standardsReady, standardsShown, timeAxis,
 } from "./airviews.js";
 import { api, boot, chart, css, esc, fresh, onLang, params, startLive } from "./common.js";
-import { apply, fmtHour, fmtNumber, fmtTs, lang, levelOf, pollutantName, pollutantUnit, severityName, t } from "./i18n.js";
+import { apply, fmtHour, fmtNumber, fmtTs, lang, levelOf, parseTs, pollutantName, pollutantUnit, severityName, t } from "./i18n.js";
 import { aqiBadge, levelLegendHtml } from "./views.js";
 
 const DAY = 24 * H;
-const DAILY_DAYS = 31; // the daily report shows the last month
+const DAILY_DAYS = 31; // the daily report shows the last month, and so do maintenance records
 
-function renderTrendChart(el, trend, pollutant, range) {
+// The raw readings' trend; a reading the audit left out is drawn apart, grey and dotted
+// ("marked invalid"), never as part of the valid line.
+function renderTrendChart(el, trend, pollutant, range, marks) {
   const muted = css("--muted");
+  const spans = markSpans(marks, range, pollutant);
+  const half = trend.every_s * 500;
+  const isMarked = (ms) => spans.some((s) => ms >= s.fromMs && ms < s.toMs);
+  const points = trend.points.filter((p) => typeof p[pollutant] === "number").map((p) => [p.time_ms + half, p[pollutant]]);
+  const valid = points.map(([ms, v]) => [ms, isMarked(ms) ? null : v]);
+  const left = points.map(([ms, v]) => [ms, isMarked(ms) ? v : null]);
+  el.dataset.marked = String(left.filter(([, v]) => v !== null).length);
   chart(el).setOption({
     animation: false,
     grid: { left: 52, right: 16, top: 20, bottom: 30 },
@@ -22,9 +34,11 @@ function renderTrendChart(el, trend, pollutant, range) {
     xAxis: timeAxis(range),
     yAxis: { type: "value", name: pollutantUnit(pollutant), nameTextStyle: { color: muted }, axisLabel: { color: muted }, splitLine: { lineStyle: { color: css("--line") } } },
     series: [{
-      type: "line", name: pollutantName(pollutant), showSymbol: false, sampling: "lttb",
-      areaStyle: { opacity: 0.12 },
-      data: trend.points.filter((p) => typeof p[pollutant] === "number").map((p) => [p.time_ms + (trend.every_s * 500), p[pollutant]]),
+      type: "line", name: pollutantName(pollutant), showSymbol: false, areaStyle: { opacity: 0.12 },
+      data: valid, markArea: markArea(spans),
+    }, {
+      type: "line", name: t("air.marked"), showSymbol: false, data: left,
+      lineStyle: { color: muted, type: "dotted" }, itemStyle: { color: muted },
     }],
   }, true);
 }
@@ -46,6 +60,10 @@ boot(async (main) => {
       <div class="panel"><h2 id="rawTitle"></h2><div id="raw" class="chart"></div></div>
       <div class="panel"><h2 data-i18n="air.exceedances"></h2><div id="over" class="table-wrap" style="max-height:300px"></div></div>
     </section>
+    <section class="grid cols-2 section">
+      <div class="panel"><h2 data-i18n="air.marks"></h2><p class="empty" style="margin:0 0 6px"><small data-i18n="air.markedNote"></small></p><div id="marks" class="table-wrap" style="max-height:300px"></div></div>
+      <div class="panel"><h2 data-i18n="air.maintenance"></h2><div id="maintenance" class="table-wrap" style="max-height:300px"></div></div>
+    </section>
     <section class="panel section"><h2><span data-i18n="air.daily"></span> <span id="dailyNote"></span></h2>
       <p id="heavy" style="margin:4px 0 8px"></p><div id="days" class="table-wrap"></div></section>
     <section class="panel section"><h2><span data-i18n="air.hourlyMeans"></span> <span id="hoursNote"></span></h2><div id="hours" class="table-wrap"></div></section>`;
@@ -62,6 +80,8 @@ boot(async (main) => {
   let rows = [];
   let daily = { days: [], heavy_days_now: 0 };
   let trend = { points: [], every_s: 300 };
+  let marks = []; // the station's audit marks in force over the range shown
+  let records = []; // its maintenance records of the last DAILY_DAYS days
   let range = { fromMs: Date.now() - rangeH * H, toMs: Date.now() };
 
   const fillStations = () => {
@@ -90,9 +110,11 @@ boot(async (main) => {
       return;
     }
     $("note").textContent = rows.length ? "" : t("air.noData");
-    renderAqiChart($("aqi"), rows, range);
-    const over = renderPollutantChart($("means"), rows, pollutant, range);
-    renderTrendChart($("raw"), trend, pollutant, range);
+    renderAqiChart($("aqi"), rows, range, { marks });
+    const over = renderPollutantChart($("means"), rows, pollutant, range, { marks });
+    renderTrendChart($("raw"), trend, pollutant, range, marks);
+    $("marks").innerHTML = marksTableHtml(marks);
+    $("maintenance").innerHTML = maintenanceTableHtml(records);
     $("over").innerHTML = over.length
       ? `<table><thead><tr><th>${esc(t("air.hour"))} (${esc(t("zone.short"))})</th><th>${esc(t("air.pollutant"))}</th><th class="num">${esc(pollutantUnit(pollutant))}</th><th class="num">${esc(t("air.limit"))}</th><th class="num">${esc(t("air.runH"))}</th><th>${esc(t("al.severity"))}</th><th>${esc(t("air.standard"))}</th></tr></thead><tbody>` +
         over.sort((a, b) => b.ms - a.ms).map((e) => `<tr data-exceed="${esc(e.limitKey)}" data-limit="${e.limit ?? ""}"><td>${esc(fmtHour(e.ms))}</td><td>${esc(limitName(e.limitKey))}</td>` +
@@ -103,12 +125,18 @@ boot(async (main) => {
     $("days").innerHTML = dailyTableHtml(daily.days);
     const recent = [...rows].reverse().slice(0, rangeH === 24 ? 24 : 48);
     $("hours").innerHTML = recent.length
-      ? `<table><thead><tr><th>${esc(t("air.hour"))} (${esc(t("zone.short"))})</th><th>AQI</th><th>${esc(t("air.level"))}</th><th>${esc(t("air.primary"))}</th>${POLLUTANTS.map((q) => `<th class="num">${esc(pollutantName(q))}</th>`).join("")}</tr></thead><tbody>` +
+      ? `<table><thead><tr><th>${esc(t("air.hour"))} (${esc(t("zone.short"))})</th><th>AQI</th><th>${esc(t("air.level"))}</th><th>${esc(t("air.primary"))}</th>${POLLUTANTS.map((q) => `<th class="num">${esc(pollutantName(q))}</th>`).join("")}<th>${esc(t("air.audit"))}</th></tr></thead><tbody>` +
         recent.map((r) => {
           const level = levelOf(r.aqi);
-          return `<tr><td>${esc(fmtTs(r.hour).slice(0, 16))}</td><td>${aqiBadge(r.aqi)}</td><td>${level ? esc(level.name[lang()]) : "—"}</td>` +
+          const ms = parseTs(r.hour);
+          // the marks that leave data of this hour out: said in the row, which is not valid data
+          const hits = marks.filter((m) => markTouches(m, ms, ms + H));
+          const colon = lang() === "zh" ? "：" : ": ";
+          const audit = hits.map((m) => `<span class="chip">${esc(m.pollutant === "*" ? t("air.allPollutants") : pollutantName(m.pollutant))}${colon}${esc(reasonName(m))}</span>`).join(" ");
+          return `<tr${hits.length ? ` data-marked="${hits.length}"` : ""}><td>${esc(fmtTs(r.hour).slice(0, 16))}</td><td>${aqiBadge(r.aqi)}</td><td>${level ? esc(level.name[lang()]) : "—"}</td>` +
             `<td>${esc((r.primary || "").split(",").filter(Boolean).map(pollutantName).join("、") || "—")}</td>` +
-            POLLUTANTS.map((q) => `<td class="num">${fmtNumber(r[q], q === "co" ? 2 : 0)}</td>`).join("") + "</tr>";
+            POLLUTANTS.map((q) => `<td class="num">${fmtNumber(r[q], q === "co" ? 2 : 0)}</td>`).join("") +
+            `<td>${audit || "—"}</td></tr>`;
         }).join("") + "</tbody></table>"
       : `<p class="empty">${esc(t("air.noData"))}</p>`;
   };
@@ -120,14 +148,22 @@ boot(async (main) => {
     range = { fromMs: from, toMs: now };
     const every = rangeH === 24 ? 300 : 3600;
     const path = `/api/air/${encodeURIComponent(station)}`;
-    const [hours, raw, days] = await Promise.all([
+    const which = `station=${encodeURIComponent(station)}`;
+    const [hours, raw, days, audit, kept] = await Promise.all([
       api(`${path}/hourly?from=${Math.floor(from)}`),
       api(`${path}/trend?from=${Math.floor(from)}&every_s=${every}`),
       api(`${path}/daily?from=${Math.floor(now - DAILY_DAYS * DAY)}`),
+      api(`/api/air/marks?${which}&from=${Math.floor(from)}&to=${Math.ceil(now)}&revoked=false&limit=5000`)
+        .catch((err) => { console.warn("air marks", err); return { marks: [] }; }),
+      api(`/api/air/maintenance?${which}&from=${Math.floor(now - DAILY_DAYS * DAY)}&to=${Math.ceil(now)}`)
+        .catch((err) => { console.warn("air maintenance", err); return { records: [] }; }),
     ]);
     rows = hours;
     trend = raw;
     daily = days;
+    records = kept.records;
+    const kinds = new Map(records.map((r) => [r.id, r.kind]));
+    marks = audit.marks.map((m) => (kinds.has(m.maintenance_id) ? { ...m, record_kind: kinds.get(m.maintenance_id) } : m));
     fresh();
     render();
   };

@@ -151,9 +151,11 @@ function switchMarks(range, big) {
   }));
 }
 
-export function renderAqiChart(el, rows, range, { wall = false } = {}) {
+export function renderAqiChart(el, rows, range, { wall = false, marks = [] } = {}) {
   const big = wall ? 1.6 : 1;
   const muted = css("--muted");
+  const spans = markSpans(marks, range); // hours with data left out of the AQI by the audit
+  el.dataset.marked = String(spans.length);
   chart(el).setOption({
     animation: false,
     grid: { left: 46, right: 16, top: 24, bottom: 30 * big },
@@ -171,6 +173,7 @@ export function renderAqiChart(el, rows, range, { wall = false } = {}) {
         label: { color: muted, formatter: "100", position: "insideEndTop" },
         data: [{ yAxis: 100 }, ...switchMarks(range, big)],
       },
+      markArea: markArea(spans, big),
     }],
   }, true);
 }
@@ -187,16 +190,21 @@ function limitSteps(key, rows, range) {
 const movingName = (key, pollutant) => key.replace(pollutant + "_", pollutantName(pollutant) + " ")
   .replace("24h", lang() === "zh" ? "24小时滑动" : "24-h moving").replace("8h", lang() === "zh" ? "8小时滑动" : "8-h moving");
 
-export function renderPollutantChart(el, rows, pollutant, range, { wall = false } = {}) {
+export function renderPollutantChart(el, rows, pollutant, range, { wall = false, marks = [] } = {}) {
   const big = wall ? 1.6 : 1;
   const muted = css("--muted");
   const alarm = css("--alarm");
   const series = [];
   const seriesKeys = [pollutant, ...LIMITED[pollutant].map(([k]) => k).filter((k) => k !== pollutant)];
   const names = { [pollutant]: `${pollutantName(pollutant)} ${t("air.hourlyMeans")}` };
+  const spans = markSpans(marks, range, pollutant);
+  el.dataset.marked = String(spans.length);
+  // an hour the audit marked breaks the line (no value is drawn across it)
+  const marked = (ms) => spans.some((s) => ms < s.toMs && ms + H > s.fromMs);
   for (const key of seriesKeys) {
-    const data = rows.filter((r) => typeof r[key] === "number").map((r) => [parseTs(r.hour) + H / 2, r[key]]);
-    if (!data.length) continue;
+    const data = rows.filter((r) => typeof r[key] === "number" || marked(parseTs(r.hour)))
+      .map((r) => [parseTs(r.hour) + H / 2, typeof r[key] === "number" ? r[key] : null]);
+    if (!data.some(([, v]) => v !== null)) continue;
     series.push({
       type: "line", name: names[key] || movingName(key, pollutant),
       data, showSymbol: data.length < 60, symbolSize: 4 * big, lineStyle: { width: 2 * big },
@@ -204,12 +212,12 @@ export function renderPollutantChart(el, rows, pollutant, range, { wall = false 
   }
   const legend = series.map((s) => s.name);
   if (series.length) series[0].markLine = { silent: true, symbol: "none", lineStyle: { color: muted, type: "dotted" }, data: switchMarks(range, big) };
-  const marks = [];
+  const limitValues = [];
   for (const [, limitKey] of LIMITED[pollutant]) {
     const steps = limitSteps(limitKey, rows, range);
     if (!steps.length) continue;
     const now = steps[steps.length - 1][1];
-    marks.push(...steps.map(([, v]) => v));
+    limitValues.push(...steps.map(([, v]) => v));
     series.push({
       type: "line", name: `${t("air.limit")} ${limitName(limitKey)}`, step: "end", silent: true,
       symbol: "none", data: steps, z: 1, lineStyle: { color: alarm, type: "dashed", width: 1.2 * big },
@@ -220,11 +228,11 @@ export function renderPollutantChart(el, rows, pollutant, range, { wall = false 
   const over = exceedances(rows, pollutant);
   series.push({
     type: "scatter", name: t("air.exceed"), symbolSize: 11 * big, itemStyle: { color: alarm },
-    data: over.map((e) => [e.ms + H / 2, e.value]), z: 5,
+    data: over.map((e) => [e.ms + H / 2, e.value]), z: 5, markArea: markArea(spans, big),
   });
   legend.push(t("air.exceed"));
   el.dataset.exceedances = String(over.length);
-  const top = Math.max(...marks, ...rows.flatMap((r) => seriesKeys.map((k) => (typeof r[k] === "number" ? r[k] : 0))));
+  const top = Math.max(...limitValues, ...rows.flatMap((r) => seriesKeys.map((k) => (typeof r[k] === "number" ? r[k] : 0))));
   chart(el).setOption({
     animation: false,
     legend: { top: 0, data: legend, textStyle: { color: muted, fontSize: 12 * big } },
@@ -293,4 +301,106 @@ export function heavySummary(report) {
 function fmtDay(text) {
   const p = chinaParts(parseTs(text));
   return `${p.y}-${pad(p.mo)}-${pad(p.d)}`;
+}
+
+// ---- the data audit beside the data (#20 items 11, 12): marks in force, maintenance records
+
+export const ORIGINS = ["auto", "manual", "maintenance", "flag"];
+// a word of the audit in the page's language, else the service's own (its language)
+const said = (key, fallback) => {
+  const text = t(key);
+  return text === key ? (fallback || key.split(".").pop()) : text;
+};
+export const kindName = (r) => said(`air.kind.${r.kind}`, r.kind_text);
+// a mark's reason; a maintenance window's with its record's kind ("维护（校准）"), when the page
+// has the record (`record_kind`, set from /api/air/maintenance)
+export function reasonName(m) {
+  const reason = said(`air.reason.${m.reason}`, m.reason_text);
+  return m.record_kind ? t("air.reasonKind", { r: reason, k: kindName({ kind: m.record_kind }) }) : reason;
+}
+export const originName = (origin) => said(`air.origin.${origin}`, origin);
+const pollutantOf = (p) => (p === "*" ? t("air.allPollutants") : pollutantName(p));
+const msOf = (ns) => Math.round(Number(ns) / 1e6);
+
+// Does a mark in force leave out data of this pollutant (any pollutant: null) in [from, to)?
+export const markTouches = (m, fromMs, toMs, pollutant = null) =>
+  msOf(m.start_ns) < toMs && msOf(m.end_ns) > fromMs &&
+  (pollutant === null || m.pollutant === "*" || m.pollutant === pollutant);
+
+// The marks' spans over the range, for that pollutant (null: any), clipped to the range and
+// merged where they touch: [{fromMs, toMs, reasons: [text]}], oldest first.
+export function markSpans(marks, range, pollutant = null) {
+  const spans = marks
+    .filter((m) => markTouches(m, range.fromMs, range.toMs, pollutant))
+    .map((m) => ({ fromMs: Math.max(msOf(m.start_ns), range.fromMs), toMs: Math.min(msOf(m.end_ns), range.toMs), reasons: [reasonName(m)] }))
+    .sort((a, b) => a.fromMs - b.fromMs);
+  const merged = [];
+  for (const s of spans) {
+    const last = merged[merged.length - 1];
+    if (last && s.fromMs <= last.toMs) {
+      last.toMs = Math.max(last.toMs, s.toMs);
+      for (const r of s.reasons) if (!last.reasons.includes(r)) last.reasons.push(r);
+    } else merged.push(s);
+  }
+  return merged;
+}
+
+// grey bands over the marked spans (an ECharts markArea), named by their reasons on three
+// staggered rows so that the names of bands close together do not overlap; too many bands
+// (a week of them) go unnamed: the marks' table names them
+export function markArea(spans, big = 1) {
+  const named = spans.length <= 8;
+  return {
+    silent: true,
+    itemStyle: { color: "rgba(128, 128, 128, 0.22)" },
+    label: { show: named, color: css("--muted"), fontSize: 10 * big, position: "insideTop" },
+    data: spans.map((s, i) => [
+      { xAxis: s.fromMs, name: s.reasons.join(lang() === "zh" ? "、" : ", "), label: { offset: [0, (i % 3) * 13 * big] } },
+      { xAxis: s.toMs },
+    ]),
+  };
+}
+
+// "11-24 10:00–12:00" within a day (to its end: "–24:00"), else "11-24 22:00 – 11-25 02:00";
+// a record without a window: its time. China time.
+export function fmtSpan(fromMs, toMs) {
+  const a = chinaParts(fromMs);
+  const day = (p) => `${pad(p.mo)}-${pad(p.d)}`;
+  const clock = (p) => `${pad(p.h)}:${pad(p.mi)}`;
+  if (toMs <= fromMs) return `${day(a)} ${clock(a)}`;
+  const b = chinaParts(toMs);
+  if (day(a) === day(b)) return `${day(a)} ${clock(a)}–${clock(b)}`;
+  const b0 = chinaParts(toMs - 1);
+  if (day(a) === day(b0) && b.h === 0 && b.mi === 0) return `${day(a)} ${clock(a)}–24:00`;
+  return `${day(a)} ${clock(a)} – ${day(b)} ${clock(b)}`;
+}
+
+// a mark's note; a maintenance window's is its record's ("calibration: …" in the store)
+const noteOf = (m) => (m.record_kind && m.note && m.note.startsWith(`${m.record_kind}: `) ? m.note.slice(m.record_kind.length + 2) : m.note);
+
+// The marks in force, newest first: what (pollutant), which hours, why, who, automatic or by hand.
+export function marksTableHtml(marks) {
+  if (!marks.length) return `<p class="empty">${esc(t("air.marksNone"))}</p>`;
+  const rows = [...marks].sort((a, b) => b.start_ns - a.start_ns).map((m) =>
+    `<tr data-mark="${esc(m.id)}" data-origin="${esc(m.origin)}" data-pollutant="${esc(m.pollutant)}">` +
+    `<td>${esc(pollutantOf(m.pollutant))}</td><td>${esc(fmtSpan(msOf(m.start_ns), msOf(m.end_ns)))}</td>` +
+    `<td data-reason="${esc(m.reason)}">${esc(reasonName(m))}</td><td><small>${esc(noteOf(m) || "—")}</small></td>` +
+    `<td>${esc(m.origin === "auto" ? t("air.byAudit") : m.by || "—")}</td>` +
+    `<td><span class="chip${m.origin === "manual" ? " sev-warning" : ""}">${esc(originName(m.origin))}</span></td></tr>`).join("");
+  return `<table><thead><tr><th>${esc(t("air.pollutant"))}</th><th>${esc(t("air.markHours"))} (${esc(t("zone.short"))})</th>` +
+    `<th>${esc(t("air.reason"))}</th><th>${esc(t("air.note"))}</th><th>${esc(t("air.by"))}</th><th>${esc(t("air.how"))}</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+// The maintenance records (运维记录), newest first: kind, window, analyser, note, who.
+export function maintenanceTableHtml(records) {
+  if (!records.length) return `<p class="empty">${esc(t("air.maintenanceNone"))}</p>`;
+  const rows = [...records].sort((a, b) => b.start_ns - a.start_ns).map((r) => {
+    const windowed = r.end_ns > r.start_ns;
+    const when = esc(fmtSpan(msOf(r.start_ns), msOf(r.end_ns))) + (windowed ? "" : ` <small class="empty">${esc(t("air.noWindow"))}</small>`);
+    return `<tr data-record="${esc(r.id)}" data-kind="${esc(r.kind)}"${windowed ? " data-window" : ""}>` +
+      `<td>${esc(kindName(r))}</td><td>${when}</td><td>${esc(pollutantOf(r.pollutant))}</td>` +
+      `<td><small>${esc(r.note || "—")}</small></td><td>${esc(r.by || "—")}</td></tr>`;
+  }).join("");
+  return `<table><thead><tr><th>${esc(t("air.kind"))}</th><th>${esc(t("air.window"))} (${esc(t("zone.short"))})</th>` +
+    `<th>${esc(t("air.pollutant"))}</th><th>${esc(t("air.note"))}</th><th>${esc(t("air.by"))}</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
