@@ -57,8 +57,12 @@ def short_name(spec: RuleSpec, lang: str = "zh") -> str:
         name, sep, _ = spec.description_zh.partition("：")
         if sep and name.strip():
             return name.strip()
-    words = spec.id.replace("_", " ")
+    words = " ".join(_ACRONYMS.get(word, word) for word in spec.id.split("_"))
     return words[:1].upper() + words[1:]
+
+
+# words of rule ids that English writes as acronyms or codes ("AQI level", not "Aqi level")
+_ACRONYMS = {"aqi": "AQI", "hj212": "HJ 212", "rfid": "RFID", "pm25": "PM2.5", "pm10": "PM10"}
 
 
 def severities(specs: Iterable[RuleSpec]) -> dict[str, Severity]:
