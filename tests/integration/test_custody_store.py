@@ -57,7 +57,8 @@ def test_restart_and_redelivery(db: StateDB) -> None:
         points += first.process(decoded[start : start + 64], now)
     events = sum(len(t.stages) for t in the_plan.batches.values())
     assert count(db, "custody_event") == events
-    assert {p.tags["batch"] for p in points if p.measurement == "custody"} == set(the_plan.batches)
+    custody_points = [p for p in points if p.measurement == "custody"]
+    assert {p.fields["batch"] for p in custody_points} == set(the_plan.batches)
     verdicts = {b: (j.verdict, j.violations) for b, j in first.tracker.judged.items()}
     assert {b for b, (v, _) in verdicts.items() if v == "broken"} == set(the_plan.broken())
 

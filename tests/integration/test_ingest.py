@@ -41,12 +41,18 @@ def run_fleet(url: str, **options: object) -> FleetReport:
     return report
 
 
+# A point whose identifier is a field is moved within its millisecond (devices.schema
+# point_time): identities compare the device's millisecond.
+MS = 1_000_000
+
+
 def identity(message: Message) -> tuple[str, int, str, str, str]:
     measurement, _device_tag, key = MEASUREMENT[(message.family, message.kind)]
     key_value = str(message.body[key]) if key else ""
     if key == "epc":
         key_value = key_value.upper()
-    return (measurement, message.ts_ns or 0, message.topic.split("/")[1], message.device, key_value)
+    at_ms = (message.ts_ns or 0) // MS
+    return (measurement, at_ms, message.topic.split("/")[1], message.device, key_value)
 
 
 def stored_identities(influxd: Influxd, db: str) -> Counter[tuple[str, int, str, str, str]]:
@@ -59,7 +65,7 @@ def stored_identities(influxd: Influxd, db: str) -> Counter[tuple[str, int, str,
                 found[
                     (
                         measurement,
-                        int(record["time"]),
+                        int(record["time"]) // MS,
                         str(record["site"]),
                         str(record[device_tag]),
                         str(record[key]) if key else "",
