@@ -190,10 +190,8 @@ bind-address = "127.0.0.1:{rpc_port}"
   dir = "{workdir}/data"
   wal-dir = "{workdir}/wal"
   query-log-enabled = false
-  index-version = "tsi1"
-  max-values-per-tag = 0
-  max-series-per-database = 0
-[monitor]
+  index-version = "{index}"
+{limits}[monitor]
   store-enabled = false
 [http]
   enabled = true
@@ -206,16 +204,40 @@ bind-address = "127.0.0.1:{rpc_port}"
 
 
 class Influxd(Service):
-    """InfluxDB 1.x (Debian's `influxdb`), spoken to through the v1 HTTP API."""
+    """InfluxDB 1.x (Debian's `influxdb`), spoken to through the v1 HTTP API.
+
+    Its series limits are InfluxDB's own defaults (max-values-per-tag 100,000,
+    max-series-per-database 1,000,000), as a center installs it, never switched off: a schema
+    that grows series with the traffic must fail here (#19). `limits` sets them lower to
+    test at the wall (tests/integration/test_influx_wall.py). `index`: "tsi1" (on disk, what
+    docs/deployment.md advises) or "inmem" (InfluxDB 1.x's default, and the index that
+    enforces both limits: InfluxDB 1.6's tsi1 enforced neither, measured).
+    """
 
     name = "influxd"
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        limits: dict[str, int] | None = None,
+        index: str = "tsi1",
+    ) -> None:
         super().__init__(workdir, port)
         self.rpc_port = free_port()
+        self.limits = dict(limits or {})
+        self.index = index
 
     def prepare(self) -> None:
-        conf = INFLUXD_CONF.format(port=self.port, rpc_port=self.rpc_port, workdir=self.workdir)
+        limits = "".join(f"  {key} = {value}\n" for key, value in self.limits.items())
+        conf = INFLUXD_CONF.format(
+            port=self.port,
+            rpc_port=self.rpc_port,
+            workdir=self.workdir,
+            index=self.index,
+            limits=limits,
+        )
         (self.workdir / "influxdb.conf").write_text(conf)
 
     def command(self) -> list[str]:
