@@ -42,16 +42,22 @@ def drain(
 ) -> tuple[float, int]:
     """Seconds to take `items` in chunks, and hazwatch's time after them. `live`: each chunk
     arrives at its newest device time; otherwise all of them at `now` (the backlog)."""
-    tracker = processor.tracker
     started = time.perf_counter()
     for start in range(0, len(items), chunk):
         part = items[start : start + chunk]
         now = max(now, max(item.ts_ns for item in part)) if live else now + 1_000_000
-        changes = tracker.apply(part, now)
-        processor._commit(part, changes, now)
+        processor.take(part, now)
     now += MIN
     processor.tick(now)  # the doors silent since: the last passes are placed
     return time.perf_counter() - started, now
+
+
+def verdicts_of(processor: CustodyProcessor, db: StateDB | None) -> Counter[str]:
+    """Every batch's verdict: as stored (closed ones leave the tracker), or the tracker's."""
+    if db is None:
+        return Counter(j.verdict for j in processor.tracker.judged.values())
+    rows = db.query("SELECT verdict, COUNT(*) FROM custody_batch GROUP BY verdict")
+    return Counter({str(verdict): int(n) for verdict, n in rows})
 
 
 def main() -> None:
@@ -72,7 +78,7 @@ def main() -> None:
         )  # fmt: skip
         first_s, now = drain(processor, in_order, args.chunk, 0, live=True)
         late_s, _ = drain(processor, late, args.chunk, now, live=False)
-        verdicts = Counter(j.verdict for j in processor.tracker.judged.values())
+        verdicts = verdicts_of(processor, db)
         if db is not None:
             db.close()
     assert verdicts == {"complete": 2 * args.batches}, f"every life is whole: {verdicts}"

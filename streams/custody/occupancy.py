@@ -257,6 +257,10 @@ class Occupancy:
     def _hits_between(self, first: _Key | None, last: _Key | None) -> dict[str, int]:
         """The hits among the marks from `first` to `last` (None: from the start, to the end)."""
         found: dict[str, int] = {}
-        if math.isfinite(self._limit_kg):
-            _scan(self._root, 0, False, (first, last, units(self._limit_kg)), found)
+        root = self._root
+        if root is None or not math.isfinite(self._limit_kg):
+            return found
+        limit = units(self._limit_kg)
+        if root.high > limit:  # (never over the limit: no hit anywhere, the common case)
+            _scan(root, 0, False, (first, last, limit), found)
         return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.alerts.rules import severities
@@ -289,6 +289,8 @@ class CustodyProcessor:
         shared.clear()
         shared.update(fresh.epc_batch)
         fresh.epc_batch = shared
+        if not self.store.rederive_pending():
+            fresh.evict()  # closed work stays in the store, loaded back when an input needs it
         self.tracker.__dict__.update(vars(fresh))
         self.seen_seq = seen_seq
 
@@ -312,6 +314,12 @@ class CustodyProcessor:
             )
             self._retimes = []
             return found
+
+    def take(self, inputs: Sequence[Input], now_ns: int) -> list[Point]:
+        """`process` of inputs made already (benches, tests): applied, saved, alerted."""
+        with self._lock:
+            self._sync_geography()
+            return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)
 
     def tick(self, now_ns: int) -> list[Point]:
         with self._lock:
@@ -405,7 +413,9 @@ class CustodyProcessor:
         try:
             with store.locked() as clock:
                 caught = self._catch_up(clock, now_ns)
-                changes = own()
+                changes = self._load_back(inputs, now_ns)
+                changes.merge(own())
+                changes.merge(self._load_back((), now_ns))  # those a stay since changed
                 self._unsaved_reads += sum(len(g.reads) for g in changes.reads)
                 self._defer(caught)
                 self._defer(changes)
@@ -449,6 +459,8 @@ class CustodyProcessor:
                     self.seen_seq = clock + 1
                     if checkpoint is not None:
                         self._carried = ([], [], [])
+                if checkpoint is not None and not self._rederive:
+                    self.tracker.evict()  # what they changed is stored: loaded back if need be
                 if under_lock:
                     self._alert(final, before, changes, now_ns)
         except Exception:
@@ -553,7 +565,9 @@ class CustodyProcessor:
             or (f"manifest:{item.manifest}" if isinstance(item, ManifestInfo) else item.event_id)
             not in seen
         ]
-        changes = self.tracker.apply(caught, now_ns)
+        changes = self._load_back(caught, now_ns)
+        changes.merge(self.tracker.apply(caught, now_ns))
+        changes.merge(self._load_back((), now_ns))
         # An unknown tag is alerted by the worker that stored its read, after the grace.
         orphans = self.tracker.orphans
         for item in caught:
@@ -563,6 +577,34 @@ class CustodyProcessor:
                 self.tracker.orphan_alerted(item)
         self.seen_seq = clock
         return changes
+
+    def _load_back(self, inputs: Iterable[Input], now_ns: int) -> Changes:
+        """Load back from the store the evicted batches (Tracker.evict) these inputs are for
+        (an EPC, a batch or a manifest's batch the tracker does not hold) and those a stay
+        changed (Tracker.wanted), before the inputs are applied. What it changes is written
+        again as it was stored, and alerted only where it differs from the stored verdicts."""
+        tracker = self.tracker
+        if self.store is None:
+            tracker.wanted.clear()
+            return Changes()
+        known, held = tracker.epc_batch, tracker.batches
+        epcs: set[str] = set()
+        batches = set(tracker.wanted)
+        tracker.wanted.clear()
+        for item in inputs:
+            if isinstance(item, Reads):
+                epcs.update(epc for epc, *_ in item.reads if epc not in known)
+            elif isinstance(item, ManifestInfo):
+                batches.update(b for b in item.batches if b not in held)
+            elif isinstance(item, Registration):
+                if item.batch not in held:
+                    batches.add(item.batch)
+            elif item.epc not in known:
+                epcs.add(item.epc)
+        if not epcs and not batches:
+            return Changes()
+        loaded = self.store.evicted_inputs(epcs, batches, held)
+        return tracker.load_back(loaded, now_ns) if loaded else Changes()
 
     def _raise(self, violation: Violation) -> None:
         self.alerts.raise_alert(

@@ -1469,6 +1469,10 @@ class Tracker:
         self.orphans: dict[str, dict[tuple[str, str, str], PassSet]] = {}
         self.orphan_weighings: dict[str, dict[str, Weighing]] = {}
         self.seen: set[str] = set()
+        self._ids_of: dict[str, list[str]] = {}  # epc → its ids in `seen` (to forget: evict)
+        # batches evicted (`evict`) whose verdict an input since may change (a stay counted
+        # with theirs): for the caller to load back from the store (`load_back`)
+        self.wanted: set[str] = set()
         self._judged: dict[str, Judgement] = {}  # `judged`, but for passes gone on since
         self._stale: dict[str, dict[PassKey, Pass]] = {}  # batch → those passes (_grow)
         self.rooms: dict[str, Occupancy] = {}  # storage site → its stays
@@ -1535,6 +1539,11 @@ class Tracker:
             if item.event_id in self.seen:
                 continue
             self.seen.add(item.event_id)
+            ids = self._ids_of.get(item.epc)
+            if ids is None:
+                self._ids_of[item.epc] = [item.event_id]
+            else:
+                ids.append(item.event_id)
             if isinstance(item, Registration):
                 if item.batch in self.batches:
                     continue  # a second registration of the same batch keeps the first
@@ -2164,6 +2173,8 @@ class Tracker:
             for other in self._update_stay(batch_id, stay, kg):
                 if other not in events_of and other in self.batches:
                     events_of[other], manifest_of[other] = self._events_of(other)
+                elif other not in self.batches:
+                    self.wanted.add(other)  # evicted: judged again once loaded back
 
     def _capacity_hit(self, batch_id: str, events: list[CustodyEvent]) -> Violation | None:
         """storage_over_capacity of a batch whose storing took its site over the limit."""
@@ -2250,6 +2261,60 @@ class Tracker:
             self.open.discard(batch_id)
         else:
             self.open.add(batch_id)
+
+    # memory bounded by open work ------------------------------------------
+    def evict(self) -> list[str]:
+        """Forget the batches closed (complete, or disposed and broken) more than
+        `closed_keep_h` of device time before the newest input, and nothing of them is kept
+        but their stays (the others' capacity counts them); returns them. A manifest's
+        batches go together, once every batch it lists is evictable (manifest_split compares
+        them). Call it once what they changed is stored (a checkpoint): an input for one of
+        them later is applied after `load_back` of its stored inputs.
+        """
+        cutoff = self.watermark_ns - int(self.geo.limits.closed_keep_h * NS_PER_H)
+        unsaved = {key[0] for key in self._unsaved}
+        closed = {
+            b
+            for b, j in self._judged.items()
+            if j.since_ns < cutoff
+            and b not in self.open
+            and b not in self.pending
+            and j.epc not in unsaved
+        }
+        gone: list[str] = []
+        manifests: set[str] = set()
+        for batch_id in closed:
+            manifest_id = self.manifest_of.get(batch_id)
+            if manifest_id is not None:
+                manifest = self.manifests.get(manifest_id)
+                if manifest is None or not closed.issuperset(manifest.batches):
+                    continue
+                manifests.add(manifest_id)
+            gone.append(batch_id)
+        for batch_id in gone:
+            epc = self.batches.pop(batch_id).info.epc
+            if self.epc_batch.get(epc) == batch_id:
+                del self.epc_batch[epc]
+            for event_id in self._ids_of.pop(epc, ()):
+                self.seen.discard(event_id)
+            del self._judged[batch_id]
+            self._stale.pop(batch_id, None)
+            self.manifest_of.pop(batch_id, None)
+        for manifest_id in manifests:
+            del self.manifests[manifest_id]
+            self.dispatches.pop(manifest_id, None)
+            self.seen.discard(f"manifest:{manifest_id}")
+        return gone
+
+    def load_back(self, items: Iterable[Input], now_ns: int) -> Changes:
+        """Apply the stored inputs of evicted batches (the store's `evicted_inputs`) as they
+        were applied before, the readers' clocks left as they are (what they heard then is
+        counted already); their verdicts come back as if they had never left."""
+        readers = {reader: list(state) for reader, state in self.readers.items()}
+        moved = set(self._readers_moved)
+        changes = self.apply(items, now_ns)
+        self.readers, self._readers_moved = readers, moved
+        return changes
 
     # queries -------------------------------------------------------------
     def trace(self, batch: str) -> Judgement | None:

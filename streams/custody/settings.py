@@ -80,6 +80,14 @@ class CustodyLimits:
     # covers a reader whose clock offset is not measured yet by the minutes issue #18 cites
     # (the offset is measured within its first minute, devices/clock_offset.py).
     late_read_s: Annotated[float, Field(ge=0, le=86400)] = 600.0
+    # A batch closed (complete, or disposed and broken) leaves the tracker's memory this long
+    # (device time) after its last event, and is loaded back from the store when an input for
+    # it comes later (Tracker.evict, CustodyProcessor): memory is bounded by open work, not by
+    # history. No window bounds what a late input may change (a tag read after disposal is
+    # disposed_tag whenever it comes), so this is no rule's limit, only what is kept at hand:
+    # a day covers a gateway back after a day's outage and a receiver's late weighing at
+    # memory speed; later ones cost one indexed look-up in the store each.
+    closed_keep_h: Annotated[float, Field(ge=0, le=HOURS_PER_YEAR)] = 24.0
 
     def pass_gap_ns(self, location: str) -> int:
         """The gap that closes a pass at a reader of this location kind, in ns."""

@@ -6,7 +6,7 @@ Never commit per event: one `save` is one transaction of `executemany` statement
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -567,6 +567,54 @@ class CustodyStore:
         )
         return items, arrived
 
+    def evicted_inputs(
+        self, epcs: Iterable[str], batches: Iterable[str], skip: Container[str]
+    ) -> list[Input]:
+        """The stored inputs of batches the tracker evicted (Tracker.evict), to load them back:
+        the batches of these EPCs and these batches, with every batch of their manifests,
+        less those in `skip` (still in memory). Each look-up is by a key or an index."""
+        found: dict[str, tuple[str, str, str | None]] = {}  # batch → epc, info, manifest
+        manifests: dict[str, ManifestInfo] = {}
+
+        def batch_rows(column: str, keys: Iterable[str]) -> None:
+            for part, marks in _parts(keys):
+                for batch, epc, info, manifest in self.db.query(
+                    "SELECT batch, epc, info, manifest FROM custody_batch "
+                    f"WHERE {column} IN ({marks})",
+                    part,
+                ):
+                    found[str(batch)] = (str(epc), str(info), manifest)
+
+        batch_rows("epc", epcs)
+        batch_rows("batch", batches)
+        while wanted := {m for _, _, m in found.values() if m and m not in manifests}:
+            for part, marks in _parts(wanted):
+                for (body,) in self.db.query(
+                    f"SELECT body FROM custody_manifest WHERE manifest IN ({marks})", part
+                ):
+                    raw = json.loads(body)
+                    raw["batches"] = tuple(raw["batches"])
+                    manifests[raw["manifest"]] = ManifestInfo(**raw)
+            for m in wanted - manifests.keys():
+                manifests[m] = ManifestInfo(m, (), "", "", 0)  # none stored: none to load
+            batch_rows("batch", {b for m in wanted for b in manifests[m].batches} - found.keys())
+        loaded = {b: row for b, row in found.items() if b not in skip}
+        items: list[Input] = [
+            Registration(**json.loads(info)) for _, info, _ in loaded.values() if info != "{}"
+        ]
+        items += [m for m in manifests.values() if m.batches]
+        tags = {epc for epc, _, _ in loaded.values()}
+        for part, marks in _parts(tags):
+            rows = self.db.query(
+                f"SELECT {_INPUT_COLUMNS} FROM custody_input WHERE epc IN ({marks})", part
+            )
+            items.extend(_input_row(row) for row in rows)
+            rows = self.db.query(
+                f"SELECT {_PASS_COLUMNS} FROM custody_pass WHERE epc IN ({marks})", part
+            )
+            items.extend(SeenPass(r[0], _pass_row(r)) for r in rows)
+        return items
+
     def figures(self, batches: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         """Event or pass id → (last read, reads, peak RSSI, antenna, note) as stored, of the
         events and diagnostics of these batches that are passes."""
@@ -780,6 +828,14 @@ class CustodyStore:
             (limit,),
         )
         return self._seq_events(list(reversed(rows)))
+
+
+def _parts(keys: Iterable[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
+    """Keys in parts of at most `size`, each with its placeholders for `IN (…)`."""
+    names = sorted(set(keys))
+    for start in range(0, len(names), size):
+        part = names[start : start + size]
+        yield part, ", ".join("?" * len(part))
 
 
 def _float(value: Any) -> float | None:
