@@ -54,12 +54,15 @@ def _register() -> None:
         demo,
         hj212,
         ingest,
+        migrate,
         rfid,
         simulate,
         video,
     )
 
-    for module in (ingest, demo, simulate, alerts, custody, air, air_audit, hj212, video, rfid):
+    for module in (
+        ingest, demo, simulate, alerts, custody, air, air_audit, hj212, video, rfid, migrate,
+    ):  # fmt: skip
         module.register(app)
 
 
