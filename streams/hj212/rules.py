@@ -36,9 +36,9 @@ RULE_SPECS: tuple[RuleSpec, ...] = (
         "hj212",
         Severity.WARNING,
         "station/pollutant",
-        "站点均值不符：站点上报的小时值（CN 2061）或日均值（CN 2031）与 hazwatch 按分钟数据算得的同一小时、"
-        "同一天的均值相差超过容差（默认 hazwatch 值的 10 % 与分析仪分辨率取大者）：数采仪统计、"
-        "单位或时钟可能有误",
+        "站点均值不符：站点上报的小时值（CN 2061）或日均值（CN 2031）与 hazwatch "
+        "按分钟数据算得的同一小时、同一天的均值相差超过容差"
+        "（默认 hazwatch 值的 10 % 与分析仪分辨率取大者）：数采仪统计、单位或时钟可能有误",
         "a station's own hourly (CN 2061) or daily (CN 2031) mean differs from the one hazwatch "
         "computed from its minute data for the same hour or day by more than the tolerance (by "
         "default the larger of 10 % of hazwatch's value and the analyser's resolution): the data "
