@@ -112,6 +112,7 @@ class HazwatchService:
         self.workers: list[Worker] = [w for part in self.parts for w in part.workers()]
         (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
         self.decode_ctx = custody.decode_context  # reader locations, the tracker's live batches
+        self._custody_ready = custody.ready  # "starting" until its open work is loaded
         (self.video,) = [part for part in self.parts if isinstance(part, VideoPart)]
         # device clocks, measured by the pipeline from every message (the clocks part's)
         (clocks,) = [part for part in self.parts if isinstance(part, ClocksPart)]
@@ -157,7 +158,12 @@ class HazwatchService:
             if not self.consumer.connected.is_set():
                 raise ConnectionError(self.consumer.last_error or "not connected yet")
 
-        return {"broker": broker, "point_store": self.writer.ping, "state_store": self.db.ping}
+        return {
+            "broker": broker,
+            "point_store": self.writer.ping,
+            "state_store": self.db.ping,
+            "custody": self._custody_ready,
+        }
 
     def ingest_health(self) -> dict[str, object]:
         """The line's own state: is it moving, retrying, refusing a flood (ingest/health.py)."""

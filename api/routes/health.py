@@ -18,14 +18,15 @@ router = APIRouter()
 
 
 class Component(BaseModel):
-    status: Literal["up", "down"]
+    status: Literal["up", "down", "starting"]
     error: str | None = None
 
 
 class HealthReport(BaseModel):
-    """`up`, or `degraded` with the reasons: a dependency down, or the line itself unwell."""
+    """`up`; `degraded` with the reasons: a dependency down, or the line itself unwell; or
+    `starting`: a part still loading its state (custody's open work), the rest taking data."""
 
-    status: Literal["up", "degraded"]
+    status: Literal["up", "degraded", "starting"]
     reasons: list[str]
     components: dict[str, Component]
     ingest: dict[str, Any] | None = None
@@ -34,17 +35,17 @@ class HealthReport(BaseModel):
 @router.get(
     "/api/health",
     response_model=HealthReport,
-    responses={503: {"model": HealthReport, "description": "degraded: see `reasons`"}},
+    responses={503: {"model": HealthReport, "description": "degraded (see `reasons`) or starting"}},
 )
 def health(ctx: Ctx) -> JSONResponse:
     components: dict[str, dict[str, str]] = {}
     for name, check in ctx.health_checks.items():
         try:
-            check()
-            components[name] = {"status": "up"}
+            state: object = check()  # None: up; "starting": still loading
+            components[name] = {"status": "starting" if state == "starting" else "up"}
         except Exception as exc:
             components[name] = {"status": "down", "error": str(exc)}
-    reasons = [f"{name}: {c['error']}" for name, c in components.items() if c["status"] != "up"]
+    reasons = [f"{name}: {c['error']}" for name, c in components.items() if c["status"] == "down"]
     body: dict[str, object] = {"components": components}
     if ctx.ingest_health is not None:
         try:
@@ -53,8 +54,10 @@ def health(ctx: Ctx) -> JSONResponse:
             ingest = {"reasons": [f"ingest health unavailable: {exc}"]}
         reasons += [str(r) for r in ingest.get("reasons", [])]
         body["ingest"] = ingest
-    ok = not reasons
-    body = {"status": "up" if ok else "degraded", "reasons": reasons, **body}
+    starting = any(c["status"] == "starting" for c in components.values())
+    ok = not reasons and not starting
+    status = "degraded" if reasons else "starting" if starting else "up"
+    body = {"status": status, "reasons": reasons, **body}
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

@@ -202,11 +202,14 @@ class CustodyProcessor:
         *,
         limits: CustodyLimits | None = None,
         clocks: DeviceClocks | None = None,
+        defer_load: bool = False,
     ) -> None:
         """`limits`: the custody settings' tolerances (hazwatch.settings `custody`), the
         defaults without them. `clocks`: the devices' clocks the ingest pipeline measures
         (the clocks part's): when one's offset is taken over (first known, or new after a
-        step), what custody took from that device before is read again by it."""
+        step), what custody took from that device before is read again by it. `defer_load`:
+        the tracker is rebuilt from the store by `load` (the service's start-up thread), not
+        here; until then batches with no custody input pass at once (`ready`)."""
         self.tracker = tracker
         self.clocks = clocks
         # offsets taken over, applied with the next commit (kept until one succeeds)
@@ -231,10 +234,21 @@ class CustodyProcessor:
         self._lock = threading.Lock()
         self._sync_geography()
         self._rederive = False
-        if store is not None:
-            self.reload()
-            # a store written before reads became passes (v3): derive its events again
-            self._rederive = store.rederive_pending()
+        self.ready = threading.Event()  # the tracker holds the stored open work
+        if not defer_load:
+            self.load()
+
+    def load(self) -> None:
+        """Rebuild the tracker from the store, once, and be `ready` (whoever calls it first:
+        the start-up thread, or the first batch with a custody input, which waits for it)."""
+        with self._lock:
+            if self.ready.is_set():
+                return
+            if self.store is not None:
+                self.reload()
+                # a store written before reads became passes (v3): derive its events again
+                self._rederive = self.store.rederive_pending()
+            self.ready.set()
 
     def reload(self) -> None:
         """Rebuild the tracker from the store (at start, and after a failed save)."""
@@ -243,7 +257,11 @@ class CustodyProcessor:
         # the clock first: whatever is stored after it is caught up again (a no-op), and
         # nothing stored before it can be missed
         seen_seq = self.store.clock()
-        items, arrived = self.store.load_inputs()
+        # open work only: what is closed and older than closed_keep_h is loaded back when an
+        # input needs it (start-up does not grow with history, issue #19 item 7)
+        keep_ns = int(self.tracker.geo.limits.closed_keep_h * 3600 * 1_000_000_000)
+        items, arrived, cutoff = self.store.live_inputs(keep_ns)
+        fresh.stays_from = cutoff
         held, after, newest = self.store.read_logs()
         now_ns = max(max(arrived.values(), default=0), newest) or fresh_now(items)
         readers = self.store.readers()
@@ -257,6 +275,7 @@ class CustodyProcessor:
         made, gone, legacy = fresh.take_passes()
         self._carried = ([], [], []) if not gone else (made, gone, legacy)
         fresh.remember(held)
+        self._load_back(after, now_ns, fresh)  # reads logged since for work not loaded
         replayed = fresh.apply(after, now_ns)
         fresh.restore_readers(readers)  # when each was heard, not when replayed
         fresh.take_readers()
@@ -301,6 +320,10 @@ class CustodyProcessor:
             self.tracker.geo = geography(self.registry.current, self.limits)
 
     def process(self, messages: Sequence[Decoded], now_ns: int) -> list[Point]:
+        if not self.ready.is_set():
+            if not to_inputs(messages, self.registry, grouped=True):
+                return []  # nothing for custody: the other families go on while it loads
+            self.load()
         with self._lock:
             self._sync_geography()
             if self._rederive:
@@ -317,11 +340,14 @@ class CustodyProcessor:
 
     def take(self, inputs: Sequence[Input], now_ns: int) -> list[Point]:
         """`process` of inputs made already (benches, tests): applied, saved, alerted."""
+        self.load()
         with self._lock:
             self._sync_geography()
             return self._exchange(inputs, lambda: self.tracker.apply(inputs, now_ns), now_ns)
 
     def tick(self, now_ns: int) -> list[Point]:
+        if not self.ready.is_set():
+            return []  # (its time-based rules are judged at the first tick after)
         with self._lock:
             self._sync_geography()
             if self._rederive:
@@ -578,15 +604,23 @@ class CustodyProcessor:
         self.seen_seq = clock
         return changes
 
-    def _load_back(self, inputs: Iterable[Input], now_ns: int) -> Changes:
+    def _load_back(
+        self, inputs: Iterable[Input], now_ns: int, tracker: Tracker | None = None
+    ) -> Changes:
         """Load back from the store the evicted batches (Tracker.evict) these inputs are for
         (an EPC, a batch or a manifest's batch the tracker does not hold) and those a stay
         changed (Tracker.wanted), before the inputs are applied. What it changes is written
         again as it was stored, and alerted only where it differs from the stored verdicts."""
-        tracker = self.tracker
+        tracker = tracker or self.tracker
+        inputs = list(inputs)
         if self.store is None:
             tracker.wanted.clear()
             return Changes()
+        found = Changes()
+        stays_from = tracker.stays_from
+        if stays_from is not None and any(_time_of(item) < stays_from for item in inputs):
+            # older than what a restart loaded: every stored stay counts from now on
+            found = tracker.restore_stays(self.store.closed_stays(tracker.batches), now_ns)
         known, held = tracker.epc_batch, tracker.batches
         epcs: set[str] = set()
         batches = set(tracker.wanted)
@@ -599,12 +633,16 @@ class CustodyProcessor:
             elif isinstance(item, Registration):
                 if item.batch not in held:
                     batches.add(item.batch)
+                    epcs.add(item.epc)  # its reads before it, if they were left in the store
             elif item.epc not in known:
                 epcs.add(item.epc)
+        epcs -= known.keys()
         if not epcs and not batches:
-            return Changes()
-        loaded = self.store.evicted_inputs(epcs, batches, held)
-        return tracker.load_back(loaded, now_ns) if loaded else Changes()
+            return found
+        loaded = self.store.evicted_inputs(epcs, batches, held, tracker.orphans)
+        if loaded:
+            found.merge(tracker.load_back(loaded, now_ns))
+        return found
 
     def _raise(self, violation: Violation) -> None:
         self.alerts.raise_alert(
@@ -619,6 +657,15 @@ class CustodyProcessor:
                 evidence=violation.event_id,
             )
         )
+
+
+def _time_of(item: Input) -> int:
+    """The oldest device time an input brings (a `Reads`' first read's, a pass's first)."""
+    if isinstance(item, Reads):
+        return min((ts for _, ts, *_ in item.reads), default=0) + item.clock_offset_ns
+    if isinstance(item, SeenPass):
+        return item.seen.first_ns
+    return item.ts_ns
 
 
 def fresh_now(items: Sequence[Input]) -> int:

@@ -1473,6 +1473,9 @@ class Tracker:
         # batches evicted (`evict`) whose verdict an input since may change (a stay counted
         # with theirs): for the caller to load back from the store (`load_back`)
         self.wanted: set[str] = set()
+        # a restart loads open work only (CustodyStore.live_inputs): the stays of batches
+        # closed before this time are not counted until `restore_stays` (None: all are)
+        self.stays_from: int | None = None
         self._judged: dict[str, Judgement] = {}  # `judged`, but for passes gone on since
         self._stale: dict[str, dict[PassKey, Pass]] = {}  # batch → those passes (_grow)
         self.rooms: dict[str, Occupancy] = {}  # storage site → its stays
@@ -2305,6 +2308,24 @@ class Tracker:
             self.dispatches.pop(manifest_id, None)
             self.seen.discard(f"manifest:{manifest_id}")
         return gone
+
+    def restore_stays(
+        self, stays: Iterable[tuple[str, str, int, int | None, str, float]], now_ns: int
+    ) -> Changes:
+        """Count the stored stays a restart left out (CustodyStore.closed_stays: batch, site,
+        in, out, stored event id, kg), before an input older than `stays_from` is applied;
+        the batches in memory whose capacity hit they change are judged again."""
+        dirty: set[str] = set()
+        for batch_id, site, in_ns, out_ns, event_id, kg in stays:
+            if batch_id in self.stay_site:
+                continue
+            self.stay_site[batch_id] = site
+            room = self.rooms.setdefault(site, Occupancy())
+            stay = Stay(batch_id, in_ns, out_ns, kg, event_id)
+            for other in room.update(stay, batch_id, self.geo.site(site).storage_limit_kg):
+                (dirty if other in self.batches else self.wanted).add(other)
+        self.stays_from = None
+        return self._rejudge(dirty, min(now_ns, self.watermark_ns)) if dirty else Changes()
 
     def load_back(self, items: Iterable[Input], now_ns: int) -> Changes:
         """Apply the stored inputs of evicted batches (the store's `evicted_inputs`) as they

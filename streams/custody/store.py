@@ -17,8 +17,10 @@ from hazwatch.base.statedb import StateDB
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.custody.rules import (
+    GENERATED,
     LOCATION_STAGE,
     RECENT_READS,
+    STAGE_INDEX,
     Changes,
     CustodyEvent,
     Diagnostic,
@@ -31,6 +33,7 @@ from hazwatch.streams.custody.rules import (
     Registration,
     SeenPass,
     Weighing,
+    storage_interval,
 )
 
 MIGRATIONS = [
@@ -132,7 +135,16 @@ MIGRATIONS = [
     # in place, Changes.moved, and its passes at a checkpoint): a worker that caught up to
     # before rebuild_seq rebuilds from the store instead of applying what came after
     "ALTER TABLE custody_mark ADD COLUMN rebuild_seq BIGINT NOT NULL DEFAULT 0",
+    # v8 (issue #19, items 6-7): a restart loads open work only (CustodyStore.live_inputs):
+    # batches by verdict and by the time of their last event, inputs and passes of tags of
+    # no batch by their time
+    "CREATE INDEX custody_batch_verdict ON custody_batch (verdict, stage);"
+    "CREATE INDEX custody_batch_since ON custody_batch (since_ns);"
+    "CREATE INDEX custody_input_ts ON custody_input (ts_ns);"
+    "CREATE INDEX custody_pass_last ON custody_pass (last_ns)",
 ]
+# a stored batch's stay in storage: batch, site, in, out (None: still there), event id, kg
+StoredStay = tuple[str, str, int, int | None, str, float]
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
 # BIGINT: a bound past these would make the driver overflow, not match nothing.
@@ -567,12 +579,102 @@ class CustodyStore:
         )
         return items, arrived
 
+    def live_inputs(self, keep_ns: int) -> tuple[list[Input], dict[str, int], int]:
+        """What a restart replays (`load_inputs` of open work only): the batches not closed
+        (complete, or disposed and broken) or closed within `keep_ns` of the newest stored
+        time, with their manifests' batches; the inputs and passes of tags of no batch from
+        then on; each read's arrival time; and that time (`cutoff`): what is older and closed
+        is loaded back when an input needs it (`evicted_inputs`, `closed_stays`)."""
+        newest = max(
+            int(self.db.query(f"SELECT COALESCE(MAX({column}), 0) FROM {table}")[0][0])
+            for table, column in (
+                ("custody_batch", "since_ns"),
+                ("custody_input", "ts_ns"),
+                ("custody_pass", "last_ns"),
+            )
+        )
+        cutoff = newest - keep_ns
+        live = {
+            str(batch)
+            for query, args in (
+                ("SELECT batch FROM custody_batch WHERE verdict = 'open'", ()),
+                (
+                    "SELECT batch FROM custody_batch WHERE verdict = 'broken' "
+                    "AND stage <> 'DISPOSED'",
+                    (),
+                ),
+                ("SELECT batch FROM custody_batch WHERE since_ns >= ?", (cutoff,)),
+            )
+            for (batch,) in self.db.query(query, args)
+        }
+        items = self.evicted_inputs((), live, ())
+        for (body,) in self.db.query(
+            "SELECT body FROM custody_manifest WHERE ts_ns >= ?", (cutoff,)
+        ):  # (manifests of batches not registered yet among them)
+            raw = json.loads(body)
+            raw["batches"] = tuple(raw["batches"])
+            items.append(ManifestInfo(**raw))
+        arrived: dict[str, int] = {}
+        for row in self.db.query(
+            f"SELECT {_INPUT_COLUMNS}, arrived_ns FROM custody_input WHERE ts_ns >= ? "
+            "AND epc NOT IN (SELECT epc FROM custody_batch) ORDER BY arrived_ns, ts_ns",
+            (cutoff,),
+        ):
+            items.append(_input_row(row))
+            arrived[row[0]] = int(row[-1])
+        items.extend(
+            SeenPass(r[0], _pass_row(r))
+            for r in self.db.query(
+                f"SELECT {_PASS_COLUMNS} FROM custody_pass WHERE last_ns >= ? "
+                "AND epc NOT IN (SELECT epc FROM custody_batch)",
+                (cutoff,),
+            )
+        )
+        return items, arrived, cutoff
+
+    def closed_stays(self, skip: Container[str]) -> list[StoredStay]:
+        """(batch, site, in, out, stored event id, kg) of each stored batch's stay in storage,
+        from its stored events, less the batches in `skip`: the stays a restart did not load
+        (`live_inputs`), for a late input's capacity (Tracker.restore_stays)."""
+        found: list[StoredStay] = []
+        rows = self.db.query(
+            "SELECT batch, stage, ts_ns, site, net_kg, event_id FROM custody_event "
+            "ORDER BY batch, ts_ns"
+        )
+        events: list[CustodyEvent] = []
+        batch = None
+        for row in [*rows, (None, "", 0, "", None, "")]:
+            if row[0] != batch:
+                if batch is not None and batch not in skip and events:
+                    events.sort(key=lambda e: (e.ts_ns, STAGE_INDEX[e.stage]))
+                    stay = storage_interval(events)
+                    first = events[0]
+                    kg = first.net_kg if first.stage == GENERATED and first.net_kg else 0.0
+                    if stay is not None:
+                        found.append((batch, stay[0], stay[1], stay[2], stay[3], kg))
+                batch, events = row[0], []
+            if row[0] is not None:
+                events.append(
+                    CustodyEvent(
+                        str(row[5]), str(row[0]), "", str(row[1]), int(row[2]), str(row[3]),
+                        "", _float(row[4]),
+                    )
+                )  # fmt: skip
+        return found
+
     def evicted_inputs(
-        self, epcs: Iterable[str], batches: Iterable[str], skip: Container[str]
+        self,
+        epcs: Iterable[str],
+        batches: Iterable[str],
+        skip: Container[str],
+        skip_tags: Container[str] = (),
     ) -> list[Input]:
         """The stored inputs of batches the tracker evicted (Tracker.evict), to load them back:
         the batches of these EPCs and these batches, with every batch of their manifests,
-        less those in `skip` (still in memory). Each look-up is by a key or an index."""
+        less those in `skip` (still in memory); and the inputs and passes of those EPCs that
+        are of no batch (a tag read before its registration), less those in `skip_tags` (in
+        memory as such). Each look-up is by a key or an index."""
+        epcs = set(epcs)
         found: dict[str, tuple[str, str, str | None]] = {}  # batch → epc, info, manifest
         manifests: dict[str, ManifestInfo] = {}
 
@@ -603,7 +705,9 @@ class CustodyStore:
             Registration(**json.loads(info)) for _, info, _ in loaded.values() if info != "{}"
         ]
         items += [m for m in manifests.values() if m.batches]
+        of_batches = {epc for epc, _, _ in found.values()}
         tags = {epc for epc, _, _ in loaded.values()}
+        tags |= {epc for epc in epcs - of_batches if epc not in skip_tags}
         for part, marks in _parts(tags):
             rows = self.db.query(
                 f"SELECT {_INPUT_COLUMNS} FROM custody_input WHERE epc IN ({marks})", part

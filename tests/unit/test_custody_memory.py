@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from hazwatch.alerts.model import ListSink
 from hazwatch.base.statedb import StateDB
 from hazwatch.devices.registry import RegistryContext
@@ -90,14 +92,17 @@ def test_a_late_read_of_an_evicted_batch_is_judged_as_if_it_never_left(tmp_path:
         db.close()
 
 
-def test_a_late_stay_moves_an_evicted_batchs_capacity_hit(tmp_path: Path) -> None:
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_late_stay_moves_an_evicted_batchs_capacity_hit(tmp_path: Path, restart: bool) -> None:
     # A (1,600 kg) stored and gone long ago; B (1,600 kg) arrives late, stored before A came
     # and still there when A did: now A's storing took the site over 3,000 kg
     first = story("A", A_EPC, gen_kg=1600, recv_kg=1600)
     b_steps = tuple((s, r, m - 30) for s, r, m in HONEST)
     late = story("B", B_EPC, gen_kg=1600, recv_kg=1600, steps=b_steps)
     now = T0 + 4 * NS_PER_DAY
-    _, db, keeps, kept = run_both(tmp_path, first, late, now)
+    evicts, db, keeps, kept = run_both(tmp_path, first, late, now, restart)
+    if restart:  # it loaded open work only: the stays it left out were counted when B came
+        assert evicts.tracker.stays_from is None
     for batch in ("A", "B"):
         assert stored(db, batch) == stored(kept, batch)
     a = keeps.tracker.trace("A")
