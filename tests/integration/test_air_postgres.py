@@ -34,7 +34,7 @@ def day() -> list[Decoded]:
     return batch
 
 
-def run(url: str) -> dict[int, dict[str, object]]:
+def run(url: str) -> dict[tuple[str, int], dict[str, object]]:
     db = StateDB(url)
     proc = AirProcessor(AirStore(db), AlertStore(db))
     batch = day()
@@ -44,11 +44,17 @@ def run(url: str) -> dict[int, dict[str, object]]:
         points += proc.process(batch[start : start + 250], NOW)  # redelivered
     points += proc.tick(NOW + NS_H)
     db.close()
-    return {p.ts_ns: p.fields for p in points}
+    return {(p.measurement, p.ts_ns): p.fields for p in points}  # a rewrite replaces its point
 
 
 def test_postgres_equals_sqlite(postgres_url: str, tmp_path: Path) -> None:
     on_sqlite = run(f"sqlite:///{tmp_path / 's.db'}")
     on_postgres = run(postgres_url)
-    assert len(on_sqlite) == 26
+    hours = sorted(ts for measurement, ts in on_sqlite if measurement == "air_hourly")
+    days = sorted(ts for measurement, ts in on_sqlite if measurement == "air_daily")
+    assert hours == [HOUR0 + h * NS_H for h in range(26)]
+    # one natural day (China time, from 00:00+08) is over in the data: the one of hours 0-15;
+    # the next ends at hour 40, past the newest reading, so it has no report yet
+    assert days == [HOUR0 - 8 * NS_H]
+    assert len(on_sqlite) == len(hours) + len(days)
     assert on_postgres == on_sqlite
