@@ -639,10 +639,26 @@ class CustodyProcessor:
         epcs -= known.keys()
         if not epcs and not batches:
             return found
+        before = set(held)
         loaded = self.store.evicted_inputs(epcs, batches, held, tracker.orphans)
         if loaded:
-            found.merge(tracker.load_back(loaded, now_ns))
+            found.merge(self._as_stored(tracker.load_back(loaded, now_ns), held.keys() - before))
         return found
+
+    def _as_stored(self, changes: Changes, back: set[str]) -> Changes:
+        """Leave out of a load-back's changes the events and diagnostics of the batches loaded
+        `back` that are as stored: they are in the store and InfluxDB already, so a redelivery
+        for an evicted batch writes no point again (its verdict is compared with the stored
+        one by the alerts, and an event or diagnostic that did change is still written)."""
+        assert self.store is not None
+        for batch in back:
+            for event in self.store.events(batch):
+                if changes.events.get(event.event_id) == event:
+                    del changes.events[event.event_id]
+            for note in self.store.diagnostics(batch):
+                if changes.notes.get(note.pass_id) == note:
+                    del changes.notes[note.pass_id]
+        return changes
 
     def _raise(self, violation: Violation) -> None:
         self.alerts.raise_alert(
