@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hazwatch_proc import forget_stopped_sessions
 from tests.services import (
     IN_CI,
     Influxd,
@@ -27,6 +28,16 @@ def _start(service_factory, what: str):  # type: ignore[no-untyped-def]
             pytest.fail(f"{what} is required in CI: {exc}")
         pytest.skip(str(exc))
     return service
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_mqtt_sessions() -> Iterator[None]:
+    """After each test, the sessions its stopped `hazwatch serve`s left on the shared broker
+    end: else every later test's messages are queued for each of them (a suite's worth by
+    test_simulators, whose custody publishing then took over 300 s with the broker saving them
+    every second)."""
+    yield
+    forget_stopped_sessions()
 
 
 @pytest.fixture(scope="session")

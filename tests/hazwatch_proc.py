@@ -11,13 +11,19 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
 
 import httpx
+import paho.mqtt.client as paho
 
 from tests.services import free_port, wait_for
 
 
 class HazwatchProcess:
+    # Every one started, until its broker session is forgotten (forget_stopped_sessions).
+    started: ClassVar[list[HazwatchProcess]] = []
+
     def __init__(self, workdir: Path, *, config: Path | None = None, **settings: str) -> None:
         self.workdir = workdir
         self.config = config  # a settings file (`hazwatch --config FILE serve`)
@@ -54,6 +60,8 @@ class HazwatchProcess:
         return f"http://127.0.0.1:{self.api_port}"
 
     def start(self, wait_connected: bool = True) -> None:
+        if self not in HazwatchProcess.started:
+            HazwatchProcess.started.append(self)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hazwatch", *self._config_args(), "serve"],
@@ -101,6 +109,12 @@ class HazwatchProcess:
             self.proc.wait(30)
             self.proc = None
 
+    @property
+    def session(self) -> tuple[str, str] | None:
+        """The broker URL and client id of its persistent MQTT session, if set in its env."""
+        url = self.env.get("HAZWATCH_MQTT_URL")
+        return (url, self.env.get("HAZWATCH_MQTT_CLIENT_ID", "hazwatch-ingest")) if url else None
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
@@ -115,3 +129,36 @@ class HazwatchProcess:
             text=True,
             timeout=60,
         )
+
+
+def forget_session(url: str, client_id: str) -> None:
+    """End a persistent session on the broker: connect as its client id with a clean start.
+
+    serve's session (expiry 7 days) outlives the process; the broker (max_queued_messages 0)
+    would queue every later test's messages for it, and save them all every second.
+    """
+    parts = urlsplit(url)
+    client = paho.Client(
+        paho.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5
+    )
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883, clean_start=True)
+    except ConnectionError:
+        return  # the broker is gone: so is every session on it
+    client.loop_start()
+    try:
+        wait_for(client.is_connected, 10, f"{client_id} connected to forget its session")
+        client.disconnect()  # session expiry 0 (the default): the broker drops the session
+    finally:
+        client.loop_stop()
+
+
+def forget_stopped_sessions() -> None:
+    """Forget the broker sessions of every stopped serve no running one shares (after a test)."""
+    running = {p.session for p in HazwatchProcess.started if p.proc is not None}
+    for proc in [p for p in HazwatchProcess.started if p.proc is None]:
+        HazwatchProcess.started.remove(proc)  # started again, it is listed again
+        session = proc.session
+        if session is not None and session not in running:
+            running.add(session)  # once per session
+            forget_session(*session)
