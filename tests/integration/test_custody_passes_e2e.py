@@ -151,7 +151,11 @@ def test_one_drum_carried_in_and_out_is_one_stored_and_one_dispatched(
     assert doc["events"][1]["pass"]["peak_rssi"] == door_in.peak_rssi
     assert doc["events"][1]["pass"]["antenna"] == door_in.antenna
     assert {d["why"] for d in doc["diagnostics"]} <= {"repeat", "short"}
-    text = serve.cli("trace", story.BATCH)
+    text = serve.cli("trace", story.BATCH)  # Chinese by default
+    assert text.returncode == 0, text.stderr
+    assert "200 次读取" in text.stdout and "不构成托管事件的读取过程" in text.stdout
+    text = serve.cli("trace", story.BATCH, "--lang", "en")
+    assert text.returncode == 0, text.stderr
     assert "200 reads" in text.stdout and "passes that are no custody event" in text.stdout
 
     # hazwatch ledger: 1 入库 and 1 出库 of 150.0 kg; the summary 150.0 kg, the months asked
