@@ -188,7 +188,10 @@ def inject(kind: str, message: Message, rng: random.Random, plan: FaultPlan) -> 
     if kind == "bad_ts":
         if message.ts_ns is None or "ts" not in body:
             return InjectedFault("clean", message, None, "no ts")
-        body["ts"] = rfc3339(message.ts_ns)[:19]  # the zone cut off: a naive local time
+        # the zone cut off: a naive local time. Its microseconds stay, so that two reads of a
+        # burst in one second, with one RSSI and antenna, stay two messages (the ground truth
+        # counts each fault's bytes as they arrive)
+        body["ts"] = rfc3339(message.ts_ns)[:26]
         return InjectedFault(kind, _with(message, body), reason, body["ts"])
     if kind in ("future_ts", "clock_behind"):
         if message.ts_ns is None or "ts" not in body:
