@@ -87,7 +87,8 @@ class KindSpec:
     to_points: ToPoints
     description: str = ""
     # the device's clock when it sent the message, sampled for its offset (clock_offset.py);
-    # None: the newest device time among the message's points
+    # None: the newest time among the message's points, right only where the points keep the
+    # device's times (a kind whose points `point_time` moves says its own)
     sent_at: SentAt | None = None
 
 

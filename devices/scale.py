@@ -65,8 +65,17 @@ def to_points(weighing: Weighing, topic: Topic, ctx: DecodeContext) -> list[Poin
     return [Point("waste_weight", tags, fields, point_time(weighing.ts, weighing.epc))]
 
 
+def sent_at(weighing: Weighing) -> int:
+    """The scale's clock when it sent the weighing: its own time, not the point's (moved by
+    `point_time` within the millisecond)."""
+    return weighing.ts
+
+
 FAMILY_SPEC = Family(
     FAMILY,
-    {"weight": KindSpec("weight", parse, to_points, "one weighing"), "status": status.SPEC},
+    {
+        "weight": KindSpec("weight", parse, to_points, "one weighing", sent_at),
+        "status": status.SPEC,
+    },
     "weighing scale",
 )

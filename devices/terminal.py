@@ -149,11 +149,21 @@ def manifest_points(man: Manifest, topic: Topic, ctx: DecodeContext) -> list[Poi
     return [Point("waste_manifest", tags, fields, point_time(man.ts, man.manifest))]
 
 
+def sent_at(record: BatchRegistration | Manifest) -> int:
+    """The terminal's clock when it sent the registration or manifest: its own time, not the
+    point's (moved by `point_time` within the millisecond)."""
+    return record.ts
+
+
 FAMILY_SPEC = Family(
     FAMILY,
     {
-        "batch": KindSpec("batch", parse_batch, batch_points, "a producer registers a batch"),
-        "manifest": KindSpec("manifest", parse_manifest, manifest_points, "transfer manifest"),
+        "batch": KindSpec(
+            "batch", parse_batch, batch_points, "a producer registers a batch", sent_at
+        ),
+        "manifest": KindSpec(
+            "manifest", parse_manifest, manifest_points, "transfer manifest", sent_at
+        ),
         "status": status.SPEC,
     },
     "site terminal",

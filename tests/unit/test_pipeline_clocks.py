@@ -125,3 +125,20 @@ def test_an_hj212_station_is_measured_by_its_qn_not_its_hourly_datatime() -> Non
     decoded = decode("hw/s1/air/aq-1/hj212", hj212.build(packet), NoRegistry(), now_ns=T0)
     assert decoded.points[0].ts_ns == hour
     assert decoded.sent_ns == sent
+
+
+def test_a_read_weighing_and_registration_are_measured_by_the_device_time_not_the_point() -> None:
+    """A point whose identifier is a field is written a little later within its millisecond
+    (`point_time`); the clock is measured by the time the device wrote, else a reader 900 s
+    slow would be measured up to 1 ms less slow than it is."""
+    device_ms = (T0 - 900 * S) // 1_000_000
+    epc = "E2000017221101441890CC01"
+    sent = {
+        "hw/jy-0012/rfid/gate-03/read": {"epc": epc, "rssi": -60.0},
+        "hw/jy-0012/scale/s1/weight": {"epc": epc, "net_kg": 150.0},
+        "hw/jy-0012/terminal/t1/batch": {"batch": "C-0", "epc": epc, "waste_code": "900-249-08"},
+    }
+    for topic, body in sent.items():
+        decoded = decode(topic, orjson.dumps({"ts": device_ms, **body}), NoRegistry(), now_ns=T0)
+        assert decoded.points[0].ts_ns > device_ms * 1_000_000, topic  # moved within its ms
+        assert decoded.sent_ns == device_ms * 1_000_000, topic
