@@ -10,8 +10,9 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -23,6 +24,11 @@ from tests.services import Influxd, Mosquitto, wait_for
 pytestmark = pytest.mark.integration
 TOKEN = "video-token"
 SITE = "jy-0012"
+# How long a frame may take from the agent's exit to InfluxDB before the test gives up: a bound
+# against a hang, not a speed (the file passes in ~10 s; in a loaded CI run at 9ffe499, whose
+# shared Mosquitto still queued every stopped serve's session, 30 s was once not enough)
+LANDED_S = 120
+T = TypeVar("T")
 
 
 @pytest.fixture()
@@ -42,7 +48,13 @@ def serve(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[di
     )
     hazwatch.start()
     try:
-        yield {"api": hazwatch.api, "db": db, "mqtt": mosquitto.url, "state": str(state)}
+        yield {
+            "api": hazwatch.api,
+            "db": db,
+            "mqtt": mosquitto.url,
+            "state": str(state),
+            "log": str(hazwatch.log_path),
+        }
     finally:
         hazwatch.stop()
 
@@ -88,16 +100,35 @@ def frames_in_influx(influxd: Influxd, db: str, camera: str) -> list[dict[str, o
     return [dict(zip(columns, row, strict=True)) for row in series[0]["values"]]
 
 
+def landed(
+    check: Callable[[], T | None], what: str, serve: dict[str, str], seen: Callable[[], str]
+) -> T:
+    """`check` polled until true, or a failure saying what InfluxDB held and serve logged."""
+    try:
+        found: T = wait_for(check, LANDED_S, what)
+        return found
+    except TimeoutError as exc:
+        log = "\n".join(Path(serve["log"]).read_text(errors="replace").splitlines()[-30:])
+        raise AssertionError(f"{exc}; InfluxDB held {seen()}; serve logged:\n{log}") from exc
+
+
 def test_frames_land_in_influxdb_tagged_and_without_gaps(
     serve: dict[str, str], influxd: Influxd, tmp_path: Path
 ) -> None:
     video = write_scene(tmp_path / "person.mp4", "person", seconds=3.0)
     stderr = run_agent(video, "cam-e2e", serve, tmp_path)
     assert "75 frames analysed" in stderr
-    rows = wait_for(
-        lambda: (r := frames_in_influx(influxd, serve["db"], "cam-e2e")) and len(r) >= 12 and r,
-        30,
-        "frames in InfluxDB",
+    frames: list[dict[str, object]] = []
+
+    def twelve() -> list[dict[str, object]] | None:  # 3 s at 4 frames a second
+        frames[:] = frames_in_influx(influxd, serve["db"], "cam-e2e")
+        return frames if len(frames) >= 12 else None
+
+    rows = landed(
+        twelve,
+        "twelve frames in InfluxDB",
+        serve,
+        lambda: f"{len(frames)} frames, seq {sorted(int(str(r['seq'])) for r in frames)}",
     )
     seqs = sorted(int(r["seq"]) for r in rows)  # type: ignore[call-overload]
     assert seqs == list(range(len(seqs)))
@@ -121,7 +152,12 @@ def test_covered_lens_snapshot_is_served_with_the_named_sha256(
             None,
         )
 
-    frame = wait_for(occlusion_frame, 30, "the occlusion frame in InfluxDB")
+    frame = landed(
+        occlusion_frame,
+        "the occlusion frame in InfluxDB",
+        serve,
+        lambda: f"{len(frames_in_influx(influxd, serve['db'], 'cam-cover'))} frames",
+    )
     assert float(frame["occlusion"]) > 0.9  # type: ignore[arg-type]
     name, sha = str(frame["snapshot"]), str(frame["snapshot_sha256"])
     r = wait_for(
