@@ -29,6 +29,9 @@ INSTANT = (
     r"(\.[0-9]{1,9})?([Zz]|[+\-][0-9]{2}:[0-9]{2}))$"
 )
 INSTANT_MAX = 40
+# Who signs a write (acknowledges, resolves, marks data): a person's name or id as they sign
+# (Chinese welcome); no control characters (a CLI table, a chat message, a log line carry it).
+BY = r"^[^\x00-\x1f\x7f]{1,64}$"
 NS_PER_DAY = 86_400 * 1_000_000_000
 # [2000-01-01T00:00Z, 2101-01-01T00:00Z): the instants a query may name (well inside int64 ns).
 EARLIEST_NS = (FIRST_DAY.toordinal() - 719_163) * NS_PER_DAY
@@ -40,6 +43,16 @@ class Detail(BaseModel):
     """The body of a 4xx that is not a validation error: what was not found or refused."""
 
     detail: str
+
+
+def signer(value: str, reserved: str, meaning: str) -> str:
+    """A write's `by`, stripped: someone, and not the name the service itself signs with
+    (`reserved`, which `meaning` explains)."""
+    if not value.strip():
+        raise ValueError("by must name someone")
+    if value.strip() == reserved:
+        raise ValueError(f"by {reserved!r} is {meaning}")
+    return value.strip()
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

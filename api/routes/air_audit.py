@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from hazwatch.api.deps import ApiContext, Ctx, part_store, require_token
 from hazwatch.api.params import (
+    BY,
     INSTANT,
     INSTANT_MAX,
     SEGMENT,
@@ -27,6 +28,7 @@ from hazwatch.api.params import (
     instant_ns,
     instant_query,
     invalid,
+    signer,
 )
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.air.audit import (
@@ -49,7 +51,6 @@ router = APIRouter(prefix="/api/air", tags=["air audit"])
 
 NS_PER_H = 3600 * 1_000_000_000
 MAX_SPAN_NS = 366 * 24 * NS_PER_H  # a mark or a window of at most a year
-BY = r"^[^\x00-\x1f\x7f]{1,64}$"  # who: a person's name or staff id (as alerts' `by`)
 
 Pollutant = Literal["*", "so2", "no2", "pm10", "co", "o3", "pm25"]
 ManualReason = Literal[
@@ -83,11 +84,7 @@ class _Signed(BaseModel):
     @field_validator("by")
     @classmethod
     def _a_person(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("by must name someone")
-        if value.strip() == AUTO_BY:
-            raise ValueError(f"by {AUTO_BY!r} is the audit's own name (automatic marks)")
-        return value.strip()
+        return signer(value, AUTO_BY, "the audit's own name (automatic marks)")
 
 
 class MarkIn(_Signed):

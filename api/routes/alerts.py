@@ -20,6 +20,7 @@ from hazwatch.alerts.store import AlertConflict, AlertNotFound, AlertStore
 from hazwatch.alerts.text import detail_of
 from hazwatch.api.deps import ApiContext, Ctx, require_token
 from hazwatch.api.params import (
+    BY,
     IDENT,
     IDENT_MAX,
     SEGMENT,
@@ -29,6 +30,7 @@ from hazwatch.api.params import (
     instant_ns,
     instant_query,
     invalid,
+    signer,
 )
 from hazwatch.devices.camera import check_snapshot_name
 from hazwatch.devices.timeparse import format_ts
@@ -40,9 +42,6 @@ NS_PER_H = 3600 * 1_000_000_000
 NS_PER_MS = 1_000_000
 # A rule id as the parts declare them (alerts/rules.py RuleSpec.id): snake case, ASCII.
 RULE = r"^[a-z][a-z0-9_]{0,63}$"
-# Who acknowledges or resolves: a person's name or id as they sign (Chinese welcome); no
-# control characters (a CLI table, a chat message, a log line carry it).
-BY = r"^[^\x00-\x1f\x7f]{1,64}$"
 
 AlertId = Annotated[str, Path(pattern=IDENT, max_length=IDENT_MAX, description="the alert id")]
 StateName = Literal["open", "acknowledged", "resolved"]
@@ -62,11 +61,7 @@ class Decision(BaseModel):
     @field_validator("by")
     @classmethod
     def _a_person(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("by must name someone")
-        if value.strip() == AUTO:
-            raise ValueError(f"by {AUTO!r} is the service's own name (auto-resolve)")
-        return value.strip()
+        return signer(value, AUTO, "the service's own name (auto-resolve)")
 
 
 class Evidence(BaseModel):
