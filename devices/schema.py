@@ -197,21 +197,32 @@ def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
 
 
 NS_PER_MS = 1_000_000
+NS_PER_US = 1_000
 
 
 def point_time(ts_ns: int, identifier: str) -> int:
     """The time to write a point at whose identifier (EPC, batch, event id …) is a field, not
-    a tag: `ts_ns` moved within its own millisecond by an offset the identifier decides.
+    a tag: `ts_ns` moved within the finest unit its device stated by an offset the identifier
+    decides.
 
     InfluxDB keeps one point per measurement, tag set and time. With the identifier out of
     the tags (docs/payloads.md, "Series"), two containers read by one reader at one device
-    time would be one point; moved by their identifiers they stay two (two identifiers
-    share an offset once in a million pairs; `spread` separates those within one message),
-    while the same read sent again lands on the same time and overwrites. The point stays in
-    the millisecond the device said, and one identifier's times keep their order.
+    time would be one point; moved by their identifiers they stay two, while the same read
+    sent again lands on the same time and overwrites. A device time in whole microseconds
+    (LLRP, RFC 3339 with six digits) keeps its microsecond and the identifier picks the
+    nanosecond in it: reads at different microseconds can never meet, and one reader cannot
+    singulate two tags in one microsecond. A time in whole milliseconds (or in nanoseconds)
+    is moved within its millisecond over all 10⁶ ns: two identifiers share an offset once in
+    a million pairs (`spread` separates those within one message). The point stays in the
+    millisecond the device said, and one identifier's times keep their order across
+    milliseconds (within one, a microsecond clock's reads at .000 µs are moved over the whole
+    millisecond and may pass that identifier's later reads of it).
     """
+    offset = zlib.crc32(identifier.encode())
+    if ts_ns % NS_PER_MS and not ts_ns % NS_PER_US:
+        return ts_ns + offset % NS_PER_US
     ms_ns = ts_ns - ts_ns % NS_PER_MS
-    return ms_ns + (ts_ns - ms_ns + zlib.crc32(identifier.encode()) % NS_PER_MS) % NS_PER_MS
+    return ms_ns + (ts_ns - ms_ns + offset % NS_PER_MS) % NS_PER_MS
 
 
 def spread(times: list[int]) -> list[int]:

@@ -58,3 +58,17 @@ def test_a_vendor_message_reading_the_twins_at_once_makes_two_points() -> None:
     assert len({p.identity() for p in points}) == 2
     again = decode(topic, orjson.dumps(events), Impinj(), now_ns=NOW_NS).points
     assert [p.identity() for p in again] == [p.identity() for p in points]
+
+
+def test_reads_at_different_microseconds_never_share_a_time() -> None:
+    """A microsecond clock (LLRP, six-digit RFC 3339) keeps its microsecond: a busy reader's
+    reads of different tags in one millisecond cannot meet, whatever their offsets (a fleet
+    at full speed once merged two of 1,500 reads when all 10⁶ ns of the millisecond were
+    shared)."""
+    instants = [T0 + us * 1_000 for us in range(1, 1000)]
+    epcs = [f"E280116{n:017X}" for n in range(len(instants))]
+    times = [point_time(ts, epc) for ts, epc in zip(instants, epcs, strict=True)]
+    assert [t // 1_000 for t in times] == [ts // 1_000 for ts in instants]  # its microsecond
+    assert len(set(times)) == len(instants)
+    same_epc = [point_time(ts, TWINS[0]) for ts in instants]
+    assert same_epc == sorted(same_epc) and len(set(same_epc)) == len(instants)
