@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from hazwatch.alerts.settings import AlertSettings
 from hazwatch.base.errors import ConfigError
+from hazwatch.ingest.retention import RetentionSettings
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody.settings import CustodyLimits
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air", "clocks", "presence", "hj212", "alerts")
+PART_TABLES = ("custody", "video", "air", "clocks", "presence", "hj212", "alerts", "retention")
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
@@ -142,6 +143,8 @@ class Settings(BaseSettings):
     hj212: LinkSettings = Field(default_factory=LinkSettings)
     # who is told of alerts (alerts/settings.py): [alerts] and its [[alerts.targets]] list
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    # how long each retention policy keeps points (ingest/retention.py, docs/retention.md)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

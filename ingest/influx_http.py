@@ -7,9 +7,10 @@ lost connection is waited out, a wrong configuration (401, 403, 404) is StoreUna
 
 from __future__ import annotations
 
+import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 import orjson
@@ -19,6 +20,9 @@ from hazwatch.base.points import escape_measurement, parse_escaped, replacing, u
 from hazwatch.base.retry import Backoff, RetryPolicy, parse_retry_after
 from hazwatch.ingest.failures import isolate
 from hazwatch.ingest.interfaces import RejectedLine
+from hazwatch.ingest.retention import route
+
+log = logging.getLogger("hazwatch.influx")
 
 # Status codes that say "this batch holds lines the server will never accept": split it.
 SPLIT_STATUSES = frozenset({400, 413, 422})
@@ -263,3 +267,81 @@ def _send_retrying(
                     f"{store}: {exc.reason} (gave up after {backoff.failing_s:.1f} s of retries)"
                 ) from None
             sleep(pause)
+
+
+class PolicyRoutes:
+    """Which retention policy (1.x) or bucket (2.x) each measurement's points go to and are
+    read from, of the ones the server has (docs/retention.md).
+
+    `wanted`: measurement -> policy (ingest/retention.py POLICY_OF). `existing()` lists the
+    policies the server has; it is asked on first use and again every `refresh_s`, so a
+    policy `hazwatch migrate retention` creates is used within minutes, without a restart.
+    A measurement whose policy is missing goes to the database's default policy (the bucket
+    itself on 2.x), as before retention existed, and the writer says so once: never a write
+    refused for want of a policy.
+    """
+
+    def __init__(
+        self,
+        wanted: Mapping[str, str],
+        existing: Callable[[], set[str]],
+        store: str,
+        *,
+        refresh_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.wanted = dict(wanted)
+        self._existing = existing
+        self.store = store
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._routes: dict[str, str] | None = None
+        self._asked_at = 0.0
+        self._missing: frozenset[str] = frozenset()
+
+    def current(self) -> dict[str, str]:
+        """measurement -> policy for the policies that exist now (asked when due)."""
+        now = self._clock()
+        if self._routes is None or now - self._asked_at >= self.refresh_s:
+            have = self._existing()
+            self._asked_at = now
+            self._routes = {m: p for m, p in self.wanted.items() if p in have}
+            missing = frozenset(set(self.wanted.values()) - have)
+            if missing and missing != self._missing:
+                measurements = sorted(m for m, p in self.wanted.items() if p in missing)
+                log.warning(
+                    "%s has no retention policy %s: %s are written to and read from the"
+                    " database's default policy until `hazwatch migrate retention` creates"
+                    " them (docs/retention.md)",
+                    self.store,
+                    ", ".join(sorted(missing)),
+                    ", ".join(measurements),
+                )
+            self._missing = missing
+        return self._routes
+
+    @property
+    def missing(self) -> frozenset[str]:
+        """The policies the server lacked when last asked."""
+        return self._missing
+
+    def write(
+        self,
+        lines: Sequence[str],
+        write_to: Callable[[str, Sequence[str]], list[RejectedLine]],
+    ) -> list[RejectedLine]:
+        """`write_to(policy, lines)` per policy ("" the default), rejected lines renumbered to
+        the batch's positions. A point's lines all share its measurement, so REPLACE_MARK's
+        line-by-line order holds within each policy's lines."""
+        routes = self.current()
+        if not routes:  # no policy made yet: the default, as before retention
+            return write_to("", lines)
+        groups = route(lines, routes)
+        if len(groups) == 1:
+            ((policy, _),) = groups.items()
+            return write_to(policy, lines)
+        rejected: list[RejectedLine] = []
+        for policy, positions in groups.items():
+            part = [lines[i] for i in positions]
+            rejected += [RejectedLine(positions[r.index], r.reason) for r in write_to(policy, part)]
+        return sorted(rejected, key=lambda r: r.index)

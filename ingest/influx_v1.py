@@ -6,7 +6,7 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 from __future__ import annotations
 
 import gzip
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import httpx
 
@@ -14,6 +14,7 @@ from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_http import (
     SPLIT_STATUSES,
+    PolicyRoutes,
     Replaced,
     TryAgain,
     error_text,
@@ -37,7 +38,11 @@ class InfluxV1Writer:
     A missing database is created when /write answers 404 (CREATE DATABASE is idempotent;
     a write-only user may lack the right, then StoreUnavailable says so).
     A line that replaces its point (base.points.REPLACE_MARK) deletes it first: one
-    `DELETE FROM m WHERE tag = 'v' AND … AND time = t` per point, all in one `/query` request.
+    `DELETE FROM m WHERE tag = 'v' AND … AND time = t` per point, all in one `/query` request
+    (a DELETE reaches every retention policy of the database).
+    `policies` (measurement -> retention policy, ingest/retention.py): each point goes to its
+    measurement's policy (`/write?rp=`) once the database has it (PolicyRoutes), else to the
+    default policy.
     """
 
     name = "influxdb-v1"
@@ -54,6 +59,7 @@ class InfluxV1Writer:
         retry: RetryPolicy | None = None,
         gzip_min_bytes: int | None = 64 * 1024,
         create_database: bool = True,
+        policies: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.db = db
@@ -68,12 +74,48 @@ class InfluxV1Writer:
             timeout=timeout_s,
             limits=httpx.Limits(max_keepalive_connections=4, keepalive_expiry=60),
         )
+        self.routes = (
+            PolicyRoutes(policies, self._existing_policies, f"InfluxDB at {self.url}")
+            if policies
+            else None
+        )
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
-        return write_replacing(self._write, self._delete, lines)
+        if self.routes is None:
+            return write_replacing(self._write, self._delete, lines)
+        return self.routes.write(lines, self._write_to)
+
+    def _write_to(self, policy: str, lines: Sequence[str]) -> list[RejectedLine]:
+        params = {**self._params, "rp": policy} if policy else self._params
+
+        def write(part: Sequence[str]) -> list[RejectedLine]:
+            send = lambda chunk: self._send(chunk, params)  # noqa: E731
+            return write_splitting(send, part, self.retry, f"InfluxDB at {self.url}")
+
+        return write_replacing(write, self._delete, lines)
 
     def _write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
+
+    def _existing_policies(self) -> set[str]:
+        """The database's retention policies (none while it does not exist)."""
+        found: set[str] = set()
+
+        def ask() -> None:
+            query = {**self._auth, "q": f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}"}
+            response = self._post("/query", query)
+            if response.status_code >= 300:
+                raise write_failure(
+                    response.status_code,
+                    error_text(response),
+                    response.headers.get("Retry-After"),
+                    f"InfluxDB at {self.url}",
+                )
+            found.clear()
+            found.update(policy_names(response.json()))
+
+        retrying(ask, self.retry, f"InfluxDB at {self.url}")
+        return found
 
     def _delete(self, points: list[Replaced]) -> dict[int, str]:
         """Delete each point (its series: measurement and tags, at its time); position → the
@@ -115,16 +157,17 @@ class InfluxV1Writer:
                 refused[index] = error
         return refused
 
-    def _send(self, chunk: Sequence[str]) -> None:
+    def _send(self, chunk: Sequence[str], params: dict[str, str] | None = None) -> None:
+        params = params or self._params
         body = "\n".join(chunk).encode()
         headers = None
         if self.gzip_min_bytes is not None and len(body) >= self.gzip_min_bytes:
             body = gzip.compress(body, compresslevel=1)
             headers = {"Content-Encoding": "gzip"}
-        response = self._post("/write", self._params, body, headers)
+        response = self._post("/write", params, body, headers)
         if response.status_code == 404 and self.create_database:
             self._create_database()
-            response = self._post("/write", self._params, body, headers)
+            response = self._post("/write", params, body, headers)
         if response.status_code >= 300:
             raise write_failure(
                 response.status_code,
@@ -168,3 +211,15 @@ class InfluxV1Writer:
 
     def close(self) -> None:
         self._client.close()
+
+
+def policy_names(answer: object) -> set[str]:
+    """The names of a `SHOW RETENTION POLICIES` answer (an error, e.g. no such database: none)."""
+    results = answer.get("results") if isinstance(answer, dict) else None
+    names: set[str] = set()
+    for result in results or []:
+        for series in result.get("series") or []:
+            columns = series.get("columns") or []
+            at = columns.index("name") if "name" in columns else 0
+            names.update(str(row[at]) for row in series.get("values") or [])
+    return names

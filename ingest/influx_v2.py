@@ -6,7 +6,7 @@ Never drop a line silently: a refused line is returned as RejectedLine, an outag
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
@@ -20,6 +20,7 @@ from influxdb_client.service.ping_service import PingService
 from hazwatch.base.errors import StoreUnavailable
 from hazwatch.base.retry import RetryPolicy
 from hazwatch.ingest.influx_http import (
+    PolicyRoutes,
     Replaced,
     TryAgain,
     retrying,
@@ -28,6 +29,7 @@ from hazwatch.ingest.influx_http import (
     write_splitting,
 )
 from hazwatch.ingest.interfaces import RejectedLine
+from hazwatch.ingest.retention import bucket_name
 
 log = logging.getLogger("hazwatch.influx")
 
@@ -48,6 +50,8 @@ class InfluxV2Writer:
     `/api/v2/delete` (its series' tags as the predicate, start = stop = its time). A server
     without that API (VictoriaMetrics, InfluxDB 1.x before 1.8) is logged and written to:
     it keeps no single point per identity anyway (docs/payloads.md).
+    `policies` (measurement -> retention policy, ingest/retention.py): each point goes to the
+    bucket `<bucket>_<policy>` once the org has it (PolicyRoutes), else to `bucket`.
     """
 
     name = "influxdb-v2"
@@ -62,6 +66,7 @@ class InfluxV2Writer:
         timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
         gzip: bool = False,
+        policies: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.org, self.bucket = org, bucket
@@ -77,14 +82,56 @@ class InfluxV2Writer:
         )
         self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
         self._can_delete = True  # until the server says it has no /api/v2/delete
+        self.routes = (
+            PolicyRoutes(policies, self._existing_buckets, f"InfluxDB at {self.url}")
+            if policies
+            else None
+        )
 
     def write(self, lines: Sequence[str]) -> list[RejectedLine]:
-        return write_replacing(self._write, self._delete, lines)
+        if self.routes is None:
+            return write_replacing(self._write, self._delete, lines)
+        return self.routes.write(lines, self._write_to)
+
+    def _write_to(self, policy: str, lines: Sequence[str]) -> list[RejectedLine]:
+        bucket = bucket_name(self.bucket, policy) if policy else self.bucket
+
+        def write(part: Sequence[str]) -> list[RejectedLine]:
+            send = lambda chunk: self._send(chunk, bucket)  # noqa: E731
+            return write_splitting(send, part, self.retry, f"InfluxDB at {self.url}")
+
+        return write_replacing(write, lambda points: self._delete(points, bucket), lines)
 
     def _write(self, lines: Sequence[str]) -> list[RejectedLine]:
         return write_splitting(self._send, lines, self.retry, f"InfluxDB at {self.url}")
 
-    def _delete(self, points: list[Replaced]) -> dict[int, str]:
+    def _existing_buckets(self) -> set[str]:
+        """The policies whose bucket `<bucket>_<policy>` exists (one bucket look-up each)."""
+        from hazwatch.ingest.retention import POLICIES
+
+        found: set[str] = set()
+
+        def ask() -> None:
+            buckets = self._client.buckets_api()
+            found.clear()
+            try:
+                for policy in POLICIES:
+                    if buckets.find_bucket_by_name(bucket_name(self.bucket, policy.name)):
+                        found.add(policy.name)
+            except ApiException as exc:
+                if exc.status in (404, 405):  # no buckets API (VictoriaMetrics): no policies
+                    found.clear()
+                    return
+                raise write_failure(
+                    int(exc.status or 0), _message(exc), None, f"InfluxDB at {self.url}"
+                ) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise TryAgain(f"{type(exc).__name__}: {exc}") from None
+
+        retrying(ask, self.retry, f"InfluxDB at {self.url}")
+        return found
+
+    def _delete(self, points: list[Replaced], bucket: str | None = None) -> dict[int, str]:
         """Delete each point through /api/v2/delete (one request each: a predicate has no OR);
         position → the server's reason for those it refused."""
         refused: dict[int, str] = {}
@@ -96,7 +143,9 @@ class InfluxV2Writer:
                 index, measurement, tags, ts_ns = pending[0]
                 at = rfc3339_ns(ts_ns)
                 try:
-                    delete_api.delete(at, at, predicate(measurement, tags), self.bucket, self.org)
+                    delete_api.delete(
+                        at, at, predicate(measurement, tags), bucket or self.bucket, self.org
+                    )
                 except ApiException as exc:
                     status, message = int(exc.status or 0), _message(exc)
                     if status in (404, 405) or "unsupported path" in message:
@@ -120,10 +169,10 @@ class InfluxV2Writer:
         retrying(send, self.retry, f"InfluxDB at {self.url}")
         return refused
 
-    def _send(self, chunk: Sequence[str]) -> None:
+    def _send(self, chunk: Sequence[str], bucket: str | None = None) -> None:
         body = "\n".join(chunk).encode()
         try:
-            self._write_api.write(self.bucket, self.org, record=body, write_precision=_NS)
+            self._write_api.write(bucket or self.bucket, self.org, record=body, write_precision=_NS)
         except ApiException as exc:
             raise write_failure(
                 int(exc.status or 0),

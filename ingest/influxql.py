@@ -6,14 +6,14 @@ Never build a statement from a name or value unquoted: quote_ident and quote_str
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 import orjson
 
 from hazwatch.base.errors import StoreUnavailable
-from hazwatch.ingest.influx_http import error_text, v1_credentials
+from hazwatch.ingest.influx_http import PolicyRoutes, error_text, v1_credentials
 
 
 def quote_ident(name: str) -> str:
@@ -31,6 +31,8 @@ class InfluxQLReader:
 
     Time range is [start_ns, end_ns). A row holds `time`, the point's tags and the requested
     fields it has (fields it lacks are left out, not None).
+    `policies` (measurement -> retention policy, ingest/retention.py): a measurement is read
+    from its policy (`FROM "policy"."m"`) once the database has it, as the writers write it.
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class InfluxQLReader:
         password: str = "",
         token: str = "",
         timeout_s: float = 10.0,
+        policies: Mapping[str, str] | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.db = db
@@ -49,6 +52,29 @@ class InfluxQLReader:
         self._params = {"db": db, "epoch": "ns", **auth}
         self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout_s)
         self._tag_keys: dict[str, list[str]] = {}
+        self.routes = (
+            PolicyRoutes(policies, self._existing_policies, f"InfluxDB at {self.url}")
+            if policies
+            else None
+        )
+
+    def _existing_policies(self) -> set[str]:
+        try:
+            series = self.query(f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}")
+        except ValueError:  # no such database yet: nothing to read from any policy
+            return set()
+        except StoreUnavailable as exc:
+            if "not reachable" in str(exc):
+                raise
+            return set()  # a server that answers no SHOW (VictoriaMetrics): the default
+        return {str(row[0]) for s in series for row in s.get("values") or []}
+
+    def source(self, measurement: str) -> str:
+        """The FROM of a measurement: `"policy"."m"`, or `"m"` in the default policy."""
+        policy = self.routes.current().get(measurement) if self.routes is not None else None
+        if policy:
+            return f"{quote_ident(policy)}.{quote_ident(measurement)}"
+        return quote_ident(measurement)
 
     def query(self, influxql: str) -> list[dict[str, Any]]:
         """The series of the first statement's result; StoreUnavailable or ValueError on errors."""
@@ -102,7 +128,7 @@ class InfluxQLReader:
             where.append(f"time >= {int(start_ns)}")
         if end_ns is not None:
             where.append(f"time < {int(end_ns)}")
-        text = f"SELECT {columns} FROM {quote_ident(measurement)}"
+        text = f"SELECT {columns} FROM {self.source(measurement)}"
         if where:
             text += " WHERE " + " AND ".join(where)
         if newest_first:
@@ -129,11 +155,20 @@ class InfluxQLReader:
         self._client.close()
 
 
-def v2_reader(url: str, token: str, bucket: str, *, timeout_s: float = 10.0) -> InfluxQLReader:
+def v2_reader(
+    url: str,
+    token: str,
+    bucket: str,
+    *,
+    timeout_s: float = 10.0,
+    policies: Mapping[str, str] | None = None,
+) -> InfluxQLReader:
     """PointReader for a v2 server: InfluxQL on its v1-compatible `/query` with the token.
 
     InfluxDB 2.x and 3.x answer `/query?db=` only for a database name that has a DBRP mapping
     to the bucket (`influx v1 dbrp create --db BUCKET --rp autogen --bucket-id ...`; 3.x maps
-    a database of the same name by itself). Here `db` is the bucket name.
+    a database of the same name by itself). Here `db` is the bucket name; a policy's bucket
+    `<bucket>_<policy>` is read as `"policy"."m"` through the DBRP mapping (database
+    `<bucket>`, retention policy `<policy>`) `hazwatch migrate retention` makes beside it.
     """
-    return InfluxQLReader(url, bucket, token=token, timeout_s=timeout_s)
+    return InfluxQLReader(url, bucket, token=token, timeout_s=timeout_s, policies=policies)

@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 import sqlite3
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -78,11 +79,26 @@ class PointStore:
     was first written with; a line that changes it is returned as RejectedLine with a reason
     worded like InfluxDB's. A batch is one transaction (synchronous=FULL: durable on return).
     Each instance has its own connection; several (writer, readers) may share one file.
+    `keep_ns` (measurement -> ns, ingest/retention.py keep_ns): the retention InfluxDB's
+    policies would keep; points older than it by the wall clock are deleted (`prune`), at
+    most once every `prune_every_s`, by the writer after a write.
     """
 
     name = "embedded"
 
-    def __init__(self, path: Path | str, *, busy_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        busy_timeout_s: float = 10.0,
+        keep_ns: Mapping[str, int] | None = None,
+        prune_every_s: float = 3600.0,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.keep_ns = dict(keep_ns or {})
+        self.prune_every_s = prune_every_s
+        self._clock = clock
+        self._pruned_at_ns: int | None = None
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -130,7 +146,30 @@ class PointStore:
                 raise
         if rejected:
             rejected.sort(key=lambda item: item.index)
+        if self.keep_ns:
+            now_ns = self._clock()
+            if self._pruned_at_ns is None or (
+                now_ns - self._pruned_at_ns >= self.prune_every_s * 1_000_000_000
+            ):
+                self.prune(now_ns)
         return rejected
+
+    def prune(self, now_ns: int) -> int:
+        """Delete the points each measurement keeps no longer (`keep_ns`); how many. A failure
+        is logged by the caller's next write: pruning never fails a write."""
+        self._pruned_at_ns = now_ns
+        deleted = 0
+        with self._lock:
+            try:
+                for measurement, keep in sorted(self.keep_ns.items()):
+                    cursor = self._db.execute(
+                        "DELETE FROM points WHERE measurement = ? AND ts < ?",
+                        (measurement, now_ns - keep),
+                    )
+                    deleted += max(cursor.rowcount, 0)
+            except sqlite3.Error:
+                return deleted
+        return deleted
 
     def _store(
         self,

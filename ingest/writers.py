@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from hazwatch.base.errors import ConfigError
 from hazwatch.ingest.interfaces import PointReader, PointWriter
+from hazwatch.ingest.retention import POLICY_OF, RetentionSettings, keep_ns
 
 
 class InfluxSettings(Protocol):
@@ -42,6 +43,8 @@ class InfluxSettings(Protocol):
     def influx_retry_max_s(self) -> float: ...
     @property
     def points_path(self) -> Path: ...
+    @property
+    def retention(self) -> RetentionSettings: ...
 
 
 def make_writer(settings: InfluxSettings) -> PointWriter:
@@ -50,7 +53,7 @@ def make_writer(settings: InfluxSettings) -> PointWriter:
     if not settings.influx_url:
         from hazwatch.ingest.pointstore import PointStore
 
-        return PointStore(settings.points_path)
+        return PointStore(settings.points_path, keep_ns=keep_ns(settings.retention))
     from hazwatch.base.retry import RetryPolicy
 
     retry = RetryPolicy(max_s=settings.influx_retry_max_s)
@@ -64,6 +67,7 @@ def make_writer(settings: InfluxSettings) -> PointWriter:
             settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
             retry=retry,
+            policies=POLICY_OF,
         )
     from hazwatch.ingest.influx_v1 import InfluxV1Writer
 
@@ -71,6 +75,7 @@ def make_writer(settings: InfluxSettings) -> PointWriter:
         **_v1_connection(settings),
         gzip_min_bytes=None if is_loopback(settings.influx_url) else 64 * 1024,
         retry=retry,
+        policies=POLICY_OF,
     )
 
 
@@ -112,8 +117,9 @@ def make_reader(settings: InfluxSettings) -> PointReader:
             settings.influx_token,
             settings.influx_bucket,
             timeout_s=settings.influx_timeout_s,
+            policies=POLICY_OF,
         )
-    return InfluxQLReader(**_v1_connection(settings))
+    return InfluxQLReader(**_v1_connection(settings), policies=POLICY_OF)
 
 
 def check_influx_settings(settings: InfluxSettings) -> None:

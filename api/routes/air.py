@@ -22,6 +22,7 @@ from hazwatch.api.params import (
     invalid,
 )
 from hazwatch.devices.timeparse import format_ts
+from hazwatch.ingest.retention import WindowTooLong, choose
 from hazwatch.streams.air import standards
 from hazwatch.streams.air.aqi import POLLUTANTS, level_of
 from hazwatch.streams.air.store import AirStore
@@ -45,6 +46,22 @@ Station = Annotated[
 ]
 From: TypeAlias = Annotated[str | None, instant_query("from"), instant_check("from")]
 To: TypeAlias = Annotated[str | None, instant_query("to"), instant_check("to")]
+
+
+def _window(series: str, start: str | None, end: str | None, default_ns: int) -> tuple[int, int]:
+    """[from, to) in ns (to defaults to now, from to `default_ns` before it), checked: from
+    before to, and no longer than the series' coarsest resolution serves (ingest/retention.py);
+    a 422 naming the parameter otherwise."""
+    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
+    start_ns = instant_ns(start, "from") if start is not None else end_ns - default_ns
+    name, value = ("from", start) if start is not None else ("to", end)
+    if start_ns >= end_ns:
+        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    try:
+        choose(series, end_ns - start_ns)
+    except WindowTooLong as exc:
+        raise invalid("query", name, value, str(exc)) from None
+    return start_ns, end_ns
 
 
 def _with_level(row: dict[str, Any], lang: str) -> dict[str, Any]:
@@ -103,12 +120,9 @@ def hourly(
     start: From = None,
     end: To = None,
 ) -> list[dict[str, Any]]:
-    """Hours starting in [from, to) (RFC 3339 or epoch ms); default the last 24 hours."""
-    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
-    start_ns = instant_ns(start, "from") if start is not None else end_ns - 24 * NS_PER_H
-    if start_ns >= end_ns:
-        name, value = ("from", start) if start is not None else ("to", end)
-        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    """Hours starting in [from, to) (RFC 3339 or epoch ms); default the last 24 hours, at most
+    366 days (422 beyond)."""
+    start_ns, end_ns = _window("air_hourly", start, end, 24 * NS_PER_H)
     rows = _store(ctx).hourly(station, start_ns, end_ns)
     if not rows and station not in {s["station"] for s in _store(ctx).stations()}:
         raise HTTPException(status_code=404, detail=f"no air station {station!r}")
@@ -128,12 +142,9 @@ def daily_reports(
     """The station's daily reports (日报) of the natural days starting in [from, to) (RFC 3339
     or epoch ms; default the last 31 days): each day's means, O3's daily maximum 8-h mean, AQI
     by the edition of that day, the limits it exceeds, `complete` (the day is over) and, for a
-    heavy-pollution day (AQI > 200), `heavy_days`: such days in a row ending with it."""
-    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
-    start_ns = instant_ns(start, "from") if start is not None else end_ns - 31 * 24 * NS_PER_H
-    if start_ns >= end_ns:
-        name, value = ("from", start) if start is not None else ("to", end)
-        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    heavy-pollution day (AQI > 200), `heavy_days`: such days in a row ending with it. At most
+    3,660 days (422 beyond)."""
+    start_ns, end_ns = _window("air_daily", start, end, 31 * 24 * NS_PER_H)
     rows = _store(ctx).daily(station, start_ns, end_ns)
     if not rows and station not in {s["station"] for s in _store(ctx).stations()}:
         raise HTTPException(status_code=404, detail=f"no air station {station!r}")
@@ -158,17 +169,19 @@ def trend(
     end: To = None,
     every_s: Annotated[int, Query(ge=10, le=86_400, description="bucket width, s")] = 300,
 ) -> dict[str, Any]:
-    """The station's raw readings (the point store's `air`, every interval the station sent)
-    in [from, to) as means per `every_s` bucket, per pollutant; default the last 24 hours.
-    At most 20,000 readings are read, newest first: `truncated` says the start was cut."""
-    end_ns = instant_ns(end, "to") if end is not None else time.time_ns()
-    start_ns = instant_ns(start, "from") if start is not None else end_ns - 24 * NS_PER_H
-    if start_ns >= end_ns:
-        name, value = ("from", start) if start is not None else ("to", end)
-        raise invalid("query", name, value, "from must be before to (to defaults to now)")
+    """The station's readings in [from, to) as means per `every_s` bucket, per pollutant;
+    default the last 24 hours. `resolution` says what was read (ingest/retention.py): `raw`
+    (the point store's `air`, every interval the station sent) for a window up to 2 days,
+    `hourly` (`air_hourly`'s valid means) up to 366 days, `daily` (`air_daily`) up to 3,660
+    days; a longer window is refused (422). A bucket is never finer than the resolution's
+    step (`every_s` says the one used). At most 20,000 rows are read, newest first:
+    `truncated` says the start was cut."""
+    start_ns, end_ns = _window("air_trend", start, end, 24 * NS_PER_H)
+    resolution = choose("air_trend", end_ns - start_ns)
+    every_s = max(every_s, resolution.step_ns // 1_000_000_000)
     try:
         rows = ctx.reader.select(
-            "air",
+            resolution.measurement,
             tags={"station": station},
             fields=list(POLLUTANTS),
             start_ns=start_ns,
@@ -203,6 +216,7 @@ def trend(
         "from": format_ts(start_ns),
         "to": format_ts(end_ns),
         "every_s": every_s,
+        "resolution": resolution.name,
         "truncated": len(rows) >= TREND_ROWS,
         "points": points,
     }

@@ -15,9 +15,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query
 
 from hazwatch.api.deps import ApiContext, Ctx
-from hazwatch.api.params import SEGMENT, SEGMENT_MAX, errors
+from hazwatch.api.params import SEGMENT, SEGMENT_MAX, errors, invalid
 from hazwatch.devices import registry as device_registry
 from hazwatch.devices.timeparse import format_ts
+from hazwatch.ingest.retention import WindowTooLong, choose
 
 router = APIRouter(tags=["devices"])
 
@@ -27,6 +28,11 @@ NS_PER_MIN = 60 * NS_PER_S
 STATUS_LOOKBACK_NS = 30 * 86_400 * NS_PER_S
 STATUS_ROWS = 20_000
 FRAME_FIELDS = ("brightness", "sharpness", "motion", "occlusion", "scene_change")
+MINUTE_METRICS = ("brightness", "sharpness", "motion", "occlusion")  # video_minute's
+# a window the route takes at all (a longer one than its coarsest resolution serves is a 422
+# that says so, not FastAPI's bare bound), and rows: 31 days of minutes
+MINUTES_MAX = 3660 * 1440
+ROWS_MAX = 50_000
 FAMILIES = ("rfid", "scale", "terminal", "air", "camera")
 Family = Literal["rfid", "scale", "terminal", "air", "camera"]
 SiteOf = Annotated[str, Query(pattern=SEGMENT, max_length=SEGMENT_MAX, description="a site id")]
@@ -205,17 +211,34 @@ def camera_frames(
     ctx: Ctx,
     site: SitePath,
     camera: CameraPath,
-    minutes: Annotated[int, Query(ge=1, le=1440, description="how far back")] = 15,
-    limit: Annotated[int, Query(ge=1, le=2000, description="at most this many frames")] = 300,
+    minutes: Annotated[
+        int, Query(ge=1, le=MINUTES_MAX, description="how far back (at most 31 days)")
+    ] = 15,
+    limit: Annotated[
+        int, Query(ge=1, le=ROWS_MAX, description="at most this many frames or minutes")
+    ] = 300,
 ) -> dict[str, Any]:
     """The camera's frame metrics of the last `minutes` (oldest first, at most `limit`, the
-    newest kept), and its evidence snapshots, newest first (`/api/snapshots/{name}`)."""
+    newest kept), and its evidence snapshots, newest first (`/api/snapshots/{name}`).
+    `resolution` says what was read (ingest/retention.py): `raw` frames (`video_frame`) for up
+    to 6 hours; beyond, up to 31 days, the per-minute summary (`video_minute`: a row a minute,
+    each metric its mean, `{metric}_max` and `frames` beside it); longer is refused (422)."""
     now_ns = time.time_ns()
     try:
+        resolution = choose("camera_frames", minutes * NS_PER_MIN)
+    except WindowTooLong as exc:
+        raise invalid("query", "minutes", minutes, str(exc)) from None
+    minute = resolution.name == "minute"
+    fields = (
+        [f"{m}_{k}" for m in MINUTE_METRICS for k in ("mean", "max")] + ["frames"]
+        if minute
+        else [*FRAME_FIELDS, "seq", "snapshot", "event"]
+    )
+    try:
         rows = ctx.reader.select(
-            "video_frame",
+            resolution.measurement,
             tags={"site": site, "camera": camera},
-            fields=[*FRAME_FIELDS, "seq", "snapshot", "event"],
+            fields=fields,
             start_ns=now_ns - minutes * NS_PER_MIN,
             newest_first=True,
             limit=limit,
@@ -227,15 +250,33 @@ def camera_frames(
         raise HTTPException(
             status_code=404, detail=f"no camera {camera!r} at {site!r} is known or heard"
         )
-    frames = [
-        {
-            "ts": format_ts(int(r["time"])),
-            "ts_ms": int(r["time"]) // 1_000_000,
-            "seq": r.get("seq"),
-            **{name: r.get(name) for name in FRAME_FIELDS},
-            "snapshot": r.get("snapshot"),
-            "event": r.get("event"),
-        }
-        for r in reversed(rows)
-    ]
-    return {"site": site, "camera": camera, "frames": frames, "snapshots": snapshots}
+    if minute:
+        frames = [
+            {
+                "ts": format_ts(int(r["time"])),
+                "ts_ms": int(r["time"]) // 1_000_000,
+                "frames": r.get("frames"),
+                **{m: r.get(f"{m}_mean") for m in MINUTE_METRICS},
+                **{f"{m}_max": r.get(f"{m}_max") for m in MINUTE_METRICS},
+            }
+            for r in reversed(rows)
+        ]
+    else:
+        frames = [
+            {
+                "ts": format_ts(int(r["time"])),
+                "ts_ms": int(r["time"]) // 1_000_000,
+                "seq": r.get("seq"),
+                **{name: r.get(name) for name in FRAME_FIELDS},
+                "snapshot": r.get("snapshot"),
+                "event": r.get("event"),
+            }
+            for r in reversed(rows)
+        ]
+    return {
+        "site": site,
+        "camera": camera,
+        "resolution": resolution.name,
+        "frames": frames,
+        "snapshots": snapshots,
+    }

@@ -1,5 +1,7 @@
 """`hazwatch migrate influx`: points written before #19 (EPC, batch, manifest, alert subject as
 tags) rewritten as the service writes them now (those as fields, docs/payloads.md, "Series").
+`hazwatch migrate retention`: each measurement's retention policy (1.x) or bucket (2.x) made
+or altered to its [retention] days (ingest/retention.py, docs/retention.md).
 
 Never delete an old point that is not copied: `--drop-old` refuses until every old point of
 the measurement is rewritten; without it the old series stay where they are.
@@ -7,6 +9,7 @@ the measurement is rewritten; without it the old series stay where they are.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -22,6 +25,13 @@ from hazwatch.devices.schema import point_time, spread
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.ingest.influxql import quote_ident
 from hazwatch.ingest.interfaces import RejectedLine
+from hazwatch.ingest.retention import (
+    NS_PER_DAY,
+    POLICY_BY_NAME,
+    bucket_name,
+    days_of,
+    influx_duration,
+)
 from hazwatch.invocation import settings
 
 NS_PER_H = 3600 * 1_000_000_000
@@ -391,9 +401,229 @@ def influx(
             close()
 
 
+# -- retention policies and buckets -------------------------------------------------------
+
+_DURATION = re.compile(r"(\d+)([hms])")
+_UNIT_NS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9}
+
+
+def duration_ns(text: str) -> int:
+    """A duration as SHOW RETENTION POLICIES says it (`720h0m0s`; `0s` is INF) in ns."""
+    return sum(int(n) * _UNIT_NS[unit] for n, unit in _DURATION.findall(text))
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """What SHOW RETENTION POLICIES says of the database: each policy's duration, the default."""
+
+    durations_ns: dict[str, int]  # 0: INF
+    default: str
+
+
+def v1_policies(query: Query, db: str) -> PolicyInfo:
+    """The database's retention policies (none, default autogen, when it does not exist)."""
+    try:
+        series = query(f"SHOW RETENTION POLICIES ON {quote_ident(db)}")
+    except ValueError:  # database not found
+        return PolicyInfo({}, "autogen")
+    durations: dict[str, int] = {}
+    default = "autogen"
+    for one in series:
+        columns = one["columns"]
+        for row in one.get("values") or []:
+            item = dict(zip(columns, row, strict=False))
+            durations[str(item["name"])] = duration_ns(str(item.get("duration", "0s")))
+            if item.get("default"):
+                default = str(item["name"])
+    return PolicyInfo(durations, default)
+
+
+def v1_statements(db: str, have: PolicyInfo, days: dict[str, int], copy: bool) -> list[str]:
+    """The InfluxQL that makes the database's policies what `days` says: CREATE for a missing
+    one (then, with `copy`, its measurements' points still within it copied from the default
+    policy, where hazwatch wrote them before), ALTER for one of another duration, nothing for
+    one that is right (idempotent). None of them becomes the default."""
+    out = [f"CREATE DATABASE {quote_ident(db)}"]
+    for policy, want in days.items():
+        current = have.durations_ns.get(policy)
+        duration = influx_duration(want)
+        name = f"{quote_ident(policy)} ON {quote_ident(db)}"
+        if current is None:
+            out.append(f"CREATE RETENTION POLICY {name} DURATION {duration} REPLICATION 1")
+            if copy:
+                out += _copies(db, policy, want, have.default)
+        elif current != want * NS_PER_DAY:
+            out.append(f"ALTER RETENTION POLICY {name} DURATION {duration}")
+    return out
+
+
+def _copies(db: str, policy: str, days: int, default: str) -> list[str]:
+    """`SELECT * INTO` each of the policy's measurements from the default policy: GROUP BY *
+    keeps the tags tags; old-shape series (#19, `migrate influx`) are left where they are."""
+    out = []
+    for measurement in POLICY_BY_NAME[policy].measurements:
+        name = quote_ident(measurement)
+        where = [f"time >= now() - {days}d"] if days else []
+        if measurement in MOVED:
+            where.append(f"{quote_ident(MOVED[measurement].tag)}::tag = ''")
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        out.append(
+            f"SELECT * INTO {quote_ident(db)}.{quote_ident(policy)}.{name}"
+            f" FROM {quote_ident(db)}.{quote_ident(default)}.{name}{clause} GROUP BY *"
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BucketStep:
+    """One change of `hazwatch migrate retention` on InfluxDB 2.x."""
+
+    action: str  # "create", "update" (its retention), "dbrp" (its InfluxQL mapping)
+    bucket: str
+    policy: str
+    every_seconds: int  # 0: for ever
+
+
+def v2_steps(
+    bucket: str, have: dict[str, int | None], mapped: set[str], days: dict[str, int]
+) -> list[BucketStep]:
+    """The buckets `<bucket>_<policy>` to create or update (`have`: bucket name -> its
+    retention seconds, 0 for ever; absent: no such bucket) and the DBRP mappings (database
+    `<bucket>`, retention policy `<policy>`) to make for InfluxQL (`mapped`: the policies that
+    have one)."""
+    steps: list[BucketStep] = []
+    for policy, want in days.items():
+        name, every = bucket_name(bucket, policy), want * 86_400
+        if name not in have:
+            steps.append(BucketStep("create", name, policy, every))
+        elif (have[name] or 0) != every:
+            steps.append(BucketStep("update", name, policy, every))
+        if policy not in mapped:
+            steps.append(BucketStep("dbrp", name, policy, every))
+    return steps
+
+
+def v2_apply(client: Any, org: str, bucket: str, steps: list[BucketStep]) -> None:
+    """Run the steps through influxdb-client (`client`: an InfluxDBClient): the buckets API,
+    and the DBRP service for the mappings."""
+    from influxdb_client.domain.bucket_retention_rules import BucketRetentionRules
+    from influxdb_client.domain.dbrp_create import DBRPCreate
+    from influxdb_client.service.dbr_ps_service import DBRPsService
+
+    buckets = client.buckets_api()
+    org_id = client.organizations_api().find_organizations(org=org)[0].id
+    for step in steps:
+        rules = [BucketRetentionRules(type="expire", every_seconds=step.every_seconds)]
+        if step.action == "create":
+            buckets.create_bucket(bucket_name=step.bucket, retention_rules=rules, org_id=org_id)
+        elif step.action == "update":
+            found = buckets.find_bucket_by_name(step.bucket)
+            found.retention_rules = rules
+            buckets.update_bucket(bucket=found)
+        else:
+            found = buckets.find_bucket_by_name(step.bucket)
+            DBRPsService(client.api_client).post_dbrp(
+                DBRPCreate(
+                    org_id=org_id,
+                    bucket_id=found.id,
+                    database=bucket,
+                    retention_policy=step.policy,
+                    default=False,
+                )
+            )
+
+
+def v2_state(client: Any, org: str, bucket: str) -> tuple[dict[str, int | None], set[str]]:
+    """(bucket name -> retention seconds, the policies mapped) of the policies' buckets."""
+    from influxdb_client.service.dbr_ps_service import DBRPsService
+
+    from hazwatch.ingest.retention import POLICIES
+
+    buckets = client.buckets_api()
+    have: dict[str, int | None] = {}
+    for policy in POLICIES:
+        found = buckets.find_bucket_by_name(bucket_name(bucket, policy.name))
+        if found is not None:
+            rules = found.retention_rules or []
+            have[found.name] = int(rules[0].every_seconds or 0) if rules else 0
+    answer = DBRPsService(client.api_client).get_dbr_ps(org=org, db=bucket)
+    mapped = {str(m.retention_policy) for m in (answer.content or [])}
+    return have, mapped
+
+
+def retention(
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="只显示将做什么 / Print what it would do, change nothing."),
+    ] = False,
+    copy: Annotated[
+        bool,
+        typer.Option(
+            "--copy/--no-copy",
+            help="新建保留策略时复制默认策略中的数据 / Copy a new policy's points from the"
+            " default policy (1.x).",
+        ),
+    ] = True,
+) -> None:
+    """按 [retention] 设置创建或修改各测量的保留策略（1.x）或存储桶（2.x）。
+    Create or alter each measurement's retention policy (1.x) or bucket (2.x) to the
+    [retention] days; idempotent (docs/retention.md).
+    """
+    s = settings()
+    days = days_of(s.retention)
+    if not s.influx_url:
+        keep = ", ".join(f"{p} {d or '∞'} d" for p, d in days.items())
+        typer.echo(f"embedded point store: nothing to create; it prunes by itself ({keep})")
+        return
+    if s.influx_api == "v2":
+        from influxdb_client.client.influxdb_client import InfluxDBClient
+
+        with InfluxDBClient(url=s.influx_url, token=s.influx_token, org=s.influx_org) as client:
+            have, mapped = v2_state(client, s.influx_org, s.influx_bucket)
+            steps = v2_steps(s.influx_bucket, have, mapped, days)
+            for step in steps:
+                typer.echo(f"{step.action} {step.bucket} ({step.every_seconds // 86_400 or '∞'} d)")
+            if not steps:
+                typer.echo("every bucket is as [retention] says: nothing to do")
+            if not dry_run:
+                v2_apply(client, s.influx_org, s.influx_bucket, steps)
+        return
+    from hazwatch.ingest.influxql import InfluxQLReader
+
+    reader = InfluxQLReader(
+        s.influx_url,
+        s.influx_db,
+        username=s.influx_user,
+        password=s.influx_password,
+        token=s.influx_token,
+        timeout_s=max(s.influx_timeout_s, 300.0),  # a copy may take minutes
+    )
+    try:
+        statements = v1_statements(s.influx_db, v1_policies(reader.query, s.influx_db), days, copy)
+        if len(statements) == 1:
+            typer.echo("every retention policy is as [retention] says: nothing to do")
+            return
+        if not dry_run:
+            reader.query(statements[0])  # CREATE DATABASE: idempotent
+        for statement in statements[1:]:
+            typer.echo(statement)
+            if dry_run:
+                continue
+            for series in reader.query(statement):
+                if statement.startswith("SELECT") and series.get("values"):
+                    typer.echo(f"  copied {series['values'][0][1]} points")
+        if dry_run:
+            typer.echo("(dry run: nothing changed)")
+    except StoreUnavailable as exc:
+        raise ConfigError(f"InfluxDB is not reachable: {exc}") from None
+    finally:
+        reader.close()
+
+
 def register(app: typer.Typer) -> None:
     migrate_app = typer.Typer(
         help="数据迁移 / Move stored data to the current schema.", no_args_is_help=True
     )
     migrate_app.command("influx")(influx)
+    migrate_app.command("retention")(retention)
     app.add_typer(migrate_app, name="migrate")

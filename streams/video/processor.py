@@ -1,4 +1,5 @@
-"""The video StreamProcessor: camera frames, camera statuses and RFID reads into the video rules.
+"""The video StreamProcessor: camera frames, camera statuses and RFID reads into the video rules,
+and each camera's per-minute summary (`video_minute`, streams/video/minutes.py).
 
 Never decide a rule here (rules.py does); this only translates records, findings and the
 point-store answers that confirm candidates (asked off the batch path, on its own thread).
@@ -17,6 +18,7 @@ from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.rfid import reads_of
 from hazwatch.ingest.interfaces import PointReader
+from hazwatch.streams.video.minutes import METRICS, NS_PER_MIN, NS_PER_S, MinuteBook, summary
 from hazwatch.streams.video.rules import (
     Confirmation,
     DoorCameras,
@@ -50,6 +52,42 @@ def ask(reader: PointReader, round_: Confirmation) -> dict[QueryKey, Rows | None
             log.warning("video: confirming %s in the point store failed: %s", key, exc)
             answers[key] = None
     return answers
+
+
+Minute = tuple[str, str, int, bool]  # (site, camera, minute, replaces)
+
+
+def sum_minutes(reader: PointReader, minutes: list[Minute], max_rows: int) -> list[Point | Minute]:
+    """Each minute's point from the frames the store holds (none: no point); a minute whose
+    read failed is returned as it was, to be due again."""
+    out: list[Point | Minute] = []
+    for site, camera, start, again in minutes:
+        try:
+            rows = reader.select(
+                "video_frame",
+                tags={"site": site, "camera": camera},
+                fields=[*METRICS, "seq"],
+                start_ns=start,
+                end_ns=start + NS_PER_MIN,
+                limit=max_rows,
+            )
+        except Exception as exc:  # the store down: the minute waits for a later tick
+            log.warning("video: reading %s/%s's frames of a minute failed: %s", site, camera, exc)
+            out.append((site, camera, start, again))
+            continue
+        point = summary(site, camera, start, rows, replaces=again)
+        if point is not None:
+            out.append(point)
+    return out
+
+
+@dataclass(slots=True)
+class _Summing:
+    """One round of minutes being read from the store on its own thread."""
+
+    minutes: list[Minute]
+    results: list[Point | Minute] = field(default_factory=list)
+    thread: threading.Thread | None = None
 
 
 @dataclass(slots=True)
@@ -100,6 +138,13 @@ class VideoProcessor:
         )
         self._lock = threading.Lock()
         self._asking: _Asking | None = None
+        rules = settings or VideoRuleSettings()
+        self._max_rows = rules.confirm_max_rows
+        self.minutes = MinuteBook(
+            grace_ns=int(rules.confirm_grace_s * NS_PER_S),
+            quiet_ns=int(rules.minute_quiet_s * NS_PER_S),
+        )
+        self._summing: _Summing | None = None
 
     def process(self, batch: Sequence[Decoded], now_ns: int) -> list[Point]:
         relevant: list[tuple[int, Decoded, str]] = []
@@ -127,6 +172,8 @@ class VideoProcessor:
         if item.kind == "status":
             return self.rules.status(topic.site, topic.device, bool(record.online), ts_ns)
         snapshot: Any = record.snapshot
+        if self.reader is not None:
+            self.minutes.saw(topic.site, topic.device, int(record.ts), now_ns)
         facts = FrameFacts(
             site=topic.site,
             camera=topic.device,
@@ -161,7 +208,38 @@ class VideoProcessor:
                 if round_:
                     self._asking = self._start_asking(self.reader, round_)
             self._emit(findings)
-        return []
+            return self._minutes(now_ns)
+
+    def _minutes(self, now_ns: int) -> list[Point]:
+        """The minutes the last round computed (their points), and the next round started on
+        a thread of its own, like the confirmations: the store is read off the batch path."""
+        points: list[Point] = []
+        summing = self._summing
+        if summing is not None and (summing.thread is None or not summing.thread.is_alive()):
+            if summing.thread is not None:
+                summing.thread.join()
+            for item in summing.results:
+                if isinstance(item, Point):
+                    points.append(item)
+                else:
+                    self.minutes.reopen(item[0], item[1], item[2], now_ns, item[3])
+            self._summing = None
+        if self.reader is not None and self._summing is None:
+            due = self.minutes.due(now_ns)
+            if due:
+                self._summing = self._start_summing(self.reader, due)
+        return points
+
+    def _start_summing(self, reader: PointReader, minutes: list[Minute]) -> _Summing:
+        summing = _Summing(minutes)
+        max_rows = self._max_rows
+
+        def run() -> None:
+            summing.results = sum_minutes(reader, minutes, max_rows)
+
+        summing.thread = threading.Thread(target=run, name="hazwatch-video-minutes", daemon=True)
+        summing.thread.start()
+        return summing
 
     def _start_asking(self, reader: PointReader, round_: Confirmation) -> _Asking:
         asking = _Asking(round_)
@@ -179,6 +257,9 @@ class VideoProcessor:
         asking = self._asking
         if asking is not None and asking.thread is not None:
             asking.thread.join(timeout_s)
+        summing = self._summing
+        if summing is not None and summing.thread is not None:
+            summing.thread.join(timeout_s)
 
     def _emit(self, findings: list[Finding]) -> None:
         for f in findings:

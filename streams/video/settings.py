@@ -45,3 +45,6 @@ class VideoRuleSettings:
     # point-store queries per confirmation round; the rest wait
     confirm_max_queries: Annotated[int, Field(ge=1)] = 32
     confirm_max_rows: Annotated[int, Field(ge=1)] = 10_000  # rows one query may return
+    # a camera's minute (video_minute) is computed confirm_grace_s after it sent a frame past
+    # the minute's end, or this long after the minute's last frame when it went quiet
+    minute_quiet_s: Annotated[float, Field(gt=0)] = 60.0
