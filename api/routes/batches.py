@@ -133,8 +133,9 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
     """`hazwatch trace`'s document with, beside it: `registration` (waste, producer, label
     id, handler), `manifest`, each event's `device_kind` and `location`, the `site_name`, the
     weight's `diff_kg` / `diff_pct` against the generation weighing, `violations` pointing at
-    their event (each with its `detail` in Chinese and English), the batch's `alerts`, and
-    each event's `snapshot` from a camera watching its reader (nearest within 10 minutes)."""
+    their event (each with its `params` and its `detail` in Chinese and English), the batch's
+    `alerts` (with their violation's `params`), and each event's `snapshot` from a camera
+    watching its reader (nearest within 10 minutes)."""
     store = _store(ctx)
     now_ns = time.time_ns()
     doc = trace_document(store, batch, now_ns)
@@ -152,7 +153,9 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
         (e["net_kg"] for e in doc["events"] if e["stage"] == "GENERATED" and e["net_kg"]), None
     )
     for violation in doc["violations"]:
-        violation["detail"] = detail(violation["rule"], violation["message"])
+        violation["detail"] = detail(
+            violation["rule"], violation["message"], violation.get("params")
+        )
     broken_at = {v["event_id"]: v["rule"] for v in doc["violations"]}
     watchers: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for cam in reg.cameras.values():
@@ -188,7 +191,8 @@ def timeline(batch: Batch, ctx: Ctx) -> dict[str, Any]:
             "state": a.state.value,
             "opened": format_ts(a.opened_ns),
             "message": a.message,
-            "detail": detail(a.rule, a.message),
+            "params": a.details.get("params"),
+            "detail": detail(a.rule, a.message, a.details.get("params")),
             "evidence": a.evidence,
             "evidence_url": f"/api/snapshots/{a.evidence}"
             if a.evidence and a.evidence.endswith(".jpg")

@@ -8,7 +8,7 @@ out of means and AQI; the reading itself stays where it was (docs/air-audit.md).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hazwatch.devices.decode import Decoded
 from hazwatch.devices.registry import Instrument
@@ -86,6 +86,9 @@ class Mark:
     end_ns: int
     reason: str
     note: str  # what a person reads: the values and the rule that judged them
+    # the note's numbers by name, of an automatic mark the sensor rules alert on (flatline,
+    # spike): the alert's details, which streams/air/text.py says; not stored with the mark
+    numbers: Mapping[str, float | int] = field(default_factory=dict, compare=False)
 
     def covers(self, pollutant: str, ts_ns: int) -> bool:
         return self.pollutant in (ALL, pollutant) and self.start_ns <= ts_ns < self.end_ns
@@ -185,6 +188,7 @@ def spike_marks(readings: Sequence[HourReading], settings: HourlySettings) -> li
                     "spike",
                     f"{pollutant} jumped to {max(seen):g} {UNIT[pollutant]} against an hourly "
                     f"median of {median:g}",
+                    {"top": max(seen), "median": median},
                 )
             )
     return marks
@@ -240,6 +244,7 @@ def flatline_marks(
                 "flatline",
                 f"{pollutant} {value:g} {UNIT[pollutant]} in every reading for {len(run)} hours "
                 f"in a row (≥ {need}; resolution {step:g})",
+                {"value": value, "hours": len(run), "need_hours": need, "resolution": step},
             )
         )
         others[pollutant] = [h for h in run if h != hour_ns]
@@ -260,13 +265,14 @@ def inversion_marks(
     return [Mark(p, hour_ns, hour_ns + NS_PER_HOUR, "pm_inversion", note) for p in ("pm25", "pm10")]
 
 
-def findings(marks: Iterable[Mark]) -> dict[tuple[str, str], str]:
-    """(rule, pollutant) → why, for sensor_flatline and sensor_spike, from the hour's marks."""
-    found: dict[tuple[str, str], str] = {}
+def findings(marks: Iterable[Mark]) -> dict[tuple[str, str], Mark]:
+    """(rule, pollutant) → the mark it alerts on (its note the message, its numbers in the
+    details), for sensor_flatline and sensor_spike, from the hour's marks."""
+    found: dict[tuple[str, str], Mark] = {}
     for mark in marks:
         rule = {"flatline": RULE_FLATLINE, "spike": RULE_SPIKE}.get(mark.reason)
         if rule is not None:
-            found.setdefault((rule, mark.pollutant), mark.note)
+            found.setdefault((rule, mark.pollutant), mark)
     return found
 
 

@@ -37,7 +37,8 @@ class Screened:
     hour_ns: int
     kept: list[HourReading]
     excluded: list[HourReading]
-    findings: dict[tuple[str, str], str] = field(default_factory=dict)  # (rule, pollutant) → why
+    # (rule, pollutant) → the automatic mark sensor_flatline / sensor_spike alert on
+    findings: dict[tuple[str, str], audit.Mark] = field(default_factory=dict)
 
 
 class Auditor:

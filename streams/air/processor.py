@@ -15,6 +15,7 @@ from hazwatch.alerts.model import AlertSignal, AlertSink, Severity
 from hazwatch.base.points import Point
 from hazwatch.devices.decode import Decoded
 from hazwatch.streams.air import aqi, coverage, daily
+from hazwatch.streams.air.audit import Mark
 from hazwatch.streams.air.auditor import Auditor
 from hazwatch.streams.air.rules import (
     NS_PER_HOUR,
@@ -75,7 +76,8 @@ class HourResult:
     minutes: dict[str, int]  # valid minutes per pollutant
     moving: dict[str, float] = field(default_factory=dict)  # so2_24h, …, o3_8h
     result: aqi.AqiResult | None = None
-    quality: dict[tuple[str, str], str] = field(default_factory=dict)  # (rule, pollutant) → why
+    # (rule, pollutant) → the audit's mark it alerts on: its note and numbers
+    quality: dict[tuple[str, str], Mark] = field(default_factory=dict)
     # the standards that rate the hour (those in force at its start) and its limit grade
     edition: AqiEdition = field(default_factory=lambda: aqi_edition_at(0))
     limits: LimitSet = field(default_factory=lambda: limits_at(0))
@@ -400,8 +402,8 @@ class AirProcessor:
         subject = f"{hour.site}/{hour.station}"
         for rule in SENSOR_RULES:
             for pollutant in aqi.POLLUTANTS:
-                why = hour.quality.get((rule, pollutant))
-                if why is None:
+                mark = hour.quality.get((rule, pollutant))
+                if mark is None:
                     self.alerts.clear(rule, f"{subject}/{pollutant}", at_ns)
                     continue
                 self.alerts.raise_alert(
@@ -409,10 +411,10 @@ class AirProcessor:
                         rule,
                         f"{subject}/{pollutant}",
                         SEVERITY[rule],
-                        why,
+                        mark.note,
                         hour.site,
                         at_ns,
-                        {"hour_ns": hour.hour_ns, "pollutant": pollutant},
+                        {"hour_ns": hour.hour_ns, "pollutant": pollutant, **mark.numbers},
                     )
                 )
         self._alert_limits(hour, subject, at_ns)
@@ -432,7 +434,12 @@ class AirProcessor:
                 f"primary {result.primary_text}",
                 hour.site,
                 at_ns,
-                {"aqi": result.aqi, "level": result.level.number, "hour_ns": hour.hour_ns},
+                {
+                    "aqi": result.aqi,
+                    "level": result.level.number,
+                    "hour_ns": hour.hour_ns,
+                    "primary": list(result.primary),
+                },
             )
         )
 

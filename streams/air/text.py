@@ -1,7 +1,10 @@
 """The air rules' details in Chinese and English (air_exceedance, aqi_level, sensor_flatline,
-sensor_spike), from the alert's fields and, for the data audit's findings, the numbers its
-sentence carries: for messages, the alert API and the CLI. Also the pollutants' and the
-averaging periods' names as a sentence says them.
+sensor_spike), from the alert's fields: for messages, the alert API and the CLI. Also the
+pollutants' and the averaging periods' names as a sentence says them.
+
+Only an alert stored before its numbers were fields (the data audit's `value`, `hours`,
+`need_hours`, `resolution`, `top`, `median`; the AQI's `primary`) is read back from its
+message, by the patterns below kept for those alone.
 
 Never judge air here: the rules did (rules.py, audit.py); this module only says what they found.
 """
@@ -32,13 +35,14 @@ PERIOD_WORDS = {  # a limit key's averaging period (standards.py: so2_1h, o3_8h,
 GRADE_WORDS = {1: ("一级", "grade I"), 2: ("二级", "grade II")}
 _NUM = r"-?[0-9][0-9.e+]*"
 _UNIT = r"(?:mg|µg)/m³"
-# the data audit's notes (audit.py flatline_marks, spike_marks): what they carry
+# the data audit's notes (audit.py flatline_marks, spike_marks) and the AQI's message
+# (processor.py), read for alerts stored without the fields only
 _FLATLINE = re.compile(
-    rf"^(?P<p>\w+) (?P<value>{_NUM}) {_UNIT} in every reading for (?P<hours>\d+) hours in a "
-    rf"row \(≥ (?P<need>\d+); resolution (?P<step>{_NUM})\)$"
+    rf"^(?P<pollutant>\w+) (?P<value>{_NUM}) {_UNIT} in every reading for (?P<hours>\d+) hours "
+    rf"in a row \(≥ (?P<need_hours>\d+); resolution (?P<resolution>{_NUM})\)$"
 )
 _SPIKE = re.compile(
-    rf"^(?P<p>\w+) jumped to (?P<top>{_NUM}) {_UNIT} against an hourly median of "
+    rf"^(?P<pollutant>\w+) jumped to (?P<top>{_NUM}) {_UNIT} against an hourly median of "
     rf"(?P<median>{_NUM})$"
 )
 _PRIMARY = re.compile(r"primary (?P<primary>.*)$")
@@ -81,8 +85,12 @@ def aqi_detail(alert: Alert) -> Detail | None:
     """The hour's AQI, its level and category (HJ 633), and its primary pollutants."""
     value = int(str(alert.details["aqi"]))
     level = aqi.LEVELS[int(str(alert.details["level"])) - 1]
-    found = _PRIMARY.search(alert.message)
-    primary = [p.strip() for p in found["primary"].split(",") if p.strip()] if found else []
+    kept = alert.details.get("primary")
+    if isinstance(kept, list):
+        primary = [str(p) for p in kept]
+    else:  # stored before `primary` was a field
+        found = _PRIMARY.search(alert.message)
+        primary = [p.strip() for p in found["primary"].split(",") if p.strip()] if found else []
     named_zh = [_item(p, "zh") for p in primary]
     named_en = [_item(p, "en") for p in primary]
     levels_zh = "一二三四五六"[level.number - 1]
@@ -107,26 +115,39 @@ def _item(item: str, lang: str) -> str:
     )
 
 
+def _fields(alert: Alert, names: tuple[str, ...], old: re.Pattern[str]) -> dict[str, object]:
+    """The alert's `pollutant` and `names` from its details, or for an alert stored before
+    they were fields, from its message by `old` (empty: neither has them)."""
+    d = alert.details
+    if all(n in d for n in ("pollutant", *names)):
+        return {n: d[n] for n in ("pollutant", *names)}
+    found = old.match(alert.message)
+    return found.groupdict() if found is not None else {}
+
+
 def flatline_detail(alert: Alert) -> Detail | None:
-    found = _FLATLINE.match(alert.message)
-    if found is None:
+    f = _fields(alert, ("value", "hours", "need_hours", "resolution"), _FLATLINE)
+    if not f:
         return None
-    name, unit = pollutant_word(found["p"]), unit_of(found["p"])
-    value, step = number(found["value"]), number(found["step"])
+    pollutant = str(f["pollutant"])
+    name, unit = pollutant_word(pollutant), unit_of(pollutant)
+    value, step = number(f["value"]), number(f["resolution"])
+    hours, need = int(str(f["hours"])), int(str(f["need_hours"]))
     return Detail(
-        f"{name} 连续 {found['hours']} 小时的每个读数都是 {value} {unit}（阈值 {found['need']} "
+        f"{name} 连续 {hours} 小时的每个读数都是 {value} {unit}（阈值 {need} "
         f"小时；仪器分辨率 {step}），这些小时的数据标为无效",
-        f"{name} {value} {unit} in every reading for {found['hours']} hours in a row "
-        f"(≥ {found['need']}; resolution {step}); those hours are marked invalid",
+        f"{name} {value} {unit} in every reading for {hours} hours in a row "
+        f"(≥ {need}; resolution {step}); those hours are marked invalid",
     )
 
 
 def spike_detail(alert: Alert) -> Detail | None:
-    found = _SPIKE.match(alert.message)
-    if found is None:
+    f = _fields(alert, ("top", "median"), _SPIKE)
+    if not f:
         return None
-    name, unit = pollutant_word(found["p"]), unit_of(found["p"])
-    top, median = number(found["top"]), number(found["median"])
+    pollutant = str(f["pollutant"])
+    name, unit = pollutant_word(pollutant), unit_of(pollutant)
+    top, median = number(f["top"]), number(f["median"])
     return Detail(
         f"{name} 读数突升至 {top} {unit}，而该小时中位数为 {median} {unit}，这些读数标为无效",
         f"{name} jumped to {top} {unit} against an hourly median of {median}; those readings "

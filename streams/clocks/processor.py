@@ -172,7 +172,12 @@ class ClockProcessor:
                         ),
                         site=site,
                         at_ns=now_ns,
-                        details={"offset_s": round(offset / NS_PER_S, 3), "family": family},
+                        details={
+                            "offset_s": round(offset / NS_PER_S, 3),
+                            "family": family,
+                            "samples": estimate.samples,
+                            "tolerance_s": self.settings.tolerance_s,
+                        },
                     )
                 )
             else:

@@ -669,7 +669,8 @@ class CustodyProcessor:
                 message=violation.message,
                 site=violation.site,
                 at_ns=violation.at_ns,
-                details={"event_id": violation.event_id},
+                # the sentence's values, for streams/custody/text.py and the alert API
+                details={"event_id": violation.event_id, "params": dict(violation.params)},
                 evidence=violation.event_id,
             )
         )

@@ -332,6 +332,10 @@ class Diagnostic:
     clock_error_ns: int = 0  # its time is good to ± this (CustodyEvent.clock_error_ns)
 
 
+# A finding's number or name as its rule keeps it: JSON-able (custody store, alert details)
+Param = str | int | float | list[str]
+
+
 @dataclass(frozen=True, slots=True)
 class Violation:
     rule: str
@@ -339,7 +343,12 @@ class Violation:
     event_id: str
     at_ns: int
     site: str
-    message: str
+    message: str  # the rule's English sentence (logs, the alert's message, `hazwatch trace`)
+    # what the sentence says, as values: sites, devices, stages, numbers unrounded, and
+    # `variant` for a rule of several sentences (streams/custody/text.py says them in Chinese
+    # and English from these, not from the sentence); kept beside it in the custody store and
+    # the alert's details (`params`)
+    params: Mapping[str, Param] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1058,11 +1067,18 @@ class Findings:
     deadlines: list[int] = field(default_factory=list)
 
     def violate(
-        self, rule: str, event: CustodyEvent | Diagnostic, message: str, at_ns: int | None = None
+        self,
+        rule: str,
+        event: CustodyEvent | Diagnostic,
+        message: str,
+        params: Mapping[str, Param],
+        at_ns: int | None = None,
     ) -> None:
         at = event.ts_ns if at_ns is None else at_ns
         event_id = event.event_id if isinstance(event, CustodyEvent) else event.pass_id
-        self.violations.append(Violation(rule, self.subject, event_id, at, event.site, message))
+        self.violations.append(
+            Violation(rule, self.subject, event_id, at, event.site, message, params)
+        )
 
 
 Check = Callable[[Case, Findings], None]
@@ -1094,6 +1110,12 @@ def skipped_stage(case: Case, found: Findings) -> None:
                 "skipped_stage",
                 event,
                 f"{event.stage} at {event.site}/{event.device} without {skipped}",
+                {
+                    "stage": event.stage,
+                    "site": event.site,
+                    "device": event.device,
+                    "stages": list(STAGES[top + 1 : index]),
+                },
             )
         if index > top:
             top = index
@@ -1112,6 +1134,12 @@ def backward_stage(case: Case, found: Findings) -> None:
                 event,
                 f"{event.stage} at {event.site}/{event.device} after the batch "
                 f"reached {STAGES[top]}",
+                {
+                    "stage": event.stage,
+                    "site": event.site,
+                    "device": event.device,
+                    "stage_top": STAGES[top],
+                },
             )
         if index > top:
             top = index
@@ -1130,6 +1158,13 @@ def disposed_tag(case: Case, found: Findings) -> None:
                 event,
                 f"tag {event.epc} read at {event.site}/{event.device} ({event.stage}) after "
                 f"its batch was disposed at {disposed.site}",
+                {
+                    "epc": event.epc,
+                    "site": event.site,
+                    "device": event.device,
+                    "stage": event.stage,
+                    "disposed": disposed.site,
+                },
             )
 
 
@@ -1160,6 +1195,14 @@ def cloned_tag(case: Case, found: Findings) -> None:
                     f"tag {event.epc} read at {previous.site} and {event.site}, "
                     f"{distance:.0f} km apart, {hours * 60:.0f} min between "
                     f"(faster than {max_speed_kmh:g} km/h)",
+                    {
+                        "epc": event.epc,
+                        "site_a": previous.site,
+                        "site_b": event.site,
+                        "km": distance,
+                        "minutes": hours * 60,
+                        "speed_kmh": max_speed_kmh,
+                    },
                 )
         previous = event
 
@@ -1181,6 +1224,11 @@ def weight_mismatch(case: Case, found: Findings) -> None:
             receipt,
             f"received {receipt.net_kg:g} kg, generated {generated_kg:g} kg "
             f"(tolerance {tolerance:.1f} kg)",
+            {
+                "received_kg": receipt.net_kg,
+                "generated_kg": generated_kg,
+                "tolerance_kg": tolerance,
+            },
         )
 
 
@@ -1200,6 +1248,12 @@ def storage_overdue(case: Case, found: Findings) -> None:
             leave,
             f"left storage at {site} after {(out_ns - in_ns) / NS_PER_DAY:.0f} days "
             f"(limit {limit_days:g})",
+            {
+                "variant": "left",
+                "site": site,
+                "days": (out_ns - in_ns) / NS_PER_DAY,
+                "limit_days": limit_days,
+            },
         )
     elif out_ns is None and case.now_ns - in_ns <= limit_ns:
         found.deadlines.append(in_ns + limit_ns + 1)
@@ -1209,6 +1263,7 @@ def storage_overdue(case: Case, found: Findings) -> None:
             "storage_overdue",
             stored,
             f"still in storage at {site} after its limit of {limit_days:g} days",
+            {"variant": "still", "site": site, "limit_days": limit_days},
             in_ns + limit_ns,
         )
 
@@ -1230,6 +1285,11 @@ def transit_overdue(case: Case, found: Findings) -> None:
             arrival,
             f"arrived {(arrival.ts_ns - dispatch.ts_ns) / NS_PER_H:.1f} h after dispatch "
             f"(limit {limit_h:g} h)",
+            {
+                "variant": "arrived",
+                "hours": (arrival.ts_ns - dispatch.ts_ns) / NS_PER_H,
+                "limit_h": limit_h,
+            },
         )
     elif arrival is None and case.now_ns - dispatch.ts_ns <= limit_ns:
         found.deadlines.append(dispatch.ts_ns + limit_ns + 1)
@@ -1238,6 +1298,7 @@ def transit_overdue(case: Case, found: Findings) -> None:
             "transit_overdue",
             dispatch,
             f"not received within {limit_h:g} h of dispatch",
+            {"variant": "not_received", "limit_h": limit_h},
             dispatch.ts_ns + limit_ns,
         )
 
@@ -1253,6 +1314,7 @@ def wrong_receiver(case: Case, found: Findings) -> None:
             "wrong_receiver",
             receipt,
             f"received at {receipt.site}, manifest {manifest.manifest} names {manifest.receiver}",
+            {"site": receipt.site, "manifest": manifest.manifest, "receiver": manifest.receiver},
         )
 
 
@@ -1272,6 +1334,11 @@ def manifest_split(case: Case, found: Findings) -> None:
             dispatch,
             f"dispatched {(own - first_ns) / NS_PER_H:.1f} h after the first batch of "
             f"manifest {manifest.manifest}",
+            {
+                "variant": "late",
+                "hours": (own - first_ns) / NS_PER_H,
+                "manifest": manifest.manifest,
+            },
         )
     elif own is None and case.now_ns - first_ns <= window_ns:
         found.deadlines.append(first_ns + window_ns + 1)
@@ -1280,6 +1347,7 @@ def manifest_split(case: Case, found: Findings) -> None:
             "manifest_split",
             events[-1],
             f"not dispatched with the other batches of manifest {manifest.manifest}",
+            {"variant": "missing", "manifest": manifest.manifest},
             first_ns + window_ns,
         )
 
@@ -2087,6 +2155,7 @@ class Tracker:
                                 p.site,
                                 f"tag {epc} read at {p.site}/{p.device} ({p.reads} reads) "
                                 "belongs to no registered batch",
+                                {"epc": epc, "site": p.site, "device": p.device, "reads": p.reads},
                             )
                         )
         return found
@@ -2197,6 +2266,7 @@ class Tracker:
             hit_ns,
             site,
             f"storing {stay_kg:g} kg took {site} over its {limit_kg:g} kg limit",
+            {"kg": stay_kg, "site": site, "limit_kg": limit_kg},
         )
 
     def _events_of(self, batch_id: str) -> tuple[list[CustodyEvent], ManifestInfo | None]:

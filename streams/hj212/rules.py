@@ -128,5 +128,11 @@ class RefusedPeers:
             f"（最近一次：MN {mn}，{reason}）",
             "",
             at_ns,
-            {"peer": peer, "refusals": len(times), "last_reason": reason, "last_mn": mn},
+            {
+                "peer": peer,
+                "refusals": len(times),
+                "last_reason": reason,
+                "last_mn": mn,
+                "window_min": minutes,
+            },
         )

@@ -1,5 +1,7 @@
 """The HJ 212 link's rules' details in Chinese and English (hj212_auth_refused,
-station_mean_mismatch), from the alert's fields: for messages, the alert API and the CLI.
+station_mean_mismatch), from the alert's fields: for messages, the alert API and the CLI. A
+refusals alert stored before its window was a field (`window_min`) has it read from its
+message.
 
 Never judge a station or a peer here: the rules did (streams/hj212/rules.py).
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 
 from hazwatch.alerts.model import Alert
-from hazwatch.alerts.text import Detail, Formatter
+from hazwatch.alerts.text import Detail, Formatter, number
 from hazwatch.streams.hj212.rules import AUTH_REFUSED, MEAN_MISMATCH
 
 # why the gateway refused a packet (ingest/hj212_gateway.py, the dead letter's reason)
@@ -19,6 +21,8 @@ REASON_WORDS = {
     "unknown_serial": ("数采仪序列号未登记", "data logger serial not registered"),
     "decrypt_failed": ("无法解密", "could not be decrypted"),
 }
+# the refusals alert's message (rules.py RefusedPeers), read for alerts stored without
+# `window_min` only
 _MINUTES = re.compile(r"在 (?P<minutes>[0-9.]+) 分钟内")
 POLLUTANTS = {"pm25": "PM2.5", "pm10": "PM10", "so2": "SO₂", "no2": "NO₂", "co": "CO", "o3": "O₃"}
 
@@ -27,9 +31,13 @@ def refused_detail(alert: Alert) -> Detail | None:
     d = alert.details
     reason = str(d["last_reason"])
     zh_reason, en_reason = REASON_WORDS.get(reason, (reason, reason))
-    found = _MINUTES.search(alert.message)
-    within_zh = f"在 {found['minutes']} 分钟内 " if found else ""
-    within_en = f" within {found['minutes']} min" if found else ""
+    minutes: str | None = None
+    if d.get("window_min") is not None:
+        minutes = number(d["window_min"])
+    elif (found := _MINUTES.search(alert.message)) is not None:
+        minutes = found["minutes"]
+    within_zh = f"在 {minutes} 分钟内 " if minutes is not None else ""
+    within_en = f" within {minutes} min" if minutes is not None else ""
     return Detail(
         f"地址 {d['peer']} {within_zh}{d['refusals']} 次发送被拒的 HJ 212 报文"
         f"（最近一次：MN {d['last_mn']}，{zh_reason}）",

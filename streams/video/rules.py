@@ -753,5 +753,9 @@ class VideoRules:
             f"read at {', '.join(door.readers)} within {s.door_window_s:.0f} s",
             SEVERITY[DOOR_MOTION_NO_READ],
             evidence=door.evidence,
-            details={"readers": list(door.readers), "motion": door.motion},
+            details={
+                "readers": list(door.readers),
+                "motion": door.motion,
+                "window_s": s.door_window_s,
+            },
         )

@@ -1,5 +1,6 @@
 """The video rules' details in Chinese and English (frame gaps, tamper, door motion with no
-read, blind reads), from the alert's fields: for messages, the alert API and the CLI.
+read, blind reads), from the alert's fields: for messages, the alert API and the CLI. A door
+motion alert stored before its window was a field (`window_s`) has it read from its message.
 
 Never judge a camera here: the rules did (streams/video/rules.py).
 """
@@ -34,6 +35,7 @@ TAMPER_WORDS = {
     TAMPER_DEFOCUS: ("画面失焦", "out of focus", "清晰度", "sharpness"),
 }
 DOOR_WORDS = {"storage_in": ("贮存入口", "storage in"), "storage_out": ("贮存出口", "storage out")}
+# door motion's message (rules.py), read for alerts stored without `window_s` only
 _WINDOW = re.compile(r"within (?P<s>[0-9.]+) s$")
 
 
@@ -64,9 +66,13 @@ def gap_detail(alert: Alert) -> Detail | None:
 def door_detail(alert: Alert) -> Detail | None:
     camera = _camera(alert)
     readers = [str(r) for r in alert.details["readers"]]  # type: ignore[attr-defined]
-    found = _WINDOW.search(alert.message)
-    window_zh = f"前后 {found['s']} 秒内" if found else ""
-    window_en = f" within {found['s']} s" if found else ""
+    seconds: str | None = None
+    if alert.details.get("window_s") is not None:
+        seconds = f"{float(str(alert.details['window_s'])):.0f}"
+    elif (found := _WINDOW.search(alert.message)) is not None:
+        seconds = found["s"]
+    window_zh = f"前后 {seconds} 秒内" if seconds is not None else ""
+    window_en = f" within {seconds} s" if seconds is not None else ""
     return Detail(
         f"贮存间门口摄像机 {camera} 检测到移动，{window_zh}读写器 {'、'.join(readers)} "
         "没有任何标签读取",

@@ -1,15 +1,19 @@
 """Every rule's finding in Chinese and English: each rule of the catalog raised by its own code
 (the custody Tracker, the presence, clocks, air and video processors and rules, the HJ 212
-link's rules), its alert said by its part's formatter (streams/<part>/text.py), and the
-Chinese checked to hold no English sentence (ids, codes, numbers and units allowed); then
-the same words in a DingTalk message, in /api/alerts and in `hazwatch alerts show`.
+link's rules), its alert said by its part's formatter (streams/<part>/text.py) from its
+fields alone (the message blanked), the Chinese checked to hold no English sentence (ids,
+codes, numbers and units allowed), and an alert stored before the fields (its message only)
+said the same; then the same words in a DingTalk message, in /api/alerts and in `hazwatch
+alerts show`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,6 +22,7 @@ from hazwatch.alerts.model import Alert, AlertSignal, AlertState, ListSink
 from hazwatch.alerts.text import FAMILY_WORDS, Detail, detail_of
 from hazwatch.base.statedb import StateDB
 from hazwatch.streams.catalog import rule_details, rule_specs
+from hazwatch.streams.custody.rules import RULES as CUSTODY_RULES
 from hazwatch.streams.presence.rules import DEVICE_OFFLINE
 
 S = 1_000_000_000
@@ -66,12 +71,14 @@ def english_words(zh: str, alert: Alert) -> set[str]:
 
 
 def custody_signals() -> list[AlertSignal]:
-    from tests.unit.test_screen_api import _every_custody_finding
+    from hazwatch.streams.custody.processor import CustodyProcessor
+    from tests.unit.test_screen_api import _every_custody_violation
 
-    return [
-        AlertSignal(rule, "B-2026-0001", rule_specs()[rule].severity, message, "jy-0012", S)
-        for rule, message in _every_custody_finding()
-    ]
+    sink = ListSink()
+    for violation in _every_custody_violation():
+        # the processor's own alert of a violation (its details: event id and params)
+        CustodyProcessor._raise(SimpleNamespace(alerts=sink), violation)  # type: ignore[arg-type]
+    return sink.raised
 
 
 def presence_signals() -> list[AlertSignal]:
@@ -217,6 +224,77 @@ def test_every_rules_detail_is_chinese_and_english_from_its_fields(every_rule: l
         )
         assert said.en and not re.search(r"[\u4e00-\u9fff]", said.en.replace(
             str(alert.details.get("standard", "")), "")), said  # fmt: skip
+
+
+def test_every_rules_detail_is_said_from_its_fields_not_its_message(
+    every_rule: list[Alert],
+) -> None:
+    for alert in every_rule:
+        blank = dataclasses.replace(alert, message="")  # no sentence left to read numbers from
+        assert detail_of(blank, rule_details()) == detail_of(alert, rule_details()), alert.rule
+
+
+# the fields each part's alerts gained over their message: an alert stored before them had
+# only its message to say these from
+NEWER_FIELDS = {
+    "sensor_flatline": ("value", "hours", "need_hours", "resolution"),
+    "sensor_spike": ("top", "median"),
+    "aqi_level": ("primary",),
+    "clock_skew": ("samples", "tolerance_s"),
+    "hj212_auth_refused": ("window_min",),
+    "door_motion_no_read": ("window_s",),
+    **{rule: ("params",) for rule in CUSTODY_RULES},
+}
+
+
+def test_an_alert_stored_before_its_fields_still_reads_the_same(every_rule: list[Alert]) -> None:
+    for alert in every_rule:
+        newer = NEWER_FIELDS.get(alert.rule)
+        if newer is None:
+            continue
+        assert all(name in alert.details for name in newer), (alert.rule, alert.details)
+        old = dataclasses.replace(
+            alert, details={k: v for k, v in alert.details.items() if k not in newer}
+        )
+        said_old, said = detail_of(old, rule_details()), detail_of(alert, rule_details())
+        assert said_old.read and said_old == said, (alert.rule, said_old, said)
+    assert {a.rule for a in every_rule} >= set(NEWER_FIELDS)
+
+
+def test_every_custody_violation_is_said_from_its_params_as_from_its_sentence() -> None:
+    from hazwatch.streams.custody.text import SENTENCES, detail
+    from tests.unit.test_screen_api import _every_custody_violation
+
+    found = _every_custody_violation()
+    said_by = set()
+    for v in found:
+        from_params = detail(v.rule, "", v.params)  # no sentence: the params alone
+        assert from_params["read"], (v.rule, v.params)
+        assert from_params == detail(v.rule, v.message), (v.rule, v.message, v.params)
+        said_by.add((v.rule, str(v.params.get("variant", ""))))
+        json.dumps(v.params)  # JSON-able: the custody store and the alert's details keep them
+    # every template of every rule said from params, every rule has one per variant
+    assert said_by == {(s.rule, s.variant) for s in SENTENCES}
+    assert {s.rule for s in SENTENCES} == set(CUSTODY_RULES)
+
+
+def test_a_custody_violation_stored_before_its_params_is_read_from_its_sentence() -> None:
+    from hazwatch.streams.custody.text import detail
+
+    sentence = "left storage at jy-0012 after 400 days (limit 365)"
+    old = detail("storage_overdue", sentence)  # a custody_batch row without `params`
+    assert old == detail("storage_overdue", sentence, None)
+    assert old == {
+        "zh": "在 jy-0012 贮存 400 天后才出库（贮存期限 365 天）",
+        "en": "left storage at jy-0012 after 400 days (limit 365)",
+        "read": True,
+    }
+    params = {"variant": "left", "site": "jy-0012", "days": 400.2, "limit_days": 365.0}
+    assert detail("storage_overdue", "", params) == old
+    # params of another version (a field missing, a number a string): the sentence still says it
+    assert detail("storage_overdue", sentence, {**params, "days": None}) == old
+    assert detail("storage_overdue", sentence, {"variant": "gone"}) == old
+    assert detail("storage_overdue", "", {"variant": "gone"})["read"] is False
 
 
 def test_details_carry_the_alerts_numbers(every_rule: list[Alert]) -> None:

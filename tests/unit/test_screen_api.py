@@ -41,7 +41,7 @@ from hazwatch.streams.air.aqi import LEVELS
 from hazwatch.streams.air.processor import AirProcessor
 from hazwatch.streams.air.store import AirStore
 from hazwatch.streams.custody.processor import CustodyProcessor
-from hazwatch.streams.custody.rules import STAGES, Tracker
+from hazwatch.streams.custody.rules import STAGES, Tracker, Violation
 from hazwatch.streams.custody.store import CustodyStore
 from hazwatch.streams.labels.processor import LabelProcessor
 from hazwatch.streams.labels.store import LabelStore
@@ -446,6 +446,11 @@ def test_timeline_of_a_broken_batch_points_at_the_rule_and_its_event(world: Worl
 def _every_custody_finding() -> list[tuple[str, str]]:
     """(rule, sentence) of every custody rule, each from its smallest story as the custody
     rules' own tests tell it (tests/unit/test_custody_rules.py), judged by the real Tracker."""
+    return [(v.rule, v.message) for v in _every_custody_violation()]
+
+
+def _every_custody_violation() -> list[Violation]:
+    """The violations `_every_custody_finding` says: each with its sentence and its params."""
     from hazwatch.devices.registry import load_file
     from hazwatch.streams.custody.processor import geography
     from hazwatch.streams.custody.rules import NS_PER_DAY, Read
@@ -483,13 +488,12 @@ def _every_custody_finding() -> list[tuple[str, str]]:
     ]
     registry_file = Path(told.__file__).parents[1] / "data" / "registry.toml"
     geo = geography(load_file(registry_file), told.LIMITS)
-    found: list[tuple[str, str]] = []
+    found: list[Violation] = []
     for items, judged_ns, check_ns in stories:
         tracker = Tracker(geo)
-        raised = list(tracker.apply(items, told.T0 + judged_ns).raised)
+        found += tracker.apply(items, told.T0 + judged_ns).raised
         if check_ns is not None:
-            raised += tracker.check(told.T0 + check_ns).raised
-        found += [(v.rule, v.message) for v in raised]
+            found += tracker.check(told.T0 + check_ns).raised
     return found
 
 
