@@ -925,6 +925,12 @@ def test_the_wall_rotates_and_comes_back_after_the_server_restarts(
     page.wait_for_timeout(1000)
     sites = [s for s in screen.get("/api/overview")["sites"] if s["lat"] is not None]
     _assert_map_clear(page, "wMap", sites)
+    every = screen.get("/api/overview")["sites"]
+    rows = page.locator("#wSites tbody tr:not(.more)").count()
+    assert rows == min(3, len(every))  # the worst three, and how many more there are
+    if len(every) > 3:
+        more = page.locator("#wSites tr.more").inner_text()
+        assert more == f"另有 {len(every) - 3} 个站点，详见总览页"
     _shot(page, "wall-zh", full=False)
     seen = {page.evaluate("document.body.dataset.view")}
     deadline = time.monotonic() + 20

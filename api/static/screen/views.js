@@ -284,7 +284,11 @@ export function sitesTableHtml(data, { rows: most = Infinity } = {}) {
       `<td>${storage}</td><td>${alerts}</td>` +
       `<td><span class="state-online">${on}</span> / <span class="state-offline">${off}</span>${unknown ? ` <small class="state-unknown">(${unknown} ${esc(t("dev.unknown"))})</small>` : ""}</td></tr>`;
   }).join("");
-  return `<table><thead><tr>${head}</tr></thead><tbody>${rows}</tbody></table>`;
+  const hidden = data.sites.length - sites.length;  // the wall shows the worst few: say how many more
+  const more = hidden > 0
+    ? `<tr class="more"><td colspan="7">${esc(t("ov.moreSites", { n: hidden }))}</td></tr>`
+    : "";
+  return `<table><thead><tr>${head}</tr></thead><tbody>${rows}${more}</tbody></table>`;
 }
 
 export function aqiBadge(aqi) {
