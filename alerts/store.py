@@ -137,6 +137,10 @@ MIGRATIONS = [
         FROM alerts WHERE state = 'resolved'
     """,
 ]
+# v4 (issue #19, item 5): resolved alerts by when, for pruning them past the ledger's five
+# years (`prune_resolved`); the open list is served by alerts_state (state, opened_ns)
+INDEXES = (("alerts_resolved", "CREATE INDEX alerts_resolved ON alerts (state, resolved_ns)"),)
+MIGRATIONS.append(";".join(create for _, create in INDEXES))
 
 # pg_advisory_xact_lock id taken by every write of this store (module docstring).
 OUTBOX_LOCK = 0x616C65727473  # "alerts"
@@ -617,6 +621,22 @@ class AlertStore:
             params,
         )
         return [_row(r) for r in rows]
+
+    def prune_resolved(self, before_ns: int, *, dry_run: bool = False) -> int:
+        """Delete the alerts resolved before `before_ns` and their history (the outbox rows
+        stay: the sender's cursor reads them); returns how many alerts (would) go."""
+        before = _bounded(before_ns)
+        where = "FROM alerts WHERE state = 'resolved' AND resolved_ns < ?"
+        if dry_run:
+            return _int(self.db.query(f"SELECT COUNT(*) {where}", (before,))[0][0])
+        with self.db.transaction():
+            self._take_outbox_lock()
+            self.db.execute(
+                f"DELETE FROM alert_history WHERE alert_id IN (SELECT alert_id {where})",
+                (before,),
+            )
+            cursor = self.db.execute(f"DELETE {where}", (before,))
+            return max(int(cursor.rowcount), 0)
 
     # -- reads
 

@@ -59,6 +59,9 @@ class StateDB:
             assert self.path is not None
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            # before the first table: a new file gives back what is deleted (incremental_vacuum)
+            # instead of keeping it free for ever; an existing one changes at its next VACUUM
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
@@ -171,6 +174,32 @@ class StateDB:
                         (component, len(migrations)),
                     )
         return max(current, len(migrations))
+
+    def free_bytes(self) -> int:
+        """SQLite: the bytes of free pages in the file (what a vacuum gives back); else 0."""
+        if self.kind != "sqlite":
+            return 0
+        pages = int(self.query("PRAGMA freelist_count")[0][0])
+        return pages * int(self.query("PRAGMA page_size")[0][0])
+
+    def incremental_vacuum(self) -> None:
+        """Give the free pages back to the file system (SQLite with auto_vacuum=INCREMENTAL,
+        every file made since it is set; others: nothing; PostgreSQL's autovacuum does its
+        own)."""
+        if self.kind == "sqlite":
+            # a script runs the pragma to its end (one step of `execute` frees one page);
+            # outside a transaction only (a script commits the one open first)
+            self.conn.executescript("PRAGMA incremental_vacuum;")
+
+    def vacuum(self) -> None:
+        """Rewrite the whole store: SQLite with auto_vacuum=INCREMENTAL from then on (a file
+        made before it needs this once; it takes the write lock and twice the file's room for
+        as long as it runs), PostgreSQL VACUUM ANALYZE."""
+        if self.kind == "sqlite":
+            self.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self.execute("VACUUM")
+        else:
+            self.execute("VACUUM ANALYZE")
 
     def ping(self) -> None:
         try:

@@ -36,6 +36,7 @@ from hazwatch.parts.notify import NotifyPart
 from hazwatch.parts.presence import PresencePart
 from hazwatch.parts.screen import ScreenPart
 from hazwatch.parts.video import VideoPart
+from hazwatch.pruning import Pruned, describe, prune_store
 from hazwatch.settings import Settings, deadletter_limits
 
 log = logging.getLogger("hazwatch.app")
@@ -247,6 +248,7 @@ class HazwatchService:
     def _periodic(self) -> None:
         last_tick = 0.0
         last_prune = -PRUNE_EVERY_S
+        last_store_prune = -float("inf")  # at start, then every [store] prune_every_h
         while not self._stop.wait(0.5):
             self.message_rate.sample(self.pipeline.messages)
             try:
@@ -258,6 +260,9 @@ class HazwatchService:
                 if time.monotonic() - last_prune >= PRUNE_EVERY_S:
                     last_prune = time.monotonic()
                     self.prune_snapshots()
+                if time.monotonic() - last_store_prune >= self.settings.store.prune_every_h * 3600:
+                    last_store_prune = time.monotonic()
+                    self.prune_store()
             except Exception:
                 log.exception("periodic work failed; trying again")
 
@@ -268,6 +273,17 @@ class HazwatchService:
             days = self.settings.snapshot_keep_days
             log.info("deleted %d snapshots older than %g days", len(deleted), days)
         return deleted
+
+    def prune_store(self) -> Pruned:
+        """The state store's prune run ([store], hazwatch/pruning.py), logged in one line."""
+        (custody,) = [part for part in self.parts if isinstance(part, CustodyPart)]
+        cfg = self.settings
+        pruned = prune_store(
+            self.db, cfg.store, cfg.data_dir, self.deadletters,
+            closed_keep_h=cfg.custody.closed_keep_h, custody=custody.store, alerts=self.alerts,
+        )  # fmt: skip
+        log.info("state store: %s", describe(pruned, "en"))
+        return pruned
 
     def close(self) -> None:
         """Stop in order: no new messages, last batch made durable and acked, then the rest."""

@@ -57,11 +57,12 @@ def _register() -> None:
         migrate,
         rfid,
         simulate,
+        store,
         video,
     )
 
     for module in (
-        ingest, demo, simulate, alerts, custody, air, air_audit, hj212, video, rfid, migrate,
+        ingest, demo, simulate, alerts, custody, air, air_audit, hj212, video, rfid, migrate, store,
     ):  # fmt: skip
         module.register(app)
 

@@ -28,6 +28,7 @@ from pydantic_settings import (
 from hazwatch.alerts.settings import AlertSettings
 from hazwatch.base.errors import ConfigError
 from hazwatch.ingest.retention import RetentionSettings
+from hazwatch.pruning import StoreSettings
 from hazwatch.streams.air.settings import HourlySettings
 from hazwatch.streams.clocks.settings import ClockSettings
 from hazwatch.streams.custody.settings import CustodyLimits
@@ -145,6 +146,8 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     # how long each retention policy keeps points (ingest/retention.py, docs/retention.md)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    # what the state store keeps and for how long (hazwatch/pruning.py, docs/store.md)
+    store: StoreSettings = Field(default_factory=StoreSettings)
 
     # evidence snapshots uploaded by camera agents: kept this long, and always while the
     # alert they prove is open or acknowledged

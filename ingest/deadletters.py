@@ -329,6 +329,26 @@ class DeadLetterStore:
             source=sanitize_text(letter.source or source_of(letter.topic), SOURCE_MAX_CHARS),
         )
 
+    def prune_older(self, before_ns: int, *, dry_run: bool = False) -> int:
+        """Delete the letters received before `before_ns` and the suppressed counts of the
+        minutes before it (issue #19 item 5: by age, beside the caps); returns the letters
+        that (would) go."""
+        if dry_run:
+            rows = self.db.query(
+                "SELECT COUNT(*) FROM deadletters WHERE received_ns < ?", (before_ns,)
+            )
+            return int(rows[0][0])
+        with self.db.transaction():
+            cursor = self.db.execute("DELETE FROM deadletters WHERE received_ns < ?", (before_ns,))
+            self.db.execute("DELETE FROM deadletter_suppressed WHERE minute_ns < ?", (before_ns,))
+        pruned = max(int(cursor.rowcount), 0)
+        if pruned:
+            PRUNED.inc(pruned)
+            with self._lock:
+                self.pruned_total += pruned
+        self._count()
+        return pruned
+
     # the caps
     def _maintain(self, force: bool = False) -> None:
         """Count the store again when it is due (or this process's estimate passed a cap);

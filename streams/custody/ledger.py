@@ -327,15 +327,9 @@ def parse_date_ns(text: str, *, end: bool = False) -> int:
 
 
 def ledger_for(store: Any, site: str, start_ns: int, end_ns: int, kind: str | None) -> Ledger:
-    """Build the ledger from a CustodyStore."""
+    """Build the ledger from a CustodyStore: only the batches that can count in [start, end)
+    are read (CustodyStore.ledger_inputs), so a month does not read the whole history."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return build_ledger(
-        site,
-        start_ns,
-        end_ns,
-        store.events_between(start_ns, end_ns),
-        store.all_batches(),
-        store.manifests(),
-        kind,
-    )
+    events, batches, manifests = store.ledger_inputs(start_ns, end_ns)
+    return build_ledger(site, start_ns, end_ns, events, batches, manifests, kind)

@@ -143,6 +143,29 @@ MIGRATIONS = [
     "CREATE INDEX custody_input_ts ON custody_input (ts_ns);"
     "CREATE INDEX custody_pass_last ON custody_pass (last_ns)",
 ]
+# v9 (issue #19, item 5): the indexes a ledger month needs at 500,000 containers (events by
+# time, batches by stage and by when they last moved: CustodyStore.ledger_inputs), and the
+# record of each closed batch whose raw inputs (custody_input, custody_pass) were archived
+# and pruned (streams/custody/retention.py): the digest of its record as kept and of what
+# went, so that it still verifies, and its EPC's rows up to `upto_ns` are gone
+INDEXES = (
+    ("custody_event_ts", "CREATE INDEX custody_event_ts ON custody_event (ts_ns, batch)"),
+    (
+        "custody_batch_stage",
+        "CREATE INDEX custody_batch_stage ON custody_batch (stage, since_ns)",
+    ),
+    (
+        "custody_batch_moved",
+        "CREATE INDEX custody_batch_moved ON custody_batch (since_ns, ts_ns, batch)",
+    ),
+)
+MIGRATIONS.append(
+    ";".join(create for _, create in INDEXES)
+    + ";CREATE TABLE custody_archive (batch {text} PRIMARY KEY, epc {text} NOT NULL, "
+    "upto_ns BIGINT NOT NULL, archived_ns BIGINT NOT NULL, file {text} NOT NULL, "
+    "inputs_sha256 {text} NOT NULL, record_sha256 {text} NOT NULL, inputs INTEGER NOT NULL, "
+    "passes INTEGER NOT NULL)"
+)
 # a stored batch's stay in storage: batch, site, in, out (None: still there), event id, kg
 StoredStay = tuple[str, str, int, int | None, str, float]
 # Any constant: only custody saves take it (StateDB.migrate takes 4242).
@@ -700,7 +723,17 @@ class CustodyStore:
             for m in wanted - manifests.keys():
                 manifests[m] = ManifestInfo(m, (), "", "", 0)  # none stored: none to load
             batch_rows("batch", {b for m in wanted for b in manifests[m].batches} - found.keys())
-        loaded = {b: row for b, row in found.items() if b not in skip}
+        # a batch whose raw inputs were archived (retention.py) is final as stored: never
+        # judged again from what is left of them (its EPC stays "of a batch" all the same)
+        gone: set[str] = set()
+        for part, marks in _parts(found):
+            gone.update(
+                str(r[0])
+                for r in self.db.query(
+                    f"SELECT batch FROM custody_archive WHERE batch IN ({marks})", part
+                )
+            )
+        loaded = {b: row for b, row in found.items() if b not in skip and b not in gone}
         items: list[Input] = [
             Registration(**json.loads(info)) for _, info, _ in loaded.values() if info != "{}"
         ]
@@ -856,6 +889,55 @@ class CustodyStore:
         )
         del start_ns  # callers filter; month-end stock needs everything before the end
         return [_event_row(r) for r in rows]
+
+    def ledger_inputs(
+        self, start_ns: int, end_ns: int
+    ) -> tuple[list[CustodyEvent], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """What ledger.build_ledger needs for [start, end), not the whole history: the full
+        chains, rows and manifests of the batches that can count in it. A batch counts by an
+        event in [start, end) (custody_event_ts), or by a stay in storage over a month end
+        of it with no event in it: one that has moved on since the end and was registered
+        before it (custody_batch_moved), or whose last event, before the start, left it
+        generated or stored (custody_batch_stage). A superset: build_ledger picks exactly."""
+        start = max(INT64_MIN, min(start_ns, INT64_MAX))
+        end = max(INT64_MIN, min(end_ns, INT64_MAX))
+        names: set[str] = set()
+        for query, args in (
+            ("SELECT DISTINCT batch FROM custody_event WHERE ts_ns >= ? AND ts_ns < ?",
+             (start, end)),
+            ("SELECT batch FROM custody_batch WHERE since_ns >= ? AND ts_ns < ?", (end, end)),
+            ("SELECT batch FROM custody_batch WHERE stage IN ('GENERATED', 'STORED') "
+             "AND since_ns < ?", (start,)),
+        ):  # fmt: skip
+            names.update(str(r[0]) for r in self.db.query(query, args))
+        events: list[CustodyEvent] = []
+        batches: dict[str, dict[str, Any]] = {}
+        wanted: set[str] = set()
+        for part, marks in _parts(names):
+            for r in self.db.query(
+                f"SELECT {_EVENT_COLUMNS} FROM custody_event WHERE batch IN ({marks})", part
+            ):
+                event = _event_row(r)
+                events.append(event)
+                if event.manifest:
+                    wanted.add(event.manifest)
+            for r in self.db.query(
+                "SELECT batch, epc, waste_code, site, ts_ns, info, stage, verdict, since_ns, "
+                f"at_site, manifest, violations FROM custody_batch WHERE batch IN ({marks})",
+                part,
+            ):
+                row = _batch_row(r)
+                batches[row["batch"]] = row
+                if row["manifest"]:
+                    wanted.add(row["manifest"])
+        manifests: dict[str, dict[str, Any]] = {}
+        for part, marks in _parts(wanted):
+            for m, body in self.db.query(
+                f"SELECT manifest, body FROM custody_manifest WHERE manifest IN ({marks})", part
+            ):
+                manifests[str(m)] = json.loads(body)
+        events.sort(key=lambda e: (e.ts_ns, e.event_id))
+        return events, batches, manifests
 
     def manifests(self) -> dict[str, dict[str, Any]]:
         return {
