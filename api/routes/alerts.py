@@ -33,6 +33,7 @@ from hazwatch.api.params import (
     signer,
 )
 from hazwatch.devices.camera import check_snapshot_name
+from hazwatch.devices.families import FAMILIES
 from hazwatch.devices.timeparse import format_ts
 from hazwatch.streams.catalog import rule_details, rule_specs
 
@@ -65,9 +66,10 @@ class Decision(BaseModel):
 
 
 class Evidence(BaseModel):
-    """Where the evidence of an alert is served: a snapshot, a batch trace, an hourly series."""
+    """Where the evidence of an alert is served: a snapshot, a batch trace, an hourly series,
+    the device as the registry and its last status show it, or the device's measured clock."""
 
-    kind: Literal["snapshot", "batch_trace", "air_hourly"]
+    kind: Literal["snapshot", "batch_trace", "air_hourly", "device", "device_clock"]
     url: str
 
 
@@ -142,8 +144,12 @@ def evidence_link(alert: Alert) -> dict[str, str] | None:
     """The route that serves what the alert is about, or None when none does.
 
     A snapshot the evidence names (video rules) → `/api/snapshots/{name}`; a custody rule
-    about a batch → `/api/batches/{batch}/trace`; an air rule → the station's hourly means
-    from a day before the alert to the hour after it (`/api/air/{station}/hourly`).
+    about a batch → `/api/batches/{batch}/trace`; an air rule, and a station's own mean that
+    differs from hazwatch's (`station_mean_mismatch`) → the station's hourly means from a day
+    before the alert to the hour after it (`/api/air/{station}/hourly`); a device gone offline
+    → its row in `/api/devices` (site and family); a skewed clock → the clock measured
+    (`/api/devices/{site}/{family}/{device}/clock`). An unknown tag (no batch holds it) and a
+    refused HJ 212 peer have nothing served to point at: their details say what was seen.
     """
     if alert.evidence:
         try:
@@ -156,15 +162,28 @@ def evidence_link(alert: Alert) -> dict[str, str] | None:
         return None
     if spec.part == "custody" and spec.subject == "batch" and _fits(IDENT, alert.subject):
         return {"kind": "batch_trace", "url": f"/api/batches/{alert.subject}/trace"}
-    if spec.part == "air":
-        parts = alert.subject.split("/")
-        if len(parts) >= 2 and _fits(SEGMENT, parts[1]):
-            hour = alert.details.get("hour_ns")
-            at_ns = hour if isinstance(hour, int) else alert.opened_ns
-            start = (at_ns - 24 * NS_PER_H) // NS_PER_MS
-            end = (at_ns + 2 * NS_PER_H) // NS_PER_MS
-            url = f"/api/air/{parts[1]}/hourly?from={start}&to={end}"
-            return {"kind": "air_hourly", "url": url}
+    parts = alert.subject.split("/")
+    station = (
+        parts[1]
+        if spec.part == "air" and len(parts) >= 2
+        else parts[0]
+        if alert.rule == "station_mean_mismatch" and len(parts) == 2
+        else None
+    )
+    if station is not None and _fits(SEGMENT, station):
+        hour = alert.details.get("hour_ns")
+        at_ns = hour if isinstance(hour, int) else alert.opened_ns
+        start = (at_ns - 24 * NS_PER_H) // NS_PER_MS
+        end = (at_ns + 2 * NS_PER_H) // NS_PER_MS
+        url = f"/api/air/{station}/hourly?from={start}&to={end}"
+        return {"kind": "air_hourly", "url": url}
+    if spec.subject == "site/family/device" and len(parts) == 3:
+        site, family, device = parts
+        if family in FAMILIES and _fits(SEGMENT, site) and _fits(SEGMENT, device):
+            if alert.rule == "clock_skew":
+                url = f"/api/devices/{site}/{family}/{device}/clock"
+                return {"kind": "device_clock", "url": url}
+            return {"kind": "device", "url": f"/api/devices?site={site}&family={family}"}
     return None
 
 

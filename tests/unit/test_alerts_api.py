@@ -156,6 +156,40 @@ def test_one_alert_with_history_and_evidence_links(client: TestClient, store: Al
     assert missing.status_code == 404 and "no alert" in missing.json()["detail"]
 
 
+def test_devices_clocks_and_stations_own_means_link_to_what_shows_them(tmp_path: Path) -> None:
+    store = AlertStore(StateDB(f"sqlite:///{tmp_path / 'links.db'}"))
+    raised = [
+        AlertSignal(
+            "device_offline", "jy-0012/scale/sc-1", Severity.MAJOR, "offline", "jy-0012", T0, {}
+        ),
+        AlertSignal(
+            "clock_skew", "jy-0012/rfid/st-in", Severity.WARNING, "slow", "jy-0012", T0, {}
+        ),
+        AlertSignal(
+            "station_mean_mismatch", "aq-07/pm25", Severity.WARNING, "differs", "jy-0013", T0,
+            {"hour_ns": T0},
+        ),
+        AlertSignal("unknown_tag", "E2801100", Severity.WARNING, "unknown", "jy-0012", T0, {}),
+    ]  # fmt: skip
+    for s in raised:
+        store.raise_alert(s)
+    client = client_of(store, tmp_path)
+    links = {
+        rule: client.get(f"/api/alerts/{alert_id(store, rule)}").json()["evidence_link"]
+        for rule in ("device_offline", "clock_skew", "station_mean_mismatch", "unknown_tag")
+    }
+    start, end = (T0 - 24 * 60 * NS_MIN) // 10**6, (T0 + 120 * NS_MIN) // 10**6
+    assert links == {
+        "device_offline": {"kind": "device", "url": "/api/devices?site=jy-0012&family=scale"},
+        "clock_skew": {"kind": "device_clock", "url": "/api/devices/jy-0012/rfid/st-in/clock"},
+        "station_mean_mismatch": {
+            "kind": "air_hourly",
+            "url": f"/api/air/aq-07/hourly?from={start}&to={end}",
+        },
+        "unknown_tag": None,  # no batch holds the tag: nothing served to point at
+    }
+
+
 def test_ack_then_resolve_through_the_api(client: TestClient, store: AlertStore) -> None:
     aid = alert_id(store, "tamper_occlusion")
     acked = client.post(

@@ -80,7 +80,12 @@ boot(async (main) => {
     let evidence = "";
     if (link && link.kind === "snapshot") evidence = `<a href="${esc(link.url)}" target="_blank"><img src="${esc(link.url)}" alt="${esc(t("al.evidence"))}"></a>`;
     else if (link && link.kind === "batch_trace") evidence = `<a href="/screen/batch?batch=${encodeURIComponent(a.subject)}">${esc(t("page.batch"))}: ${esc(a.subject)}</a>`;
-    else if (link && link.kind === "air_hourly") evidence = `<a href="/screen/air?station=${encodeURIComponent(a.subject.split("/")[1] || "")}">${esc(t("page.air"))}: ${esc(a.subject)}</a>`;
+    else if (link && link.kind === "air_hourly") {
+      const station = decodeURIComponent((link.url.match(/^\/api\/air\/([^/]+)\//) || ["", ""])[1]);
+      evidence = `<a href="/screen/air?station=${encodeURIComponent(station)}">${esc(t("page.air"))}: ${esc(a.subject)}</a>`;
+    } else if (link && (link.kind === "device" || link.kind === "device_clock")) {
+      evidence = `<a href="/screen/devices">${esc(t("page.devices"))}: ${esc(a.subject)}</a>`;
+    }
     const history = a.history.map((h) => `<li><b>${esc(changeName(h.change))}</b> · ${esc(fmtTs(h.at))} · ${esc(h.actor === a.rule ? ruleName(h.actor) : h.actor)}${h.comment ? `<br><span>${esc(h.comment)}</span>` : ""}</li>`).join("");
     $("detail").innerHTML = `<h2 class="sev-${a.severity}">${esc(severityName(a.severity))} · ${esc(ruleName(a.rule))}</h2>
       <p><small>${esc(ruleDescription(a.rule))}</small></p>
