@@ -40,7 +40,17 @@ if TYPE_CHECKING:
     from hazwatch.ingest.deadletters import DeadLetterLimits
 
 # the part tables a settings file may hold (the nested fields of Settings)
-PART_TABLES = ("custody", "video", "air", "clocks", "presence", "hj212", "alerts", "retention")
+PART_TABLES = (
+    "custody",
+    "video",
+    "air",
+    "clocks",
+    "presence",
+    "hj212",
+    "alerts",
+    "retention",
+    "store",
+)
 # Settings renamed (old -> new, a part's field as part.name): the old name, in env or the file,
 # fails naming the new one instead of being ignored.
 RENAMED: dict[str, str] = {
