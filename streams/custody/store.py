@@ -295,7 +295,13 @@ def violations_json(judgement: Judgement) -> str:
         return "[]"
     return json.dumps(
         [
-            {"rule": v.rule, "event_id": v.event_id, "at_ns": v.at_ns, "message": v.message}
+            {
+                "rule": v.rule,
+                "event_id": v.event_id,
+                "at_ns": v.at_ns,
+                "message": v.message,
+                "params": v.params,
+            }
             for v in judgement.violations
         ],
         ensure_ascii=False,
@@ -1127,6 +1133,8 @@ def trace_document(store: CustodyStore, batch: str, now_ns: int) -> dict[str, An
                 "event_id": v["event_id"],
                 "at": format_ts(int(v["at_ns"])),
                 "message": v["message"],
+                # the sentence's values (Violation.params); None: stored before they were kept
+                "params": v.get("params"),
             }
             for v in row["violations"]
         ],

@@ -529,6 +529,7 @@ def test_timeline_gives_each_finding_in_both_languages(world: World) -> None:
     doc = _get(world, f"/api/batches/{batch}/timeline")
     for violation in doc["violations"]:
         assert violation["detail"]["read"] and violation["detail"]["zh"] != violation["message"]
+        assert violation["params"], violation  # what the detail was said from
     for alert in doc["alerts"]:
         assert set(alert["detail"]) == {"zh", "en", "read"}
 
