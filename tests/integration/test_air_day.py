@@ -1,5 +1,5 @@
-"""50 HJ 212 stations for a simulated day, over TCP (gateway) and MQTT, into `hazwatch serve` and
-InfluxDB 1.x: the hourly means, AQI (HJ 633-2026) and exceedances (GB 3095-2026 transition
+"""HJ 212 stations for a simulated day, at once over TCP (gateway) and MQTT, into `hazwatch serve`
+and InfluxDB 1.x: the hourly means, AQI (HJ 633-2026) and exceedances (GB 3095-2026 transition
 limits) there equal those computed here, exactly, from what was sent.
 
 Never reuse streams/air/ (aqi.py, processor.py, rules.py) to compute the expectation: this is
@@ -39,7 +39,14 @@ pytestmark = pytest.mark.integration
 HAZWATCH = str(Path(sys.executable).parent / "hazwatch")
 NS_MIN = 60 * 10**9
 NS_H = 60 * NS_MIN
-N_STATIONS = int(os.environ.get("AIR_TEST_STATIONS", "50"))
+# Ten stations, five on the gateway's TCP and five on MQTT, all sending at once: what this test
+# checks (every hour's means, AQI and exceedances exact, each fault a dead letter, a lossy
+# station's invalid hours) is per station and hour, and ten interleave their connections in the
+# gateway and their packets in serve's batches as fifty do, with 14,700 packets. Fifty took
+# ~100 s alone and timed out (300 s) on a loaded 2-core machine; the gateway's load of fifty
+# connections at once is test_air_gateway.py's test_many_stations_at_once, and
+# AIR_TEST_STATIONS=50 still runs this one at that size.
+N_STATIONS = int(os.environ.get("AIR_TEST_STATIONS", "10"))
 POLLUTANTS = air.POLLUTANTS
 
 
@@ -168,7 +175,7 @@ def service(mosquitto: Mosquitto, influxd: Influxd, tmp_path: Path) -> Iterator[
             log.close()
 
 
-def test_a_day_of_50_stations_gives_the_hourly_means_and_aqi(
+def test_a_day_of_stations_gives_the_hourly_means_and_aqi(
     service: dict[str, object], mosquitto: Mosquitto, influxd: Influxd
 ) -> None:
     now = time.time_ns()
