@@ -49,5 +49,7 @@ def alert_payload(alert: Alert) -> bytes:
             # escalated), and the alert a new one recurs (its (rule, subject) was resolved)
             "change": alert.last_change.value,
             "recurs": alert.recurs,
+            # the finding's own values (the rule's fields: docs/notifications.md lists them)
+            "details": alert.details,
         }
     )

@@ -19,6 +19,7 @@ ALERT = Alert(
     opened_ns=1,
     updated_ns=2,
     evidence="jy-0012_cam-2_x_1_occlusion.jpg",
+    details={"value": 0.93, "seq": 17},
 )
 
 
@@ -36,6 +37,7 @@ def test_topic_payload_and_point_of_an_alert() -> None:
         "at_ns": 2,
         "change": "opened",
         "recurs": None,
+        "details": {"value": 0.93, "seq": 17},
     }
     point = alert_point(ALERT)
     # at its change, moved within that millisecond by its id (the subject is no tag)
