@@ -9,7 +9,7 @@ a live fleet's do, and one alert per ten containers through the alert store (nin
 resolved); the store is then grown by copies, each with its own ids, earlier by the seed's
 span and two days (bench/startup.py's way, in one INSERT … SELECT per table). Usage:
     .venv/bin/python bench/store.py [--containers 100000,500000] [--seed 5000]
-        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--samples 200]
+        [--postgres postgresql://postgres@127.0.0.1:5432/test] [--samples 200] [--ledger-only]
 """
 
 from __future__ import annotations
@@ -248,7 +248,9 @@ def make_indexes(db: StateDB) -> None:
         db.execute(f"ANALYZE {table}")
 
 
-def measure(dsn: str, label: str, containers: int, seed: int, samples: int) -> None:
+def measure(
+    dsn: str, label: str, containers: int, seed: int, samples: int, ledger_only: bool = False
+) -> None:
     db = Recording(dsn)
     started = time.perf_counter()
     n_alerts = build(db, containers, seed)
@@ -264,6 +266,8 @@ def measure(dsn: str, label: str, containers: int, seed: int, samples: int) -> N
         share = sizes(db, (table,))
         print(f"    {table:<20} {share / 2**20:8.1f} MB  {share / stored:7.0f} B/container")
     calls = queries(db, containers, seed)
+    if ledger_only:
+        calls = {"ledger month": calls["ledger month"]}
     with_ix: dict[str, tuple[float, float]] = {}
     for name, call in calls.items():
         n = samples if "ledger" not in name else max(3, samples // 40)
@@ -300,17 +304,23 @@ def main() -> None:
         ),
         help="a PostgreSQL to create scratch databases on ('' : SQLite only)",
     )
+    parser.add_argument(
+        "--ledger-only", action="store_true", help="time the ledger month only (and its plans)"
+    )
     args = parser.parse_args()
     for containers in (int(c) for c in args.containers.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
-            measure(f"sqlite:///{tmp}/state.db", "SQLite", containers, args.seed, args.samples)
+            measure(
+                f"sqlite:///{tmp}/state.db", "SQLite", containers, args.seed, args.samples,
+                args.ledger_only,
+            )  # fmt: skip
         if args.postgres:
             os.environ["HAZWATCH_TEST_POSTGRES"] = args.postgres
             from tests.services import drop_postgres_database, postgres_database
 
             url = postgres_database()
             try:
-                measure(url, "PostgreSQL", containers, args.seed, args.samples)
+                measure(url, "PostgreSQL", containers, args.seed, args.samples, args.ledger_only)
             finally:
                 drop_postgres_database(url)
 

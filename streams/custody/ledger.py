@@ -8,10 +8,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from bisect import bisect_right
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from hazwatch.devices.timeparse import CHINA
@@ -24,6 +26,7 @@ from hazwatch.streams.custody.rules import (
     STORED,
     CustodyEvent,
 )
+from hazwatch.streams.custody.store import LedgerEvent, ledger_chains
 
 KINDS = {
     "generation": (GENERATED, "产生"),
@@ -118,33 +121,76 @@ def build_ledger(
     waste code seen, and each amount is the sum of distinct containers' weights: a container
     dispatched twice in a month (a return) is transferred once.
     """
-    by_batch: dict[str, list[CustodyEvent]] = defaultdict(list)
-    for event in events:
-        by_batch[event.batch].append(event)
+    by_batch: dict[str, list[LedgerEvent]] = defaultdict(list)
+    for e in events:
+        by_batch[e.batch].append(
+            (e.event_id, e.batch, e.epc, e.stage, e.ts_ns, e.site, e.device, e.net_kg, e.manifest)
+        )
+    return _build(
+        site, start_ns, end_ns, ledger_chains(by_batch.values()), batches, manifests, kind
+    )
+
+
+def _build(
+    site: str,
+    start_ns: int,
+    end_ns: int,
+    chains: Iterable[list[LedgerEvent]],
+    batches: dict[str, dict[str, Any]],
+    manifests: dict[str, dict[str, Any]],
+    kind: str | None,
+) -> Ledger:
+    """build_ledger of each batch's events sorted (CustodyStore.ledger_chains): one pass over
+    each chain, an event at `site` in [start, end) making the row of each kind of its stage
+    (storage out, then transfer: the order the sort by time, batch and record id keeps)."""
     rows: list[dict[str, Any]] = []
     # (month, code) → column → batch → kg: a container counts once per month and column
     summary: dict[tuple[str, str], dict[str, dict[str, float]]] = defaultdict(
         lambda: defaultdict(dict)
     )
-    kinds = [kind] if kind else list(KINDS)
+    column = {GENERATED: "generated_kg", DISPATCHED: "transferred_kg", DISPOSED: "disposed_kg"}
+    # stage → its summary column (or None) and its kinds asked for, in KINDS' order
+    plan: dict[str, tuple[str | None, list[tuple[str, str]]]] = {
+        stage: (column.get(stage), []) for stage in STAGE_INDEX
+    }
+    for k in [kind] if kind else list(KINDS):
+        stage, label = KINDS[k]
+        plan[stage][1].append((k, label))
     months = _months(start_ns, end_ns)
     month_ends = [(month, _month_end_ns(month)) for month in months]
+    ends = [end for _, end in month_ends]
     codes: set[str] = set()
-    for batch_id, chain in by_batch.items():
-        chain.sort(key=lambda e: (e.ts_ns, e.event_id))
+    for chain in chains:
+        batch_id = chain[0][1]
         batch = batches.get(batch_id, {})
         info = batch.get("info", {})
-        gen_kg = next((e.net_kg for e in chain if e.stage == GENERATED), None) or 0.0
-        recv_kg = next((e.net_kg for e in chain if e.stage == RECEIVED and e.net_kg), None)
+        gen_kg = next((e[7] for e in chain if e[3] == GENERATED), None) or 0.0
+        recv_kg = next((e[7] for e in chain if e[3] == RECEIVED and e[7]), None)
         code = batch.get("waste_code", "")
-        for k in kinds:
-            stage, label = KINDS[k]
-            for i, event in enumerate(chain):
-                if event.stage != stage or event.site != site:
-                    continue
-                if not start_ns <= event.ts_ns < end_ns:
-                    continue
-                manifest = event.manifest or batch.get("manifest")
+        verdict = batch.get("verdict", "")
+        # the row's values that are the batch's, said once per batch
+        waste_name = info.get("waste_name") or ""
+        list_name = LIST_NAMES.get(code, "")
+        category = info.get("category") or f"HW{code[-2:]}"
+        container_type = info.get("container_type") or ""
+        handler = info.get("handler") or ""
+        of_batch = batch.get("manifest")
+        previous = ""
+        for event_id, _, epc, stage, ts_ns, at, device, _, event_manifest in chain:
+            before, previous = previous, event_id
+            if at != site or not start_ns <= ts_ns < end_ns:
+                continue
+            name, made = plan[stage]
+            if name is not None:
+                kg = recv_kg or gen_kg if stage == DISPOSED else gen_kg
+                summary[(months[bisect_right(ends, ts_ns)], code)][name][batch_id] = kg
+                codes.add(code)
+            if not made:
+                continue
+            manifest = event_manifest or of_batch
+            time = datetime.fromtimestamp(ts_ns // _NS_PER_S, CHINA).isoformat(timespec="seconds")
+            quantity = round(recv_kg if stage == DISPOSED and recv_kg else gen_kg, 3)
+            for k, label in made:
                 if k == "transfer" and not manifest:
                     continue
                 destination = ""
@@ -152,47 +198,35 @@ def build_ledger(
                     destination = manifests.get(manifest, {}).get("receiver", "")
                 elif stage == STORED:
                     destination = "贮存"
-                quantity = recv_kg if stage == DISPOSED and recv_kg else gen_kg
                 rows.append(
                     {
                         "record_type": label,
-                        "record_id": event.event_id,
+                        "record_id": event_id,
                         "batch": batch_id,
-                        "time": _local(event.ts_ns).isoformat(timespec="seconds"),
-                        "waste_name": info.get("waste_name") or "",
-                        "list_name": LIST_NAMES.get(code, ""),
-                        "category": info.get("category") or f"HW{code[-2:]}",
+                        "time": time,
+                        "waste_name": waste_name,
+                        "list_name": list_name,
+                        "category": category,
                         "waste_code": code,
-                        "quantity": round(quantity, 3),
+                        "quantity": quantity,
                         "unit": "kg",
-                        "container_code": event.epc,
-                        "container_type": info.get("container_type") or "",
+                        "container_code": epc,
+                        "container_type": container_type,
                         "container_count": 1,
-                        "facility": event.device,
-                        "handler": info.get("handler") or "",
+                        "facility": device,
+                        "handler": handler,
                         "destination": destination,
-                        "previous_record": chain[i - 1].event_id if i > 0 else "",
+                        "previous_record": before,
                         "manifest": manifest or "",
-                        "verdict": batch.get("verdict", ""),
+                        "verdict": verdict,
                     }
                 )
-        # monthly summary
-        column = {GENERATED: "generated_kg", DISPATCHED: "transferred_kg", DISPOSED: "disposed_kg"}
-        for event in chain:
-            if event.site != site or not start_ns <= event.ts_ns < end_ns:
-                continue
-            name = column.get(event.stage)
-            if name is not None:
-                kg = recv_kg or gen_kg if event.stage == DISPOSED else gen_kg
-                month = _local(event.ts_ns).strftime("%Y-%m")
-                summary[(month, code)][name][batch_id] = kg
-                codes.add(code)
         for in_ns, out_ns in _stays(chain, site):
             for month, month_end in month_ends:
                 if in_ns < month_end and (out_ns is None or out_ns >= month_end):
                     summary[(month, code)]["stored_month_end_kg"][batch_id] = gen_kg
                     codes.add(code)
-    rows.sort(key=lambda r: (r["time"], r["batch"], r["record_id"]))
+    rows.sort(key=_ROW_ORDER)
     summary_rows = [
         {
             "month": month,
@@ -208,20 +242,24 @@ def build_ledger(
     return Ledger(rows, summary_rows)
 
 
-def _stays(chain: list[CustodyEvent], site: str) -> list[tuple[int, int | None]]:
+_ROW_ORDER = itemgetter("time", "batch", "record_id")
+
+
+def _stays(chain: Sequence[LedgerEvent], site: str) -> list[tuple[int, int | None]]:
     """(in, out or None) of each of a container's stays in storage at `site`: from a STORED
     event to the next event of a later stage (a return stores it again). None from its
     disposal on: a tag seen in storage then holds no waste."""
     stays: list[tuple[int, int | None]] = []
     start: int | None = None
     for event in chain:
-        if start is not None and STAGE_INDEX[event.stage] > STAGE_INDEX[STORED]:
-            stays.append((start, event.ts_ns))
+        stage, ts_ns = event[3], event[4]
+        if start is not None and STAGE_INDEX[stage] > STAGE_INDEX[STORED]:
+            stays.append((start, ts_ns))
             start = None
-        if event.stage == DISPOSED:
+        if stage == DISPOSED:
             return stays
-        if start is None and event.stage == STORED and event.site == site:
-            start = event.ts_ns
+        if start is None and stage == STORED and event[5] == site:
+            start = ts_ns
     if start is not None:
         stays.append((start, None))
     return stays
@@ -331,5 +369,5 @@ def ledger_for(store: Any, site: str, start_ns: int, end_ns: int, kind: str | No
     are read (CustodyStore.ledger_inputs), so a month does not read the whole history."""
     if kind is not None and kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    events, batches, manifests = store.ledger_inputs(start_ns, end_ns)
-    return build_ledger(site, start_ns, end_ns, events, batches, manifests, kind)
+    chains, batches, manifests = store.ledger_inputs(start_ns, end_ns)
+    return _build(site, start_ns, end_ns, chains, batches, manifests, kind)

@@ -9,6 +9,8 @@ import json
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -172,6 +174,35 @@ StoredStay = tuple[str, str, int, int | None, str, float]
 ADVISORY_LOCK = 0x637573746F6479  # "custody"
 # BIGINT: a bound past these would make the driver overflow, not match nothing.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+# A custody event as the ledger reads it (CustodyStore.ledger_inputs): (event_id, batch, epc,
+# stage, ts_ns, site, device, net_kg, manifest), a row as the driver gives it
+LedgerEvent = tuple[str, str, str, str, int, str, str, float | None, str | None]
+_LEDGER_COLUMNS = "event_id, batch, epc, stage, ts_ns, site, device, net_kg, manifest"
+_BY_TIME = itemgetter(4, 0)  # a LedgerEvent's (ts_ns, event_id)
+_BATCH = itemgetter(1)
+
+
+def ledger_chains(chains: Iterable[list[LedgerEvent]]) -> list[list[LedgerEvent]]:
+    """Each batch's events sorted by (time, id), and the batches in the order a sort of all
+    their events by (time, id) would first meet them (the ledger's summary adds weights in
+    that order, as it did when it read the whole history sorted)."""
+    out = []
+    for chain in chains:
+        chain.sort(key=_BY_TIME)
+        out.append(chain)
+    out.sort(key=lambda chain: _BY_TIME(chain[0]))
+    return out
+
+
+def _loads(text: str) -> Any:
+    """JSON read fast (orjson), or by json for what only it reads (NaN written by json.dumps)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
 
 _UPSERT_EVENT = (
     "INSERT INTO custody_event (event_id, batch, epc, stage, ts_ns, site, device, net_kg, "
@@ -898,52 +929,76 @@ class CustodyStore:
 
     def ledger_inputs(
         self, start_ns: int, end_ns: int
-    ) -> tuple[list[CustodyEvent], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    ) -> tuple[list[list[LedgerEvent]], dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
         """What ledger.build_ledger needs for [start, end), not the whole history: the full
         chains, rows and manifests of the batches that can count in it. A batch counts by an
         event in [start, end) (custody_event_ts), or by a stay in storage over a month end
         of it with no event in it: one that has moved on since the end and was registered
         before it (custody_batch_moved), or whose last event, before the start, left it
-        generated or stored (custody_batch_stage). A superset: build_ledger picks exactly."""
+        generated or stored (custody_batch_stage). A superset: build_ledger picks exactly.
+
+        The events as rows of the columns the ledger reads (LedgerEvent, no object per
+        event), one list per batch sorted by (time, id), the batches in the order of their
+        first event (ledger.chains); the month's events are read once, by their time, and
+        only the rest of their batches' chains by batch. A batch row without its violations
+        (the ledger says its verdict) and with its registration decoded."""
         start = max(INT64_MIN, min(start_ns, INT64_MAX))
         end = max(INT64_MIN, min(end_ns, INT64_MAX))
-        names: set[str] = set()
+        by_batch: dict[str, list[LedgerEvent]] = {
+            batch: list(rows)
+            for batch, rows in groupby(
+                self.db.query(
+                    f"SELECT {_LEDGER_COLUMNS} FROM custody_event WHERE ts_ns >= ? "
+                    "AND ts_ns < ? ORDER BY batch",
+                    (start, end),
+                ),
+                _BATCH,
+            )
+        }
+        inside = set(by_batch)
+        others: set[str] = set()
         for query, args in (
-            ("SELECT DISTINCT batch FROM custody_event WHERE ts_ns >= ? AND ts_ns < ?",
-             (start, end)),
             ("SELECT batch FROM custody_batch WHERE since_ns >= ? AND ts_ns < ?", (end, end)),
             ("SELECT batch FROM custody_batch WHERE stage IN ('GENERATED', 'STORED') "
              "AND since_ns < ?", (start,)),
         ):  # fmt: skip
-            names.update(str(r[0]) for r in self.db.query(query, args))
-        events: list[CustodyEvent] = []
+            others.update(r[0] for r in self.db.query(query, args) if r[0] not in inside)
+        for keys, where, extra in (
+            (inside, "AND (ts_ns < ? OR ts_ns >= ?)", (start, end)),  # the rest of a chain
+            (others, "", ()),
+        ):
+            for part, marks in _parts(keys, 2000):
+                for row in self.db.query(
+                    f"SELECT {_LEDGER_COLUMNS} FROM custody_event WHERE batch IN ({marks}) "
+                    + where,
+                    (*part, *extra),
+                ):
+                    chain = by_batch.get(row[1])
+                    if chain is None:
+                        by_batch[row[1]] = [row]
+                    else:
+                        chain.append(row)
         batches: dict[str, dict[str, Any]] = {}
-        wanted: set[str] = set()
-        for part, marks in _parts(names):
-            for r in self.db.query(
-                f"SELECT {_EVENT_COLUMNS} FROM custody_event WHERE batch IN ({marks})", part
-            ):
-                event = _event_row(r)
-                events.append(event)
-                if event.manifest:
-                    wanted.add(event.manifest)
-            for r in self.db.query(
-                "SELECT batch, epc, waste_code, site, ts_ns, info, stage, verdict, since_ns, "
-                f"at_site, manifest, violations FROM custody_batch WHERE batch IN ({marks})",
+        wanted = {row[8] for chain in by_batch.values() for row in chain if row[8]}
+        for part, marks in _parts(by_batch, 2000):
+            for b, waste_code, info, verdict, manifest in self.db.query(
+                "SELECT batch, waste_code, info, verdict, manifest FROM custody_batch "
+                f"WHERE batch IN ({marks})",
                 part,
             ):
-                row = _batch_row(r)
-                batches[row["batch"]] = row
-                if row["manifest"]:
-                    wanted.add(row["manifest"])
+                batches[b] = {
+                    "batch": b, "waste_code": waste_code, "info": _loads(info),
+                    "verdict": verdict, "manifest": manifest,
+                }  # fmt: skip
+                if manifest:
+                    wanted.add(manifest)
         manifests: dict[str, dict[str, Any]] = {}
-        for part, marks in _parts(wanted):
+        for part, marks in _parts(wanted, 2000):
             for m, body in self.db.query(
                 f"SELECT manifest, body FROM custody_manifest WHERE manifest IN ({marks})", part
             ):
-                manifests[str(m)] = json.loads(body)
-        events.sort(key=lambda e: (e.ts_ns, e.event_id))
-        return events, batches, manifests
+                manifests[str(m)] = _loads(body)
+        return ledger_chains(by_batch.values()), batches, manifests
 
     def manifests(self) -> dict[str, dict[str, Any]]:
         return {
