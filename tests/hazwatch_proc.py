@@ -69,9 +69,18 @@ class HazwatchProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(self._api_up, 30, f"hazwatch API on {self.api_port}\n{self.log_tail()}")
-        if wait_connected:
-            wait_for(self._broker_up, 30, f"hazwatch connected to the broker\n{self.log_tail()}")
+        try:
+            wait_for(self._api_up, 30, f"hazwatch API on {self.api_port}")
+            if wait_connected:
+                wait_for(self._broker_up, 30, "hazwatch connected to the broker")
+        except BaseException as exc:
+            # not left running when its test fails here: tests call start() before their
+            # try/finally, and one serve left up consumed every later test's messages on the
+            # shared broker for the rest of a full run (test_poison's, 26 min)
+            self.kill()
+            if isinstance(exc, TimeoutError):
+                raise TimeoutError(f"{exc}\n{self.log_tail()}") from None
+            raise
 
     def _config_args(self) -> list[str]:
         return ["--config", str(self.config)] if self.config is not None else []
