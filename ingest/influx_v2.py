@@ -119,7 +119,17 @@ class InfluxV2Writer:
                     if buckets.find_bucket_by_name(bucket_name(self.bucket, policy.name)):
                         found.add(policy.name)
             except ApiException as exc:
-                if exc.status in (404, 405):  # no buckets API (VictoriaMetrics): no policies
+                if exc.status in (400, 404, 405):  # no buckets API (VictoriaMetrics answers
+                    found.clear()  # 400 "unsupported path"): no policies, the default bucket
+                    return
+                if exc.status in (401, 403):  # a token that may write but not list buckets
+                    log.warning(
+                        "InfluxDB at %s: the token may not read buckets (%s): every point is "
+                        "written to %s, the retention buckets are not used",
+                        self.url,
+                        exc.status,
+                        self.bucket,
+                    )
                     found.clear()
                     return
                 raise write_failure(
