@@ -37,11 +37,40 @@ TIMES = {"ts_ns", "since_ns", "first_ns", "last_ns", "peak_ns", "arrived_ns"}
 TABLES = ("custody_batch", "custody_event", "custody_input", "custody_pass", "custody_manifest")
 
 
-def grow(db: StateDB, copies: int, span_ns: int) -> None:
-    """`copies` more of every stored batch, each with ids suffixed and times moved earlier."""
+def columns_of(db: StateDB, table: str) -> list[str]:
+    """A table's columns in order, on SQLite or PostgreSQL."""
+    if db.kind == "sqlite":
+        return [str(r[1]) for r in db.query(f"PRAGMA table_info({table})")]
+    rows = db.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? "
+        "AND table_schema = current_schema() ORDER BY ordinal_position",
+        (table,),
+    )
+    return [str(r[0]) for r in rows]
+
+
+# what ties each table's rows to a batch: its column, and the batch's column it names
+OWNER = {
+    "custody_batch": ("batch", "batch"),
+    "custody_event": ("batch", "batch"),
+    "custody_input": ("epc", "epc"),
+    "custody_pass": ("epc", "epc"),
+    "custody_manifest": ("manifest", "manifest"),
+}
+
+
+def grow(db: StateDB, copies: int, span_ns: int, first: int = 1, closed_only: bool = False) -> None:
+    """`copies` more of every stored batch, each with ids suffixed and times moved earlier
+    (copies `first`…: a store grown before grows on with the copies after its last one).
+    `closed_only`: copies of the closed lives only (a live fleet's store holds open ones too,
+    and copies of those would be open work years old)."""
     for table in TABLES:
-        columns = [str(r[1]) for r in db.query(f"PRAGMA table_info({table})")]
-        for k in range(1, copies + 1):
+        columns = columns_of(db, table)
+        where = f"{columns[0]} NOT LIKE ?"  # the lives first stored, not copies
+        if closed_only:
+            own, of = OWNER[table]
+            where += f" AND {own} IN (SELECT {of} FROM custody_batch WHERE verdict <> 'open')"
+        for k in range(first, first + copies):
             shift = k * span_ns
             made = [
                 f"{c} || '.{k}'" if c in IDS else f"{c} - {shift}" if c in TIMES else c
@@ -50,7 +79,8 @@ def grow(db: StateDB, copies: int, span_ns: int) -> None:
             with db.transaction():
                 db.execute(
                     f"INSERT INTO {table} ({', '.join(columns)}) "
-                    f"SELECT {', '.join(made)} FROM {table} WHERE {columns[0]} NOT LIKE '%.%'"
+                    f"SELECT {', '.join(made)} FROM {table} WHERE {where}",
+                    ("%.%",),
                 )
 
 
