@@ -17,6 +17,7 @@ from hazwatch.devices.family import DecodeContext
 from hazwatch.devices.registry import RegistryContext
 from hazwatch.ingest.interfaces import StreamProcessor
 from hazwatch.parts import PartContext, Worker
+from hazwatch.pruning import archive_path
 from hazwatch.streams.custody.processor import CustodyProcessor
 from hazwatch.streams.custody.rules import Tracker
 from hazwatch.streams.custody.store import CustodyStore
@@ -37,7 +38,8 @@ class CustodyPart:
             batches=self.tracker.epc_batch,
             accept_unregistered=ctx.settings.hj212.accept_unregistered,
         )
-        self.store = CustodyStore(ctx.db)
+        # a late input for a pruned batch loads it back from its archived line
+        self.store = CustodyStore(ctx.db, archive_path(ctx.settings.store, ctx.settings.data_dir))
         # the tracker is loaded beside ingest (`workers`): the other families are taken from
         # the first second, and /api/health says `starting` until it is ready
         self._processor = CustodyProcessor(

@@ -8,10 +8,12 @@ and the trace's and stays; the raw inputs are only what a late input's load-back
 batch again from. Once a batch is closed (complete, or disposed and broken) for `keep_ns`,
 its EPC's raw rows up to its last event go to a gzip JSON-lines file (one line per EPC, its
 SHA-256 kept) and out of the database; custody_archive keeps, per batch, the digests of its
-record and of that line. From then on the stored verdict is final: a load-back leaves the
-batch as stored (CustodyStore.evicted_inputs), and `verify` checks that nothing of the kept
-record changed, that the archived line is the one archived, and that judging the batch again
-from it gives the stored verdict and the same event ids (the hashes of batch, stage and nth).
+record and of that line. A late input for the tag's newest batch loads it back from that
+line (CustodyStore.evicted_inputs: its rows restored, its custody_archive row gone, archived
+again by a later prune), so that its verdict is what it would be unpruned; `verify` checks
+that nothing of the kept record changed, that the archived line is the one archived, and that
+judging the batch again from it gives the stored verdict and the same event ids (the hashes
+of batch, stage and nth).
 
 Never prune a batch whose manifest lists one that is not pruned with it, nor an EPC's rows
 past the registration of a batch of it that stays.
@@ -37,13 +39,14 @@ from hazwatch.streams.custody.store import (
     _INPUT_COLUMNS,
     _NOTE_COLUMNS,
     _PASS_COLUMNS,
-    INT64_MAX,
     INT64_MIN,
     CustodyStore,
     _input_row,
     _parts,
     _pass_row,
+    life_bounds,
 )
+from hazwatch.streams.custody.store import archived_line as _archived_line
 
 PER_RUN = 2000  # batches looked at per transaction: a run never holds the write lock long
 # a verdict another batch's stay can break (the store's capacity): judged again alone, the
@@ -241,35 +244,13 @@ def prune_raw(
             db.executemany("DELETE FROM custody_pass WHERE epc = ? AND first_ns <= ?", deletes)
 
 
-def _archived_line(archive_dir: Path, file: str, sha: str) -> dict[str, Any] | None:
-    """The archived line whose SHA-256 is `sha` in `file` (None: no file, or no such line)."""
-    path = archive_dir / file
-    if not file or not path.exists():
-        return None
-    with gzip.open(path, "rb") as lines:
-        for line in lines:
-            line = line.rstrip(b"\n")
-            if hashlib.sha256(line).hexdigest() == sha:
-                found: dict[str, Any] = orjson.loads(line)
-                return found
-    return None
-
-
 def _life(db: StateDB, batch: str, line: dict[str, Any]) -> list[Input]:
-    """`batch`'s registration and the archived rows of its tag within its life: after the
-    last event of a batch of the same tag registered before it, before the registration of
-    the next one (a tag's batches one after another: each judged from its own reads)."""
-    rows = db.query("SELECT epc, info, ts_ns FROM custody_batch WHERE batch = ?", (batch,))
-    epc, info, ts_ns = str(rows[0][0]), str(rows[0][1]), int(rows[0][2])
-    lo, hi = INT64_MIN, INT64_MAX
-    for _, since, reg in db.query(
-        "SELECT batch, since_ns, ts_ns FROM custody_batch WHERE epc = ? AND batch <> ?",
-        (epc, batch),
-    ):
-        if int(reg) <= ts_ns:
-            lo = max(lo, int(since))
-        else:
-            hi = min(hi, int(reg))
+    """`batch`'s registration and the archived rows of its tag within its life (`life_bounds`:
+    after the last event of a batch of the same tag registered before it, before the
+    registration of the next one; a tag's batches one after another: each judged from its
+    own reads)."""
+    (info,) = db.query("SELECT info FROM custody_batch WHERE batch = ?", (batch,))[0]
+    lo, hi = life_bounds(db, batch)
     items: list[Input] = [Registration(**json.loads(info))] if info != "{}" else []
     items.extend(_input_row(r[:-1]) for r in line["inputs"] if lo < int(r[6]) < hi)
     items.extend(SeenPass(r[0], _pass_row(r)) for r in line["passes"] if lo < int(r[4]) < hi)

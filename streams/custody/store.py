@@ -5,12 +5,16 @@ Never commit per event: one `save` is one transaction of `executemany` statement
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import logging
 from collections.abc import Container, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,6 +41,8 @@ from hazwatch.streams.custody.rules import (
     Weighing,
     storage_interval,
 )
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = [
     # v1
@@ -258,6 +264,8 @@ _UPSERT_PASS = (
     "clock_error_ns = excluded.clock_error_ns, clock_basis = excluded.clock_basis, "
     "seq = excluded.seq"
 )
+# a pass restored from the archive (CustodyStore._unarchive): one stored since is kept
+_RESTORE_PASS = _UPSERT_PASS.split(" ON CONFLICT")[0] + " ON CONFLICT DO NOTHING"
 _PASS_COLUMNS = (
     "epc, site, device, location, first_ns, last_ns, reads, peak_rssi, antenna, peak_ns, "
     "first_id, peak_id, clock_offset_ns, clock_error_ns, clock_basis"
@@ -342,8 +350,14 @@ def violations_json(judgement: Judgement) -> str:
 class CustodyStore:
     """Reads and writes custody state; `save` writes one call's inputs and changes atomically."""
 
-    def __init__(self, db: StateDB) -> None:
+    def __init__(self, db: StateDB, archive_dir: Path | None = None) -> None:
         self.db = db
+        # where pruned batches' raw inputs were archived ([store] archive_dir): a late input
+        # for one loads it back from its archived line (`evicted_inputs`)
+        self.archive_dir = archive_dir
+        # pruned batches a late input needed whose archived line was not there (no archive
+        # directory, file lost, or no line of the kept digest): judged as stored instead
+        self.archive_misses = 0
         db.migrate("custody", MIGRATIONS)
 
     @contextmanager
@@ -760,8 +774,10 @@ class CustodyStore:
             for m in wanted - manifests.keys():
                 manifests[m] = ManifestInfo(m, (), "", "", 0)  # none stored: none to load
             batch_rows("batch", {b for m in wanted for b in manifests[m].batches} - found.keys())
-        # a batch whose raw inputs were archived (retention.py) is final as stored: never
-        # judged again from what is left of them (its EPC stays "of a batch" all the same)
+        # a batch whose raw inputs were archived (retention.py) comes back from its archived
+        # line, its rows restored (`_unarchive`): judged as if never pruned. One whose line
+        # is not there stays as stored: never judged again from what is left of its rows
+        # (its EPC stays "of a batch" all the same)
         gone: set[str] = set()
         for part, marks in _parts(found):
             gone.update(
@@ -770,6 +786,8 @@ class CustodyStore:
                     f"SELECT batch FROM custody_archive WHERE batch IN ({marks})", part
                 )
             )
+        if back := {b for b in gone if b not in skip}:
+            gone -= self._unarchive(back)
         loaded = {b: row for b, row in found.items() if b not in skip and b not in gone}
         items: list[Input] = [
             Registration(**json.loads(info)) for _, info, _ in loaded.values() if info != "{}"
@@ -788,6 +806,65 @@ class CustodyStore:
             )
             items.extend(SeenPass(r[0], _pass_row(r)) for r in rows)
         return items
+
+    def _unarchive(self, batches: Iterable[str]) -> set[str]:
+        """Restore the raw inputs of these pruned batches from their archived lines (the
+        line's SHA-256 checked against the one kept), under the custody lock: the rows of the
+        line within the batch's life (`life_bounds`) go back into custody_input and
+        custody_pass (a row there already is kept) and its custody_archive row goes, so that
+        the batch is as if never pruned (the next prune archives it again, in a new line).
+        Only a tag's newest batch comes back: an older life's input is its newest batch's
+        (loaded too), and the older one stays as stored. Returns the batches restored; a
+        line not there is logged and counted (`archive_misses`)."""
+        restored: set[str] = set()
+        with self.locked():
+            rows: list[tuple[str, str, str]] = []
+            for part, marks in _parts(batches):
+                rows.extend(
+                    (str(b), str(f), str(h))
+                    for b, f, h in self.db.query(
+                        "SELECT batch, file, inputs_sha256 FROM custody_archive "
+                        f"WHERE batch IN ({marks})",
+                        part,
+                    )
+                )
+            lines: dict[tuple[str, str], dict[str, Any] | None] = {}
+            for batch, file, sha in sorted(rows):
+                lo, hi = life_bounds(self.db, batch)
+                if hi != INT64_MAX:
+                    continue  # a batch of its tag was registered after it: that one's input
+                if (file, sha) not in lines:
+                    lines[file, sha] = (
+                        archived_line(self.archive_dir, file, sha)
+                        if self.archive_dir is not None
+                        else None
+                    )
+                line = lines[file, sha]
+                if line is None:
+                    self.archive_misses += 1
+                    log.warning(
+                        "custody: pruned batch %s needed by a late input, but no archived line "
+                        "of the kept digest in %s (archive directory %s): judged as stored",
+                        batch, file or "(none kept)", self.archive_dir,
+                    )  # fmt: skip
+                    continue
+                inputs = [r for r in line["inputs"] if lo < int(r[6]) < hi]
+                passes = [r for r in line["passes"] if lo < int(r[4]) < hi]
+                # (seq 0: no worker catches up with them; one that needs the batch loads it)
+                if inputs:
+                    self.db.executemany(
+                        _INSERT_INPUT, [(*r[:8], r[13], 0, *r[8:13]) for r in inputs]
+                    )
+                if passes:
+                    self.db.executemany(_RESTORE_PASS, [(*r, 0) for r in passes])
+                self.db.execute("DELETE FROM custody_archive WHERE batch = ?", (batch,))
+                restored.add(batch)
+                log.info(
+                    "custody: batch %s loaded back from %s for a late input (%d inputs, %d "
+                    "passes restored; archived again at a later prune)",
+                    batch, file, len(inputs), len(passes),
+                )  # fmt: skip
+        return restored
 
     def figures(self, batches: Iterable[str]) -> dict[str, tuple[Any, ...]]:
         """Event or pass id → (last read, reads, peak RSSI, antenna, note) as stored, of the
@@ -1075,6 +1152,39 @@ class CustodyStore:
             (limit,),
         )
         return self._seq_events(list(reversed(rows)))
+
+
+def life_bounds(db: StateDB, batch: str) -> tuple[int, int]:
+    """The times between which `batch`'s tag's raw rows are its own, exclusive: after the last
+    event of a batch of the same tag registered before it, before the registration of the
+    next one (INT64_MAX: none after it; a tag's batches one after another)."""
+    ts_ns = int(db.query("SELECT ts_ns FROM custody_batch WHERE batch = ?", (batch,))[0][0])
+    lo, hi = INT64_MIN, INT64_MAX
+    for since, reg in db.query(
+        "SELECT since_ns, ts_ns FROM custody_batch WHERE batch <> ? "
+        "AND epc = (SELECT epc FROM custody_batch WHERE batch = ?)",
+        (batch, batch),
+    ):
+        if int(reg) <= ts_ns:
+            lo = max(lo, int(since))
+        else:
+            hi = min(hi, int(reg))
+    return lo, hi
+
+
+def archived_line(directory: Path, file: str, sha: str) -> dict[str, Any] | None:
+    """The archived line (streams/custody/retention.py) whose SHA-256 is `sha` in `file` under
+    `directory` (None: no file, or no line of that digest: lost or changed)."""
+    path = directory / file
+    if not file or not path.exists():
+        return None
+    with gzip.open(path, "rb") as lines:
+        for line in lines:
+            line = line.rstrip(b"\n")
+            if hashlib.sha256(line).hexdigest() == sha:
+                found: dict[str, Any] = orjson.loads(line)
+                return found
+    return None
 
 
 def _parts(keys: Iterable[str], size: int = 500) -> Iterator[tuple[list[str], str]]:
