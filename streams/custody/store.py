@@ -805,6 +805,9 @@ class CustodyStore:
                 f"SELECT {_PASS_COLUMNS} FROM custody_pass WHERE epc IN ({marks})", part
             )
             items.extend(SeenPass(r[0], _pass_row(r)) for r in rows)
+        # in the order they happened, as they were first applied: a reused tag's older batch
+        # keeps its own passes, its newer one (registered later) takes those after it
+        items.sort(key=lambda item: (item.ts_ns, not isinstance(item, Registration)))
         return items
 
     def _unarchive(self, batches: Iterable[str]) -> set[str]:

@@ -413,11 +413,6 @@ def test_a_pruned_batch_loaded_back_is_archived_again(state_url: str, tmp_path: 
     db.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load-back of a reused tag's lives gives the newest batch every pass, pruned or "
-    "not (docs/store.md, known defect of the load-back, not of pruning)",
-)
 def test_a_reused_tag_read_late_keeps_both_lives(state_url: str) -> None:
     """Nothing pruned: a late read of tag A, A and A2 both evicted, leaves A as it was."""
     db = StateDB(state_url)
