@@ -105,12 +105,7 @@ class InfluxV1Writer:
             query = {**self._auth, "q": f"SHOW RETENTION POLICIES ON {quote_ident(self.db)}"}
             response = self._post("/query", query)
             if response.status_code >= 300:
-                raise write_failure(
-                    response.status_code,
-                    error_text(response),
-                    response.headers.get("Retry-After"),
-                    f"InfluxDB at {self.url}",
-                )
+                raise self._refused(response)
             found.clear()
             found.update(policy_names(response.json()))
 
@@ -136,12 +131,7 @@ class InfluxV1Writer:
             if response.status_code in SPLIT_STATUSES:  # statements built here: said, not spooled
                 results[:] = [{"error": error_text(response)}] * len(statements)
             elif response.status_code >= 300:
-                raise write_failure(
-                    response.status_code,
-                    error_text(response),
-                    response.headers.get("Retry-After"),
-                    f"InfluxDB at {self.url}",
-                )
+                raise self._refused(response)
             else:
                 results[:] = response.json().get("results", [])
 
@@ -169,12 +159,17 @@ class InfluxV1Writer:
             self._create_database()
             response = self._post("/write", params, body, headers)
         if response.status_code >= 300:
-            raise write_failure(
-                response.status_code,
-                error_text(response),
-                response.headers.get("Retry-After"),
-                f"InfluxDB at {self.url}",
-            )
+            raise self._refused(response)
+
+    def _refused(self, response: httpx.Response) -> Exception:
+        """The failure a non-2xx answer of this server is (its status, words and Retry-After),
+        as every request here raises it."""
+        return write_failure(
+            response.status_code,
+            error_text(response),
+            response.headers.get("Retry-After"),
+            f"InfluxDB at {self.url}",
+        )
 
     def _post(
         self,
